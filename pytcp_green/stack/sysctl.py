@@ -1,0 +1,103 @@
+"""Tunables in one registry shaped like Linux's ``/proc/sys/net``, settable at start and at run time.
+
+Names and meanings follow Linux (Documentation/networking/ip-sysctl.rst) so that a user who
+knows one knows the other; values are Python ints, floats (seconds) or strings.  Protocol
+code reads them when it needs them, so a change takes effect for the next decision made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, MutableMapping
+
+Value = int | float | str
+
+DEFAULTS: dict[str, Value] = {
+    # IPv4
+    "net.ipv4.ip_default_ttl": 64,
+    "net.ipv4.ip_local_port_range": "32768 60999",
+    "net.ipv4.icmp_echo_ignore_all": 0,
+    "net.ipv4.icmp_echo_ignore_broadcasts": 1,
+    "net.ipv4.icmp_ratelimit": 1000,  # ms between ICMP errors per destination (token bucket period)
+    "net.ipv4.icmp_ratemask_burst": 50,
+    # ARP / neighbour (seconds, like Linux's *_ms values divided by 1000)
+    "net.ipv4.neigh.default.retrans_time": 1.0,
+    "net.ipv4.neigh.default.base_reachable_time": 30.0,
+    "net.ipv4.neigh.default.delay_first_probe_time": 5.0,
+    "net.ipv4.neigh.default.gc_stale_time": 60.0,
+    "net.ipv4.neigh.default.mcast_solicit": 3,
+    "net.ipv4.neigh.default.ucast_solicit": 3,
+    "net.ipv4.neigh.default.unres_qlen": 101,
+    # UDP
+    "net.core.rmem_default": 212992,
+    "net.core.wmem_default": 212992,
+    # TCP
+    "net.ipv4.tcp_sack": 1,
+    "net.ipv4.tcp_timestamps": 1,
+    "net.ipv4.tcp_window_scaling": 1,
+    "net.ipv4.tcp_congestion_control": "newreno",
+    "net.ipv4.tcp_syn_retries": 6,
+    "net.ipv4.tcp_synack_retries": 5,
+    "net.ipv4.tcp_retries2": 15,
+    "net.ipv4.tcp_fin_timeout": 60.0,
+    "net.ipv4.tcp_tw_timeout": 60.0,  # 2*MSL; Linux hard-codes 60 s (TCP_TIMEWAIT_LEN)
+    "net.ipv4.tcp_keepalive_time": 7200.0,
+    "net.ipv4.tcp_keepalive_intvl": 75.0,
+    "net.ipv4.tcp_keepalive_probes": 9,
+    "net.ipv4.tcp_rmem": "4096 131072 6291456",
+    "net.ipv4.tcp_wmem": "4096 16384 4194304",
+    "net.ipv4.tcp_delack_min": 0.04,  # Linux TCP_DELACK_MIN
+    "net.ipv4.tcp_rto_min": 0.2,
+    "net.ipv4.tcp_rto_max": 120.0,
+    "net.ipv4.tcp_rto_initial": 1.0,
+    "net.ipv4.tcp_max_syn_backlog": 128,
+    "net.core.somaxconn": 4096,
+}
+
+
+class Sysctl(MutableMapping[str, Value]):
+    """The registry.  Unknown names raise KeyError, so a typo never silently configures nothing."""
+
+    def __init__(self, overrides: Mapping[str, Value] | None = None) -> None:
+        self._values: dict[str, Value] = dict(DEFAULTS)
+        for name, value in (overrides or {}).items():
+            self[name] = value
+
+    def __getitem__(self, name: str) -> Value:
+        return self._values[name]
+
+    def __setitem__(self, name: str, value: Value) -> None:
+        if name not in self._values:
+            raise KeyError(f"unknown sysctl {name!r}")
+        current = self._values[name]
+        if isinstance(current, str):
+            self._values[name] = str(value)
+        elif isinstance(current, float):
+            self._values[name] = float(value)
+        else:
+            self._values[name] = int(value)
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError("sysctls cannot be removed; set them back to their default instead")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def int(self, name: str) -> int:
+        value = self._values[name]
+        assert isinstance(value, int)
+        return value
+
+    def float(self, name: str) -> float:
+        value = self._values[name]
+        return float(value)
+
+    def ints(self, name: str) -> tuple[int, ...]:
+        """A space-separated vector such as ``tcp_rmem`` as ints."""
+        return tuple(int(x) for x in str(self._values[name]).split())
+
+    def register(self, name: str, default: Value) -> None:
+        """Add a tunable owned by a protocol module (idempotent)."""
+        self._values.setdefault(name, default)
