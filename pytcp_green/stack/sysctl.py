@@ -7,6 +7,7 @@ code reads them when it needs them, so a change takes effect for the next decisi
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator, Mapping, MutableMapping
 
 Value = int | float | str
@@ -17,8 +18,8 @@ DEFAULTS: dict[str, Value] = {
     "net.ipv4.ip_local_port_range": "32768 60999",
     "net.ipv4.icmp_echo_ignore_all": 0,
     "net.ipv4.icmp_echo_ignore_broadcasts": 1,
-    "net.ipv4.icmp_ratelimit": 1000,  # ms between ICMP errors per destination (token bucket period)
-    "net.ipv4.icmp_ratemask_burst": 50,
+    "net.ipv4.icmp_msgs_per_sec": 1000,  # global ICMP error rate (token bucket), as Linux
+    "net.ipv4.icmp_msgs_burst": 50,
     # ARP / neighbour (seconds, like Linux's *_ms values divided by 1000)
     "net.ipv4.neigh.default.retrans_time": 1.0,
     "net.ipv4.neigh.default.base_reachable_time": 30.0,
@@ -72,9 +73,9 @@ class Sysctl(MutableMapping[str, Value]):
         if isinstance(current, str):
             self._values[name] = str(value)
         elif isinstance(current, float):
-            self._values[name] = float(value)
+            self._values[name] = builtins.float(value)
         else:
-            self._values[name] = int(value)
+            self._values[name] = builtins.int(value)
 
     def __delitem__(self, name: str) -> None:
         raise TypeError("sysctls cannot be removed; set them back to their default instead")
@@ -85,18 +86,17 @@ class Sysctl(MutableMapping[str, Value]):
     def __len__(self) -> int:
         return len(self._values)
 
-    def int(self, name: str) -> int:
+    def int(self, name: str) -> builtins.int:
         value = self._values[name]
         assert isinstance(value, int)
         return value
 
-    def float(self, name: str) -> float:
-        value = self._values[name]
-        return float(value)
+    def float(self, name: str) -> builtins.float:
+        return builtins.float(self._values[name])
 
-    def ints(self, name: str) -> tuple[int, ...]:
+    def ints(self, name: str) -> tuple[builtins.int, ...]:
         """A space-separated vector such as ``tcp_rmem`` as ints."""
-        return tuple(int(x) for x in str(self._values[name]).split())
+        return tuple(builtins.int(x) for x in str(self._values[name]).split())
 
     def register(self, name: str, default: Value) -> None:
         """Add a tunable owned by a protocol module (idempotent)."""

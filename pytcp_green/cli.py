@@ -1,0 +1,159 @@
+"""The ``pytcp-green`` command (also ``python -m pytcp_green``).
+
+Sub-commands:
+
+* ``serve`` — run a stack with the echo, discard and daytime services until Ctrl-C, or until the
+  kernel-side ``--peer CMD`` (run in the lab) exits; then exit with CMD's status.
+* ``demo`` — a lab in which the Linux kernel pings the stack and round-trips a UDP datagram
+  through its echo service, with a short report and the pcap's path.
+
+Every sub-command takes the same stack options (see ``pytcp-green serve --help``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import gevent
+from gevent.event import Event
+
+from pytcp_green.green.services import start_services
+from pytcp_green.host import LAB_KERNEL_IP4, LAB_STACK_IP4, Host, StackOptions
+
+T = TypeVar("T")
+log = logging.getLogger("pytcp_green")
+
+
+def add_stack_options(parser: argparse.ArgumentParser) -> None:
+    """The stack options every sub-command shares; later features add theirs here."""
+    g = parser.add_argument_group("stack options")
+    where = g.add_mutually_exclusive_group()
+    where.add_argument("--lab", action="store_true",
+                       help=f"create a network namespace whose kernel side is {LAB_KERNEL_IP4} and attach "
+                            f"the stack to its TAP as {LAB_STACK_IP4} (needs root); removed on exit")
+    where.add_argument("--tap", metavar="NAME", help="attach to TAP device NAME (created if missing; needs root)")
+    where.add_argument("--tun", metavar="NAME", help="attach to TUN device NAME (bare IP, no Ethernet)")
+    g.add_argument("--ip4", metavar="ADDR/LEN", action="append", default=[],
+                   help="an IPv4 address of the stack, e.g. 198.18.0.2/24 (repeatable)")
+    g.add_argument("--gateway4", metavar="ADDR", help="IPv4 default gateway")
+    g.add_argument("--mtu", type=int, default=1500, help="link MTU (default 1500)")
+    g.add_argument("--pcap", metavar="FILE", help="write every frame in and out to FILE (pcap, Wireshark opens it)")
+    g.add_argument("--impair", metavar="SPEC",
+                   help="impair the link both ways, e.g. 'loss=5%%,delay=10ms,reorder=1%%,dup=1%%,"
+                        "corrupt=0.1%%,rate=100mbit,seed=7'")
+    g.add_argument("--log", metavar="LEVEL", default="warning",
+                   choices=["debug", "info", "warning", "error"], help="log level (default warning)")
+    g.add_argument("--sysctl", metavar="NAME=VALUE", action="append", default=[],
+                   help="set a tunable, e.g. net.ipv4.tcp_sack=0 (repeatable)")
+
+
+def options_from_args(args: argparse.Namespace) -> StackOptions:
+    sysctl = {}
+    for item in args.sysctl:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--sysctl {item!r}: expected NAME=VALUE")
+        sysctl[name.strip()] = value.strip()
+    return StackOptions(lab=args.lab, tap=args.tap, tun=args.tun, ip4=list(args.ip4), gateway4=args.gateway4,
+                        mtu=args.mtu, pcap=args.pcap, impair=args.impair, log=args.log, sysctl=sysctl)
+
+
+def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking call (a subprocess wait) in gevent's threadpool so the stack keeps running."""
+    result: T = gevent.get_hub().threadpool.apply(fn, args, kwargs)
+    return result
+
+
+def _stop_event() -> Event:
+    stop = Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        gevent.signal_handler(sig, stop.set)
+    return stop
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    options = options_from_args(args)
+    if args.peer and not options.lab:
+        raise ValueError("--peer runs its command in the lab: add --lab")
+    with Host(options) as host:
+        services = start_services(host.runtime)
+        where = f"lab {host.lab.netns}" if host.lab else (options.tap or options.tun or "loopback only")
+        print(f"pytcp-green: stack {host.stack_ip4} on {where}; udp echo/7 discard/9 daytime/13", file=sys.stderr)
+        stop = _stop_event()
+        status = 0
+        try:
+            if args.peer:
+                assert host.lab is not None
+                env = dict(os.environ, **host.env())
+                proc = host.lab.popen(["sh", "-c", args.peer], env=env)
+                waiter = gevent.spawn(in_thread, proc.wait)
+                gevent.wait([waiter, stop], count=1)
+                if waiter.ready():
+                    status = int(waiter.value)
+                    print(f"pytcp-green: peer command exited with status {status}", file=sys.stderr)
+                else:
+                    status = 130
+            else:
+                print("pytcp-green: Ctrl-C to stop", file=sys.stderr)
+                stop.wait()
+        finally:
+            gevent.killall(services)
+            if options.log in ("info", "debug"):
+                print(host.stack.stats.report(), file=sys.stderr)
+    return status
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pytcp_green.demo import run_demo
+
+    options = options_from_args(args)
+    options.lab = True
+    if not options.pcap:
+        options.pcap = os.path.join(tempfile.gettempdir(), "pytcp-green-demo.pcap")
+    return run_demo(options)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pytcp-green",
+        description="A TCP/IP stack in Python on a TAP device, driven by gevent greenlets.",
+        epilog="Lab addresses come from 198.18.0.0/15 inside a namespace the command creates and removes.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = sub.add_parser("serve", help="run a stack with echo/discard/daytime services",
+                           description="Run a stack with the UDP echo (7), discard (9) and daytime (13) services "
+                                       "until Ctrl-C, or until the --peer command exits (then exit with its "
+                                       "status). The peer sees PYTCP_GREEN_STACK_IP4 and PYTCP_GREEN_PEER_IP4.")
+    add_stack_options(serve)
+    serve.add_argument("--peer", metavar="CMD",
+                       help="shell command to run on the kernel side of the lab once the stack is up")
+    serve.set_defaults(func=cmd_serve)
+    demo = sub.add_parser("demo", help="the kernel pings the stack and round-trips UDP through it (needs root)")
+    add_stack_options(demo)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=getattr(logging, args.log.upper()), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except (ValueError, OSError, subprocess.SubprocessError) as exc:
+        print(f"pytcp-green {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""ARP (RFC 826) with a neighbour cache whose states follow Neighbor Unreachability Detection.
+
+RFC 826 only says "merge the sender into the table"; RFC 1122 §2.3.2.1 asks a host to detect
+stale entries and to bound the packets queued for an unresolved address.  We use the state
+machine that RFC 4861 §7.3.2 defines for IPv6 (and Linux applies to ARP as well):
+
+    INCOMPLETE --reply--> REACHABLE --reachable_time--> STALE --used--> DELAY
+    DELAY --confirmed--> REACHABLE,  DELAY --delay_first_probe_time--> PROBE
+    PROBE --reply--> REACHABLE,  PROBE/INCOMPLETE --retries exhausted--> removed
+
+Packets for an address being resolved wait in the entry (at most ``unres_qlen``) and leave
+as soon as the reply arrives.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import ipaddress
+import logging
+from collections import deque
+from typing import TYPE_CHECKING
+
+from pytcp_green.stack.timers import Timer
+from pytcp_green.stack.wire.arp import ARP_LEN, ARP_OP_REPLY, ARP_OP_REQUEST, ArpPacket, write_arp
+from pytcp_green.stack.wire.ethernet import (
+    BROADCAST_MAC,
+    ETH_HEADER_LEN,
+    ETHERTYPE_ARP,
+    ETHERTYPE_IP4,
+    write_ethernet,
+)
+
+if TYPE_CHECKING:
+    from pytcp_green.stack.interface import Interface
+    from pytcp_green.stack.stack import Stack
+
+log = logging.getLogger(__name__)
+
+ZERO_MAC = bytes(6)
+
+
+class NeighState(enum.Enum):
+    INCOMPLETE = "INCOMPLETE"
+    REACHABLE = "REACHABLE"
+    STALE = "STALE"
+    DELAY = "DELAY"
+    PROBE = "PROBE"
+
+
+class Neighbour:
+    __slots__ = ("confirmed", "ip", "mac", "probes", "queue", "state", "timer")
+
+    def __init__(self, ip: bytes, state: NeighState, mac: bytes | None) -> None:
+        self.ip = ip
+        self.state = state
+        self.mac = mac
+        self.probes = 0
+        self.queue: deque[bytearray] = deque()
+        self.timer: Timer | None = None
+        self.confirmed = 0.0  # time of the last reachability confirmation
+
+
+class ArpCache:
+    """The neighbour cache of one Ethernet interface."""
+
+    def __init__(self, stack: Stack, iface: Interface) -> None:
+        self.stack = stack
+        self.iface = iface
+        assert iface.mac is not None
+        self.mac: bytes = iface.mac
+        self.entries: dict[bytes, Neighbour] = {}
+
+    # -- tunables, read at each decision so run-time changes apply ---------------------------------
+    def _knob(self, name: str) -> float:
+        return self.stack.sysctl.float(f"net.ipv4.neigh.default.{name}")
+
+    def _reachable_time(self) -> float:
+        # Randomised around the base, as RFC 4861 §6.3.2 asks, so hosts do not probe in lockstep.
+        return self._knob("base_reachable_time") * self.stack.rng.uniform(0.5, 1.5)
+
+    # -- sending --------------------------------------------------------------------------------------
+    def output(self, nexthop: bytes, frame: bytearray, now: float) -> None:
+        """Send an IPv4 ``frame`` (Ethernet header room at offset 0) to the neighbour ``nexthop``."""
+        entry = self.entries.get(nexthop)
+        if entry is not None and entry.mac is not None:
+            if entry.state is NeighState.STALE:
+                self._enter(entry, NeighState.DELAY, now, self._knob("delay_first_probe_time"))
+            write_ethernet(frame, 0, entry.mac, self.mac, ETHERTYPE_IP4)
+            self.iface.tx.append(frame)
+            return
+        if entry is None:
+            entry = Neighbour(nexthop, NeighState.INCOMPLETE, None)
+            self.entries[nexthop] = entry
+            self.stack.stats["arp.resolve"] += 1
+            self._solicit(entry, now)
+        if len(entry.queue) >= int(self._knob("unres_qlen")):
+            entry.queue.popleft()
+            self.stack.stats["arp.drop.unresolved_queue_full"] += 1
+        entry.queue.append(frame)
+
+    def _solicit(self, entry: Neighbour, now: float) -> None:
+        """One request: broadcast while INCOMPLETE, unicast to the known MAC while PROBE."""
+        entry.probes += 1
+        unicast = entry.state is NeighState.PROBE and entry.mac is not None
+        dst_mac = entry.mac if unicast and entry.mac is not None else BROADCAST_MAC
+        src_ip = self.iface.ip4_source_for(entry.ip) or bytes(4)
+        self.send(ARP_OP_REQUEST, dst_mac, src_ip, ZERO_MAC, entry.ip)
+        self._arm(entry, now + self._knob("retrans_time"))
+
+    def send(self, oper: int, dst_mac: bytes, spa: bytes, tha: bytes, tpa: bytes) -> None:
+        frame = bytearray(ETH_HEADER_LEN + ARP_LEN)
+        write_ethernet(frame, 0, dst_mac, self.mac, ETHERTYPE_ARP)
+        write_arp(frame, ETH_HEADER_LEN, oper, self.mac, spa, tha, tpa)
+        self.iface.tx.append(frame)
+        self.stack.stats["arp.tx.request" if oper == ARP_OP_REQUEST else "arp.tx.reply"] += 1
+
+    # -- receiving ------------------------------------------------------------------------------------
+    def receive(self, pkt: ArpPacket, now: float) -> None:
+        stats = self.stack.stats
+        spa, sha, tpa = pkt.spa, pkt.sha, pkt.tpa
+        if sha == self.mac:
+            stats["arp.drop.own_frame"] += 1
+            return
+        if sha[0] & 1:
+            stats["arp.drop.multicast_sender"] += 1  # a sender MAC is never a group address
+            return
+        ours = any(a.ip.packed == tpa for a in self.iface.ip4)
+        entry = self.entries.get(spa)
+        if spa != bytes(4) and (entry is not None or ours):
+            # RFC 826 merge: learn or refresh the sender.  A probe (spa 0.0.0.0, RFC 5227) teaches nothing.
+            self._learn(spa, sha, pkt.oper == ARP_OP_REPLY, now)
+        if not ours:
+            stats["arp.rx.not_for_us"] += 1
+            return
+        if pkt.oper == ARP_OP_REQUEST:
+            stats["arp.rx.request"] += 1
+            self.send(ARP_OP_REPLY, sha, tpa, sha, spa)
+        else:
+            stats["arp.rx.reply"] += 1
+
+    def _learn(self, ip: bytes, mac: bytes, solicited: bool, now: float) -> None:
+        entry = self.entries.get(ip)
+        if entry is None:
+            entry = Neighbour(ip, NeighState.STALE, mac)
+            self.entries[ip] = entry
+            self._arm(entry, now + self._knob("gc_stale_time"))
+            return
+        changed = entry.mac != mac
+        entry.mac = mac
+        if solicited:
+            entry.probes = 0
+            entry.confirmed = now
+            self._enter(entry, NeighState.REACHABLE, now, self._reachable_time())
+        elif changed or entry.state is NeighState.INCOMPLETE:
+            # Unsolicited news (a request, a gratuitous ARP) is not proof of reachability: STALE.
+            entry.probes = 0
+            self._enter(entry, NeighState.STALE, now, self._knob("gc_stale_time"))
+        self._flush(entry)
+
+    def _flush(self, entry: Neighbour) -> None:
+        mac = entry.mac
+        assert mac is not None
+        while entry.queue:
+            frame = entry.queue.popleft()
+            write_ethernet(frame, 0, mac, self.mac, ETHERTYPE_IP4)
+            self.iface.tx.append(frame)
+
+    def confirm(self, ip: bytes, now: float) -> None:
+        """Upper-layer proof that ``ip`` is reachable (RFC 4861 §7.3.1), e.g. TCP acknowledged new data."""
+        entry = self.entries.get(ip)
+        if entry is not None and entry.mac is not None:
+            entry.confirmed = now
+            if entry.state is not NeighState.REACHABLE:
+                entry.probes = 0
+                self._enter(entry, NeighState.REACHABLE, now, self._reachable_time())
+
+    # -- timers ---------------------------------------------------------------------------------------
+    def _enter(self, entry: Neighbour, state: NeighState, now: float, timeout: float) -> None:
+        entry.state = state
+        self._arm(entry, now + timeout)
+
+    def _arm(self, entry: Neighbour, when: float) -> None:
+        if entry.timer is not None:
+            entry.timer.cancel()
+        entry.timer = self.stack.timers.schedule(when, functools.partial(self._expire, entry))
+
+    def _expire(self, entry: Neighbour, now: float) -> None:
+        state = entry.state
+        if state is NeighState.REACHABLE:
+            self._enter(entry, NeighState.STALE, now, self._knob("gc_stale_time"))
+        elif state is NeighState.STALE:
+            self._forget(entry, "arp.gc")
+        elif state is NeighState.DELAY:
+            if entry.confirmed >= now - self._knob("delay_first_probe_time"):
+                self._enter(entry, NeighState.REACHABLE, now, self._reachable_time())
+            else:
+                entry.state = NeighState.PROBE
+                entry.probes = 0
+                self._solicit(entry, now)
+        elif state is NeighState.PROBE:
+            if entry.probes < int(self._knob("ucast_solicit")):
+                self._solicit(entry, now)
+            else:
+                self._forget(entry, "arp.probe_failed")
+        elif entry.probes < int(self._knob("mcast_solicit")):
+            self._solicit(entry, now)
+        else:
+            dropped = len(entry.queue)
+            self.stack.stats["arp.drop.unresolved"] += dropped
+            log.debug("%s: %s did not answer ARP; %d packets dropped",
+                      self.iface.name, ipaddress.IPv4Address(entry.ip), dropped)
+            self._forget(entry, "arp.resolve_failed")
+
+    def _forget(self, entry: Neighbour, counter: str) -> None:
+        self.stack.stats[counter] += 1
+        if entry.timer is not None:
+            entry.timer.cancel()
+        self.entries.pop(entry.ip, None)
+
+    def table(self) -> list[tuple[str, str | None, str]]:
+        """(ip, mac, state) rows, for tools and tests."""
+        return [
+            (str(ipaddress.IPv4Address(e.ip)), e.mac.hex(":") if e.mac else None, e.state.value)
+            for e in self.entries.values()
+        ]

@@ -1,0 +1,212 @@
+"""The IPv4 layer of a host (RFC 791, RFC 1122 §3.2-3.3): addresses, routing, input filtering, output.
+
+Input accepts datagrams for any of our addresses on any interface (the weak host model of
+RFC 1122 §3.3.4.2, as Linux does), for limited and directed broadcast, and for joined multicast
+groups; everything else is counted and dropped (a host never forwards).  Output routes by
+longest prefix match, hands datagrams for our own addresses to the loopback interface, and
+fragments datagrams larger than the link MTU (RFC 791 §3.2, "want PMTU discovery" semantics:
+DF is set on every datagram that fits, as Linux does).  Reassembly is not implemented yet:
+fragments are dropped and counted (``ip4.drop.fragment``).
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+from typing import TYPE_CHECKING
+
+from pytcp_green.link.device import LinkKind
+from pytcp_green.stack.interface import Interface
+from pytcp_green.stack.route import Route4, RouteTable4
+from pytcp_green.stack.wire import Malformed
+from pytcp_green.stack.wire.ethernet import BROADCAST_MAC, ETHERTYPE_IP4, write_ethernet
+from pytcp_green.stack.wire.icmp4 import CODE_PROTO_UNREACH, TYPE_DEST_UNREACH
+from pytcp_green.stack.wire.ip4 import (
+    IP4_HEADER_LEN,
+    PROTO_ICMP,
+    PROTO_TCP,
+    PROTO_UDP,
+    Ip4Packet,
+    write_ip4,
+)
+
+if TYPE_CHECKING:
+    from pytcp_green.stack.stack import Stack
+
+LIMITED_BROADCAST = b"\xff\xff\xff\xff"
+MAX_DATAGRAM = 65535
+
+
+def multicast_mac(group: bytes) -> bytes:
+    """RFC 1112 §6.4: 01-00-5E followed by the low 23 bits of the group address."""
+    return b"\x01\x00\x5e" + bytes((group[1] & 0x7F, group[2], group[3]))
+
+
+class Ip4Layer:
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.routes = RouteTable4()
+        self.local: dict[bytes, Interface] = {}  # our unicast addresses
+        self.broadcast: dict[bytes, Interface] = {}  # directed broadcasts of our subnets
+        self.groups: set[bytes] = {bytes((224, 0, 0, 1))}  # all-hosts is always joined (RFC 1112 §7.2)
+        self._ident = stack.rng.randrange(0x10000)
+
+    # -- configuration -------------------------------------------------------------------------------
+    def add_address(self, iface: Interface, address: ipaddress.IPv4Interface) -> None:
+        if address.ip.packed in self.local:
+            raise ValueError(f"{address.ip} is already assigned")
+        iface.ip4.append(address)
+        self.local[address.ip.packed] = iface
+        net = address.network
+        if net.prefixlen < 31:
+            self.broadcast[net.broadcast_address.packed] = iface
+        self.routes.add(Route4(net, iface))
+
+    def remove_address(self, iface: Interface, address: ipaddress.IPv4Interface) -> None:
+        iface.ip4.remove(address)
+        self.local.pop(address.ip.packed, None)
+        if not any(a.network == address.network for a in iface.ip4):
+            self.broadcast.pop(address.network.broadcast_address.packed, None)
+            self.routes.remove_where(iface, address.network)
+
+    def set_gateway(self, gateway: ipaddress.IPv4Address) -> None:
+        """Install the default route via ``gateway``, on the interface whose subnet holds it."""
+        route = self.routes.lookup(gateway.packed)
+        if route is None or route.gateway is not None:
+            raise ValueError(f"gateway {gateway} is not on a connected subnet")
+        default = ipaddress.IPv4Network("0.0.0.0/0")
+        for iface in self.stack.interfaces.values():
+            self.routes.remove_where(iface, default)
+        self.routes.add(Route4(default, route.iface, gateway.packed))
+
+    # -- input ---------------------------------------------------------------------------------------
+    def receive(self, iface: Interface, buf: memoryview, now: float) -> None:
+        stats = self.stack.stats
+        try:
+            pkt = Ip4Packet.parse(buf)
+        except Malformed as exc:
+            stats["ip4.drop." + exc.reason] += 1
+            return
+        stats["ip4.rx"] += 1
+        dst, src = pkt.dst, pkt.src
+        bcast = False
+        if dst not in self.local:
+            if dst == LIMITED_BROADCAST or dst in self.broadcast or dst in self.groups:
+                bcast = True
+            else:
+                stats["ip4.drop.not_for_us"] += 1
+                return
+        if src == LIMITED_BROADCAST or src in self.broadcast or 224 <= src[0] < 240:
+            stats["ip4.drop.bad_source"] += 1  # RFC 1122 §3.2.1.3: a source is never a group
+            return
+        if src[0] == 127 and iface.kind is not LinkKind.IP:
+            stats["ip4.drop.martian_source"] += 1  # loopback addresses never arrive from a wire
+            return
+        if pkt.is_fragment:
+            stats["ip4.drop.fragment"] += 1
+            return
+        proto = pkt.proto
+        if proto == PROTO_TCP:
+            tcp = self.stack.tcp
+            if bcast or tcp is None:
+                stats["ip4.drop.tcp_broadcast" if bcast else "ip4.drop.no_tcp"] += 1
+                return
+            tcp.receive(src, dst, pkt.payload, now)
+        elif proto == PROTO_UDP:
+            if not self.stack.udp.receive(src, dst, pkt.payload, now, bcast=bcast) and not bcast:
+                self.stack.icmp4.port_unreachable(pkt, now)
+        elif proto == PROTO_ICMP:
+            self.stack.icmp4.receive(iface, pkt, now, bcast)
+        else:
+            stats["ip4.drop.unknown_protocol"] += 1
+            if not bcast:
+                self.stack.icmp4.send_error(pkt, TYPE_DEST_UNREACH, CODE_PROTO_UNREACH, 0, now)
+
+    # -- output --------------------------------------------------------------------------------------
+    def route(self, dst: bytes) -> tuple[Interface, bytes | None] | None:
+        """(interface, gateway) toward ``dst``; our own addresses go through loopback."""
+        if dst in self.local:
+            return self.stack.loopback, None
+        route = self.routes.lookup(dst)
+        if route is None:
+            if dst == LIMITED_BROADCAST or 224 <= dst[0] < 240:
+                # No route for broadcast/multicast: use the first interface with an address.
+                for iface in self.stack.interfaces.values():
+                    if iface.ip4 and iface.kind is LinkKind.ETHERNET:
+                        return iface, None
+            return None
+        return route.iface, route.gateway
+
+    def select_source(self, dst: bytes) -> bytes | None:
+        found = self.route(dst)
+        if found is None:
+            return None
+        iface, gateway = found
+        if dst in self.local:
+            return dst
+        return iface.ip4_source_for(gateway or dst)
+
+    def path_mtu(self, dst: bytes) -> int | None:
+        found = self.route(dst)
+        return None if found is None else found[0].mtu
+
+    def output(
+        self,
+        src: bytes,
+        dst: bytes,
+        proto: int,
+        payload: bytes | bytearray | memoryview,
+        now: float,
+        *,
+        tos: int = 0,
+        ttl: int | None = None,
+    ) -> int:
+        """Send one datagram; returns 0 or an errno.  Fragments it when it exceeds the link MTU."""
+        stats = self.stack.stats
+        found = self.route(dst)
+        if found is None:
+            stats["ip4.tx.no_route"] += 1
+            return errno.ENETUNREACH
+        iface, gateway = found
+        size = len(payload)
+        if IP4_HEADER_LEN + size > MAX_DATAGRAM:
+            return errno.EMSGSIZE
+        if ttl is None:
+            ttl = self.stack.sysctl.int("net.ipv4.ip_default_ttl")
+        self._ident = ident = (self._ident + 1) & 0xFFFF
+        lh = iface.link_header_len
+        if IP4_HEADER_LEN + size <= iface.mtu:
+            frame = bytearray(lh + IP4_HEADER_LEN + size)
+            frame[lh + IP4_HEADER_LEN :] = payload
+            write_ip4(frame, lh, src=src, dst=dst, proto=proto, total_len=IP4_HEADER_LEN + size,
+                      ident=ident, ttl=ttl, tos=tos, df=True)
+            self._link_output(iface, gateway or dst, frame, now)
+            stats["ip4.tx"] += 1
+            return 0
+        # RFC 791 §3.2 fragmentation: every fragment but the last carries a multiple of 8 bytes.
+        chunk = (iface.mtu - IP4_HEADER_LEN) & ~7
+        view = memoryview(payload)
+        for offset in range(0, size, chunk):
+            piece = view[offset : offset + chunk]
+            frame = bytearray(lh + IP4_HEADER_LEN + len(piece))
+            frame[lh + IP4_HEADER_LEN :] = piece
+            write_ip4(frame, lh, src=src, dst=dst, proto=proto, total_len=IP4_HEADER_LEN + len(piece),
+                      ident=ident, ttl=ttl, tos=tos, mf=offset + chunk < size, frag_offset=offset)
+            self._link_output(iface, gateway or dst, frame, now)
+            stats["ip4.tx.fragment"] += 1
+        stats["ip4.tx"] += 1
+        return 0
+
+    def _link_output(self, iface: Interface, nexthop: bytes, frame: bytearray, now: float) -> None:
+        if iface.kind is LinkKind.IP:
+            iface.tx.append(frame)
+            return
+        assert iface.mac is not None and iface.arp is not None
+        if nexthop == LIMITED_BROADCAST or self.broadcast.get(nexthop) is iface:
+            write_ethernet(frame, 0, BROADCAST_MAC, iface.mac, ETHERTYPE_IP4)
+            iface.tx.append(frame)
+        elif 224 <= nexthop[0] < 240:
+            write_ethernet(frame, 0, multicast_mac(nexthop), iface.mac, ETHERTYPE_IP4)
+            iface.tx.append(frame)
+        else:
+            iface.arp.output(nexthop, frame, now)

@@ -1,0 +1,162 @@
+"""The Stack: interfaces, protocol layers, timers and counters, driven entirely by its callers.
+
+Entry points for a runtime (all take ``now``, monotonic seconds):
+
+* :meth:`Stack.receive` — one frame arrived on an interface;
+* :meth:`Stack.poll` — fire the timers that are due; :meth:`Stack.next_deadline` says when;
+* socket calls on the objects :meth:`Stack.socket` returns.
+
+Frames to send accumulate in each :attr:`Interface.tx`; the runtime drains them.  Nothing in
+here reads a clock, sleeps, or touches a file descriptor, and no exception escapes
+:meth:`receive`: malformed input is counted under ``<proto>.drop.<reason>``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import random
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from pytcp_green.link.device import LinkKind
+from pytcp_green.stack.arp import ArpCache
+from pytcp_green.stack.icmp4 import Icmp4Layer
+from pytcp_green.stack.interface import Interface
+from pytcp_green.stack.ip4 import Ip4Layer
+from pytcp_green.stack.sockbase import AF_INET, oserror
+from pytcp_green.stack.stats import Stats
+from pytcp_green.stack.sysctl import Sysctl, Value
+from pytcp_green.stack.timers import Timers
+from pytcp_green.stack.udp import UdpLayer, UdpSocket
+from pytcp_green.stack.wire import Malformed
+from pytcp_green.stack.wire.arp import ArpPacket
+from pytcp_green.stack.wire.ethernet import ETHERTYPE_ARP, ETHERTYPE_IP4, EthernetFrame, is_multicast_mac
+
+if TYPE_CHECKING:
+    from pytcp_green.stack.tcp import TcpLayer, TcpSocket
+
+log = logging.getLogger(__name__)
+
+SOCK_STREAM = 1
+SOCK_DGRAM = 2
+
+
+class Stack:
+    """One host: its interfaces and protocol state.  Not thread-safe: one runtime drives it."""
+
+    def __init__(self, *, sysctl: Mapping[str, Value] | None = None, seed: int | None = None) -> None:
+        self.rng = random.Random(seed)
+        self.timers = Timers()
+        self.stats = Stats()
+        self.sysctl = Sysctl(sysctl)
+        self.interfaces: dict[str, Interface] = {}
+        self.ip4 = Ip4Layer(self)
+        self.icmp4 = Icmp4Layer(self)
+        self.udp = UdpLayer(self)
+        self.tcp: TcpLayer | None = None
+        self._attach_tcp()
+        self.loopback = self.add_interface("lo", LinkKind.IP, mtu=65536)
+        self.add_ip4("lo", "127.0.0.1/8")
+
+    def _attach_tcp(self) -> None:
+        try:  # TODO(integration): TCP is being written alongside; remove this guard once it lands
+            from pytcp_green.stack.tcp import TcpLayer
+        except ImportError:
+            return
+        self.tcp = TcpLayer(self)
+
+    # -- configuration -------------------------------------------------------------------------------
+    def add_interface(self, name: str, kind: LinkKind, mtu: int = 1500, mac: bytes | None = None) -> Interface:
+        if name in self.interfaces:
+            raise ValueError(f"interface {name!r} exists")
+        iface = Interface(name, kind, mtu, mac)
+        if kind is LinkKind.ETHERNET:
+            iface.arp = ArpCache(self, iface)
+        self.interfaces[name] = iface
+        return iface
+
+    def add_ip4(self, iface: str | Interface, address: str | ipaddress.IPv4Interface) -> None:
+        """Assign ``address`` ("198.18.0.2/24") to an interface, with its connected route."""
+        if isinstance(iface, str):
+            iface = self.interfaces[iface]
+        self.ip4.add_address(iface, ipaddress.IPv4Interface(address))
+
+    def set_gateway4(self, gateway: str | ipaddress.IPv4Address) -> None:
+        self.ip4.set_gateway(ipaddress.IPv4Address(gateway))
+
+    # -- runtime entry points ------------------------------------------------------------------------
+    def receive(self, iface: Interface, frame: bytes | bytearray | memoryview, now: float) -> None:
+        """Process one received frame.  Never raises."""
+        try:
+            buf = memoryview(frame)
+            if iface.kind is LinkKind.ETHERNET:
+                self._receive_ethernet(iface, buf, now)
+            elif buf and buf[0] >> 4 == 4:
+                self.ip4.receive(iface, buf, now)
+            else:
+                self.stats["ip.drop.unknown_version"] += 1
+        except Exception:  # a bug must cost one frame, not the stack
+            self.stats["stack.drop.internal_error"] += 1
+            log.exception("internal error while receiving a frame on %s", iface.name)
+
+    def _receive_ethernet(self, iface: Interface, buf: memoryview, now: float) -> None:
+        stats = self.stats
+        try:
+            eth = EthernetFrame.parse(buf)
+        except Malformed as exc:
+            stats["eth.drop." + exc.reason] += 1
+            return
+        if eth.dst != iface.mac and not is_multicast_mac(eth.dst):
+            stats["eth.drop.not_for_us"] += 1
+            return
+        if eth.ethertype == ETHERTYPE_IP4:
+            self.ip4.receive(iface, eth.payload, now)
+        elif eth.ethertype == ETHERTYPE_ARP:
+            try:
+                pkt = ArpPacket.parse(eth.payload)
+            except Malformed as exc:
+                stats["arp.drop." + exc.reason] += 1
+                return
+            assert iface.arp is not None
+            iface.arp.receive(pkt, now)
+        else:
+            stats["eth.drop.unknown_ethertype"] += 1
+
+    def poll(self, now: float) -> None:
+        """Fire every timer that is due."""
+        try:
+            self.timers.run_due(now)
+        except Exception:
+            self.stats["stack.timer_error"] += 1
+            log.exception("internal error in a timer")
+
+    def next_deadline(self) -> float | None:
+        return self.timers.next_deadline()
+
+    # -- sockets -------------------------------------------------------------------------------------
+    def socket(self, family: int = AF_INET, type: int = SOCK_STREAM) -> UdpSocket | TcpSocket:
+        """A core socket; AF_INET only until IPv6 lands."""
+        import errno
+
+        if family != AF_INET:
+            raise oserror(errno.EAFNOSUPPORT)
+        if type == SOCK_DGRAM:
+            return self.udp.socket(family)
+        if type == SOCK_STREAM and self.tcp is not None:
+            return self.tcp.socket(family)
+        raise oserror(errno.ESOCKTNOSUPPORT)
+
+    # -- the contract transports use (addresses are packed bytes) ------------------------------------
+    def ip_output(self, src: bytes, dst: bytes, proto: int, payload: bytes | bytearray | memoryview,
+                  now: float, *, tos: int = 0) -> int:
+        return self.ip4.output(src, dst, proto, payload, now, tos=tos)
+
+    def path_mtu(self, dst: bytes) -> int | None:
+        return self.ip4.path_mtu(dst)
+
+    def select_source(self, dst: bytes) -> bytes | None:
+        return self.ip4.select_source(dst)
+
+    def is_local(self, addr: bytes) -> bool:
+        return addr in self.ip4.local

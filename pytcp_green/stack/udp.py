@@ -1,0 +1,271 @@
+"""UDP (RFC 768, RFC 1122 §4.1): endpoints with bind/connect/sendto/recvfrom and demultiplexing.
+
+Demultiplexing picks, among the sockets bound to the destination port, the most specific one:
+a connected socket whose peer matches beats a socket bound to the destination address, which
+beats a wildcard socket.  Broadcast and multicast datagrams go to every matching socket
+(RFC 1122 §4.1.3.5 / RFC 1112 §6.2).  Connected sockets learn ICMP errors (RFC 1122 §4.1.3.3)
+as a pending error raised by their next call, as Linux does.  A datagram that fits in no
+socket's receive buffer is dropped and counted, never partly kept.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections import deque
+from typing import TYPE_CHECKING
+
+from pytcp_green.stack.ports import Binding, PortTable
+from pytcp_green.stack.sockbase import (
+    AF_INET,
+    POLLERR,
+    POLLIN,
+    POLLOUT,
+    Address,
+    CoreSocket,
+    oserror,
+    pack_host,
+    sockaddr,
+    would_block,
+)
+from pytcp_green.stack.wire import Malformed
+from pytcp_green.stack.wire.ip4 import PROTO_UDP
+from pytcp_green.stack.wire.udp import UDP_HEADER_LEN, UdpDatagram, write_udp
+
+if TYPE_CHECKING:
+    from pytcp_green.stack.stack import Stack
+
+MAX_PAYLOAD4 = 65535 - 20 - UDP_HEADER_LEN
+# What a queued datagram costs against SO_RCVBUF besides its payload (Linux charges skb truesize).
+DATAGRAM_OVERHEAD = 256
+
+
+class UdpSocket(CoreSocket):
+    """One UDP endpoint.  Non-blocking: the runtime turns EAGAIN into a wait."""
+
+    def __init__(self, layer: UdpLayer, family: int) -> None:
+        super().__init__(family)
+        self.layer = layer
+        self.wildcard = bytes(4 if family == AF_INET else 16)
+        self.local_addr = self.wildcard
+        self.local_port = 0
+        self.remote_addr: bytes | None = None
+        self.remote_port = 0
+        self.binding: Binding | None = None
+        self.queue: deque[tuple[bytes, Address]] = deque()
+        self.queued_bytes = 0
+        self.closed = False
+        sysctl = layer.stack.sysctl
+        self.rcvbuf = sysctl.int("net.core.rmem_default")
+        self.sndbuf = sysctl.int("net.core.wmem_default")
+        self.broadcast = False
+        self.reuseaddr = False
+        self.reuseport = False
+        self.tos = 0
+        self.ttl: int | None = None
+
+    # -- addressing ----------------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self.closed:
+            raise oserror(errno.EBADF)
+
+    def bind(self, addr: Address) -> None:
+        self._check_open()
+        if self.binding is not None:
+            raise oserror(errno.EINVAL, "already bound")
+        host, port = addr[0], int(addr[1])
+        local = pack_host(self.family, host)
+        stack = self.layer.stack
+        if local != self.wildcard and not stack.is_local(local) and local not in stack.ip4.broadcast:
+            raise oserror(errno.EADDRNOTAVAIL, host)
+        self._claim(local, port)
+
+    def _claim(self, local: bytes, port: int) -> None:
+        binding = Binding(b"" if local == self.wildcard else local, port, self.reuseaddr, self.reuseport)
+        ports = self.layer.ports
+        self.binding = ports.bind_ephemeral(binding) if port == 0 else ports.bind(binding)
+        self.local_addr = local
+        self.local_port = self.binding.port
+        self.layer.register(self)
+
+    def _autobind(self) -> None:
+        if self.binding is None:
+            self._claim(self.wildcard, 0)
+
+    def connect(self, addr: Address, now: float) -> None:
+        self._check_open()
+        remote = pack_host(self.family, addr[0])
+        port = int(addr[1])
+        if not 0 < port < 65536:
+            raise oserror(errno.EINVAL, "port out of range")
+        self._autobind()
+        self.remote_addr, self.remote_port = remote, port
+        if self.local_addr == self.wildcard:
+            source = self.layer.stack.select_source(remote)
+            if source is None:
+                raise oserror(errno.ENETUNREACH)
+            # Linux fixes the source on connect, and getsockname() shows it.
+            self.local_addr = source
+        self.wake()
+
+    def getsockname(self) -> Address:
+        return sockaddr(self.family, self.local_addr, self.local_port)
+
+    def getpeername(self) -> Address:
+        if self.remote_addr is None:
+            raise oserror(errno.ENOTCONN)
+        return sockaddr(self.family, self.remote_addr, self.remote_port)
+
+    # -- data ----------------------------------------------------------------------------------------
+    def sendto(self, data: bytes | bytearray | memoryview, addr: Address | None, now: float) -> int:
+        self._check_open()
+        self._raise_pending()
+        if addr is None:
+            if self.remote_addr is None:
+                raise oserror(errno.EDESTADDRREQ)
+            dst, dport = self.remote_addr, self.remote_port
+        else:
+            dst, dport = pack_host(self.family, addr[0]), int(addr[1])
+            if not 0 < dport < 65536:
+                raise oserror(errno.EINVAL, "port out of range")
+        size = len(data)
+        if size > MAX_PAYLOAD4:
+            raise oserror(errno.EMSGSIZE)
+        stack = self.layer.stack
+        if (dst == b"\xff\xff\xff\xff" or dst in stack.ip4.broadcast) and not self.broadcast:
+            raise oserror(errno.EACCES, "sending to a broadcast address needs SO_BROADCAST")
+        self._autobind()
+        src = self.local_addr
+        if src == self.wildcard or src in stack.ip4.broadcast:
+            chosen = stack.select_source(dst)
+            if chosen is None:
+                raise oserror(errno.ENETUNREACH)
+            src = chosen
+        buf = bytearray(UDP_HEADER_LEN + size)
+        buf[UDP_HEADER_LEN:] = data
+        write_udp(buf, 0, self.local_port, dport, size, src, dst)
+        err = stack.ip_output(src, dst, PROTO_UDP, buf, now, tos=self.tos)
+        if err:
+            raise oserror(err)
+        stack.stats["udp.tx"] += 1
+        return size
+
+    def recvfrom(self, bufsize: int, now: float, *, peek: bool = False) -> tuple[bytes, Address]:
+        self._check_open()
+        if not self.queue:
+            self._raise_pending()
+            raise would_block()
+        data, source = self.queue[0] if peek else self.queue.popleft()
+        if not peek:
+            self.queued_bytes -= len(data) + DATAGRAM_OVERHEAD
+        # A datagram longer than the buffer is truncated and the rest discarded (recv(2)).
+        return (data[:bufsize] if bufsize < len(data) else data), source
+
+    def _raise_pending(self) -> None:
+        code = self.take_error()
+        if code:
+            raise oserror(code)
+
+    def deliver(self, data: bytes, source: Address) -> bool:
+        cost = len(data) + DATAGRAM_OVERHEAD
+        if self.queued_bytes + cost > self.rcvbuf and self.queue:
+            self.layer.stack.stats["udp.drop.rcvbuf_full"] += 1
+            return False
+        self.queue.append((data, source))
+        self.queued_bytes += cost
+        self.wake()
+        return True
+
+    def set_error(self, code: int) -> None:
+        self._error = code
+        self.wake()
+
+    def poll_mask(self) -> int:
+        if self.closed:
+            return 0
+        mask = POLLOUT
+        if self.queue:
+            mask |= POLLIN
+        if self._error:
+            mask |= POLLERR
+        return mask
+
+    def close(self, now: float | None = None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.binding is not None:
+            self.layer.ports.release(self.binding)
+            self.layer.unregister(self)
+        self.queue.clear()
+        self.wake()
+
+
+class UdpLayer:
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        low, high = stack.sysctl.ints("net.ipv4.ip_local_port_range")
+        self.ports = PortTable(low, high, secret=stack.rng.randbytes(16))
+        self._by_port: dict[int, list[UdpSocket]] = {}
+
+    def socket(self, family: int) -> UdpSocket:
+        return UdpSocket(self, family)
+
+    def register(self, sock: UdpSocket) -> None:
+        self._by_port.setdefault(sock.local_port, []).append(sock)
+
+    def unregister(self, sock: UdpSocket) -> None:
+        holders = self._by_port.get(sock.local_port)
+        if holders and sock in holders:
+            holders.remove(sock)
+            if not holders:
+                del self._by_port[sock.local_port]
+
+    def receive(self, src: bytes, dst: bytes, segment: memoryview, now: float, *, bcast: bool) -> bool:
+        """Deliver one datagram; False when no socket listens on its port (the caller answers ICMP)."""
+        stats = self.stack.stats
+        try:
+            dgram = UdpDatagram.parse(segment, src, dst)
+        except Malformed as exc:
+            stats["udp.drop." + exc.reason] += 1
+            return True  # malformed: dropped, and no ICMP error about it
+        stats["udp.rx"] += 1
+        candidates = self._by_port.get(dgram.dport)
+        if not candidates:
+            stats["udp.drop.no_socket"] += 1
+            return False
+        sport = dgram.sport
+        best: UdpSocket | None = None
+        best_score = -1
+        matched: list[UdpSocket] = []
+        for sock in candidates:
+            if sock.local_addr != sock.wildcard and sock.local_addr != dst and not bcast:
+                continue
+            score = 0
+            if sock.remote_addr is not None:
+                if sock.remote_addr != src or sock.remote_port != sport:
+                    continue
+                score += 2
+            if sock.local_addr != sock.wildcard:
+                score += 1
+            matched.append(sock)
+            if score > best_score:
+                best, best_score = sock, score
+        if best is None:
+            stats["udp.drop.no_socket"] += 1
+            return False
+        data = bytes(dgram.payload)
+        source = sockaddr(best.family, src, sport)
+        for sock in matched if bcast else (best,):
+            sock.deliver(data, source)
+        return True
+
+    def icmp_error(self, src: bytes, dst: bytes, quoted: memoryview, err: int, now: float) -> None:
+        """An ICMP error about a datagram we sent from ``src`` to ``dst``; reported to connected sockets."""
+        if len(quoted) < 4:
+            return
+        sport = int.from_bytes(quoted[0:2], "big")
+        dport = int.from_bytes(quoted[2:4], "big")
+        for sock in self._by_port.get(sport, ()):
+            if sock.remote_addr == dst and sock.remote_port == dport:
+                sock.set_error(err)
+                self.stack.stats["udp.icmp_error_delivered"] += 1
