@@ -1,0 +1,57 @@
+"""A stack attached to a lab namespace whose far side is the Linux kernel, shared by a test module."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import gevent
+import pytest
+
+from pytcp_green.cli import in_thread
+from pytcp_green.green.services import start_services
+from pytcp_green.host import Host, StackOptions
+
+
+def lab_skip_reason() -> str | None:
+    from pytcp_green.lab import lab_unavailable_reason
+
+    return lab_unavailable_reason()
+
+
+class KernelPeer:
+    """The running stack plus helpers that run commands on the kernel side without blocking the hub."""
+
+    def __init__(self, host: Host, pcap: Path) -> None:
+        self.host = host
+        self.pcap = pcap
+        assert host.lab is not None and host.stack_ip4 is not None
+        self.lab = host.lab
+        self.stack_ip = str(host.stack_ip4.ip)
+        self.kernel_ip = str(host.lab.kernel_ip4.ip)
+
+    def run(self, argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run a kernel-side command to completion in a worker thread, so the stack keeps answering."""
+        result: subprocess.CompletedProcess[str] = in_thread(self.lab.run, argv, timeout=timeout)
+        return result
+
+    def python(self, code: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        import sys
+
+        return self.run([sys.executable, "-c", code, *args], timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KernelPeer]:
+    reason = lab_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    pcap = tmp_path_factory.mktemp("pcap") / "stack.pcap"
+    with Host(StackOptions(lab=True, pcap=str(pcap))) as host:
+        services = start_services(host.runtime)
+        gevent.sleep(0)  # let the services bind before the first test talks to them
+        try:
+            yield KernelPeer(host, pcap)
+        finally:
+            gevent.killall(services)
