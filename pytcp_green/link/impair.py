@@ -331,10 +331,15 @@ class Impairment:
         data = bytes(frame)  # our own copy: the caller may reuse its buffer
         if spec.duplicate and self._dup_rng.random() < spec.duplicate:
             stats["duplicated"] += 1
-            self._transmit(data, now)
-        self._transmit(data, now)
+            first = self._transmit(data, now, None)
+            self._transmit(data, now, first)
+        else:
+            self._transmit(data, now, None)
 
-    def _transmit(self, data: bytes, now: float) -> None:
+    def _transmit(self, data: bytes, now: float, twin: _Held | None) -> _Held | None:
+        """Schedule one copy; returns its hold record if reordering held it back.  ``twin`` is the
+        held first copy of a duplicate: the second copy does not count as overtaking it, since
+        nobody could see the difference."""
         spec = self.spec
         if spec.corrupt and self._corrupt_rng.random() < spec.corrupt:
             data = self._corrupt(data)
@@ -348,12 +353,14 @@ class Impairment:
             when = max(done, when + self._jitter_rng.uniform(-spec.jitter, spec.jitter))
         when = max(when, self._last_in_order)
         if spec.reorder and self._reorder_rng.random() < spec.reorder:
-            self._held.append(_Held(self.reorder_depth, when + self.reorder_max_hold, data))
-            return
+            held = _Held(self.reorder_depth, when + self.reorder_max_hold, data)
+            self._held.append(held)
+            return held
         self._last_in_order = when
         heapq.heappush(self._heap, (when, next(self._seq), data))
         if self._held:
-            self._overtake(when)
+            self._overtake(when, twin)
+        return None
 
     def _corrupt(self, data: bytes) -> bytes:
         if len(data) <= self.corrupt_offset:
@@ -364,14 +371,16 @@ class Impairment:
         self.stats["corrupted"] += 1
         return bytes(buf)
 
-    def _overtake(self, when: float) -> None:
-        """A frame was just scheduled at ``when``: count it against every held frame and release
-        those it was the last to overtake, right behind it."""
+    def _overtake(self, when: float, twin: _Held | None) -> None:
+        """A frame was just scheduled at ``when``: count it against every held frame (but its own
+        ``twin``) and release those it was the last to overtake, right behind it."""
         still_held: list[_Held] = []
         for held in self._held:
             if held.fallback < when:
                 # Its hold expires before this frame arrives: it goes out at the fallback, ahead of it.
                 self._release(held)
+            elif held is twin:
+                still_held.append(held)
             elif held.remaining <= 1:
                 self.stats["reordered"] += 1
                 heapq.heappush(self._heap, (when, next(self._seq), held.data))

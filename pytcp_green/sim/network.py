@@ -1,0 +1,331 @@
+"""Several stacks on impaired links under a virtual clock: reproducible network scenarios in one process.
+
+A :class:`Simulation` owns the clock.  It moves frames from each interface's transmit queue
+into an :class:`~pytcp_green.link.impair.Impairment` (one per direction of a link), hands the
+frames that come out to the stack at the far end, and fires the stacks' timers, all at the
+virtual time ``now``.  When nothing more can happen at ``now`` it jumps straight to the
+earliest next event (a frame due on a link or a stack deadline).  Nothing ever sleeps, so
+seconds of protocol time (retransmission timeouts, TIME-WAIT) pass in microseconds, and
+everything random is derived from the simulation's seed, so a failing scenario is replayed by
+rerunning it with the same seed.
+
+The simulator only moves bytes; it does not care what link kind the frames are.  It needs this
+much of a stack (the runtime contract of :mod:`pytcp_green.stack`)::
+
+    stack.interfaces: Mapping[str, iface]    # iface.name: str, iface.tx: deque of frames to send
+    stack.receive(iface, frame, now) -> None
+    stack.poll(now) -> None                  # fires due timers
+    stack.next_deadline() -> float | None
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+from collections import deque
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Any, Protocol, TypeVar
+
+from pytcp_green.link.device import LinkKind
+from pytcp_green.link.impair import Impairment, ImpairSpec
+from pytcp_green.link.pcap import PcapWriter, linktype_for
+
+
+class SimInterface(Protocol):
+    """What the simulator uses of an interface: a name and the queue of frames to send."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def tx(self) -> deque[bytes | bytearray]: ...
+
+
+IfaceT = TypeVar("IfaceT", bound=SimInterface)
+
+
+class SimStack(Protocol[IfaceT]):
+    """What the simulator uses of a stack (see the module docstring)."""
+
+    @property
+    def interfaces(self) -> Mapping[str, IfaceT]: ...
+
+    def receive(self, iface: IfaceT, frame: bytes | memoryview, now: float, /) -> None: ...
+
+    def poll(self, now: float, /) -> None: ...
+
+    def next_deadline(self) -> float | None: ...
+
+
+@dataclasses.dataclass(eq=False)
+class Direction:
+    """One way of a link: frames sent on ``src_iface`` arrive on ``dst_iface`` through ``impairment``."""
+
+    src_stack: SimStack[Any]
+    src_iface: SimInterface
+    dst_stack: SimStack[Any]
+    dst_iface: SimInterface
+    impairment: Impairment
+    pcap: PcapWriter | None = None
+    delivered: int = 0
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return self.impairment.stats
+
+
+@dataclasses.dataclass(eq=False)
+class Link:
+    """A cable made by :meth:`Simulation.connect` (two directions) or :meth:`Simulation.loopback` (one)."""
+
+    name: str
+    ab: Direction
+    ba: Direction | None
+    pcap: PcapWriter | None = None
+
+    @property
+    def directions(self) -> tuple[Direction, ...]:
+        return (self.ab,) if self.ba is None else (self.ab, self.ba)
+
+
+class Simulation:
+    """A virtual clock and the links between stacks.  See the module docstring.
+
+    ``max_rounds`` bounds how many times frames may bounce at one instant (links with zero
+    latency) before the simulation gives up with RuntimeError instead of spinning forever.
+    """
+
+    def __init__(self, seed: int, *, start: float = 1000.0, max_rounds: int = 100_000) -> None:
+        self.seed = seed
+        # Not 0: a stack that treats 0 as "never" or computes now - 0 must not be flattered.
+        self.now = start
+        self.max_rounds = max_rounds
+        self.stacks: list[SimStack[Any]] = []
+        self.links: list[Link] = []
+        self.stats: dict[str, int] = {"delivered": 0, "unplugged": 0}
+        self._directions: list[Direction] = []
+        self._attached: list[SimInterface] = []  # compared by identity
+
+    # --- building the network -------------------------------------------------------------
+
+    def derive_seed(self, label: str) -> int:
+        """A 63-bit seed for ``label`` derived from the simulation seed: give each stack's own
+        randomness (ISNs, ports, MACs) one of these and the whole scenario replays from one seed."""
+        return random.Random(f"pytcp_green.sim:{self.seed}:{label}").getrandbits(63)
+
+    def add_stack(self, stack: SimStack[Any]) -> None:
+        """Have the simulation fire ``stack``'s timers (connect and loopback do this themselves)."""
+        if not any(s is stack for s in self.stacks):
+            self.stacks.append(stack)
+
+    def connect(
+        self,
+        stack_a: SimStack[IfaceT],
+        iface_a: IfaceT | str,
+        stack_b: SimStack[Any],
+        iface_b: SimInterface | str,
+        spec_ab: ImpairSpec | None = None,
+        spec_ba: ImpairSpec | None = None,
+        latency: float = 0.001,
+        *,
+        pcap: str | os.PathLike[str] | None = None,
+    ) -> Link:
+        """Cable ``iface_a`` of ``stack_a`` to ``iface_b`` of ``stack_b`` (interfaces by object or name).
+
+        Each direction gets its own :class:`Impairment`; ``latency`` is added to its delay.  A
+        spec without a seed gets one derived from the simulation seed and the link's position.
+        ``pcap``: a file receiving every frame delivered on the link, both ways, stamped with
+        the virtual time of delivery (both ends must then have the same link kind).
+        """
+        ia = self._resolve(stack_a, iface_a)
+        ib = self._resolve(stack_b, iface_b)
+        if ia is ib:
+            raise ValueError("connect: both ends are the same interface; use loopback()")
+        # Validate everything before changing any state, so a refused connect leaves no trace.
+        self._check_free(ia)
+        self._check_free(ib)
+        index = len(self.links)
+        imp_ab = self._impairment(spec_ab, latency, index, "ab", ia)
+        imp_ba = self._impairment(spec_ba, latency, index, "ba", ib)
+        writer = self._open_pcap(pcap, ia, ib)
+        ab = Direction(stack_a, ia, stack_b, ib, imp_ab, writer)
+        ba = Direction(stack_b, ib, stack_a, ia, imp_ba, writer)
+        link = Link(f"{ia.name}<->{ib.name}", ab, ba, writer)
+        self.links.append(link)
+        self._directions += [ab, ba]
+        self._attached += [ia, ib]
+        self.add_stack(stack_a)
+        self.add_stack(stack_b)
+        return link
+
+    def loopback(
+        self,
+        stack: SimStack[IfaceT],
+        iface: IfaceT | str,
+        spec: ImpairSpec | None = None,
+        latency: float = 0.0,
+        *,
+        pcap: str | os.PathLike[str] | None = None,
+    ) -> Link:
+        """Deliver what ``iface`` sends back to ``iface`` (the stack's loopback interface)."""
+        i = self._resolve(stack, iface)
+        self._check_free(i)
+        imp = self._impairment(spec, latency, len(self.links), "ab", i)
+        writer = self._open_pcap(pcap, i, i)
+        d = Direction(stack, i, stack, i, imp, writer)
+        link = Link(i.name, d, None, writer)
+        self.links.append(link)
+        self._directions.append(d)
+        self._attached.append(i)
+        self.add_stack(stack)
+        return link
+
+    def _resolve(self, stack: SimStack[Any], iface: SimInterface | str) -> SimInterface:
+        if not isinstance(iface, str):
+            return iface
+        try:
+            found: SimInterface = stack.interfaces[iface]
+        except KeyError:
+            raise ValueError(f"no interface {iface!r}; the stack has {sorted(stack.interfaces)}") from None
+        return found
+
+    def _check_free(self, iface: SimInterface) -> None:
+        # Two links draining one transmit queue would split its frames between them at random.
+        if any(i is iface for i in self._attached):
+            raise ValueError(f"interface {iface.name} is already attached to a link")
+
+    def _impairment(
+        self, spec: ImpairSpec | None, latency: float, index: int, way: str, src: SimInterface
+    ) -> Impairment:
+        if latency < 0:
+            raise ValueError(f"latency must be >= 0, got {latency}")
+        spec = spec if spec is not None else ImpairSpec()
+        spec = dataclasses.replace(spec, delay=spec.delay + latency)
+        seed = spec.seed if spec.seed is not None else self.derive_seed(f"link{index}:{way}")
+        # Corrupt the packet, not the link header: see pytcp_green.link.impair.
+        offset = int(getattr(src, "link_header_len", 0))
+        return Impairment(spec, seed=seed, corrupt_offset=offset)
+
+    @staticmethod
+    def _open_pcap(path: str | os.PathLike[str] | None, a: SimInterface, b: SimInterface) -> PcapWriter | None:
+        if path is None:
+            return None
+        kind_a = getattr(a, "kind", LinkKind.ETHERNET)
+        kind_b = getattr(b, "kind", LinkKind.ETHERNET)
+        if kind_a is not kind_b:
+            raise ValueError(f"pcap: {a.name} and {b.name} have different link kinds; one file has one")
+        return PcapWriter(path, linktype_for(kind_a))
+
+    # --- running ------------------------------------------------------------------------------
+
+    def _settle(self) -> None:
+        """Do everything that happens at ``now``: move frames, deliver the due ones, fire due
+        timers, and again, until a round changes nothing."""
+        now = self.now
+        stats = self.stats
+        for _ in range(self.max_rounds):
+            busy = False
+            for d in self._directions:
+                tx = d.src_iface.tx
+                if tx:
+                    busy = True
+                    push = d.impairment.push
+                    while tx:
+                        push(tx.popleft(), now)
+            for stack in self.stacks:
+                # Interfaces on no link are unplugged: what they send is lost, not hoarded.
+                for iface in stack.interfaces.values():
+                    if iface.tx and not any(i is iface for i in self._attached):
+                        stats["unplugged"] += len(iface.tx)
+                        iface.tx.clear()
+            for d in self._directions:
+                deadline = d.impairment.next_deadline()
+                if deadline is None or deadline > now:
+                    continue
+                busy = True
+                for frame in d.impairment.pop_due(now):
+                    d.delivered += 1
+                    stats["delivered"] += 1
+                    if d.pcap is not None:
+                        d.pcap.write(frame, now)
+                    d.dst_stack.receive(d.dst_iface, frame, now)
+            for stack in self.stacks:
+                deadline = stack.next_deadline()
+                if deadline is not None and deadline <= now:
+                    busy = True
+                    stack.poll(now)
+            if not busy:
+                return
+        raise RuntimeError(
+            f"simulation still busy after {self.max_rounds} rounds at t={now}: frames bouncing with "
+            "zero latency, or a stack whose poll() leaves a deadline in the past"
+        )
+
+    def next_event(self) -> float | None:
+        """The earliest time something is due: a frame on a link or a stack deadline."""
+        best: float | None = None
+        for d in self._directions:
+            t = d.impairment.next_deadline()
+            if t is not None and (best is None or t < best):
+                best = t
+        for stack in self.stacks:
+            t = stack.next_deadline()
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    def step(self) -> bool:
+        """Settle everything due at ``now``, then advance ``now`` to the next event (without
+        processing it yet).  False when nothing is pending at all: the clock stays put."""
+        self._settle()
+        nxt = self.next_event()
+        if nxt is None:
+            return False
+        self.now = max(self.now, nxt)
+        return True
+
+    def run_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Run until ``predicate()`` holds or ``timeout`` virtual seconds have passed; returns
+        ``predicate()``.  The predicate is checked after each instant is settled, so on success
+        ``now`` is the instant it became true; on timeout ``now`` is the start plus ``timeout``."""
+        if timeout < 0:
+            raise ValueError(f"timeout must be >= 0, got {timeout}")
+        deadline = self.now + timeout
+        while True:
+            self._settle()
+            if predicate():
+                return True
+            nxt = self.next_event()
+            if nxt is None or nxt > deadline:
+                self.now = max(self.now, deadline)
+                return predicate()
+            self.now = max(self.now, nxt)
+
+    def run_for(self, seconds: float) -> None:
+        """Run every event in the next ``seconds`` virtual seconds; ``now`` ends at start + seconds."""
+        self.run_until(lambda: False, seconds)
+
+    def run(self, max_time: float = 3600.0) -> bool:
+        """Run until nothing is pending (True) or ``max_time`` virtual seconds pass (False)."""
+        return self.run_until(lambda: self.next_event() is None, max_time)
+
+    # --- teardown -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the pcap files; idempotent."""
+        for link in self.links:
+            if link.pcap is not None:
+                link.pcap.close()
+
+    def __enter__(self) -> Simulation:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
