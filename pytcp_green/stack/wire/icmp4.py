@@ -46,9 +46,7 @@ CODE_REASSEMBLY_EXCEEDED = 1
 # Types that report a problem with a datagram we sent and quote it (RFC 1122 §3.2.2: the
 # ones a host must pass up to the transport layer).  Source quench is deprecated (RFC 6633)
 # but is still an error by shape.
-ERROR_TYPES = frozenset(
-    {TYPE_DEST_UNREACH, TYPE_SOURCE_QUENCH, TYPE_REDIRECT, TYPE_TIME_EXCEEDED, TYPE_PARAM_PROBLEM}
-)
+ERROR_TYPES = frozenset({TYPE_DEST_UNREACH, TYPE_SOURCE_QUENCH, TYPE_REDIRECT, TYPE_TIME_EXCEEDED, TYPE_PARAM_PROBLEM})
 
 _HEADER = struct.Struct("!BBHI")
 _CHECKSUM = struct.Struct("!H")
@@ -107,10 +105,7 @@ class Icmp4Message:
         return self.type in ERROR_TYPES
 
     def __repr__(self) -> str:
-        return (
-            f"Icmp4Message(type={self.type}, code={self.code}, rest=0x{self.rest:08x}, "
-            f"body_len={len(self.body)})"
-        )
+        return f"Icmp4Message(type={self.type}, code={self.code}, rest=0x{self.rest:08x}, body_len={len(self.body)})"
 
 
 def write_icmp4(buf: bytearray, offset: int, type: int, code: int, rest: int, body_len: int) -> None:

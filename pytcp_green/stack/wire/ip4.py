@@ -224,9 +224,7 @@ def write_ip4(
         # Zero the padding explicitly: the buffer may be reused and hold stale bytes.
         buf[start + opt_len : offset + header_len] = bytes(padded - opt_len)
     flags_frag = (frag_offset >> 3) | (_FLAG_DF if df else 0) | (_FLAG_MF if mf else 0)
-    _HEADER.pack_into(
-        buf, offset, 0x40 | (header_len >> 2), tos, total_len, ident, flags_frag, ttl, proto, 0, src, dst
-    )
+    _HEADER.pack_into(buf, offset, 0x40 | (header_len >> 2), tos, total_len, ident, flags_frag, ttl, proto, 0, src, dst)
     with memoryview(buf) as mv:
         csum = checksum(mv[offset : offset + header_len])
     _CHECKSUM.pack_into(buf, offset + 10, csum)

@@ -67,14 +67,11 @@ class UdpDatagram:
 
     def __repr__(self) -> str:
         return (
-            f"UdpDatagram(sport={self.sport}, dport={self.dport}, length={self.length}, "
-            f"checksum=0x{self.checksum:04x})"
+            f"UdpDatagram(sport={self.sport}, dport={self.dport}, length={self.length}, checksum=0x{self.checksum:04x})"
         )
 
 
-def write_udp(
-    buf: bytearray, offset: int, sport: int, dport: int, payload_len: int, src: bytes, dst: bytes
-) -> None:
+def write_udp(buf: bytearray, offset: int, sport: int, dport: int, payload_len: int, src: bytes, dst: bytes) -> None:
     """Write the UDP header at ``offset`` and its checksum over pseudo-header, header and payload.
 
     The payload must already be in ``buf[offset + 8 : offset + 8 + payload_len]``.  The
