@@ -74,7 +74,9 @@ def run_demo(options: StackOptions) -> int:
         stats = host.stack.stats
         print(f"  stack counters: {stats['ip4.rx']} IPv4 in, {stats['ip4.tx']} out, "
               f"{stats['arp.tx.reply']} ARP replies, {stats['icmp4.tx.echo_reply']} echo replies, "
-              f"{stats['udp.rx']} UDP in, drops {sum(stats.drops().values())}")
+              f"{stats['udp.rx']} UDP in")
+        drops = ", ".join(f"{name} {count}" for name, count in stats.drops().items())
+        print(f"  dropped on purpose: {drops or 'nothing'}")
         gevent.killall(services)
     print(f"  pcap: {options.pcap}  (open it with wireshark or: tshark -r {options.pcap})")
     print(f"  {'OK' if ok else 'FAILED'} in {time.monotonic() - started:.1f} s")
