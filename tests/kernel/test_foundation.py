@@ -117,3 +117,24 @@ def test_tshark_finds_no_malformed_frame_or_bad_checksum(kernel: KernelPeer) -> 
         capture_output=True, text=True, timeout=60,
     )
     assert bad.stdout.strip() == "", bad.stdout
+
+
+def test_runtime_impairment_duplicates_every_frame_as_told() -> None:
+    from pytcp_green.cli import in_thread
+    from pytcp_green.host import Host, StackOptions
+
+    from .conftest import lab_skip_reason
+
+    reason = lab_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    with Host(StackOptions(lab=True, impair="dup=100%,seed=3")) as host:
+        assert host.lab is not None
+        out = in_thread(host.lab.run, ["ping", "-c", "5", "-i", "0.05", "-W", "2", "198.18.0.2"], timeout=30)
+        # Both directions double every frame: each request arrives twice, so the stack answers
+        # twice, and each answer goes out twice.  ping stops counting at the fifth distinct reply,
+        # so the last request's three duplicates may go uncounted.
+        assert host.stack.stats["icmp4.rx.echo_request"] == 10
+        assert host.stack.stats["icmp4.tx.echo_reply"] == 10
+        dups = re.search(r"5 received, \+(\d+) duplicates", out.stdout)
+        assert dups is not None and 12 <= int(dups.group(1)) <= 15, out.stdout
