@@ -51,6 +51,8 @@ class Stack:
         self.stats = Stats()
         self.sysctl = Sysctl(sysctl)
         self.interfaces: dict[str, Interface] = {}
+        # Name servers (numeric strings) for the stub resolver; set by options or learned by DHCP.
+        self.dns_servers: list[str] = []
         self.ip4 = Ip4Layer(self)
         self.icmp4 = Icmp4Layer(self)
         self.udp = UdpLayer(self)
