@@ -155,7 +155,8 @@ def stack_runs(nbytes: int, profile: str | None) -> dict[str, float]:
         listener = GreenSocket(host.runtime, host.stack.socket(AF_INET, SOCK_STREAM), timeout=60)
         listener.bind(("", PORT))
         listener.listen(1)
-        source = host.lab.popen([sys.executable, "-c", SOURCE, "198.18.0.2", str(PORT), str(nbytes)],
+        assert host.stack_ip4 is not None
+        source = host.lab.popen([sys.executable, "-c", SOURCE, str(host.stack_ip4.ip), str(PORT), str(nbytes)],
                                 stdout=subprocess.PIPE, text=True)
         conn, _ = listener.accept()
         n2, got2, seconds2 = stack_receive(conn)
