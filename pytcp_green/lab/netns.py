@@ -342,6 +342,8 @@ class Lab:
         self._netns: str | None = None
         self._device: TapDevice | None = None
         self._procs: list[subprocess.Popen[Any]] = []
+        self._terminated: set[int] = set()  # PIDs of peers sent SIGTERM by teardown
+        self._term_deadline: float | None = None  # when teardown stops waiting for them
         self._owner_pid = os.getpid()
         self._started = False
         self._closed = False
@@ -474,9 +476,16 @@ class Lab:
         live = self._live_procs()
         if not live:
             return
+        # A Ctrl-C re-runs this step: do not send SIGTERM twice (a peer busy shutting down may
+        # not survive a second one) nor restart the grace period.
         for proc in live:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGTERM)
+            if proc.pid not in self._terminated:
+                self._terminated.add(proc.pid)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        if self._term_deadline is None:
+            self._term_deadline = time.monotonic() + self.term_timeout
+        deadline = self._term_deadline
         # Wait for the group leaders to exit without reaping them (pidfds poll readable on
         # exit), so their group IDs stay reserved for the SIGKILL below.
         pidfds: list[int] = []
@@ -484,7 +493,6 @@ class Lab:
             with contextlib.suppress(OSError):
                 pidfds.append(os.pidfd_open(proc.pid))
         try:
-            deadline = time.monotonic() + self.term_timeout
             waiting = list(pidfds)
             while waiting:
                 remaining = deadline - time.monotonic()

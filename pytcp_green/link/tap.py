@@ -70,6 +70,7 @@ VNET_HDR = struct.Struct("<BBHHHH")
 VIRTIO_NET_HDR_F_NEEDS_CSUM = 0x01
 VIRTIO_NET_HDR_GSO_NONE = 0x00
 _VNET_ZERO = bytes(VNET_HDR_LEN)
+_CSUM_FIELD = struct.Struct("!H")
 
 # Large enough for any frame the kernel can produce: a 64 KB GSO super-frame plus the virtio
 # header, an Ethernet header and a VLAN tag.  A read into a smaller buffer would silently
@@ -143,6 +144,7 @@ class TapDevice:
         self.offload = offload  # TUN_F_* bits enabled with TUNSETOFFLOAD (0 without vnet_hdr)
         self.dropped = 0  # frames whose write failed without the device being broken
         self.gso_frames = 0  # received super-frames (vnet_hdr with TSO): larger than the MTU
+        self.csum_finished = 0  # received frames whose partial checksum (NEEDS_CSUM) we completed
         self._fd = fd
         # FileIO.readinto returns None on EAGAIN instead of raising, which keeps the drain loop
         # free of exception handling (and recv_into does not work: a TAP fd is not a socket).
@@ -193,8 +195,8 @@ class TapDevice:
                 if n <= VNET_HDR_LEN:
                     continue  # a header with no frame behind it: nothing to hand up
                 flags, gso_type, _hdr_len, _gso_size, csum_start, csum_offset = VNET_HDR.unpack_from(buf)
-                if flags & VIRTIO_NET_HDR_F_NEEDS_CSUM:
-                    self._finish_checksum(n, csum_start, csum_offset)
+                if flags & VIRTIO_NET_HDR_F_NEEDS_CSUM and self._finish_checksum(n, csum_start, csum_offset):
+                    self.csum_finished += 1
                 if gso_type != VIRTIO_NET_HDR_GSO_NONE:
                     self.gso_frames += 1
                 frames.append(view[VNET_HDR_LEN:n].tobytes())
@@ -202,7 +204,7 @@ class TapDevice:
             raise OSError(_errno_of(exc), f"{self.name}: read failed: {exc.strerror}") from exc
         return frames
 
-    def _finish_checksum(self, n: int, csum_start: int, csum_offset: int) -> None:
+    def _finish_checksum(self, n: int, csum_start: int, csum_offset: int) -> bool:
         """Complete a checksum the kernel left partial (CHECKSUM_PARTIAL on its side).
 
         The field at csum_start + csum_offset holds only the folded pseudo-header sum; the
@@ -212,10 +214,11 @@ class TapDevice:
         start = VNET_HDR_LEN + csum_start
         field = start + csum_offset
         if field + 2 > n:
-            return  # inconsistent header: leave the frame alone, the stack's checks will drop it
+            return False  # inconsistent header: leave the frame alone, the stack's checks drop it
         value = ~ones_sum(self._view[start:n]) & 0xFFFF
         # 0xFFFF and 0 are the same one's-complement number, but for UDP 0 means "no checksum".
-        struct.pack_into("!H", self._buf, field, value or 0xFFFF)
+        _CSUM_FIELD.pack_into(self._buf, field, value or 0xFFFF)
+        return True
 
     def write(self, frame: Frame) -> None:
         fd = self._fd
