@@ -1,0 +1,174 @@
+"""The TCP layer of a stack: demultiplexing, segments for no connection, ISNs, ICMP errors.
+
+* Demultiplexing (RFC 9293 §3.10.7): an exact 4-tuple match first, then the most specific listener on
+  the destination port (a listener bound to the address beats a wildcard one).
+* A segment for no connection gets the RST of RFC 9293 §3.10.7.1: ``<SEQ=SEG.ACK><CTL=RST>`` if it
+  carried an ACK, else ``<SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>``; a RST is never answered.
+* Initial sequence numbers per RFC 6528 §3: ISN = M + F(localip, localport, remoteip, remoteport,
+  secretkey), M a 4-microsecond clock taken from ``now`` and F a keyed BLAKE2b of the 4-tuple.
+* Challenge ACKs are rate-limited stack-wide (RFC 5961 §7), ``net.ipv4.tcp_challenge_ack_limit``/s.
+* ICMP errors are matched to a connection by the quoted ports and checked against its sequence space
+  (RFC 5927 §4.1) before they touch it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from typing import TYPE_CHECKING, Protocol
+
+from pytcp_green.stack.ports import Binding, PortTable
+from pytcp_green.stack.sockbase import AF_INET, AF_INET6
+from pytcp_green.stack.stats import Stats
+from pytcp_green.stack.sysctl import Sysctl
+from pytcp_green.stack.tcp.seq import MASK
+from pytcp_green.stack.tcp.socket import TcpSocket
+from pytcp_green.stack.timers import Timers
+from pytcp_green.stack.wire import Malformed
+from pytcp_green.stack.wire.checksum import Buffer
+from pytcp_green.stack.wire.tcp import ACK, FIN, PROTO_TCP, RST, SYN, TcpSegment, build_tcp, verify_checksum
+
+if TYPE_CHECKING:
+    from pytcp_green.stack.tcp.tcb import Tcb
+
+
+class TcpHost(Protocol):
+    """What TCP needs from the stack that hosts it."""
+
+    timers: Timers
+    stats: Stats
+    sysctl: Sysctl
+    rng: random.Random
+
+    def ip_output(self, src: bytes, dst: bytes, proto: int, payload: Buffer, now: float, *,
+                  tos: int = 0) -> int: ...
+
+    def path_mtu(self, dst: bytes) -> int | None: ...
+
+    def select_source(self, dst: bytes) -> bytes | None: ...
+
+    def is_local(self, addr: bytes) -> bool: ...
+
+
+class TcpLayer:
+    def __init__(self, stack: TcpHost) -> None:
+        self.stack = stack
+        stack.sysctl.register("net.ipv4.tcp_challenge_ack_limit", 1000)
+        self.rng = stack.rng
+        low, high = stack.sysctl.ints("net.ipv4.ip_local_port_range")
+        self.ports = PortTable(low, high, secret=stack.rng.randbytes(16))
+        self.conns: dict[tuple[bytes, int, bytes, int], Tcb] = {}
+        self.listeners: dict[int, list[TcpSocket]] = {}
+        self._isn_key = stack.rng.randbytes(32)
+        self._challenge_second = -1
+        self._challenge_count = 0
+
+    def socket(self, family: int) -> TcpSocket:
+        return TcpSocket(self, family)
+
+    # -- bookkeeping used by sockets and connections ---------------------------------------------------
+    def isn(self, laddr: bytes, lport: int, raddr: bytes, rport: int, now: float) -> int:
+        digest = hashlib.blake2b(laddr + lport.to_bytes(2, "big") + raddr + rport.to_bytes(2, "big"),
+                                 key=self._isn_key, digest_size=4).digest()
+        return (int(now * 250_000) + int.from_bytes(digest, "big")) & MASK
+
+    def ephemeral_for(self, binding: Binding, src: bytes, dst: bytes, dport: int) -> Binding:
+        """An RFC 6056 port whose 4-tuple is free (the port table alone cannot see connections)."""
+        ports = self.ports
+        for _ in range(16):
+            claimed = ports.bind_ephemeral(binding, dst, dport)
+            if (src, claimed.port, dst, dport) not in self.conns:
+                return claimed
+            ports.release(claimed)
+        return ports.bind_ephemeral(binding, dst, dport)
+
+    def add_listener(self, sock: TcpSocket) -> None:
+        self.listeners.setdefault(sock.local_port, []).append(sock)
+
+    def remove_listener(self, sock: TcpSocket) -> None:
+        holders = self.listeners.get(sock.local_port)
+        if holders and sock in holders:
+            holders.remove(sock)
+            if not holders:
+                del self.listeners[sock.local_port]
+
+    def abort_children(self, listener: TcpSocket, now: float) -> None:
+        for tcb in [t for t in self.conns.values() if t.listener is listener]:
+            tcb.abort(now)
+
+    def forget(self, tcb: Tcb) -> None:
+        if self.conns.get(tcb.key) is tcb:
+            del self.conns[tcb.key]
+
+    def challenge_allowed(self, now: float) -> bool:
+        second = int(now)
+        if second != self._challenge_second:
+            self._challenge_second = second
+            self._challenge_count = 0
+        self._challenge_count += 1
+        return self._challenge_count <= self.stack.sysctl.int("net.ipv4.tcp_challenge_ack_limit")
+
+    # -- input ---------------------------------------------------------------------------------------
+    def receive(self, src: bytes, dst: bytes, segment: memoryview, now: float, *, csum_ok: bool = False) -> None:
+        stats = self.stack.stats
+        try:
+            seg = TcpSegment.parse(segment)
+        except Malformed as exc:
+            stats["tcp.drop." + exc.reason] += 1
+            return
+        if not csum_ok and not verify_checksum(segment, src, dst):
+            stats["tcp.drop.bad_checksum"] += 1
+            return
+        stats["tcp.rx"] += 1
+        tcb = self.conns.get((dst, seg.dport, src, seg.sport))
+        if tcb is not None:
+            tcb.segment_arrives(seg, now)
+            return
+        self.unmatched(src, dst, seg, now)
+
+    def unmatched(self, src: bytes, dst: bytes, seg: TcpSegment, now: float) -> None:
+        """A segment no connection claims: a listener's, or answered with a RST (RFC 9293 §3.10.7.1)."""
+        if seg.sport == 0 or seg.dport == 0:
+            self.stack.stats["tcp.drop.bad_port"] += 1
+            return
+        listener = self._listener(dst, seg.dport)
+        if listener is not None:
+            listener.segment_for_listener(seg, src, dst, now)
+            return
+        self.stack.stats["tcp.drop.no_socket"] += 1
+        flags = seg.flags
+        if flags & RST:
+            return
+        if flags & ACK:
+            self.send_reset(dst, src, seg.dport, seg.sport, seg.ack, 0, RST, now)
+        else:
+            seg_len = len(seg.payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+            self.send_reset(dst, src, seg.dport, seg.sport, 0, seg.seq + seg_len, RST | ACK, now)
+
+    def _listener(self, dst: bytes, port: int) -> TcpSocket | None:
+        best = None
+        for sock in self.listeners.get(port, ()):
+            if sock.local_addr == dst:
+                return sock
+            if not sock.local_addr and (sock.family == AF_INET6 or len(dst) == 4) and (
+                    sock.family != AF_INET or len(dst) == 4):
+                best = sock
+        return best
+
+    def send_reset(self, src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, flags: int,
+                   now: float) -> None:
+        """A bare control segment outside any connection (RSTs for strays)."""
+        self.stack.stats["tcp.rst_out"] += 1
+        self.stack.ip_output(src, dst, PROTO_TCP, build_tcp(src, dst, sport, dport, seq, ack, flags, 0), now)
+
+    def icmp_error(self, src: bytes, dst: bytes, quoted: memoryview, err: int, mtu: int | None, now: float) -> None:
+        """An ICMP error about a segment we sent from ``src`` to ``dst`` (RFC 1122 §4.2.3.9, RFC 5927)."""
+        if len(quoted) < 8:
+            return
+        sport = int.from_bytes(quoted[0:2], "big")
+        dport = int.from_bytes(quoted[2:4], "big")
+        tcb = self.conns.get((src, sport, dst, dport))
+        if tcb is None:
+            self.stack.stats["tcp.drop.icmp_no_connection"] += 1
+            return
+        tcb.icmp_error(int.from_bytes(quoted[4:8], "big"), err, mtu, now)

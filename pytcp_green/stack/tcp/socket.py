@@ -1,0 +1,458 @@
+"""The TCP socket the runtime and the socket patch drive: the user side of RFC 9293 §3.10 (OPEN, SEND,
+RECEIVE, CLOSE, ABORT, STATUS) in BSD-socket form, with Linux's errno and poll(2) conventions.
+
+Every call is non-blocking: when it cannot proceed it raises ``BlockingIOError(EAGAIN)`` (or
+``EINPROGRESS`` from connect) and the runtime waits for :meth:`CoreSocket.wake`.  Readiness follows
+Linux's ``tcp_poll``: readable with data, EOF or an error; writable once at least a third of the send
+buffer is free (so a writer wakes to a worthwhile amount of room); POLLHUP when both directions are done.
+
+Addresses inside the core are the bytes IP uses: 4 bytes for IPv4 (also for an AF_INET6 socket talking
+to a v4-mapped address), 16 for IPv6, and ``b""`` for a wildcard local address.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket as _socket_constants  # constants only (SHUT_RD...); no socket is ever created here
+from collections import deque
+from typing import TYPE_CHECKING
+
+from pytcp_green.stack.ports import Binding
+from pytcp_green.stack.sockbase import (
+    AF_INET,
+    AF_INET6,
+    POLLERR,
+    POLLHUP,
+    POLLIN,
+    POLLOUT,
+    POLLRDHUP,
+    Address,
+    CoreSocket,
+    oserror,
+    pack_host,
+    sockaddr,
+    would_block,
+)
+from pytcp_green.stack.tcp.tcb import (
+    CLOSE_WAIT,
+    CLOSED,
+    ESTABLISHED,
+    STATE_NAMES,
+    SYN_RECEIVED,
+    SYN_SENT,
+    Tcb,
+)
+from pytcp_green.stack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
+
+if TYPE_CHECKING:
+    from pytcp_green.stack.tcp.layer import TcpLayer
+
+SHUT_RD = int(_socket_constants.SHUT_RD)
+SHUT_WR = int(_socket_constants.SHUT_WR)
+SHUT_RDWR = int(_socket_constants.SHUT_RDWR)
+
+_V4_MAPPED = b"\0" * 10 + b"\xff\xff"
+
+
+def wire_addr(packed: bytes) -> bytes:
+    """API form -> core form: v4-mapped IPv6 addresses travel as IPv4."""
+    if len(packed) == 16 and packed[:12] == _V4_MAPPED:
+        return packed[12:]
+    return packed
+
+
+def api_addr(family: int, addr: bytes, port: int) -> Address:
+    """Core form -> the tuple Python's socket module returns for ``family``."""
+    if family == AF_INET6 and len(addr) == 4:
+        addr = _V4_MAPPED + addr
+    elif not addr:
+        addr = bytes(4 if family == AF_INET else 16)
+    return sockaddr(family, addr, port)
+
+
+class TcpSocket(CoreSocket):
+    """One TCP endpoint: unconnected, listening, or the user's handle on a :class:`Tcb`."""
+
+    def __init__(self, layer: TcpLayer, family: int) -> None:
+        if family not in (AF_INET, AF_INET6):
+            raise oserror(errno.EAFNOSUPPORT)
+        super().__init__(family)
+        self.layer = layer
+        sysctl = layer.stack.sysctl
+        self.tcb: Tcb | None = None
+        self.local_addr = b""
+        self.local_port = 0
+        self.binding: Binding | None = None
+        self.listening = False
+        self.backlog = 0
+        self.accept_queue: deque[TcpSocket] = deque()
+        self.half_open = 0
+        self.closed = False
+        self.rd_shut = False
+        self.wr_shut = False
+        # options (names as the socket patch maps them)
+        self.nodelay = False
+        self._keepalive = False
+        self.keepidle = sysctl.float("net.ipv4.tcp_keepalive_time")
+        self.keepintvl = sysctl.float("net.ipv4.tcp_keepalive_intvl")
+        self.keepcnt = sysctl.int("net.ipv4.tcp_keepalive_probes")
+        self.user_timeout = 0.0
+        rmem = sysctl.ints("net.ipv4.tcp_rmem")
+        wmem = sysctl.ints("net.ipv4.tcp_wmem")
+        self.rcvbuf = rmem[1]
+        self._sndbuf = 0  # 0: auto-tuned from the congestion window, as Linux does until SO_SNDBUF is set
+        self._wmem_default = wmem[1]
+        self._wmem_max = wmem[2]
+        self.reuseaddr = False
+        self.reuseport = False
+
+    # -- options -------------------------------------------------------------------------------------
+    @property
+    def keepalive(self) -> bool:
+        return self._keepalive
+
+    @keepalive.setter
+    def keepalive(self, value: bool) -> None:
+        self._keepalive = bool(value)
+        tcb = self.tcb
+        if tcb is not None and value:
+            tcb.arm_keepalive(tcb.last_rx)
+
+    @property
+    def sndbuf(self) -> int:
+        tcb = self.tcb
+        return self.send_limit(tcb) if tcb is not None else (self._sndbuf or self._wmem_default)
+
+    @sndbuf.setter
+    def sndbuf(self, value: int) -> None:
+        self._sndbuf = max(int(value), 2048)
+
+    def send_limit(self, tcb: Tcb) -> int:
+        """Bytes of unacknowledged plus unsent data allowed: SO_SNDBUF if set, else room for two
+        congestion windows (what keeps the pipe full across one round trip), within tcp_wmem."""
+        if self._sndbuf:
+            return self._sndbuf
+        want = 2 * min(tcb.cc.cwnd, max(tcb.snd_wnd, tcb.eff_mss))
+        return max(self._wmem_default, min(want, self._wmem_max))
+
+    @property
+    def state(self) -> str:
+        if self.listening:
+            return "LISTEN"
+        tcb = self.tcb
+        return STATE_NAMES[tcb.state] if tcb is not None else "CLOSED"
+
+    # -- addressing ----------------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self.closed:
+            raise oserror(errno.EBADF)
+
+    def _parse(self, addr: Address) -> tuple[bytes, int]:
+        if not isinstance(addr, tuple) or len(addr) < 2:
+            raise oserror(errno.EINVAL, "bad address")
+        port = int(addr[1])
+        if not 0 <= port < 65536:
+            raise OverflowError("port must be 0-65535.")
+        return wire_addr(pack_host(self.family, str(addr[0]))), port
+
+    def bind(self, addr: Address) -> None:
+        self._check_open()
+        if self.binding is not None or self.tcb is not None:
+            raise oserror(errno.EINVAL, "already bound")
+        local, port = self._parse(addr)
+        if local.count(0) == len(local):
+            local = b""
+        elif not self.layer.stack.is_local(local):
+            raise oserror(errno.EADDRNOTAVAIL)
+        binding = Binding(local, port, self.reuseaddr, self.reuseport)
+        ports = self.layer.ports
+        self.binding = ports.bind_ephemeral(binding) if port == 0 else ports.bind(binding)
+        self.local_addr = local
+        self.local_port = self.binding.port
+
+    def getsockname(self) -> Address:
+        self._check_open()
+        return api_addr(self.family, self.local_addr, self.local_port)
+
+    def getpeername(self) -> Address:
+        self._check_open()
+        tcb = self.tcb
+        if tcb is None or self.listening or (tcb.state in (CLOSED, SYN_SENT) and not tcb.fin_received):
+            raise oserror(errno.ENOTCONN)
+        return api_addr(self.family, tcb.remote_addr, tcb.remote_port)
+
+    # -- opening -------------------------------------------------------------------------------------
+    def listen(self, backlog: int) -> None:
+        self._check_open()
+        if self.tcb is not None:
+            raise oserror(errno.EINVAL)
+        sysctl = self.layer.stack.sysctl
+        self.backlog = max(1, min(int(backlog), sysctl.int("net.core.somaxconn")))
+        if self.listening:
+            return
+        if self.binding is None:
+            self.binding = self.layer.ports.bind_ephemeral(Binding(b"", 0, self.reuseaddr, self.reuseport))
+            self.local_port = self.binding.port
+        self.binding.listening = True
+        self.listening = True
+        self.layer.add_listener(self)
+
+    def connect(self, addr: Address, now: float) -> None:
+        self._check_open()
+        if self.listening:
+            raise oserror(errno.EISCONN)
+        tcb = self.tcb
+        if tcb is not None:
+            if tcb.state in (SYN_SENT, SYN_RECEIVED):
+                raise oserror(errno.EALREADY)
+            if tcb.state != CLOSED or tcb.fin_received:
+                raise oserror(errno.EISCONN)
+            code = self.take_error()
+            if code:
+                raise oserror(code)
+            raise oserror(errno.EISCONN)
+        remote, port = self._parse(addr)
+        if port == 0:
+            raise oserror(errno.ECONNREFUSED)
+        if len(remote) == 4 and self.family == AF_INET6 and self.local_addr and len(self.local_addr) == 16:
+            raise oserror(errno.ENETUNREACH)
+        stack = self.layer.stack
+        if stack.path_mtu(remote) is None:
+            raise oserror(errno.ENETUNREACH)
+        source = self.local_addr or stack.select_source(remote)
+        if source is None:
+            raise oserror(errno.ENETUNREACH)
+        layer = self.layer
+        if self.binding is None:
+            self.binding = layer.ephemeral_for(Binding(b"", 0, self.reuseaddr, self.reuseport), source, remote, port)
+        elif (source, self.binding.port, remote, port) in layer.conns:
+            raise oserror(errno.EADDRNOTAVAIL)
+        self.local_addr = source
+        self.local_port = self.binding.port
+        tcb = Tcb(layer, self, source, self.local_port, remote, port, now)
+        self.tcb = tcb
+        layer.conns[tcb.key] = tcb
+        tcb.connect(now)
+        raise BlockingIOError(errno.EINPROGRESS, os.strerror(errno.EINPROGRESS))
+
+    def accept(self, now: float) -> tuple[TcpSocket, Address]:
+        self._check_open()
+        if not self.listening:
+            raise oserror(errno.EINVAL)
+        if not self.accept_queue:
+            raise would_block()
+        child = self.accept_queue.popleft()
+        tcb = child.tcb
+        assert tcb is not None
+        return child, api_addr(child.family, tcb.remote_addr, tcb.remote_port)
+
+    # -- callbacks from the protocol -----------------------------------------------------------------
+    def spawn(self) -> TcpSocket:
+        """A child socket for a connection arriving at this listener, with the listener's options."""
+        child = TcpSocket(self.layer, self.family)
+        child.nodelay = self.nodelay
+        child._keepalive = self._keepalive
+        child.keepidle, child.keepintvl, child.keepcnt = self.keepidle, self.keepintvl, self.keepcnt
+        child.user_timeout = self.user_timeout
+        child.rcvbuf = self.rcvbuf
+        child._sndbuf = self._sndbuf
+        child.local_port = self.local_port
+        return child
+
+    def accept_room(self) -> bool:
+        """Whether a new SYN may start a child: the accept queue and the half-open count have room."""
+        max_syn = self.layer.stack.sysctl.int("net.ipv4.tcp_max_syn_backlog")
+        return len(self.accept_queue) < self.backlog and self.half_open < max_syn
+
+    def child_established(self, child: TcpSocket) -> None:
+        self.half_open -= 1
+        if self.closed:
+            return
+        self.accept_queue.append(child)
+        self.wake()
+
+    def child_gone(self) -> None:
+        self.half_open -= 1
+
+    def set_error(self, code: int) -> None:
+        self._error = code
+        self.wake()
+
+    def tcb_closed(self) -> None:
+        """The connection reached CLOSED; the port goes back once the user has closed the socket too."""
+        if self.closed:
+            self._release()
+        self.wake()
+
+    def _release(self) -> None:
+        if self.binding is not None:
+            self.layer.ports.release(self.binding)
+            self.binding = None
+
+    # -- data ----------------------------------------------------------------------------------------
+    def writable(self) -> bool:
+        """Linux's sk_stream_is_writeable: free space at least half of what is queued."""
+        tcb = self.tcb
+        if tcb is None:
+            return False
+        queued = len(tcb.sbuf.data)
+        free = self.send_limit(tcb) - queued
+        return free > 0 and 2 * free >= queued
+
+    def send(self, data: bytes | bytearray | memoryview, now: float) -> int:
+        self._check_open()
+        tcb = self.tcb
+        if tcb is None or self.listening:
+            raise oserror(errno.ENOTCONN)
+        code = self.take_error()
+        if code:
+            raise oserror(code)
+        if self.wr_shut:
+            raise oserror(errno.EPIPE)
+        state = tcb.state
+        if state in (SYN_SENT, SYN_RECEIVED):
+            raise would_block()
+        if state not in (ESTABLISHED, CLOSE_WAIT):
+            raise oserror(errno.EPIPE)
+        if not data:
+            return 0
+        sent = tcb.user_send(data, now)
+        if sent == 0:
+            raise would_block()
+        return sent
+
+    def _readable_or_raise(self) -> Tcb:
+        self._check_open()
+        tcb = self.tcb
+        if tcb is None or self.listening:
+            raise oserror(errno.ENOTCONN)
+        return tcb
+
+    def _empty_read(self, tcb: Tcb) -> None:
+        """Nothing buffered: raise the pending error or EAGAIN, or return for EOF."""
+        code = self.take_error()
+        if code:
+            raise oserror(code)
+        if self.rd_shut or tcb.fin_received or tcb.state == CLOSED:
+            return
+        raise would_block()
+
+    def recv(self, bufsize: int, now: float, *, peek: bool = False) -> bytes:
+        tcb = self._readable_or_raise()
+        if bufsize < 0:
+            raise ValueError("negative buffersize in recv")
+        data = tcb.rbuf.data
+        if data and bufsize:
+            if peek:
+                return bytes(data[:bufsize])
+            out = tcb.rbuf.read(bufsize)
+            tcb.after_read(now)
+            return out
+        if not bufsize:
+            return b""
+        self._empty_read(tcb)
+        return b""
+
+    def recv_into(self, buf: bytearray | memoryview, nbytes: int, now: float) -> int:
+        tcb = self._readable_or_raise()
+        with memoryview(buf) as view:
+            if nbytes <= 0 or nbytes > len(view):
+                nbytes = len(view)
+            if tcb.rbuf.data and nbytes:
+                count = tcb.rbuf.read_into(view, nbytes)
+                tcb.after_read(now)
+                return count
+        if not nbytes:
+            return 0
+        self._empty_read(tcb)
+        return 0
+
+    # -- closing -------------------------------------------------------------------------------------
+    def shutdown(self, how: int, now: float) -> None:
+        self._check_open()
+        if how not in (SHUT_RD, SHUT_WR, SHUT_RDWR):
+            raise oserror(errno.EINVAL)
+        tcb = self.tcb
+        if tcb is None or self.listening or tcb.state == CLOSED:
+            raise oserror(errno.ENOTCONN)
+        if tcb.state == SYN_SENT:
+            tcb.destroy()  # Linux disconnects a socket still connecting
+            return
+        if how in (SHUT_RD, SHUT_RDWR):
+            self.rd_shut = True
+        if how in (SHUT_WR, SHUT_RDWR):
+            self.wr_shut = True
+            tcb.shutdown_write(now)
+        self.wake()
+
+    def close(self, now: float) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.listening:
+            self.listening = False
+            self.layer.remove_listener(self)
+            while self.accept_queue:
+                child = self.accept_queue.popleft()
+                child.closed = True
+                if child.tcb is not None:
+                    child.tcb.user_closed = True
+                    child.tcb.abort(now)
+            self.layer.abort_children(self, now)
+        tcb = self.tcb
+        if tcb is not None and tcb.state != CLOSED:
+            tcb.close(now)
+        if tcb is None or tcb.state == CLOSED:
+            self._release()
+        self.wake()
+
+    # -- readiness -----------------------------------------------------------------------------------
+    def poll_mask(self) -> int:
+        if self.closed:
+            return 0
+        mask = POLLERR if self._error else 0
+        if self.listening:
+            return mask | (POLLIN if self.accept_queue else 0)
+        tcb = self.tcb
+        if tcb is None:
+            return mask | POLLOUT | POLLHUP
+        state = tcb.state
+        if state in (SYN_SENT, SYN_RECEIVED):
+            return mask
+        if tcb.rbuf.data or tcb.fin_received or self.rd_shut:
+            mask |= POLLIN
+        if tcb.fin_received:
+            mask |= POLLRDHUP
+        if state == CLOSED:
+            return mask | POLLIN | POLLOUT | POLLHUP
+        if self.wr_shut or tcb.fin_queued:
+            mask |= POLLOUT  # send() would fail at once, so it must not be waited for
+            if tcb.fin_received:
+                mask |= POLLHUP
+        elif self.writable():
+            mask |= POLLOUT
+        return mask
+
+    def segment_for_listener(self, seg: TcpSegment, src: bytes, dst: bytes, now: float) -> None:
+        """A segment for no connection reached this listener (RFC 9293 §3.10.7.2)."""
+        layer = self.layer
+        flags = seg.flags
+        if flags & RST:  # nothing to reset
+            return
+        if flags & ACK:  # no connection to acknowledge into
+            layer.send_reset(dst, src, seg.dport, seg.sport, seg.ack, 0, RST, now)
+            return
+        if not flags & SYN or flags & FIN:  # not a SYN (or a SYN+FIN): drop
+            layer.stack.stats["tcp.drop.listen_not_syn"] += 1
+            return
+        if not self.accept_room():
+            layer.stack.stats["tcp.drop.listen_overflow"] += 1
+            return
+        child = self.spawn()
+        child.local_addr = dst
+        tcb = Tcb(layer, child, dst, seg.dport, src, seg.sport, now, listener=self)
+        child.tcb = tcb
+        self.half_open += 1
+        layer.conns[tcb.key] = tcb
+        tcb.passive_open(seg, now)
