@@ -110,7 +110,13 @@ class Icmp4Layer:
         if msg.type == TYPE_DEST_UNREACH:
             err = UNREACH_ERRNO.get(msg.code, errno.EHOSTUNREACH)
             if msg.code == CODE_FRAG_NEEDED:
-                mtu = msg.next_hop_mtu or None
+                if src not in self.stack.ip4.local:
+                    # RFC 5927 §4.1: a quote of a datagram we did not send is forged; ignore it.
+                    self.stack.stats["icmp4.drop.frag_needed_not_ours"] += 1
+                    return
+                quoted_len = int.from_bytes(quoted[2:4], "big")
+                learned = self.stack.ip4.frag_needed(dst, msg.next_hop_mtu, quoted_len, now)
+                mtu = learned or self.stack.ip4.path_mtu(dst)
         elif msg.type == TYPE_PARAM_PROBLEM:
             err = errno.EPROTO
         else:

@@ -4,20 +4,30 @@ Input accepts datagrams for any of our addresses on any interface (the weak host
 RFC 1122 §3.3.4.2, as Linux does), for limited and directed broadcast, and for joined multicast
 groups; everything else is counted and dropped (a host never forwards).  Output routes by
 longest prefix match, hands datagrams for our own addresses to the loopback interface, and
-fragments datagrams larger than the link MTU (RFC 791 §3.2, "want PMTU discovery" semantics:
-DF is set on every datagram that fits, as Linux does).  Reassembly is not implemented yet:
-fragments are dropped and counted (``ip4.drop.fragment``).
+fragments datagrams larger than the path MTU (RFC 791 §3.2, "want PMTU discovery" semantics:
+DF is set on every datagram that fits, as Linux does).  Received fragments are reassembled by
+:mod:`pytcp_green.stack.ip4_reassembly`.
+
+Path MTU discovery (RFC 1191): "fragmentation needed" messages lower a per-destination path
+MTU (never raise it, §6.1; never below ``net.ipv4.route.min_pmtu``, as Linux), which output
+and :meth:`Ip4Layer.path_mtu` (TCP's MSS) use.  An entry expires after
+``net.ipv4.route.mtu_expires`` seconds (§6.3: the path may have grown), and the cache is
+bounded.  A message from a router that predates RFC 1191 (MTU field 0) is answered with the
+next plateau below the quoted datagram's length (§5, §7 table).
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 from typing import TYPE_CHECKING
 
 from pytcp_green.link.device import LinkKind
 from pytcp_green.stack.interface import Interface
+from pytcp_green.stack.ip4_reassembly import Reassembler
 from pytcp_green.stack.route import Route4, RouteTable4
+from pytcp_green.stack.timers import Timer
 from pytcp_green.stack.wire import Malformed
 from pytcp_green.stack.wire.ethernet import BROADCAST_MAC, ETHERTYPE_IP4, write_ethernet
 from pytcp_green.stack.wire.icmp4 import CODE_PROTO_UNREACH, TYPE_DEST_UNREACH
@@ -35,6 +45,17 @@ if TYPE_CHECKING:
 
 LIMITED_BROADCAST = b"\xff\xff\xff\xff"
 MAX_DATAGRAM = 65535
+PMTU_CACHE_SIZE = 1024
+# RFC 1191 §7 "plateau" MTUs, for routers that do not say the next-hop MTU.
+MTU_PLATEAUS = (65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68)
+
+
+class PmtuEntry:
+    __slots__ = ("mtu", "timer")
+
+    def __init__(self, mtu: int, timer: Timer) -> None:
+        self.mtu = mtu
+        self.timer = timer
 
 
 def multicast_mac(group: bytes) -> bytes:
@@ -50,6 +71,8 @@ class Ip4Layer:
         self.broadcast: dict[bytes, Interface] = {}  # directed broadcasts of our subnets
         self.groups: set[bytes] = {bytes((224, 0, 0, 1))}  # all-hosts is always joined (RFC 1112 §7.2)
         self._ident = stack.rng.randrange(0x10000)
+        self.reassembler = Reassembler(stack)
+        self.pmtu: dict[bytes, PmtuEntry] = {}
 
     # -- configuration -------------------------------------------------------------------------------
     def add_address(self, iface: Interface, address: ipaddress.IPv4Interface) -> None:
@@ -103,8 +126,10 @@ class Ip4Layer:
             stats["ip4.drop.martian_source"] += 1  # loopback addresses never arrive from a wire
             return
         if pkt.is_fragment:
-            stats["ip4.drop.fragment"] += 1
-            return
+            whole = self.reassembler.add(pkt, now)
+            if whole is None:
+                return
+            pkt = whole
         proto = pkt.proto
         if proto == PROTO_TCP:
             tcp = self.stack.tcp
@@ -147,8 +172,45 @@ class Ip4Layer:
         return iface.ip4_source_for(gateway or dst)
 
     def path_mtu(self, dst: bytes) -> int | None:
+        """The MTU toward ``dst``: the link's, or less when PMTU discovery learned less (RFC 1191)."""
         found = self.route(dst)
-        return None if found is None else found[0].mtu
+        if found is None:
+            return None
+        mtu = found[0].mtu
+        entry = self.pmtu.get(dst)
+        return mtu if entry is None or entry.mtu >= mtu else entry.mtu
+
+    def frag_needed(self, dst: bytes, mtu: int, quoted_len: int, now: float) -> int | None:
+        """A "fragmentation needed" (RFC 1191 §4) about a datagram we sent to ``dst``; the new PMTU.
+
+        Returns None when the message changes nothing (it would raise the PMTU, or no route).
+        """
+        current = self.path_mtu(dst)
+        if current is None:
+            return None
+        if mtu == 0 or mtu >= quoted_len:
+            # RFC 1191 §5: an old router; guess the next plateau below what we sent.  A value not
+            # below what was sent is as useless, and is treated the same way (Linux does too).
+            mtu = next((p for p in MTU_PLATEAUS if p < quoted_len), 68)
+        mtu = max(mtu, self.stack.sysctl.int("net.ipv4.route.min_pmtu"))
+        if mtu >= current:
+            self.stack.stats["ip4.pmtu.ignored"] += 1
+            return None
+        old = self.pmtu.pop(dst, None)
+        if old is not None:
+            old.timer.cancel()
+        elif len(self.pmtu) >= PMTU_CACHE_SIZE:
+            oldest = next(iter(self.pmtu))
+            self.pmtu.pop(oldest).timer.cancel()
+        expires = now + self.stack.sysctl.float("net.ipv4.route.mtu_expires")
+        timer = self.stack.timers.schedule(expires, functools.partial(self._pmtu_expire, dst))
+        self.pmtu[dst] = PmtuEntry(mtu, timer)
+        self.stack.stats["ip4.pmtu.lowered"] += 1
+        return mtu
+
+    def _pmtu_expire(self, dst: bytes, now: float) -> None:
+        if self.pmtu.pop(dst, None) is not None:
+            self.stack.stats["ip4.pmtu.expired"] += 1
 
     def output(
         self,
@@ -175,7 +237,11 @@ class Ip4Layer:
             ttl = self.stack.sysctl.int("net.ipv4.ip_default_ttl")
         self._ident = ident = (self._ident + 1) & 0xFFFF
         lh = iface.link_header_len
-        if IP4_HEADER_LEN + size <= iface.mtu:
+        mtu = iface.mtu
+        entry = self.pmtu.get(dst) if self.pmtu else None
+        if entry is not None and entry.mtu < mtu:
+            mtu = entry.mtu
+        if IP4_HEADER_LEN + size <= mtu:
             frame = bytearray(lh + IP4_HEADER_LEN + size)
             frame[lh + IP4_HEADER_LEN :] = payload
             write_ip4(frame, lh, src=src, dst=dst, proto=proto, total_len=IP4_HEADER_LEN + size,
@@ -184,7 +250,7 @@ class Ip4Layer:
             stats["ip4.tx"] += 1
             return 0
         # RFC 791 §3.2 fragmentation: every fragment but the last carries a multiple of 8 bytes.
-        chunk = (iface.mtu - IP4_HEADER_LEN) & ~7
+        chunk = (mtu - IP4_HEADER_LEN) & ~7
         view = memoryview(payload)
         for offset in range(0, size, chunk):
             piece = view[offset : offset + chunk]

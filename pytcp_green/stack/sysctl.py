@@ -20,6 +20,25 @@ DEFAULTS: dict[str, Value] = {
     "net.ipv4.icmp_echo_ignore_broadcasts": 1,
     "net.ipv4.icmp_msgs_per_sec": 1000,  # global ICMP error rate (token bucket), as Linux
     "net.ipv4.icmp_msgs_burst": 50,
+    # IPv4 reassembly (Linux names; ipfrag_max_frags is ours: a per-datagram fragment cap)
+    "net.ipv4.ipfrag_high_thresh": 4194304,
+    "net.ipv4.ipfrag_low_thresh": 3145728,
+    "net.ipv4.ipfrag_time": 30.0,
+    "net.ipv4.ipfrag_max_frags": 512,
+    # Path MTU cache (Linux net.ipv4.route.*; seconds)
+    "net.ipv4.route.min_pmtu": 552,
+    "net.ipv4.route.mtu_expires": 600.0,
+    # RFC 5227 address conflict detection (seconds; defaults are the RFC's §1.1 constants).
+    # acd_enable=1 makes Host probe static addresses before using them; DHCP always probes.
+    "net.ipv4.acd.enable": 0,
+    "net.ipv4.acd.probe_wait": 1.0,
+    "net.ipv4.acd.probe_num": 3,
+    "net.ipv4.acd.probe_min": 1.0,
+    "net.ipv4.acd.probe_max": 2.0,
+    "net.ipv4.acd.announce_wait": 2.0,
+    "net.ipv4.acd.announce_num": 2,
+    "net.ipv4.acd.announce_interval": 2.0,
+    "net.ipv4.acd.defend_interval": 10.0,
     # ARP / neighbour (seconds, like Linux's *_ms values divided by 1000)
     "net.ipv4.neigh.default.retrans_time": 1.0,
     "net.ipv4.neigh.default.base_reachable_time": 30.0,
