@@ -9,6 +9,7 @@ have changed; spurious wake-ups are allowed, missed ones are bugs.
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import os
 import socket as _socket_constants  # constants only (AF_INET...); no socket is ever created here
@@ -59,8 +60,9 @@ def pack_host(family: int, host: str) -> bytes:
     return ip.packed
 
 
+@functools.lru_cache(maxsize=4096)
 def unpack_host(addr: bytes) -> str:
-    """Packed address -> its canonical string."""
+    """Packed address -> its canonical string (cached: peers repeat, and every datagram needs one)."""
     return str(ipaddress.ip_address(addr))
 
 
