@@ -2,23 +2,48 @@
 
 A core socket raises ``BlockingIOError`` when it cannot proceed and calls its ``waker`` when
 that may have changed.  :class:`GreenSocket` retries the call each time the waker fires, with
-the socket's timeout as the deadline (``None`` blocks, ``0`` raises at once, a float raises
-``TimeoutError('timed out')`` like the stdlib).  Only the waiting greenlet sleeps; the hub and
-every other greenlet go on.
+a deadline taken from the socket's timeout (``None`` blocks, ``0`` raises at once, a float
+raises ``TimeoutError('timed out')`` like the stdlib).  Only the waiting greenlet sleeps; the hub
+and every other greenlet go on.
+
+Three things may listen to a socket's readiness, all fed by the one waker:
+
+* greenlets blocked in a call on this socket (one gevent ``Event`` per wait round, replaced on
+  every wake, so a wake can never be lost to another waiter clearing a shared flag);
+* *observers*: callables that ``select``/``poll`` emulation registers while it waits on many
+  sockets at once;
+* an optional *readiness fd* (:meth:`GreenSocket.fileno`): an eventfd that polls readable
+  exactly while the socket is readable (data, a pending connection, EOF or an error) and is
+  always writable.  It exists so code that hands ``fileno()`` to a real poller, or only wants a
+  unique descriptor number, works; it is created on first use, because keeping it in step costs
+  a syscall per readable/unreadable transition.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from gevent.event import Event
 
 from pytcp_green.green.runtime import Runtime
-from pytcp_green.stack.sockbase import POLLERR, POLLIN, POLLOUT, Address, CoreSocket, oserror
+from pytcp_green.stack.sockbase import POLLERR, POLLHUP, POLLIN, POLLOUT, Address, CoreSocket, oserror
 
 T = TypeVar("T")
+
+# What makes the readiness fd readable: what select(2) reports as readable on a kernel socket.
+_READABLE_BITS = POLLIN | POLLERR | POLLHUP
+
+
+class _UseTimeout:
+    """Sentinel type: 'use the socket's own timeout'."""
+
+
+USE_TIMEOUT = _UseTimeout()
+Timeout = float | None | _UseTimeout
 
 
 class GreenSocket:
@@ -28,59 +53,139 @@ class GreenSocket:
         self.runtime = runtime
         self.core = core
         self.timeout = timeout
-        self._ready = Event()
-        self._waiting = 0
+        self._event: Event | None = None
+        self._observers: list[Callable[[], None]] = []
+        self._efd = -1
+        self._efd_readable = False
         core.waker = self._wake
 
+    # -- readiness -----------------------------------------------------------------------------------
     def _wake(self) -> None:
-        if self._waiting:
-            self._ready.set()
+        event = self._event
+        if event is not None:
+            # Waiters hold this Event; the next wait round gets a fresh one, so set() is never undone.
+            self._event = None
+            event.set()
+        if self._observers:
+            for callback in tuple(self._observers):
+                callback()
+        if self._efd >= 0:
+            self._sync_fd()
+
+    def add_observer(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` whenever readiness may have changed (until :meth:`remove_observer`)."""
+        self._observers.append(callback)
+
+    def remove_observer(self, callback: Callable[[], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._observers.remove(callback)
+
+    def poll_mask(self) -> int:
+        return int(self.core.poll_mask())
+
+    def _sync_fd(self) -> None:
+        readable = bool(self.core.poll_mask() & _READABLE_BITS)
+        if readable == self._efd_readable:
+            return
+        self._efd_readable = readable
+        if readable:
+            os.eventfd_write(self._efd, 1)
+        else:
+            with contextlib.suppress(BlockingIOError):  # someone else read it: already clear
+                os.eventfd_read(self._efd)
+
+    def fileno(self) -> int:
+        """The readiness fd (an eventfd), created on first call; see the module docstring."""
+        if self._efd < 0:
+            self._efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            self._efd_readable = False
+            self._sync_fd()
+        return self._efd
+
+    def has_fd(self) -> bool:
+        return self._efd >= 0
+
+    def release_fd(self) -> int:
+        """Hand the readiness fd to the caller (``detach``): it is no longer ours to sync or close."""
+        fd, self._efd = self._efd, -1
+        return fd
+
+    def adopt_fd(self, fd: int) -> None:
+        """Take over a readiness fd released by :meth:`release_fd` (a socket re-made from ``fileno``)."""
+        if self._efd >= 0 and self._efd != fd:
+            os.close(self._efd)
+        self._efd = fd
+        # Unknown state: drain it, then set it from the core's actual state.
+        with contextlib.suppress(BlockingIOError):
+            os.eventfd_read(fd)
+        self._efd_readable = False
+        self._sync_fd()
+
+    def _close_fd(self) -> None:
+        if self._efd >= 0:
+            fd, self._efd = self._efd, -1
+            os.close(fd)
 
     # -- the one waiting loop ------------------------------------------------------------------------
-    def _call(self, op: Callable[[float], T], timeout: float | object | None = None) -> T:
-        limit = self.timeout if timeout is None else timeout
+    def deadline(self, timeout: Timeout = USE_TIMEOUT) -> float | None:
+        """The absolute deadline for ``timeout`` (``None``: none; 0 means 'now', i.e. non-blocking)."""
+        limit = self.timeout if isinstance(timeout, _UseTimeout) else timeout
+        if limit is None:
+            return None
+        return self.runtime.now() + limit
+
+    def call(self, op: Callable[[float], T], timeout: Timeout = USE_TIMEOUT) -> T:
+        """Run ``op(now)`` until it does not raise BlockingIOError, within ``timeout``."""
+        limit = self.timeout if isinstance(timeout, _UseTimeout) else timeout
+        if limit == 0:
+            return self.call_until(op, None, nonblocking=True)
+        return self.call_until(op, None if limit is None else self.runtime.now() + limit)
+
+    def call_until(self, op: Callable[[float], T], deadline: float | None, *, nonblocking: bool = False) -> T:
+        """Run ``op(now)`` until it succeeds; BlockingIOError if ``nonblocking``, TimeoutError past ``deadline``."""
         runtime = self.runtime
-        deadline: float | None = None
         while True:
-            self._ready.clear()
             now = runtime.now()
             try:
                 result = op(now)
             except BlockingIOError:
                 runtime.kick(now)
-                if limit == 0:
+                if nonblocking:
                     raise
-                if limit is not None:
-                    assert isinstance(limit, (int, float))
-                    if deadline is None:
-                        deadline = now + limit
+                # No greenlet switch happens between op() failing and the Event existing, so a
+                # readiness change cannot slip in unseen (everything runs in the hub's thread).
+                event = self._event
+                if event is None:
+                    event = self._event = Event()
+                if deadline is None:
+                    event.wait()
+                else:
                     remaining = deadline - runtime.now()
                     if remaining <= 0:
                         raise TimeoutError("timed out") from None
-                    self._wait(remaining)
-                else:
-                    self._wait(None)
+                    event.wait(remaining)
                 continue
+            except BaseException:
+                runtime.kick(now)
+                raise
             runtime.kick(now)
+            if self._efd >= 0:
+                self._sync_fd()  # a recv/accept may have made the socket unreadable without a wake
             return result
 
-    def _wait(self, timeout: float | None) -> None:
-        self._waiting += 1
-        try:
-            self._ready.wait(timeout)
-        finally:
-            self._waiting -= 1
+    # Backwards-compatible name for callers of the first version.
+    _call = call
 
-    def wait_for(self, mask: int, timeout: float | None) -> int:
-        """Block until ``poll_mask() & (mask|POLLERR)`` or the timeout; returns the mask that held."""
+    def wait_for(self, mask: int, timeout: Timeout = USE_TIMEOUT) -> int:
+        """Block until ``poll_mask() & (mask|POLLERR)`` or the timeout; returns the bits that held."""
 
         def check(now: float) -> int:
-            got = int(self.core.poll_mask()) & (mask | POLLERR)
+            got = int(self.core.poll_mask()) & (mask | POLLERR | POLLHUP)
             if not got:
                 raise BlockingIOError(errno.EAGAIN, "not ready")
             return got
 
-        return self._call(check, timeout if timeout is not None else None)
+        return self.call(check, timeout)
 
     # -- socket calls --------------------------------------------------------------------------------
     def bind(self, addr: Address) -> None:
@@ -90,57 +195,91 @@ class GreenSocket:
         self.core.listen(backlog)
         self.runtime.kick()
 
-    def connect(self, addr: Address) -> None:
+    def connect(self, addr: Address, timeout: Timeout = USE_TIMEOUT) -> None:
+        """Connect; for TCP wait for the handshake (EINPROGRESS only when non-blocking)."""
+        limit = self.timeout if isinstance(timeout, _UseTimeout) else timeout
         now = self.runtime.now()
         try:
             self.core.connect(addr, now)
         except BlockingIOError as exc:
-            if exc.errno != errno.EINPROGRESS:
-                raise
             self.runtime.kick(now)
-            if self.timeout == 0:
+            if exc.errno != errno.EINPROGRESS or limit == 0:
                 raise
-            self.wait_for(POLLOUT, self.timeout)
+            try:
+                self.wait_for(POLLOUT, limit)
+            except TimeoutError:
+                raise TimeoutError("timed out") from None
             code = self.core.take_error()
             if code:
                 raise oserror(code) from None
             return
+        finally:
+            if self._efd >= 0:
+                self._sync_fd()
         self.runtime.kick(now)
 
-    def accept(self) -> tuple[GreenSocket, Address]:
-        core, addr = self._call(self.core.accept)
+    def accept(self, timeout: Timeout = USE_TIMEOUT) -> tuple[GreenSocket, Address]:
+        core, addr = self.call(self.core.accept, timeout)
         return GreenSocket(self.runtime, core, self.timeout), addr
 
-    def send(self, data: bytes | bytearray | memoryview) -> int:
-        return self._call(lambda now: int(self.core.send(data, now)))
+    def send(self, data: bytes | bytearray | memoryview, timeout: Timeout = USE_TIMEOUT) -> int:
+        return self.call(lambda now: int(self.core.send(data, now)), timeout)
 
-    def sendall(self, data: bytes | bytearray | memoryview) -> None:
+    def sendall(self, data: bytes | bytearray | memoryview, timeout: Timeout = USE_TIMEOUT) -> None:
+        """Send everything; the timeout covers the whole call, not each partial send (as CPython)."""
+        limit = self.timeout if isinstance(timeout, _UseTimeout) else timeout
         view = memoryview(data).cast("B")
+        deadline = None if limit is None else self.runtime.now() + limit
         sent = 0
-        while sent < len(view):
-            sent += self.send(view[sent:])
+        total = len(view)
+        core = self.core
 
-    def recv(self, bufsize: int) -> bytes:
-        return self._call(lambda now: bytes(self.core.recv(bufsize, now)))
+        def send_rest(now: float) -> int:
+            return int(core.send(view[sent:], now))
 
-    def sendto(self, data: bytes | bytearray | memoryview, addr: Address | None = None) -> int:
-        return self._call(lambda now: int(self.core.sendto(data, addr, now)))
+        while sent < total:
+            sent += self.call_until(send_rest, deadline, nonblocking=limit == 0)
 
-    def recvfrom(self, bufsize: int) -> tuple[bytes, Address]:
-        result: tuple[bytes, Address] = self._call(lambda now: self.core.recvfrom(bufsize, now))
-        return result
+    def recv(self, bufsize: int, timeout: Timeout = USE_TIMEOUT, *, peek: bool = False) -> bytes:
+        if peek:
+            return self.call(lambda now: bytes(self.core.recv(bufsize, now, peek=True)), timeout)
+        return self.call(lambda now: bytes(self.core.recv(bufsize, now)), timeout)
+
+    def sendto(self, data: bytes | bytearray | memoryview, addr: Address | None = None,
+               timeout: Timeout = USE_TIMEOUT) -> int:
+        return self.call(lambda now: int(self.core.sendto(data, addr, now)), timeout)
+
+    def recvfrom(self, bufsize: int, timeout: Timeout = USE_TIMEOUT, *, peek: bool = False) -> tuple[bytes, Address]:
+        if peek:
+            return self.call(lambda now: self.core.recvfrom(bufsize, now, peek=True), timeout)  # type: ignore[no-any-return]
+        return self.call(lambda now: self.core.recvfrom(bufsize, now), timeout)  # type: ignore[no-any-return]
 
     def shutdown(self, how: int) -> None:
-        self.core.shutdown(how, self.runtime.now())
-        self.runtime.kick()
+        try:
+            self.core.shutdown(how, self.runtime.now())
+        finally:
+            self.runtime.kick()
+            if self._efd >= 0:
+                self._sync_fd()
 
     def close(self) -> None:
-        self.core.close(self.runtime.now())
-        self.runtime.kick()
+        try:
+            self.core.close(self.runtime.now())
+        finally:
+            self.runtime.kick()
+            self._close_fd()
+            self._wake()  # blocked greenlets retry and meet EBADF; select observers re-check
 
     def getsockname(self) -> Address:
         result: Address = self.core.getsockname()
         return result
+
+    def getpeername(self) -> Address:
+        result: Address = self.core.getpeername()
+        return result
+
+    def take_error(self) -> int:
+        return int(self.core.take_error())
 
     def readable(self) -> bool:
         return bool(self.core.poll_mask() & POLLIN)

@@ -1,0 +1,227 @@
+"""The drop-in: ``patch_all()`` makes every AF_INET socket of this process a pytcp_green socket.
+
+Order of events in :func:`patch_all`:
+
+1. ``gevent.monkey.patch_all()`` (unless ``gevent=False``): threads, time, subprocess… become
+   cooperative, which the stack needs because it runs in the hub's thread;
+2. a :class:`~pytcp_green.host.Host` is built from the keyword stack options, or from the
+   ``PYTCP_GREEN_*`` environment when none are given (no options at all: only the loopback
+   interface, 127.0.0.0/8, no TAP, no privileges);
+3. our ``socket``, DNS, ``select``/``selectors`` (and ``ssl``) replacements are installed, each
+   original recorded in gevent's own table so ``gevent.monkey.get_original()`` and
+   ``gevent.monkey.is_module_patched()`` stay truthful.
+
+Patching twice is harmless (the first host stays).  Modules that imported ``socket.socket``
+(or ``create_connection``) *before* patching keep the object they hold: a warning names them.
+C extensions that open their own sockets (psycopg2/libpq, grpc) cannot be captured at all;
+importing one into a patched process warns.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.abc
+import importlib.machinery
+import sys
+import warnings
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+from pytcp_green.patches._state import (
+    current_host,
+    get_original,
+    is_module_patched,
+    is_object_patched,
+)
+
+__all__ = [
+    "PatchWarning",
+    "current_host",
+    "get_original",
+    "is_module_patched",
+    "is_object_patched",
+    "patch_all",
+]
+
+STACK_OPTION_NAMES = ("lab", "tap", "tun", "ip4", "gateway4", "mtu", "pcap", "impair", "log", "sysctl")
+
+# Extensions that talk to the network from C, below Python's socket module.
+BYPASSING_MODULES = {
+    "psycopg2": "psycopg2 connects through libpq's own C sockets",
+    "grpc": "grpc uses its own C-core sockets",
+}
+
+
+class PatchWarning(UserWarning):
+    """Something pytcp_green's patching cannot do or cannot undo."""
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, PatchWarning, stacklevel=3)
+
+
+# -- the stack ----------------------------------------------------------------------------------------
+def _options_from(kwargs: dict[str, Any]) -> Any:
+    from pytcp_green.host import StackOptions
+
+    if not kwargs:
+        return StackOptions.from_env()
+    unknown = set(kwargs) - set(STACK_OPTION_NAMES)
+    if unknown:
+        raise TypeError(f"patch_all() got unknown stack options: {', '.join(sorted(unknown))}")
+    opts = dict(kwargs)
+    if isinstance(opts.get("ip4"), str):
+        opts["ip4"] = [opts["ip4"]]
+    return StackOptions(**opts)
+
+
+def _start_host(options: Any, seed: int | None) -> Any:
+    from pytcp_green.host import Host
+    from pytcp_green.patches import _state, dns
+
+    host = Host(options, seed=seed)
+    _state.set_host(host)
+    dns.reset_probe()
+    atexit.register(_close_host_at_exit, host)
+    return host
+
+
+def _close_host_at_exit(host: Any) -> None:
+    from pytcp_green.patches import _state
+
+    try:
+        host.close()
+    finally:
+        if _state.has_host() and _state.current_host() is host:
+            _state.set_host(None)
+
+
+# -- warnings about what patching cannot reach --------------------------------------------------------
+def _stale_references(originals: Sequence[Any], skip_prefixes: tuple[str, ...]) -> list[str]:
+    """Modules whose globals hold one of ``originals`` (imported before patching)."""
+    found = []
+    for name, module in list(sys.modules.items()):
+        if module is None or name.startswith(skip_prefixes):
+            continue
+        try:
+            values = vars(module).items()
+        except TypeError:
+            continue
+        for attr, value in list(values):
+            if any(value is o for o in originals):
+                found.append(f"{name}.{attr}")
+    return sorted(found)
+
+
+class _BypassWarner(importlib.abc.MetaPathFinder):
+    """Warns once when a known socket-bypassing extension is imported into a patched process."""
+
+    def __init__(self) -> None:
+        self.warned: set[str] = set()
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+                  ) -> importlib.machinery.ModuleSpec | None:
+        if fullname in BYPASSING_MODULES and fullname not in self.warned:
+            self.warned.add(fullname)
+            warnings.warn(f"{fullname} imported into a pytcp_green-patched process: "
+                          f"{BYPASSING_MODULES[fullname]}, so its traffic goes through the kernel, "
+                          f"not the stack", PatchWarning, stacklevel=2)
+        return None  # let the real finders import it
+
+
+_bypass_warner: _BypassWarner | None = None
+
+
+def _install_bypass_warner() -> None:
+    global _bypass_warner
+    if _bypass_warner is not None:
+        return
+    _bypass_warner = _BypassWarner()
+    sys.meta_path.insert(0, _bypass_warner)
+    for name in BYPASSING_MODULES:
+        if name in sys.modules:
+            _bypass_warner.warned.add(name)
+            _warn(f"{name} was imported before patching; {BYPASSING_MODULES[name]}, so its traffic goes "
+                  f"through the kernel, not the stack")
+
+
+# -- the module patches -------------------------------------------------------------------------------
+_SOCKET_ITEMS = ("socket", "SocketType", "create_connection", "create_server", "has_dualstack_ipv6",
+                 "socketpair", "fromfd")
+_DNS_ITEMS = ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr", "getnameinfo", "getfqdn")
+
+
+def _patch_socket(with_dns: bool) -> None:
+    import socket as stdsocket
+
+    from pytcp_green.patches import _state, dns
+    from pytcp_green.patches import socket as ours
+
+    if not _state.is_object_patched("socket", "socket"):
+        originals = [stdsocket.socket, stdsocket.create_connection, _state.get_original("socket", "socket"),
+                     _state.get_original("socket", "create_connection")]
+        stale = _stale_references(originals, ("socket", "_socket", "gevent", "pytcp_green", "ssl", "_ssl"))
+        if stale:
+            _warn("patching socket after these modules imported socket objects directly; they keep the "
+                  f"originals and bypass the stack: {', '.join(stale)}. Patch earlier "
+                  "(python -m pytcp_green, or patch_all() before other imports).")
+    for name in _SOCKET_ITEMS:
+        _state.patch_item(stdsocket, name, getattr(ours, name))
+    if with_dns:
+        for name in _DNS_ITEMS:
+            _state.patch_item(stdsocket, name, getattr(dns, name))
+    _state.patch_item(stdsocket, "has_ipv6", dns.has_ipv6())
+
+
+def _patch_select() -> None:
+    from pytcp_green.patches.select import patch_select_modules
+
+    patch_select_modules()
+
+
+def _patch_ssl() -> bool:
+    try:
+        from pytcp_green.patches import ssl as ours  # type: ignore[attr-defined]
+    except ImportError:
+        return False
+    patched: bool = ours.patch_ssl_module()
+    return patched
+
+
+def patch_all(*, socket: bool = True, dns: bool | str | Sequence[str] = True, select: bool = True,
+              ssl: bool = True, gevent: bool = True, seed: int | None = None, **stack_options: Any) -> Any:
+    """Patch this process onto a pytcp_green stack; returns the running :class:`~pytcp_green.host.Host`.
+
+    ``stack_options`` are :class:`~pytcp_green.host.StackOptions` fields (``lab``, ``tap``, ``tun``,
+    ``ip4``, ``gateway4``, ``mtu``, ``pcap``, ``impair``, ``log``, ``sysctl``); without any, they come
+    from ``PYTCP_GREEN_*`` variables.  ``dns`` is True/False (replace the resolver functions) or the
+    name servers, e.g. ``dns=["198.18.0.1"]`` (else ``PYTCP_GREEN_DNS``).  ``gevent=False`` skips
+    ``gevent.monkey.patch_all()``: only for programs that already called it.
+    """
+    from pytcp_green.patches import _state
+    from pytcp_green.patches import dns as dns_module
+
+    if gevent:
+        from gevent import monkey
+
+        monkey.patch_all()
+    if _state.has_host():
+        host = _state.current_host()
+        if stack_options:
+            wanted = _options_from(stack_options)
+            if wanted != host.options:
+                _warn("patch_all() called again with different stack options; the first stack stays")
+    else:
+        host = _start_host(_options_from(stack_options), seed)
+    servers = None if isinstance(dns, bool) else ([dns] if isinstance(dns, str) else list(dns))
+    if servers is not None or not dns_module.name_servers():
+        dns_module.configure(servers)
+    if socket:
+        _patch_socket(with_dns=bool(dns))
+    if select:
+        _patch_select()
+    if ssl:
+        _patch_ssl()
+    _install_bypass_warner()
+    return host

@@ -1,0 +1,241 @@
+"""``select.select``, ``select.poll`` and ``selectors`` over stack sockets and real fds together.
+
+A stack socket is recognised either as a socket object or by its descriptor
+(:func:`pytcp_green.patches.socket.handle_for_fd`), so code that registers plain integers
+(asyncio, selectors) works too.  Its readiness comes from the core's poll mask; a real fd's
+from the kernel (the original ``select``/``poll`` with a zero timeout).  To wait, the calling
+greenlet sleeps on one gevent Event that both the stack sockets' readiness observers and
+gevent io watchers on the real fds set; then everything is checked again.  Nothing spins.
+
+As gevent does, ``epoll``, ``kqueue``, ``kevent`` and ``devpoll`` are removed rather than
+half-emulated, and ``selectors.DefaultSelector`` becomes a poll-based selector on this ``poll``.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import select as _stdselect
+import selectors as _stdselectors
+from collections.abc import Iterable
+from typing import Any
+
+from gevent.event import Event
+from gevent.hub import get_hub
+from gevent.select import select as _gevent_select  # imported now, while select.select is the original
+
+from pytcp_green.patches import _state
+from pytcp_green.patches.socket import Handle, stack_readiness
+from pytcp_green.stack.sockbase import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLPRI
+
+POLLNVAL = 0x020
+POLLRDNORM = 0x040
+POLLWRNORM = 0x100
+_EV_READ = 1
+_EV_WRITE = 2
+
+error = OSError
+
+
+def _original(name: str) -> Any:
+    return _state.get_original("select", name)
+
+
+def _fileno_of(obj: Any) -> int:
+    if isinstance(obj, int) and not isinstance(obj, bool):
+        fd = obj
+    else:
+        method = getattr(obj, "fileno", None)
+        if method is None:
+            raise TypeError("argument must be an int, or have a fileno() method.")
+        fd = method()
+        if not isinstance(fd, int):
+            raise TypeError("fileno() returned a non-integer")
+    if fd < 0:
+        raise ValueError(f"file descriptor cannot be a negative integer ({fd})")
+    return fd
+
+
+def _wait(handles: Iterable[Handle], kernel: dict[int, int], timeout: float | None) -> None:
+    """Sleep until a stack socket's readiness may have changed, a kernel fd polls ready, or timeout."""
+    event = Event()
+    wake = event.set
+    observed: list[Handle] = []
+    watchers: list[Any] = []
+    loop = get_hub().loop
+    try:
+        for handle in handles:
+            if not handle.closed:
+                handle.green.add_observer(wake)
+                observed.append(handle)
+        for fd, events in kernel.items():
+            if events:
+                watcher = loop.io(fd, events)
+                watcher.start(wake)
+                watchers.append(watcher)
+        event.wait(timeout)
+    finally:
+        for handle in observed:
+            handle.green.remove_observer(wake)
+        for watcher in watchers:
+            watcher.stop()
+            watcher.close()
+
+
+def _now() -> float:
+    return float(get_hub().loop.now()) if not _state.has_host() else _state.current_host().runtime.now()
+
+
+# -- select -------------------------------------------------------------------------------------------
+def select(rlist: Iterable[Any], wlist: Iterable[Any], xlist: Iterable[Any],
+           timeout: float | None = None) -> tuple[list[Any], list[Any], list[Any]]:
+    """Like ``select.select``; stack sockets count as readable/writable from their poll mask."""
+    if timeout is not None:
+        try:
+            timeout = float(timeout)
+        except (TypeError, ValueError):
+            raise TypeError("timeout must be a float or None") from None
+        if timeout < 0:
+            raise ValueError("timeout must be non-negative")
+    lists = (list(rlist), list(wlist), list(xlist))
+    classified: list[list[tuple[Any, int, Handle | None]]] = []
+    any_stack = False
+    for items in lists:
+        row = []
+        for obj in items:
+            handle = stack_readiness(obj)
+            fd = _fileno_of(obj)
+            any_stack = any_stack or handle is not None
+            row.append((obj, fd, handle))
+        classified.append(row)
+    if not any_stack:
+        # Only kernel fds: gevent's select already does this cooperatively.
+        result: tuple[list[Any], list[Any], list[Any]] = _gevent_select(*lists, timeout)
+        return result
+    original_select = _original("select")
+    kernel_r = sorted({fd for _o, fd, h in classified[0] if h is None})
+    kernel_w = sorted({fd for _o, fd, h in classified[1] if h is None})
+    kernel_x = sorted({fd for _o, fd, h in classified[2] if h is None})
+    handles = {id(h): h for row in classified for _o, _fd, h in row if h is not None}
+    deadline = None if timeout is None else _now() + timeout
+    while True:
+        ready_r, ready_w, ready_x = (set(x) for x in original_select(kernel_r, kernel_w, kernel_x, 0)) \
+            if (kernel_r or kernel_w or kernel_x) else (set(), set(), set())
+        out_r = [o for o, fd, h in classified[0]
+                 if (h.closed or h.poll_mask() & (POLLIN | POLLERR | POLLHUP) if h is not None else fd in ready_r)]
+        out_w = [o for o, fd, h in classified[1]
+                 if (h.closed or h.poll_mask() & (POLLOUT | POLLERR | POLLHUP) if h is not None else fd in ready_w)]
+        out_x = [o for o, fd, h in classified[2] if h is None and fd in ready_x]
+        if out_r or out_w or out_x:
+            return out_r, out_w, out_x
+        remaining = None if deadline is None else deadline - _now()
+        if remaining is not None and remaining <= 0:
+            return [], [], []
+        kernel: dict[int, int] = {}
+        for fd in kernel_r:
+            kernel[fd] = kernel.get(fd, 0) | _EV_READ
+        for fd in kernel_x:
+            kernel[fd] = kernel.get(fd, 0) | _EV_READ
+        for fd in kernel_w:
+            kernel[fd] = kernel.get(fd, 0) | _EV_WRITE
+        _wait(handles.values(), kernel, remaining)
+
+
+# -- poll ---------------------------------------------------------------------------------------------
+class poll:  # the stdlib's name
+    """Like ``select.poll()``'s object; ``poll(timeout)`` takes milliseconds (None/negative: forever)."""
+
+    def __init__(self) -> None:
+        self._fds: dict[int, int] = {}
+
+    def register(self, fd: Any, eventmask: int = POLLIN | POLLPRI | POLLOUT) -> None:
+        self._fds[_fileno_of(fd)] = int(eventmask) & 0xFFFF
+
+    def modify(self, fd: Any, eventmask: int) -> None:
+        number = _fileno_of(fd)
+        if number not in self._fds:
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory")
+        self._fds[number] = int(eventmask) & 0xFFFF
+
+    def unregister(self, fd: Any) -> None:
+        del self._fds[_fileno_of(fd)]
+
+    def _check(self, original_poll: Any) -> list[tuple[int, int]]:
+        out: list[tuple[int, int]] = []
+        kernel: dict[int, int] = {}
+        for fd, events in self._fds.items():
+            handle = stack_readiness(fd)
+            if handle is None:
+                kernel[fd] = events
+                continue
+            if handle.closed:
+                out.append((fd, POLLNVAL))
+                continue
+            mask = handle.poll_mask()
+            if mask & POLLIN:
+                mask |= POLLRDNORM
+            if mask & POLLOUT:
+                mask |= POLLWRNORM
+            revents = mask & (events | POLLERR | POLLHUP)
+            if revents:
+                out.append((fd, revents))
+        if kernel:
+            kp = original_poll()
+            for fd, events in kernel.items():
+                kp.register(fd, events)
+            out.extend(kp.poll(0))
+        return out
+
+    def poll(self, timeout: float | None = None) -> list[tuple[int, int]]:
+        if timeout is not None:
+            try:
+                timeout_ms = float(timeout)
+            except (TypeError, ValueError):
+                raise TypeError("timeout must be an integer or None") from None
+            seconds: float | None = None if timeout_ms < 0 else math.ceil(timeout_ms) / 1000.0
+        else:
+            seconds = None
+        original_poll = _original("poll")
+        deadline = None if seconds is None else _now() + seconds
+        while True:
+            ready = self._check(original_poll)
+            if ready:
+                return ready
+            remaining = None if deadline is None else deadline - _now()
+            if remaining is not None and remaining <= 0:
+                return []
+            handles = []
+            kernel: dict[int, int] = {}
+            for fd, events in self._fds.items():
+                handle = stack_readiness(fd)
+                if handle is not None:
+                    handles.append(handle)
+                    continue
+                ev = (_EV_READ if events & (POLLIN | POLLPRI | POLLRDNORM) else 0) | \
+                     (_EV_WRITE if events & (POLLOUT | POLLWRNORM) else 0)
+                kernel[fd] = ev or _EV_READ  # errors/hang-ups still wake a read watcher
+            _wait(handles, kernel, remaining)
+
+
+# -- selectors ----------------------------------------------------------------------------------------
+def _selector_select(self: Any, r: Any, w: Any, x: Any, timeout: float | None = None) -> Any:
+    return select(r, w, x, timeout)
+
+
+REMOVED_SELECT = ("epoll", "kqueue", "kevent", "devpoll")
+REMOVED_SELECTORS = ("EpollSelector", "KqueueSelector", "DevpollSelector")
+
+
+def patch_select_modules() -> None:
+    """Install select/poll in ``select`` and a poll-based DefaultSelector in ``selectors``."""
+    _state.patch_item(_stdselect, "select", select)
+    if hasattr(_stdselect, "poll") or "poll" in _state._gevent_saved().get("select", {}):
+        _state.patch_item(_stdselect, "poll", poll)
+    for name in REMOVED_SELECT:
+        _state.remove_item(_stdselect, name)
+    # The selector classes captured select.poll/select.select at import time: point them at ours.
+    _stdselectors.PollSelector._selector_cls = poll  # type: ignore[attr-defined]
+    _stdselectors.SelectSelector._select = _selector_select  # type: ignore[attr-defined]
+    for name in REMOVED_SELECTORS:
+        _state.remove_item(_stdselectors, name)
+    _state.patch_item(_stdselectors, "DefaultSelector", _stdselectors.PollSelector)
