@@ -127,6 +127,7 @@ class Host:
         opts, stack = self.options, self.stack
         device: Device | None = None
         addresses = list(opts.ip4)
+        probe = False
         if opts.lab:
             from pytcp_green.lab import Lab
 
@@ -149,13 +150,45 @@ class Host:
         if device is not None:
             self.devices.append(device)
             self.iface = stack.add_interface("eth0", device.kind, mtu=device.mtu, mac=device.mac)
-            for addr in addresses:
-                stack.add_ip4(self.iface, addr)
-            if opts.gateway4:
-                stack.set_gateway4(opts.gateway4)
+            # RFC 5227: with net.ipv4.acd.enable, addresses are probed (on the running link) first.
+            probe = bool(stack.sysctl.int("net.ipv4.acd.enable")) and device.kind is LinkKind.ETHERNET
+            if not probe:
+                for addr in addresses:
+                    stack.add_ip4(self.iface, addr, now=self.runtime.now())
+                if opts.gateway4:
+                    stack.set_gateway4(opts.gateway4)
             impair = ImpairSpec.parse(opts.impair) if opts.impair else None
             self.runtime.attach(self.iface, device, impair=impair)
         self.runtime.start()
+        if device is not None and self.iface is not None and probe:
+            self._probe_addresses(self.iface, addresses)
+            if opts.gateway4:
+                stack.set_gateway4(opts.gateway4)
+
+    def _probe_addresses(self, iface: Interface, addresses: list[str]) -> None:
+        """Probe every address (RFC 5227 §2.1) and wait, bounded, for the outcome; conflicts raise."""
+        import errno
+
+        from gevent.event import Event
+
+        results: dict[str, bool] = {}
+        finished = Event()
+        for addr in addresses:
+            def report(ok: bool, now: float, addr: str = addr) -> None:
+                results[addr] = ok
+                if len(results) == len(addresses):
+                    finished.set()
+
+            self.stack.ip4.probe_address(iface, ipaddress.IPv4Interface(addr), self.runtime.now(), report)
+        self.runtime.kick()
+        sysctl = self.stack.sysctl
+        bound = (sysctl.float("net.ipv4.acd.probe_wait") + sysctl.int("net.ipv4.acd.probe_num")
+                 * sysctl.float("net.ipv4.acd.probe_max") + sysctl.float("net.ipv4.acd.announce_wait") + 5.0)
+        finished.wait(timeout=bound)
+        conflicts = [a for a in addresses if not results.get(a, False)]
+        if conflicts:
+            raise OSError(errno.EADDRINUSE, f"address conflict: {', '.join(conflicts)} already in use on the link "
+                                            "(RFC 5227 probe)")
 
     @property
     def stack_ip4(self) -> ipaddress.IPv4Interface | None:

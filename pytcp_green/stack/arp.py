@@ -10,6 +10,23 @@ machine that RFC 4861 §7.3.2 defines for IPv6 (and Linux applies to ARP as well
 
 Packets for an address being resolved wait in the entry (at most ``unres_qlen``) and leave
 as soon as the reply arrives.
+
+Address conflict detection (RFC 5227) lives here too, since it is made of ARP packets:
+
+* :meth:`ArpCache.probe` checks a candidate address before it is used (§2.1): wait a random
+  time up to PROBE_WAIT, send PROBE_NUM probes (sender address 0.0.0.0) PROBE_MIN..PROBE_MAX
+  apart, then wait ANNOUNCE_WAIT.  Any ARP packet from another MAC whose sender is the
+  candidate, or another host's probe for it (§2.1.1), is a conflict: the address is not used;
+* :meth:`ArpCache.announce` sends ANNOUNCE_NUM announcements ANNOUNCE_INTERVAL apart (§2.3)
+  once an address is in use (also when one is configured: the gratuitous ARP that refreshes
+  neighbours' caches);
+* every address in use is defended (§2.4 (b)): the first conflicting packet is answered with
+  one announcement; a second one within DEFEND_INTERVAL makes us give the address up, and the
+  owner of the address (the IPv4 layer, the DHCP client) is told through ``on_conflict``.
+
+The RFC's constants are sysctls ``net.ipv4.acd.*`` so tests can use short ones.  The rate
+limit after MAX_CONFLICTS (§2.1.1) is left to the caller that retries (the DHCP client waits
+before trying again, as RFC 2131 §3.1.5 asks).
 """
 
 from __future__ import annotations
@@ -19,6 +36,7 @@ import functools
 import ipaddress
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pytcp_green.stack.timers import Timer
@@ -61,6 +79,18 @@ class Neighbour:
         self.confirmed = 0.0  # time of the last reachability confirmation
 
 
+class Probe:
+    """One RFC 5227 probe of a candidate address; ``on_done(ok, now)`` reports the outcome once."""
+
+    __slots__ = ("ip", "on_done", "sent", "timer")
+
+    def __init__(self, ip: bytes, on_done: Callable[[bool, float], None]) -> None:
+        self.ip = ip
+        self.on_done = on_done
+        self.sent = 0
+        self.timer: Timer | None = None
+
+
 class ArpCache:
     """The neighbour cache of one Ethernet interface."""
 
@@ -70,10 +100,17 @@ class ArpCache:
         assert iface.mac is not None
         self.mac: bytes = iface.mac
         self.entries: dict[bytes, Neighbour] = {}
+        self.probes: dict[bytes, Probe] = {}  # candidate address -> its probe in progress
+        self.defended: dict[bytes, float] = {}  # address -> time of our last defence (RFC 5227 §2.4)
+        # Called with an address we had to give up after a conflict (RFC 5227 §2.4 (b)).
+        self.on_conflict: list[Callable[[bytes], None]] = []
 
     # -- tunables, read at each decision so run-time changes apply ---------------------------------
     def _knob(self, name: str) -> float:
         return self.stack.sysctl.float(f"net.ipv4.neigh.default.{name}")
+
+    def _acd(self, name: str) -> float:
+        return self.stack.sysctl.float(f"net.ipv4.acd.{name}")
 
     def _reachable_time(self) -> float:
         # Randomised around the base, as RFC 4861 §6.3.2 asks, so hosts do not probe in lockstep.
@@ -115,6 +152,80 @@ class ArpCache:
         self.iface.tx.append(frame)
         self.stack.stats["arp.tx.request" if oper == ARP_OP_REQUEST else "arp.tx.reply"] += 1
 
+    # -- RFC 5227 conflict detection --------------------------------------------------------------
+    def probe(self, ip: bytes, now: float, on_done: Callable[[bool, float], None]) -> Probe:
+        """Probe ``ip`` before use (RFC 5227 §2.1); ``on_done(True, now)`` when nobody claims it."""
+        if ip in self.probes:
+            raise ValueError(f"{ipaddress.IPv4Address(ip)} is already being probed")
+        probe = Probe(ip, on_done)
+        self.probes[ip] = probe
+        self.stack.stats["arp.acd.probe_started"] += 1
+        delay = self.stack.rng.uniform(0.0, self._acd("probe_wait"))
+        probe.timer = self.stack.timers.schedule(now + delay, functools.partial(self._probe_step, probe))
+        return probe
+
+    def cancel_probe(self, ip: bytes) -> None:
+        probe = self.probes.pop(ip, None)
+        if probe is not None and probe.timer is not None:
+            probe.timer.cancel()
+
+    def _probe_step(self, probe: Probe, now: float) -> None:
+        if self.probes.get(probe.ip) is not probe:
+            return
+        if probe.sent < int(self._acd("probe_num")):
+            probe.sent += 1
+            self.send(ARP_OP_REQUEST, BROADCAST_MAC, bytes(4), ZERO_MAC, probe.ip)
+            self.stack.stats["arp.acd.probe_sent"] += 1
+            if probe.sent < int(self._acd("probe_num")):
+                delay = self.stack.rng.uniform(self._acd("probe_min"), self._acd("probe_max"))
+            else:
+                delay = self._acd("announce_wait")
+            probe.timer = self.stack.timers.schedule(now + delay, functools.partial(self._probe_step, probe))
+            return
+        del self.probes[probe.ip]
+        self.stack.stats["arp.acd.probe_ok"] += 1
+        probe.on_done(True, now)
+
+    def announce(self, ip: bytes, now: float, count: int | None = None) -> None:
+        """Send ARP announcements for ``ip`` (RFC 5227 §2.3): sender and target both ``ip``."""
+        remaining = int(self._acd("announce_num")) if count is None else count
+        if remaining <= 0 or not any(a.ip.packed == ip for a in self.iface.ip4):
+            return
+        self.send(ARP_OP_REQUEST, BROADCAST_MAC, ip, ZERO_MAC, ip)
+        self.stack.stats["arp.acd.announce"] += 1
+        if remaining > 1:
+            self.stack.timers.schedule(now + self._acd("announce_interval"),
+                                       lambda later: self.announce(ip, later, remaining - 1))
+
+    def _check_conflict(self, pkt: ArpPacket, now: float) -> bool:
+        """RFC 5227 §2.1.1 and §2.4; True when ``pkt`` was about one of our (candidate) addresses."""
+        spa = pkt.spa
+        probe = self.probes.get(spa) or (self.probes.get(pkt.tpa) if pkt.is_probe else None)
+        stats = self.stack.stats
+        if probe is not None:
+            # Someone uses the candidate, or probes for it at the same time: it is not ours to take.
+            self.cancel_probe(probe.ip)
+            stats["arp.acd.conflict_probing"] += 1
+            log.info("%s: %s is in use by %s; not using it", self.iface.name, ipaddress.IPv4Address(probe.ip),
+                     pkt.sha.hex(":"))
+            probe.on_done(False, now)
+            return True
+        if spa == bytes(4) or not any(a.ip.packed == spa for a in self.iface.ip4):
+            return False
+        last = self.defended.get(spa)
+        if last is None or now - last >= self._acd("defend_interval"):
+            self.defended[spa] = now
+            stats["arp.acd.defend"] += 1
+            self.send(ARP_OP_REQUEST, BROADCAST_MAC, spa, ZERO_MAC, spa)
+            return True
+        stats["arp.acd.give_up"] += 1
+        log.warning("%s: %s claimed again by %s within the defend interval; giving it up", self.iface.name,
+                    ipaddress.IPv4Address(spa), pkt.sha.hex(":"))
+        self.defended.pop(spa, None)
+        for callback in list(self.on_conflict):
+            callback(spa)
+        return True
+
     # -- receiving ------------------------------------------------------------------------------------
     def receive(self, pkt: ArpPacket, now: float) -> None:
         stats = self.stack.stats
@@ -125,6 +236,8 @@ class ArpCache:
         if sha[0] & 1:
             stats["arp.drop.multicast_sender"] += 1  # a sender MAC is never a group address
             return
+        if (self.probes or self.iface.ip4) and self._check_conflict(pkt, now):
+            return  # about one of our own addresses: never learned as a neighbour
         ours = any(a.ip.packed == tpa for a in self.iface.ip4)
         entry = self.entries.get(spa)
         if spa != bytes(4) and (entry is not None or ours):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import functools
 import ipaddress
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pytcp_green.link.device import LinkKind
@@ -72,10 +73,13 @@ class Ip4Layer:
         self.groups: set[bytes] = {bytes((224, 0, 0, 1))}  # all-hosts is always joined (RFC 1112 §7.2)
         self._ident = stack.rng.randrange(0x10000)
         self.reassembler = Reassembler(stack)
+        # Called with (interface, address) when a conflict took an address away (the DHCP client listens).
+        self.on_address_lost: list[Callable[[Interface, ipaddress.IPv4Interface], None]] = []
         self.pmtu: dict[bytes, PmtuEntry] = {}
 
     # -- configuration -------------------------------------------------------------------------------
-    def add_address(self, iface: Interface, address: ipaddress.IPv4Interface) -> None:
+    def add_address(self, iface: Interface, address: ipaddress.IPv4Interface, now: float | None = None) -> None:
+        """Assign ``address``; with ``now``, announce it on Ethernet (gratuitous ARP, RFC 5227 §2.3)."""
         if address.ip.packed in self.local:
             raise ValueError(f"{address.ip} is already assigned")
         iface.ip4.append(address)
@@ -84,6 +88,46 @@ class Ip4Layer:
         if net.prefixlen < 31:
             self.broadcast[net.broadcast_address.packed] = iface
         self.routes.add(Route4(net, iface))
+        arp = iface.arp
+        if arp is not None:
+            if self._address_lost not in arp.on_conflict:
+                arp.on_conflict.append(self._address_lost)
+            if now is not None:
+                arp.announce(address.ip.packed, now)
+
+    def probe_address(self, iface: Interface, address: ipaddress.IPv4Interface, now: float,
+                      on_done: Callable[[bool, float], None]) -> None:
+        """Add ``address`` once RFC 5227 probing finds nobody using it; ``on_done(ok, now)`` tells the outcome.
+
+        On a link without ARP the address is added at once.
+        """
+        arp = iface.arp
+        if arp is None:
+            self.add_address(iface, address, now)
+            on_done(True, now)
+            return
+
+        def done(ok: bool, when: float) -> None:
+            if ok:
+                try:
+                    self.add_address(iface, address, when)
+                except ValueError:
+                    ok = False
+            else:
+                self.stack.stats["ip4.address_conflict"] += 1
+            on_done(ok, when)
+
+        arp.probe(address.ip.packed, now, done)
+
+    def _address_lost(self, ip: bytes) -> None:
+        """ARP gave ``ip`` up after a conflict (RFC 5227 §2.4): stop using it, tell its owner."""
+        iface = self.local.get(ip)
+        if iface is None:
+            return
+        for address in [a for a in iface.ip4 if a.ip.packed == ip]:
+            self.remove_address(iface, address)
+            for callback in list(self.on_address_lost):
+                callback(iface, address)
 
     def remove_address(self, iface: Interface, address: ipaddress.IPv4Interface) -> None:
         iface.ip4.remove(address)

@@ -78,11 +78,15 @@ class Stack:
         self.interfaces[name] = iface
         return iface
 
-    def add_ip4(self, iface: str | Interface, address: str | ipaddress.IPv4Interface) -> None:
-        """Assign ``address`` ("198.18.0.2/24") to an interface, with its connected route."""
+    def add_ip4(self, iface: str | Interface, address: str | ipaddress.IPv4Interface,
+                now: float | None = None) -> None:
+        """Assign ``address`` ("198.18.0.2/24") to an interface, with its connected route.
+
+        With ``now`` the address is announced (gratuitous ARP) on an Ethernet interface.
+        """
         if isinstance(iface, str):
             iface = self.interfaces[iface]
-        self.ip4.add_address(iface, ipaddress.IPv4Interface(address))
+        self.ip4.add_address(iface, ipaddress.IPv4Interface(address), now)
 
     def set_gateway4(self, gateway: str | ipaddress.IPv4Address) -> None:
         self.ip4.set_gateway(ipaddress.IPv4Address(gateway))
