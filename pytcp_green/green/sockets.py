@@ -28,14 +28,24 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from gevent.event import Event
+from gevent.monkey import get_original
 
 from pytcp_green.green.runtime import Runtime
 from pytcp_green.stack.sockbase import POLLERR, POLLHUP, POLLIN, POLLOUT, Address, CoreSocket, oserror
 
 T = TypeVar("T")
 
+# After gevent patches ``os``, os.close defers the close to a later loop turn (for fds its watchers
+# use).  Our readiness fds are ours alone and must be gone when close() returns, so use the real one.
+_os_close: Callable[[int], None] = get_original("os", "close")
+
 # What makes the readiness fd readable: what select(2) reports as readable on a kernel socket.
 _READABLE_BITS = POLLIN | POLLERR | POLLHUP
+
+
+def close_fd(fd: int) -> None:
+    """Close a readiness fd now, even when gevent has patched ``os.close``."""
+    _os_close(fd)
 
 
 class _UseTimeout:
@@ -113,7 +123,7 @@ class GreenSocket:
     def adopt_fd(self, fd: int) -> None:
         """Take over a readiness fd released by :meth:`release_fd` (a socket re-made from ``fileno``)."""
         if self._efd >= 0 and self._efd != fd:
-            os.close(self._efd)
+            close_fd(self._efd)
         self._efd = fd
         # Unknown state: drain it, then set it from the core's actual state.
         with contextlib.suppress(BlockingIOError):
@@ -124,7 +134,7 @@ class GreenSocket:
     def _close_fd(self) -> None:
         if self._efd >= 0:
             fd, self._efd = self._efd, -1
-            os.close(fd)
+            close_fd(fd)
 
     # -- the one waiting loop ------------------------------------------------------------------------
     def deadline(self, timeout: Timeout = USE_TIMEOUT) -> float | None:

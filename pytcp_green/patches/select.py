@@ -142,8 +142,8 @@ def select(rlist: Iterable[Any], wlist: Iterable[Any], xlist: Iterable[Any],
 
 
 # -- poll ---------------------------------------------------------------------------------------------
-class poll:  # the stdlib's name
-    """Like ``select.poll()``'s object; ``poll(timeout)`` takes milliseconds (None/negative: forever)."""
+class PollObject:
+    """Like the object ``select.poll()`` returns; ``poll(timeout)`` takes milliseconds (None/negative: forever)."""
 
     def __init__(self) -> None:
         self._fds: dict[int, int] = {}
@@ -217,6 +217,11 @@ class poll:  # the stdlib's name
             _wait(handles, kernel, remaining)
 
 
+def poll() -> PollObject:
+    """Like ``select.poll``: a function (as in the stdlib) returning a new polling object."""
+    return PollObject()
+
+
 # -- selectors ----------------------------------------------------------------------------------------
 def _selector_select(self: Any, r: Any, w: Any, x: Any, timeout: float | None = None) -> Any:
     return select(r, w, x, timeout)
@@ -234,7 +239,7 @@ def patch_select_modules() -> None:
     for name in REMOVED_SELECT:
         _state.remove_item(_stdselect, name)
     # The selector classes captured select.poll/select.select at import time: point them at ours.
-    _stdselectors.PollSelector._selector_cls = poll  # type: ignore[attr-defined]
+    _stdselectors.PollSelector._selector_cls = PollObject  # type: ignore[attr-defined]
     _stdselectors.SelectSelector._select = _selector_select  # type: ignore[attr-defined]
     for name in REMOVED_SELECTORS:
         _state.remove_item(_stdselectors, name)

@@ -36,7 +36,7 @@ from typing import Any
 
 from gevent import socket as _gsocket
 
-from pytcp_green.green.sockets import USE_TIMEOUT, GreenSocket, Timeout
+from pytcp_green.green.sockets import USE_TIMEOUT, GreenSocket, Timeout, close_fd
 from pytcp_green.patches import _state
 from pytcp_green.stack.sockbase import POLLIN, POLLOUT
 
@@ -125,7 +125,7 @@ class Handle:
             green.release_fd()
             if self.fds:
                 green.adopt_fd(next(iter(self.fds)))
-        os.close(fd)
+        close_fd(fd)
 
     def release(self) -> None:
         self.refs -= 1
@@ -332,14 +332,14 @@ class socket:  # the stdlib's name
     @property
     def family(self) -> Any:
         if self._kernel is not None:
-            return self._kernel.family
+            return _family_enum(self._kernel.family)
         assert self._handle is not None
         return _family_enum(self._handle.family)
 
     @property
     def type(self) -> Any:
         if self._kernel is not None:
-            return self._kernel.type
+            return _kind_enum(self._kernel.type)
         assert self._handle is not None
         return _kind_enum(self._handle.type)
 

@@ -16,7 +16,8 @@ def test_patch_all_records_in_gevents_tables_and_ours() -> None:
             "gevent_sees_socket": m.is_module_patched("socket"),
             "gevent_sees_object": m.is_object_patched("socket", "create_connection"),
             "gevent_original_is_stdlib": m.get_original("socket", "socket").__module__ == "socket",
-            "ours_original_is_stdlib": pytcp_green.get_original("socket", "socket") is m.get_original("socket", "socket"),
+            "ours_original_is_stdlib":
+                pytcp_green.get_original("socket", "socket") is m.get_original("socket", "socket"),
             "original_getaddrinfo_is_stdlib": pytcp_green.get_original("socket", "getaddrinfo").__module__ == "socket",
             "is_module_patched": [pytcp_green.is_module_patched(n) for n in ("socket", "select", "selectors", "os")],
             "is_object_patched": pytcp_green.is_object_patched("socket", "getaddrinfo"),

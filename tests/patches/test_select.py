@@ -1,0 +1,98 @@
+"""select.select, select.poll and selectors over a stack socket and a pipe together."""
+
+from __future__ import annotations
+
+from .helpers import run_patched
+
+
+def test_select_mixes_a_stack_socket_and_a_pipe() -> None:
+    out = run_patched("""
+        import socket, select, os, gevent
+        a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(("127.0.0.1", 0))
+        b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        r, w = os.pipe()
+        res = {"idle": select.select([a, r], [], [], 0) == ([], [], [])}
+        res["writable"] = select.select([], [a, w], [], 0)[1] == [a, w]
+        # A greenlet makes the socket readable while we block in select with no timeout.
+        gevent.spawn(b.sendto, b"wake", a.getsockname())
+        got = select.select([r, a], [], [])
+        res["woke_by_socket"] = got[0] == [a]
+        a.recv(10)
+        gevent.spawn(os.write, w, b"p")
+        got = select.select([a.fileno(), r], [], [])  # plain ints work too
+        res["woke_by_pipe"] = got[0] == [r]
+        os.read(r, 1)
+        res["timeout_empty"] = select.select([a, r], [], [], 0.01) == ([], [], [])
+        try:
+            select.select([a], [], [], -1)
+        except ValueError as e:
+            res["negative"] = str(e)
+        a.close()
+        try:
+            select.select([a], [], [], 0)
+        except ValueError as e:
+            res["closed"] = str(e)
+        b.close(); os.close(r); os.close(w)
+        report(res)
+    """)
+    assert out == {"idle": True, "writable": True, "woke_by_socket": True, "woke_by_pipe": True,
+                   "timeout_empty": True, "negative": "timeout must be non-negative",
+                   "closed": "file descriptor cannot be a negative integer (-1)"}
+
+
+def test_poll_mixes_a_stack_socket_and_a_pipe() -> None:
+    out = run_patched("""
+        import socket, select, os, gevent
+        a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(("127.0.0.1", 0))
+        b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        r, w = os.pipe()
+        p = select.poll()
+        p.register(a, select.POLLIN)
+        p.register(r, select.POLLIN)
+        res = {"idle": p.poll(0)}
+        gevent.spawn(b.sendto, b"wake", a.getsockname())
+        res["socket"] = p.poll() == [(a.fileno(), select.POLLIN)]
+        a.recv(10)
+        gevent.spawn(os.write, w, b"p")
+        res["pipe"] = p.poll(None) == [(r, select.POLLIN)]
+        os.read(r, 1)
+        p.modify(a, select.POLLOUT)
+        res["out"] = p.poll(0) == [(a.fileno(), select.POLLOUT)]
+        p.unregister(a)
+        try:
+            p.modify(a, select.POLLIN)
+        except FileNotFoundError as e:
+            res["modify_missing"] = e.errno
+        res["timeout"] = p.poll(10)
+        a.close(); b.close(); os.close(r); os.close(w)
+        report(res)
+    """)
+    assert out == {"idle": [], "socket": True, "pipe": True, "out": True, "modify_missing": 2, "timeout": []}
+
+
+def test_selectors_default_selector_mixes_both() -> None:
+    out = run_patched("""
+        import socket, selectors, os, gevent
+        a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(("127.0.0.1", 0))
+        b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        r, w = os.pipe()
+        res = {}
+        for cls in (selectors.DefaultSelector, selectors.SelectSelector, selectors.PollSelector):
+            sel = cls()
+            sel.register(a, selectors.EVENT_READ, "sock")
+            sel.register(r, selectors.EVENT_READ, "pipe")
+            seen = [sorted(k.data for k, _ in sel.select(0))]
+            gevent.spawn(b.sendto, b"x", a.getsockname())
+            seen.append(sorted(k.data for k, _ in sel.select()))
+            gevent.spawn(os.write, w, b"y")
+            a.recv(10)
+            seen.append(sorted(k.data for k, _ in sel.select(5)))
+            os.read(r, 1)
+            seen.append(sorted(k.data for k, _ in sel.select(0.01)))
+            sel.close()
+            res[cls.__name__] = seen
+        a.close(); b.close(); os.close(r); os.close(w)
+        report(res)
+    """)
+    expected = [[], ["sock"], ["pipe"], []]
+    assert out == {"PollSelector": expected, "SelectSelector": expected}
