@@ -152,9 +152,12 @@ class Tcb:
         self.retries = 0  # consecutive timeouts of the same data
         self.progress_at = now  # last forward progress (user timeout clock)
         self.rtt_seq: int | None = None  # timed segment when timestamps are off (Karn)
+        self.rtx_tsval: int | None = None  # TSval of our latest retransmission (see _new_ack)
+        self.last_advance = 0  # bytes the previous cumulative ACK advanced (RFC 6582 §4.2 heuristic)
         self.rtt_time = 0.0
         self.syn_sent_at = now
         self.sws_override = False
+        self.persist_backoff = 0  # probes sent since the window last opened (RFC 1122 §4.2.2.17)
         self.write_blocked = False  # the application saw a full buffer: wake it when space frees
 
         # -- acknowledgment policy --
@@ -243,10 +246,16 @@ class Tcb:
             if self.dack_timer.when is not None:
                 self.dack_timer.cancel()
 
+    def _control_seq(self) -> int:
+        """Sequence number for a segment without data: the highest sent (RFC 9293's SND.NXT, which never
+        moves back), unless the peer's window has shrunk below it.  Using our rewound retransmission
+        point instead would make the peer discard our ACKs as old while it waits for them, and two
+        stacks retransmitting at each other would deadlock."""
+        edge = self.snd_una + self.snd_wnd
+        return self.snd_max if self.snd_max <= edge else max(edge, self.snd_una)
+
     def send_ack(self, now: float) -> None:
-        # SND.NXT, not the highest sequence sent: after a timeout rewinds SND.NXT, the latter may lie
-        # beyond the peer's window and make it discard the ACK.
-        self._emit(self.snd_nxt, ACK, 0, now, self._sack_option())
+        self._emit(self._control_seq(), ACK, 0, now, self._sack_option())
 
     def _challenge_ack(self, now: float) -> None:
         """RFC 5961 §3.2/§4/§5.2 challenge ACK, within the layer's rate limit (§7)."""
@@ -255,7 +264,7 @@ class Tcb:
             self.send_ack(now)
 
     def _send_rst(self, now: float) -> None:
-        self._emit(self.snd_nxt, RST | ACK, 0, now)
+        self._emit(self._control_seq(), RST | ACK, 0, now)
         self.stats["tcp.rst_out"] += 1
 
     def _send_syn(self, now: float) -> None:
@@ -374,7 +383,9 @@ class Tcb:
             wnd = 0
         fin = flags & FIN
         if seg_len == 0:
-            ok = seq == rcv_nxt if wnd == 0 else rcv_nxt <= seq < rcv_nxt + wnd
+            # Like Linux, a bare ACK exactly at the right window edge is taken (RFC 9293 says "<"):
+            # a peer whose window we filled sends its ACKs with exactly that sequence number.
+            ok = seq == rcv_nxt if wnd == 0 else rcv_nxt <= seq <= rcv_nxt + wnd
         elif wnd == 0:
             ok = False
         else:
@@ -553,14 +564,16 @@ class Tcb:
         wnd = seg.window << self.snd_wscale
         if ack > snd_una:
             self._new_ack(ack, seg, now)
-        elif (ack == snd_una and self.snd_max > snd_una and self.state in _SENDING and (new_sack or (
-                plen == 0 and not seg.flags & FIN and wnd == self.snd_wnd))):
+        elif ack == snd_una and self.snd_max > snd_una and self.state in _SENDING and (
+                new_sack if self.sack_ok else plen == 0 and not seg.flags & FIN and wnd == self.snd_wnd):
+            # RFC 5681 §2 duplicate ACK; with SACK, RFC 6675 §2: one that SACKs new data.
             self._dupack(now)
         # window update (SND.WL1/SND.WL2 rule)
         if self.snd_wl1 < seq or (self.snd_wl1 == seq and self.snd_wl2 <= ack):
             if wnd != self.snd_wnd:
                 if wnd > self.snd_wnd:
                     self.progress_at = now
+                    self.persist_backoff = 0
                 self.snd_wnd = wnd
                 if wnd > self.max_sndwnd:
                     self.max_sndwnd = wnd
@@ -593,15 +606,20 @@ class Tcb:
             self.snd_nxt = ack
         released = self.sbuf.acknowledge(ack)
         # RTT: from the echoed timestamp (RFC 7323 §4), else the one timed segment (RFC 6298 §3, Karn).
+        # An echo older than our latest retransmission is ambiguous in Karn's sense: the peer is
+        # repeating the timestamp of an earlier copy whose ACK was lost, and the "RTT" would include
+        # whole timeouts.  Such samples once drove the RTO to tens of seconds under heavy loss.
         if self.ts_ok and seg.ts_ecr:
             delta = (self._ts_now(now) - seg.ts_ecr) & MASK
-            if delta < HALF:
+            if delta < HALF and (self.rtx_tsval is None or not ts_before(seg.ts_ecr, self.rtx_tsval)):
                 self.rto.sample(delta / 1000)
         elif self.rtt_seq is not None and ack > self.rtt_seq:
             self.rto.sample(now - self.rtt_time)
             self.rtt_seq = None
         self.retries = 0
+        self.persist_backoff = 0
         self.progress_at = now
+        self.last_advance = acked
         if self.sb:
             self.sb.advance(ack)
         mss = self.eff_mss
@@ -639,10 +657,15 @@ class Tcb:
             if not self.sack_ok:
                 self.cc.cwnd += mss  # RFC 6582 §3.2 step 4: inflate by the segment that left
             return
-        if self.snd_una <= self.recover:
-            return  # RFC 6582 §3.2 step 2: these duplicates belong to an episode already handled
-        if self.dupacks >= DUP_THRESH or (self.sack_ok and self.sb
-                                          and self.sb.lost_boundary(self.snd_una, mss) > self.snd_una):
+        if self.sack_ok:
+            # RFC 6675 §5.1: no new recovery until HighACK reaches the RecoveryPoint of a timeout.
+            if self.snd_una < self.recover:
+                return
+            if self.dupacks >= DUP_THRESH or self.sb.lost_boundary(self.snd_una, mss) > self.snd_una:
+                self._enter_recovery(now)
+        elif self.dupacks == DUP_THRESH and (self.snd_una > self.recover or (
+                self.cc.cwnd > mss and self.last_advance <= 4 * mss)):
+            # RFC 6582 §3.2 step 2, with the §4.2 ACK heuristic for duplicates at exactly "recover".
             self._enter_recovery(now)
 
     def _enter_recovery(self, now: float) -> None:
@@ -681,8 +704,15 @@ class Tcb:
         if length <= 0 and not flags & FIN:
             return 0
         self._emit(seq, flags, length, now, options)
-        self.stats["tcp.retransmit"] += 1
+        self._count_retransmission(now)
         return length + (1 if flags & FIN else 0)
+
+    def _count_retransmission(self, now: float) -> None:
+        """Karn's rule (RFC 6298 §3): once anything is sent twice, no timing in flight is trustworthy."""
+        self.stats["tcp.retransmit"] += 1
+        self.rtt_seq = None
+        if self.ts_ok:
+            self.rtx_tsval = self._ts_now(now)
 
     def _our_fin_acked(self, now: float) -> bool:
         state = self.state
@@ -819,7 +849,7 @@ class Tcb:
                     length = 0
                     flags = ACK | FIN
                 self._emit(seq, flags, length, now, options)
-                self.stats["tcp.retransmit"] += 1
+                self._count_retransmission(now)
                 self.snd_nxt = seq + length + (1 if flags & FIN else 0)
                 continue
             avail = end - seq
@@ -970,8 +1000,9 @@ class Tcb:
             self.sws_override = True
             self._window_output(now)
             self.sws_override = False
-        self.rto.timed_out()
-        self.rtx_timer.arm(now + self.rto.rto)
+        # Probes back off on their own count: the peer answering them says nothing about the RTT.
+        self.persist_backoff += 1
+        self.rtx_timer.arm(now + min(self.rto.rto * (1 << min(self.persist_backoff, 16)), self.rto.rto_max))
 
     def _on_dack_timer(self, now: float) -> None:
         if self.ack_due and self.state not in (CLOSED, SYN_SENT):
