@@ -266,10 +266,17 @@ class Ip4Layer:
         *,
         tos: int = 0,
         ttl: int | None = None,
+        iface: Interface | None = None,
     ) -> int:
-        """Send one datagram; returns 0 or an errno.  Fragments it when it exceeds the link MTU."""
+        """Send one datagram; returns 0 or an errno.  Fragments it when it exceeds the path MTU.
+
+        ``iface`` (a socket's SO_BINDTODEVICE) sends limited broadcasts, and anything with no
+        route, out of that interface: how a DHCP client talks before it has an address.
+        """
         stats = self.stack.stats
         found = self.route(dst)
+        if iface is not None and (found is None or dst == LIMITED_BROADCAST):
+            found = (iface, None)
         if found is None:
             stats["ip4.tx.no_route"] += 1
             return errno.ENETUNREACH

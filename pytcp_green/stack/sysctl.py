@@ -39,6 +39,14 @@ DEFAULTS: dict[str, Value] = {
     "net.ipv4.acd.announce_num": 2,
     "net.ipv4.acd.announce_interval": 2.0,
     "net.ipv4.acd.defend_interval": 10.0,
+    # DHCPv4 client (seconds; RFC 2131 §4.1 and §4.4.5 values).  dhcp.acd=0 skips the RFC 5227 probe.
+    "net.ipv4.dhcp.initial_timeout": 4.0,
+    "net.ipv4.dhcp.max_timeout": 64.0,
+    "net.ipv4.dhcp.request_retries": 4,
+    "net.ipv4.dhcp.renew_min_interval": 60.0,
+    "net.ipv4.dhcp.renew_max_interval": 86400.0,
+    "net.ipv4.dhcp.decline_wait": 10.0,
+    "net.ipv4.dhcp.acd": 1,
     # ARP / neighbour (seconds, like Linux's *_ms values divided by 1000)
     "net.ipv4.neigh.default.retrans_time": 1.0,
     "net.ipv4.neigh.default.base_reachable_time": 30.0,

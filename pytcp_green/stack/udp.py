@@ -32,6 +32,7 @@ from pytcp_green.stack.wire.ip4 import PROTO_UDP
 from pytcp_green.stack.wire.udp import UDP_HEADER_LEN, UdpDatagram, write_udp
 
 if TYPE_CHECKING:
+    from pytcp_green.stack.interface import Interface
     from pytcp_green.stack.stack import Stack
 
 MAX_PAYLOAD4 = 65535 - 20 - UDP_HEADER_LEN
@@ -62,6 +63,9 @@ class UdpSocket(CoreSocket):
         self.reuseport = False
         self.tos = 0
         self.ttl: int | None = None
+        # SO_BINDTODEVICE: broadcasts leave through this interface, and while it has no address
+        # the source is 0.0.0.0 (what a DHCP client needs, RFC 2131 §4.1).
+        self.device: Interface | None = None
 
     # -- addressing ----------------------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -138,12 +142,17 @@ class UdpSocket(CoreSocket):
         if src == self.wildcard or src in stack.ip4.broadcast:
             chosen = stack.select_source(dst)
             if chosen is None:
-                raise oserror(errno.ENETUNREACH)
+                if self.device is None or self.device.ip4:
+                    raise oserror(errno.ENETUNREACH)
+                chosen = self.wildcard
             src = chosen
         buf = bytearray(UDP_HEADER_LEN + size)
         buf[UDP_HEADER_LEN:] = data
         write_udp(buf, 0, self.local_port, dport, size, src, dst)
-        err = stack.ip_output(src, dst, PROTO_UDP, buf, now, tos=self.tos)
+        if self.device is not None:
+            err = stack.ip4.output(src, dst, PROTO_UDP, buf, now, tos=self.tos, iface=self.device)
+        else:
+            err = stack.ip_output(src, dst, PROTO_UDP, buf, now, tos=self.tos)
         if err:
             raise oserror(err)
         stack.stats["udp.tx"] += 1
