@@ -53,6 +53,11 @@ def add_stack_options(parser: argparse.ArgumentParser) -> None:
                    choices=["debug", "info", "warning", "error"], help="log level (default warning)")
     g.add_argument("--sysctl", metavar="NAME=VALUE", action="append", default=[],
                    help="set a tunable, e.g. net.ipv4.tcp_sack=0 (repeatable)")
+    g.add_argument("--dhcp", action="store_true",
+                   help="lease an IPv4 address, router and DNS servers with DHCPv4 (with --lab, dnsmasq serves "
+                        "them in the namespace); waits for the lease before going on")
+    g.add_argument("--dhcp-lease-file", metavar="FILE",
+                   help="remember the lease in FILE and ask for the same address next time (INIT-REBOOT)")
 
 
 def options_from_args(args: argparse.Namespace) -> StackOptions:
@@ -63,7 +68,8 @@ def options_from_args(args: argparse.Namespace) -> StackOptions:
             raise ValueError(f"--sysctl {item!r}: expected NAME=VALUE")
         sysctl[name.strip()] = value.strip()
     return StackOptions(lab=args.lab, tap=args.tap, tun=args.tun, ip4=list(args.ip4), gateway4=args.gateway4,
-                        mtu=args.mtu, pcap=args.pcap, impair=args.impair, log=args.log, sysctl=sysctl)
+                        mtu=args.mtu, pcap=args.pcap, impair=args.impair, log=args.log, sysctl=sysctl,
+                        dhcp=args.dhcp, dhcp_lease_file=args.dhcp_lease_file)
 
 
 def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -11,7 +11,9 @@ import ipaddress
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import gevent
 
 from pytcp_green.green.runtime import Runtime
 from pytcp_green.link.device import Device, LinkKind
@@ -23,12 +25,15 @@ from pytcp_green.stack.stack import Stack
 
 if TYPE_CHECKING:
     from pytcp_green.lab import Lab
+    from pytcp_green.lab.dnsmasq import Dnsmasq
+    from pytcp_green.stack.dhcp4 import Dhcp4Client
 
 log = logging.getLogger(__name__)
 
 ENV_PREFIX = "PYTCP_GREEN_"
 LAB_KERNEL_IP4 = "198.18.0.1/24"
 LAB_STACK_IP4 = "198.18.0.2/24"
+DHCP_WAIT = 60.0  # seconds Host waits for a lease (or for the lab's dnsmasq) before going on
 
 
 @dataclass
@@ -45,6 +50,8 @@ class StackOptions:
     impair: str | None = None
     log: str = "warning"
     sysctl: dict[str, str] = field(default_factory=dict)
+    dhcp: bool = False  # lease the address with DHCPv4 (with --lab, dnsmasq serves it in the namespace)
+    dhcp_lease_file: str | None = None  # remembered lease, for INIT-REBOOT at the next start
 
     def validate(self) -> None:
         """Raise ValueError with a message a user can act on."""
@@ -66,8 +73,10 @@ class StackOptions:
             raise ValueError(f"--mtu {self.mtu}: must be between 68 and 65535")
         if self.impair:
             ImpairSpec.parse(self.impair)
-        if (self.tap or self.tun) and not self.ip4:
-            raise ValueError("--tap/--tun need at least one --ip4 ADDR/LEN (DHCP comes later)")
+        if (self.tap or self.tun) and not self.ip4 and not self.dhcp:
+            raise ValueError("--tap/--tun need at least one --ip4 ADDR/LEN, or --dhcp")
+        if self.dhcp and self.tun:
+            raise ValueError("--dhcp needs Ethernet: use --tap or --lab, not --tun")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> StackOptions:
@@ -87,6 +96,8 @@ class StackOptions:
             pcap=get("PCAP"),
             impair=get("IMPAIR"),
             log=get("LOG") or "warning",
+            dhcp=(get("DHCP") or "0") not in ("0", "false", "no"),
+            dhcp_lease_file=get("DHCP_LEASE_FILE"),
         )
         return opts
 
@@ -102,6 +113,8 @@ class StackOptions:
             "PCAP": self.pcap or "",
             "IMPAIR": self.impair or "",
             "LOG": self.log,
+            "DHCP": "1" if self.dhcp else "",
+            "DHCP_LEASE_FILE": self.dhcp_lease_file or "",
         }
         return {ENV_PREFIX + k: v for k, v in env.items() if v}
 
@@ -109,10 +122,16 @@ class StackOptions:
 class Host:
     """Build and run a stack from :class:`StackOptions`; ``close()`` undoes everything it did."""
 
-    def __init__(self, options: StackOptions, *, seed: int | None = None) -> None:
+    def __init__(self, options: StackOptions, *, seed: int | None = None,
+                 dnsmasq: dict[str, Any] | None = None) -> None:
+        """``dnsmasq``: keyword arguments for the lab's :class:`~pytcp_green.lab.dnsmasq.Dnsmasq` (with dhcp)."""
         options.validate()
         self.options = options
         self.lab: Lab | None = None
+        self.dhcp: Dhcp4Client | None = None
+        self.dnsmasq: Dnsmasq | None = None
+        self._dnsmasq_args = dnsmasq or {}
+        self._workdir: str | None = None
         self.devices: list[Device] = []
         self.iface: Interface | None = None
         self.stack = Stack(sysctl=dict(options.sysctl), seed=seed)
@@ -135,7 +154,7 @@ class Host:
             self.lab = Lab(kernel_ip4=LAB_KERNEL_IP4, stack_ip4=stack_ip4, mtu=opts.mtu)
             self.lab.__enter__()
             device = self.lab.device
-            addresses = addresses or [LAB_STACK_IP4]
+            addresses = addresses if opts.dhcp else (addresses or [LAB_STACK_IP4])
         elif opts.tap or opts.tun:
             from pytcp_green.link.tap import open_tap
 
@@ -164,6 +183,54 @@ class Host:
             self._probe_addresses(self.iface, addresses)
             if opts.gateway4:
                 stack.set_gateway4(opts.gateway4)
+        if opts.dhcp and self.iface is not None:
+            self._start_dhcp(self.iface)
+
+    def _start_dhcp(self, iface: Interface) -> None:
+        """Lease an address (RFC 2131) and wait, bounded, until it is bound before going on."""
+        import json
+        import tempfile
+
+        from gevent.event import Event
+
+        from pytcp_green.stack.dhcp4 import Dhcp4Client, Dhcp4State, Lease
+
+        if self.lab is not None:
+            from pytcp_green.lab.dnsmasq import Dnsmasq
+
+            self._workdir = tempfile.mkdtemp(prefix="pytcp-green-dnsmasq-")
+            args = {"hosts": {"web.lab": str(self.lab.kernel_ip4.ip)}, **self._dnsmasq_args}
+            self.dnsmasq = Dnsmasq(self.lab, self._workdir, **args)
+            self.dnsmasq.start()
+            with gevent.Timeout(DHCP_WAIT, False):
+                while not self.dnsmasq.ready():
+                    gevent.sleep(0.02)  # polling a log file for readiness: there is nothing to wait on
+        remembered = None
+        path = self.options.dhcp_lease_file
+        if path and os.path.exists(path):
+            try:
+                with open(path, encoding="utf-8") as f:
+                    remembered = Lease.from_dict(json.load(f))
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("dhcp: ignoring the remembered lease in %s: %s", path, exc)
+        bound = Event()
+
+        def changed(client: Dhcp4Client) -> None:
+            if client.state is Dhcp4State.BOUND:
+                bound.set()
+                if path and client.lease is not None:
+                    try:
+                        with open(path, "w", encoding="utf-8") as f:
+                            json.dump(client.lease.to_dict(), f)
+                    except OSError as exc:
+                        log.warning("dhcp: cannot remember the lease in %s: %s", path, exc)
+
+        self.dhcp = Dhcp4Client(self.stack, iface, hostname="pytcp-green", remembered=remembered, on_change=changed)
+        self.dhcp.start(self.runtime.now())
+        self.runtime.kick()
+        if not bound.wait(timeout=DHCP_WAIT):
+            log.warning("dhcp: no lease after %.0f s; going on without an address (the client keeps trying)",
+                        DHCP_WAIT)
 
     def _probe_addresses(self, iface: Interface, addresses: list[str]) -> None:
         """Probe every address (RFC 5227 §2.1) and wait, bounded, for the outcome; conflicts raise."""
@@ -205,10 +272,32 @@ class Host:
             env["PYTCP_GREEN_PEER_IP4"] = self.options.gateway4
         return env
 
+    def release_dhcp(self) -> None:
+        """Give the DHCP lease back (RFC 2131 §4.4.6); waits, bounded, for the RELEASE to leave."""
+        client, self.dhcp = self.dhcp, None
+        runtime = getattr(self, "runtime", None)
+        if client is None or runtime is None or not runtime.running:
+            return
+        client.release(runtime.now())
+        runtime.kick()
+        arp = client.iface.arp
+        with gevent.Timeout(3.0, False):  # the server's MAC may need resolving first
+            while arp is not None and any(e.queue for e in arp.entries.values()):
+                gevent.sleep(0.01)
+
     def close(self) -> None:
+        if getattr(self, "dhcp", None) is not None:
+            try:
+                self.release_dhcp()
+            except Exception:  # closing must go on whatever the release did
+                log.exception("dhcp: release failed")
         runtime = getattr(self, "runtime", None)
         if runtime is not None:
             runtime.stop()
+        if getattr(self, "dnsmasq", None) is not None:
+            assert self.dnsmasq is not None
+            self.dnsmasq.stop()
+            self.dnsmasq = None
         for dev in self.devices:
             dev.close()
         self.devices.clear()
@@ -218,6 +307,12 @@ class Host:
         if self.lab is not None:
             lab, self.lab = self.lab, None
             lab.__exit__(None, None, None)
+        if getattr(self, "_workdir", None):
+            import shutil
+
+            assert self._workdir is not None
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
 
     def __enter__(self) -> Host:
         return self
