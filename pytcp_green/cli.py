@@ -6,6 +6,10 @@ Sub-commands:
   kernel-side ``--peer CMD`` (run in the lab) exits; then exit with CMD's status.
 * ``demo`` — a lab in which the Linux kernel pings the stack and round-trips a UDP datagram
   through its echo service, with a short report and the pcap's path.
+* ``run`` — run a Python program with its sockets on the stack, patched from its first line:
+  ``pytcp-green run [stack options] [--peer CMD] [--wait-port PORT] (script.py | -m module) [args]``.
+  ``python -m pytcp_green [stack options] script.py [args]`` means the same: when the first
+  argument is not a sub-command, ``run`` is implied.
 
 Every sub-command takes the same stack options (see ``pytcp-green serve --help``).
 """
@@ -128,6 +132,53 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(options)
 
 
+RUN_EPILOG = """\
+The program sees PYTCP_GREEN_STACK_IP4 (the stack's address) and PYTCP_GREEN_PEER_IP4 (the kernel
+side of the lab). Everything after the script (or -m MODULE) is the program's own arguments.
+Example: pytcp-green run --lab --peer 'python3 -m http.server 8000' --wait-port 8000 fetch.py"""
+
+
+def split_program(parser: argparse.ArgumentParser, argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split ``run``'s arguments into (our options, [script|-m module, program args...]).
+
+    argparse cannot do it alone: a program's own ``--flags`` after the script must not be parsed
+    as ours, so the split happens at the first word that is not an option of ``run`` or its value.
+    """
+    actions = parser._option_string_actions
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--":
+            return list(argv[:i]), list(argv[i + 1:])
+        if word == "-m" or not word.startswith("-") or word == "-":
+            return list(argv[:i]), list(argv[i:])
+        name = word.split("=", 1)[0]
+        action = actions.get(name)
+        takes_value = action is not None and action.nargs != 0 and "=" not in word
+        i += 2 if takes_value else 1
+    return list(argv), []
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pytcp_green.patches.run import RunError, run_program
+
+    program: list[str] = args.program
+    if not program:
+        raise ValueError("give a script or -m MODULE to run")
+    if program[0] == "-m":
+        if len(program) < 2:
+            raise ValueError("-m needs a module name")
+        target, module, rest = None, program[1], program[2:]
+    else:
+        target, module, rest = program[0], None, program[1:]
+    options = options_from_args(args)
+    try:
+        return run_program(options, target=target, module=module, args=rest, peer=args.peer,
+                           wait_port=args.wait_port, dns=args.dns)
+    except RunError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pytcp-green",
@@ -143,15 +194,48 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--peer", metavar="CMD",
                        help="shell command to run on the kernel side of the lab once the stack is up")
     serve.set_defaults(func=cmd_serve)
+    run = sub.add_parser("run", help="run a Python program with its sockets on the stack",
+                         usage="%(prog)s [stack options] [--peer CMD] [--wait-port PORT] "
+                               "(script.py | -m module) [args ...]",
+                         description="Run a Python program patched from its first line, like python -m "
+                                     "gevent.monkey: every AF_INET socket it opens is a pytcp_green socket.",
+                         epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_stack_options(run)
+    run.add_argument("--peer", metavar="CMD", help="shell command to start on the kernel side of the lab first")
+    run.add_argument("--wait-port", metavar="PORT", type=int,
+                     help="start the program once the --peer command accepts TCP connections on PORT "
+                          "(checked through the stack)")
+    run.add_argument("--dns", metavar="ADDR", action="append", default=[],
+                     help="a name server for the stub resolver (repeatable; default: $PYTCP_GREEN_DNS)")
+    run.set_defaults(func=cmd_run, program=[])
     demo = sub.add_parser("demo", help="the kernel pings the stack and round-trips UDP through it (needs root)")
     add_stack_options(demo)
     demo.set_defaults(func=cmd_demo)
     return parser
 
 
+COMMANDS = ("serve", "demo", "run")
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            sub: argparse.ArgumentParser = action.choices[name]
+            return sub
+    raise KeyError(name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words and words[0] not in COMMANDS and words[0] not in ("-h", "--help"):
+        words.insert(0, "run")  # python -m pytcp_green [stack options] script.py args
+    if words and words[0] == "run":
+        ours, program = split_program(_subparser(parser, "run"), words[1:])
+        args = parser.parse_args(["run", *ours])
+        args.program = program
+    else:
+        args = parser.parse_args(words)
     logging.basicConfig(level=getattr(logging, args.log.upper()), format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args))

@@ -356,8 +356,10 @@ class socket:  # the stdlib's name
 
     def _green(self) -> GreenSocket:
         """The green socket, or OSError(EBADF) once closed."""
+        # Not ``_closed``: a socket closed while makefile() files are open still works for them, as
+        # in CPython, until the last one closes (``_released``).
         handle = self._handle
-        if self._closed or handle is None or handle.closed:
+        if self._released or handle is None or handle.closed:
             raise _ebadf()
         return handle.green
 
@@ -371,7 +373,7 @@ class socket:  # the stdlib's name
     def fileno(self) -> int:
         if self._kernel is not None:
             return int(self._kernel.fileno())
-        if self._closed or self._handle is None or self._handle.closed:
+        if self._released or self._handle is None or self._handle.closed:
             return -1
         if self._fd < 0:
             self._fd = self._handle.new_fd()
@@ -741,7 +743,8 @@ class socket:  # the stdlib's name
                 if number < 0 or (attr == "ttl" and number > 255) or (attr in ("keepidle", "keepintvl", "keepcnt")
                                                                      and number < 1):
                     raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
-                setattr(core, attr, number)
+                # TCP_USER_TIMEOUT is in milliseconds; the core keeps seconds.
+                setattr(core, attr, number / 1000.0 if attr == "user_timeout" else number)
             else:
                 setattr(core, attr, bool(number))
             return
@@ -775,10 +778,16 @@ class socket:  # the stdlib's name
         elif key == (SOL_SOCKET, getattr(_socket, "SO_PROTOCOL", 38)):
             value = handle.proto
         elif key == (SOL_SOCKET, getattr(_socket, "SO_ACCEPTCONN", 30)):
-            value = int(str(getattr(green.core, "state", "")).upper().endswith("LISTEN"))
+            value = int(bool(getattr(green.core, "listening", False)))
         elif key in _CORE_OPTIONS and hasattr(green.core, _CORE_OPTIONS[key]):
-            raw = getattr(green.core, _CORE_OPTIONS[key])
-            value = 64 if raw is None and _CORE_OPTIONS[key] == "ttl" else int(raw or 0)
+            attr = _CORE_OPTIONS[key]
+            raw = getattr(green.core, attr)
+            if raw is None and attr == "ttl":
+                value = 64  # Linux's default TTL, which the core uses when none is set
+            elif attr == "user_timeout":
+                value = round(float(raw) * 1000)
+            else:
+                value = int(raw or 0)
         elif key in self._options:
             value = self._options[key]
         elif key in _REMEMBERED or key in _CORE_OPTIONS:
