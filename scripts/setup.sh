@@ -11,6 +11,7 @@ command -v tshark >/dev/null || need_apt+=(tshark)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v nc >/dev/null || need_apt+=(netcat-openbsd)
 command -v dnsmasq >/dev/null || need_apt+=(dnsmasq-base)
+command -v arping >/dev/null || need_apt+=(iputils-arping)
 command -v radvd >/dev/null || need_apt+=(radvd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -51,6 +52,7 @@ def test_address_the_kernel_holds_is_not_used(host: Host) -> None:
     assert bytes([198, 18, 0, 7]) not in host.stack.ip4.local
 
 
+@pytest.mark.skipif(shutil.which("arping") is None, reason="arping (iputils-arping) is not installed")
 def test_arping_from_the_kernel_is_answered(host: Host) -> None:
     assert host.lab is not None
     out = run(host, ["arping", "-c", "3", "-w", "10", "-I", host.lab.device.name, "198.18.0.2"], timeout=20)
