@@ -227,6 +227,7 @@ _CORE_OPTIONS: dict[tuple[int, int], str] = {
     (IPPROTO_TCP, _socket.TCP_NODELAY): "nodelay",
     (IPPROTO_IP, _socket.IP_TOS): "tos",
     (IPPROTO_IP, _socket.IP_TTL): "ttl",
+    (IPPROTO_IPV6, _socket.IPV6_V6ONLY): "v6only",
 }
 if hasattr(_socket, "SO_REUSEPORT"):
     _CORE_OPTIONS[(SOL_SOCKET, _socket.SO_REUSEPORT)] = "reuseport"
@@ -993,9 +994,17 @@ def create_connection(address: tuple[Any, Any], timeout: Any = _GLOBAL_DEFAULT_T
 
 
 def has_dualstack_ipv6() -> bool:
+    """True once the core's IPv6 sockets implement IPV6_V6ONLY (a ``v6only`` attribute)."""
     from pytcp_green.patches import dns
 
-    return dns.has_ipv6() and hasattr(_socket, "IPV6_V6ONLY")
+    if not dns.has_ipv6():
+        return False
+    host = _state.current_host()
+    probe = host.stack.socket(AF_INET6, SOCK_STREAM if host.stack.tcp is not None else SOCK_DGRAM)
+    try:
+        return hasattr(probe, "v6only")
+    finally:
+        probe.close(host.runtime.now())
 
 
 def create_server(address: tuple[Any, Any], *, family: int = AF_INET, backlog: int | None = None,

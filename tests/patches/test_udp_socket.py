@@ -259,14 +259,28 @@ def test_other_families_fall_through_to_the_kernel_and_raw_ip_is_refused() -> No
             socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
         except OSError as e:
             res["raw"] = e.errno
-        try:
-            socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-        except OSError as e:
-            res["v6"] = e.errno
         report(res)
     """)
     assert out == {"pair": "unix ok", "family": "AF_UNIX", "isinstance": True, "unix_type": "SOCK_DGRAM",
-                   "raw": errno.ESOCKTNOSUPPORT, "v6": errno.EAFNOSUPPORT}
+                   "raw": errno.ESOCKTNOSUPPORT}
+
+
+def test_ipv6_sockets_are_stack_sockets_over_the_loopback() -> None:
+    out = run_patched("""
+        import socket
+        from pytcp_green.patches.socket import handle_for_fd
+        a = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); a.bind(("::1", 0))
+        b = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        b.sendto(b"over ::1", a.getsockname())
+        data, src = a.recvfrom(100)
+        res = {"has_ipv6": socket.has_ipv6, "on_stack": handle_for_fd(a.fileno()) is not None,
+               "data": data.decode(), "src_len": len(src), "name": list(a.getsockname())[0],
+               "family": a.family.name}
+        a.close(); b.close()
+        report(res)
+    """)
+    assert out == {"has_ipv6": True, "on_stack": True, "data": "over ::1", "src_len": 4, "name": "::1",
+                   "family": "AF_INET6"}
 
 
 def test_subclassing_the_patched_socket_class() -> None:
