@@ -195,3 +195,34 @@ def test_two_hundred_connections_in_a_row_leave_nothing_behind() -> None:
     assert not a.tcp.ports.in_use(80) and not b.tcp.ports.in_use(80)  # type: ignore[union-attr]
     assert not any(a.tcp.ports.in_use(p) for p in range(32768, 61000))  # type: ignore[union-attr]
     assert b.stats["tcp.passive_open"] == 200 and not b.stats.get("tcp.rst_out") and not a.stats.get("tcp.rst_out")
+
+
+def test_bulk_over_loopback_with_its_64k_mtu() -> None:
+    """Loopback's MTU is 65536 but an IPv4 datagram holds 65535 bytes: the MSS must respect the latter."""
+    sim = Simulation(5)
+    stack = Stack(seed=sim.derive_seed("lo"))
+    sim.loopback(stack, "lo")
+    listener = _tcp(stack)
+    listener.bind(("127.0.0.1", 80))
+    listener.listen(1)
+    client = _tcp(stack)
+    _connect(client, ("127.0.0.1", 80), sim.now)
+    assert sim.run_until(lambda: bool(listener.poll_mask() & 1), 5)
+    server, _ = listener.accept(sim.now)
+    data = payload("loopback", 1_000_000)
+    sent = 0
+    got = bytearray()
+
+    def pump() -> bool:
+        nonlocal sent
+        with contextlib.suppress(BlockingIOError):
+            while sent < len(data):
+                sent += client.send(data[sent:], sim.now)
+        with contextlib.suppress(BlockingIOError):
+            while chunk := server.recv(1 << 20, sim.now):
+                got.extend(chunk)
+        return len(got) == len(data)
+
+    assert sim.run_until(pump, 30) and bytes(got) == data
+    assert not stack.stats.get("tcp.tx_error") and not stack.stats.get("ip4.drop.too_big")
+    assert client.tcb is not None and client.tcb.snd_mss == 65535 - 40

@@ -133,7 +133,8 @@ class Tcb:
         self.ts_offset = layer.rng.getrandbits(32)  # RFC 7323 §5.4: a random per-connection offset
 
         self.ip_overhead = 20 if len(remote_addr) == 4 else 40
-        mtu = stack.path_mtu(remote_addr) or 576
+        # An IPv4 datagram holds at most 65535 bytes, whatever the MTU (loopback's is 65536).
+        mtu = min(stack.path_mtu(remote_addr) or 576, 65535)
         self.adv_mss = mtu - self.ip_overhead - 20
         self.snd_mss = min(DEFAULT_MSS4 if len(remote_addr) == 4 else DEFAULT_MSS6, self.adv_mss)
         self.eff_mss = self.snd_mss  # what one full segment carries: MSS minus per-segment options
