@@ -216,11 +216,15 @@ class Ip4Layer:
         return iface.ip4_source_for(gateway or dst)
 
     def path_mtu(self, dst: bytes) -> int | None:
-        """The MTU toward ``dst``: the link's, or less when PMTU discovery learned less (RFC 1191)."""
+        """The MTU toward ``dst``: the link's, or less when PMTU discovery learned less (RFC 1191).
+
+        Never more than 65535: however large the link's MTU (the loopback's is 65536, as Linux's),
+        an IPv4 datagram cannot be larger, so neither can a TCP segment's MSS + 40.
+        """
         found = self.route(dst)
         if found is None:
             return None
-        mtu = found[0].mtu
+        mtu = min(found[0].mtu, MAX_DATAGRAM)
         entry = self.pmtu.get(dst)
         return mtu if entry is None or entry.mtu >= mtu else entry.mtu
 

@@ -11,19 +11,11 @@ from .helpers import run_patched
 
 HTTP_BODY_SIZE = 3_000_000
 
-# Known core bug (not in the patches): on the 65536-byte-MTU loopback TCP advertises/uses an MSS of
-# 65496, so a full segment makes a 65548-byte IP datagram; ip4.output refuses it (EMSGSIZE,
-# counted as tcp.tx_error) and bulk transfers stall.  Linux caps the MSS so datagrams stay <= 65535.
-# Both tests pass when the loopback MTU is lowered; remove the mark once the core caps the MSS.
-LOOPBACK_MSS_BUG = pytest.mark.xfail(reason="core TCP MSS on the 65536-MTU loopback exceeds the 65535-byte "
-                                            "IPv4 datagram limit (tcp.tx_error, transfer stalls)", strict=False)
-
 
 def _body_sha() -> str:
     return hashlib.sha256(bytes(i * 31 % 251 for i in range(HTTP_BODY_SIZE))).hexdigest()
 
 
-@LOOPBACK_MSS_BUG
 def test_stream_echo_connect_accept_makefile_shutdown() -> None:
     out = run_patched("""
         import socket, hashlib, gevent
@@ -179,7 +171,6 @@ port = server.server_address[1]
 """.replace("BODY_SIZE", str(HTTP_BODY_SIZE))
 
 
-@LOOPBACK_MSS_BUG
 def test_requests_and_urllib_to_http_server_in_one_patched_process() -> None:
     out = run_patched(HTTP_SERVER + """
 import hashlib, os, requests, urllib.request, http.client
