@@ -92,7 +92,15 @@ class Probe:
 
 
 class ArpCache:
-    """The neighbour cache of one Ethernet interface."""
+    """The neighbour cache of one Ethernet interface.
+
+    IPv6 Neighbor Discovery (:class:`pytcp_green.stack.nd.NdCache`) reuses the state machine by
+    subclassing: the class attributes below name what differs between the two.
+    """
+
+    ETHERTYPE = ETHERTYPE_IP4  # of the queued datagrams
+    STATS = "arp"  # counter prefix
+    SYSCTL = "net.ipv4.neigh.default"  # tunables prefix
 
     def __init__(self, stack: Stack, iface: Interface) -> None:
         self.stack = stack
@@ -107,7 +115,7 @@ class ArpCache:
 
     # -- tunables, read at each decision so run-time changes apply ---------------------------------
     def _knob(self, name: str) -> float:
-        return self.stack.sysctl.float(f"net.ipv4.neigh.default.{name}")
+        return self.stack.sysctl.float(f"{self.SYSCTL}.{name}")
 
     def _acd(self, name: str) -> float:
         return self.stack.sysctl.float(f"net.ipv4.acd.{name}")
@@ -123,17 +131,17 @@ class ArpCache:
         if entry is not None and entry.mac is not None:
             if entry.state is NeighState.STALE:
                 self._enter(entry, NeighState.DELAY, now, self._knob("delay_first_probe_time"))
-            write_ethernet(frame, 0, entry.mac, self.mac, ETHERTYPE_IP4)
+            write_ethernet(frame, 0, entry.mac, self.mac, self.ETHERTYPE)
             self.iface.tx.append(frame)
             return
         if entry is None:
             entry = Neighbour(nexthop, NeighState.INCOMPLETE, None)
             self.entries[nexthop] = entry
-            self.stack.stats["arp.resolve"] += 1
+            self.stack.stats[self.STATS + ".resolve"] += 1
             self._solicit(entry, now)
         if len(entry.queue) >= int(self._knob("unres_qlen")):
             entry.queue.popleft()
-            self.stack.stats["arp.drop.unresolved_queue_full"] += 1
+            self.stack.stats[self.STATS + ".drop.unresolved_queue_full"] += 1
         entry.queue.append(frame)
 
     def _solicit(self, entry: Neighbour, now: float) -> None:
@@ -276,7 +284,7 @@ class ArpCache:
         assert mac is not None
         while entry.queue:
             frame = entry.queue.popleft()
-            write_ethernet(frame, 0, mac, self.mac, ETHERTYPE_IP4)
+            write_ethernet(frame, 0, mac, self.mac, self.ETHERTYPE)
             self.iface.tx.append(frame)
 
     def confirm(self, ip: bytes, now: float) -> None:
@@ -303,7 +311,7 @@ class ArpCache:
         if state is NeighState.REACHABLE:
             self._enter(entry, NeighState.STALE, now, self._knob("gc_stale_time"))
         elif state is NeighState.STALE:
-            self._forget(entry, "arp.gc")
+            self._forget(entry, self.STATS + ".gc")
         elif state is NeighState.DELAY:
             if entry.confirmed >= now - self._knob("delay_first_probe_time"):
                 self._enter(entry, NeighState.REACHABLE, now, self._reachable_time())
@@ -315,15 +323,15 @@ class ArpCache:
             if entry.probes < int(self._knob("ucast_solicit")):
                 self._solicit(entry, now)
             else:
-                self._forget(entry, "arp.probe_failed")
+                self._forget(entry, self.STATS + ".probe_failed")
         elif entry.probes < int(self._knob("mcast_solicit")):
             self._solicit(entry, now)
         else:
             dropped = len(entry.queue)
-            self.stack.stats["arp.drop.unresolved"] += dropped
-            log.debug("%s: %s did not answer ARP; %d packets dropped",
-                      self.iface.name, ipaddress.IPv4Address(entry.ip), dropped)
-            self._forget(entry, "arp.resolve_failed")
+            self.stack.stats[self.STATS + ".drop.unresolved"] += dropped
+            log.debug("%s: %s did not answer %s; %d packets dropped",
+                      self.iface.name, ipaddress.ip_address(entry.ip), self.STATS, dropped)
+            self._forget(entry, self.STATS + ".resolve_failed")
 
     def _forget(self, entry: Neighbour, counter: str) -> None:
         self.stack.stats[counter] += 1
@@ -334,6 +342,6 @@ class ArpCache:
     def table(self) -> list[tuple[str, str | None, str]]:
         """(ip, mac, state) rows, for tools and tests."""
         return [
-            (str(ipaddress.IPv4Address(e.ip)), e.mac.hex(":") if e.mac else None, e.state.value)
+            (str(ipaddress.ip_address(e.ip)), e.mac.hex(":") if e.mac else None, e.state.value)
             for e in self.entries.values()
         ]

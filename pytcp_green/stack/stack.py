@@ -22,16 +22,19 @@ from typing import TYPE_CHECKING
 from pytcp_green.link.device import LinkKind
 from pytcp_green.stack.arp import ArpCache
 from pytcp_green.stack.icmp4 import Icmp4Layer
+from pytcp_green.stack.icmp6 import Icmp6Layer
 from pytcp_green.stack.interface import Interface
 from pytcp_green.stack.ip4 import Ip4Layer
-from pytcp_green.stack.sockbase import AF_INET, oserror
+from pytcp_green.stack.ip6 import Ip6Layer
+from pytcp_green.stack.sockbase import AF_INET, AF_INET6, oserror
 from pytcp_green.stack.stats import Stats
 from pytcp_green.stack.sysctl import Sysctl, Value
 from pytcp_green.stack.timers import Timers
 from pytcp_green.stack.udp import UdpLayer, UdpSocket
 from pytcp_green.stack.wire import Malformed
 from pytcp_green.stack.wire.arp import ArpPacket
-from pytcp_green.stack.wire.ethernet import ETHERTYPE_ARP, ETHERTYPE_IP4, EthernetFrame, is_multicast_mac
+from pytcp_green.stack.wire.ethernet import ETHERTYPE_ARP, ETHERTYPE_IP4, ETHERTYPE_IP6, EthernetFrame, is_multicast_mac
+from pytcp_green.stack.wire.ip6 import V4MAPPED_PREFIX
 
 if TYPE_CHECKING:
     from pytcp_green.stack.tcp import TcpLayer, TcpSocket
@@ -56,10 +59,13 @@ class Stack:
         self.ip4 = Ip4Layer(self)
         self.icmp4 = Icmp4Layer(self)
         self.udp = UdpLayer(self)
+        self.ip6 = Ip6Layer(self)
+        self.icmp6 = Icmp6Layer(self)
         self.tcp: TcpLayer | None = None
         self._attach_tcp()
         self.loopback = self.add_interface("lo", LinkKind.IP, mtu=65536)
         self.add_ip4("lo", "127.0.0.1/8")
+        self.ip6.add_address(self.loopback, ipaddress.IPv6Interface("::1/128"), dad=False)
 
     def _attach_tcp(self) -> None:
         try:  # TODO(integration): TCP is being written alongside; remove this guard once it lands
@@ -91,6 +97,22 @@ class Stack:
     def set_gateway4(self, gateway: str | ipaddress.IPv4Address) -> None:
         self.ip4.set_gateway(ipaddress.IPv4Address(gateway))
 
+    def enable_ip6(self, iface: str | Interface, *, slaac: bool = True, now: float = 0.0) -> None:
+        """Start IPv6 on an interface: link-local address with DAD, MLD, and with ``slaac`` router
+        solicitation and SLAAC from router advertisements (RFC 4862)."""
+        if isinstance(iface, str):
+            iface = self.interfaces[iface]
+        self.ip6.enable(iface, slaac=slaac, now=now)
+
+    def add_ip6(self, iface: str | Interface, address: str | ipaddress.IPv6Interface, now: float = 0.0) -> None:
+        """Assign ``address`` ("fd00:77::2/64"), with its on-link prefix; DAD runs first on Ethernet."""
+        if isinstance(iface, str):
+            iface = self.interfaces[iface]
+        self.ip6.add_address(iface, ipaddress.IPv6Interface(address), now=now)
+
+    def set_gateway6(self, gateway: str | ipaddress.IPv6Address) -> None:
+        self.ip6.set_gateway(ipaddress.IPv6Address(gateway))
+
     # -- runtime entry points ------------------------------------------------------------------------
     def receive(self, iface: Interface, frame: bytes | bytearray | memoryview, now: float) -> None:
         """Process one received frame.  Never raises."""
@@ -100,6 +122,8 @@ class Stack:
                 self._receive_ethernet(iface, buf, now)
             elif buf and buf[0] >> 4 == 4:
                 self.ip4.receive(iface, buf, now)
+            elif buf and buf[0] >> 4 == 6:
+                self.ip6.receive(iface, buf, now)
             else:
                 self.stats["ip.drop.unknown_version"] += 1
         except Exception:  # a bug must cost one frame, not the stack
@@ -118,6 +142,8 @@ class Stack:
             return
         if eth.ethertype == ETHERTYPE_IP4:
             self.ip4.receive(iface, eth.payload, now)
+        elif eth.ethertype == ETHERTYPE_IP6:
+            self.ip6.receive(iface, eth.payload, now)
         elif eth.ethertype == ETHERTYPE_ARP:
             try:
                 pkt = ArpPacket.parse(eth.payload)
@@ -142,10 +168,10 @@ class Stack:
 
     # -- sockets -------------------------------------------------------------------------------------
     def socket(self, family: int = AF_INET, type: int = SOCK_STREAM) -> UdpSocket | TcpSocket:
-        """A core socket; AF_INET only until IPv6 lands."""
+        """A core socket of family AF_INET or AF_INET6."""
         import errno
 
-        if family != AF_INET:
+        if family not in (AF_INET, AF_INET6):
             raise oserror(errno.EAFNOSUPPORT)
         if type == SOCK_DGRAM:
             return self.udp.socket(family)
@@ -154,15 +180,34 @@ class Stack:
         raise oserror(errno.ESOCKTNOSUPPORT)
 
     # -- the contract transports use (addresses are packed bytes) ------------------------------------
+    # 4 bytes: IPv4; 16 bytes: IPv6, except that a v4-mapped ::ffff:a.b.c.d (an AF_INET6 socket
+    # talking to an IPv4 peer, RFC 4291 §2.5.5.2) goes out as IPv4.
     def ip_output(self, src: bytes, dst: bytes, proto: int, payload: bytes | bytearray | memoryview,
                   now: float, *, tos: int = 0) -> int:
-        return self.ip4.output(src, dst, proto, payload, now, tos=tos)
+        if len(dst) == 4:
+            return self.ip4.output(src, dst, proto, payload, now, tos=tos)
+        if dst[:12] == V4MAPPED_PREFIX:
+            return self.ip4.output(src[12:], dst[12:], proto, payload, now, tos=tos)
+        return self.ip6.output(src, dst, proto, payload, now, tc=tos)
 
     def path_mtu(self, dst: bytes) -> int | None:
-        return self.ip4.path_mtu(dst)
+        if len(dst) == 4:
+            return self.ip4.path_mtu(dst)
+        if dst[:12] == V4MAPPED_PREFIX:
+            return self.ip4.path_mtu(dst[12:])
+        return self.ip6.path_mtu(dst)
 
     def select_source(self, dst: bytes) -> bytes | None:
-        return self.ip4.select_source(dst)
+        if len(dst) == 4:
+            return self.ip4.select_source(dst)
+        if dst[:12] == V4MAPPED_PREFIX:
+            src = self.ip4.select_source(dst[12:])
+            return None if src is None else V4MAPPED_PREFIX + src
+        return self.ip6.select_source(dst)
 
     def is_local(self, addr: bytes) -> bool:
-        return addr in self.ip4.local
+        if len(addr) == 4:
+            return addr in self.ip4.local
+        if addr[:12] == V4MAPPED_PREFIX:
+            return addr[12:] in self.ip4.local
+        return self.ip6.usable(addr)

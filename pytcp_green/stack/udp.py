@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from pytcp_green.stack.ports import Binding, PortTable
 from pytcp_green.stack.sockbase import (
     AF_INET,
+    AF_INET6,
     POLLERR,
     POLLIN,
     POLLOUT,
@@ -29,6 +30,7 @@ from pytcp_green.stack.sockbase import (
 )
 from pytcp_green.stack.wire import Malformed
 from pytcp_green.stack.wire.ip4 import PROTO_UDP
+from pytcp_green.stack.wire.ip6 import V4MAPPED_PREFIX
 from pytcp_green.stack.wire.udp import UDP_HEADER_LEN, UdpDatagram, write_udp
 
 if TYPE_CHECKING:
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from pytcp_green.stack.stack import Stack
 
 MAX_PAYLOAD4 = 65535 - 20 - UDP_HEADER_LEN
+MAX_PAYLOAD6 = 65535 - UDP_HEADER_LEN  # the payload length field bounds it; no jumbograms (RFC 2675)
 # What a queued datagram costs against SO_RCVBUF besides its payload (Linux charges skb truesize).
 DATAGRAM_OVERHEAD = 256
 
@@ -66,6 +69,9 @@ class UdpSocket(CoreSocket):
         # SO_BINDTODEVICE: broadcasts leave through this interface, and while it has no address
         # the source is 0.0.0.0 (what a DHCP client needs, RFC 2131 §4.1).
         self.device: Interface | None = None
+        # IPV6_V6ONLY: an AF_INET6 socket also talks IPv4 through v4-mapped addresses unless set
+        # (RFC 3493 §5.3; Linux's net.ipv6.bindv6only default 0).
+        self.v6only = False
 
     # -- addressing ----------------------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -132,7 +138,10 @@ class UdpSocket(CoreSocket):
             if not 0 < dport < 65536:
                 raise oserror(errno.EINVAL, "port out of range")
         size = len(data)
-        if size > MAX_PAYLOAD4:
+        v4 = len(dst) == 4 or dst[:12] == V4MAPPED_PREFIX
+        if v4 and len(dst) == 16 and self.v6only:
+            raise oserror(errno.ENETUNREACH)
+        if size > (MAX_PAYLOAD4 if v4 else MAX_PAYLOAD6):
             raise oserror(errno.EMSGSIZE)
         stack = self.layer.stack
         if (dst == b"\xff\xff\xff\xff" or dst in stack.ip4.broadcast) and not self.broadcast:
@@ -148,7 +157,10 @@ class UdpSocket(CoreSocket):
             src = chosen
         buf = bytearray(UDP_HEADER_LEN + size)
         buf[UDP_HEADER_LEN:] = data
-        write_udp(buf, 0, self.local_port, dport, size, src, dst)
+        if v4 and len(dst) == 16:  # v4-mapped: the IPv4 pseudo-header (RFC 768), the stack unmaps
+            write_udp(buf, 0, self.local_port, dport, size, src[12:], dst[12:])
+        else:
+            write_udp(buf, 0, self.local_port, dport, size, src, dst)
         if self.device is not None:
             err = stack.ip4.output(src, dst, PROTO_UDP, buf, now, tos=self.tos, iface=self.device)
         else:
@@ -246,12 +258,23 @@ class UdpLayer:
         best: UdpSocket | None = None
         best_score = -1
         matched: list[UdpSocket] = []
+        v4 = len(dst) == 4
+        # AF_INET6 sockets see IPv4 peers as v4-mapped addresses unless IPV6_V6ONLY (RFC 3493 §3.7).
+        msrc, mdst = (V4MAPPED_PREFIX + src, V4MAPPED_PREFIX + dst) if v4 else (src, dst)
         for sock in candidates:
-            if sock.local_addr != sock.wildcard and sock.local_addr != dst and not bcast:
+            if sock.family == AF_INET6:
+                if v4 and sock.v6only:
+                    continue
+                sdst, ssrc = mdst, msrc
+            elif not v4:
+                continue
+            else:
+                sdst, ssrc = dst, src
+            if sock.local_addr != sock.wildcard and sock.local_addr != sdst and not bcast:
                 continue
             score = 0
             if sock.remote_addr is not None:
-                if sock.remote_addr != src or sock.remote_port != sport:
+                if sock.remote_addr != ssrc or sock.remote_port != sport:
                     continue
                 score += 2
             if sock.local_addr != sock.wildcard:
@@ -263,7 +286,7 @@ class UdpLayer:
             stats["udp.drop.no_socket"] += 1
             return False
         data = bytes(dgram.payload)
-        source = sockaddr(best.family, src, sport)
+        source = sockaddr(best.family, msrc if best.family == AF_INET6 else src, sport)
         for sock in matched if bcast else (best,):
             sock.deliver(data, source)
         return True
@@ -275,6 +298,6 @@ class UdpLayer:
         sport = int.from_bytes(quoted[0:2], "big")
         dport = int.from_bytes(quoted[2:4], "big")
         for sock in self._by_port.get(sport, ()):
-            if sock.remote_addr == dst and sock.remote_port == dport:
+            if sock.remote_addr in (dst, V4MAPPED_PREFIX + dst) and sock.remote_port == dport:
                 sock.set_error(err)
                 self.stack.stats["udp.icmp_error_delivered"] += 1
