@@ -44,7 +44,15 @@ __all__ = [
     "patch_all",
 ]
 
-STACK_OPTION_NAMES = ("lab", "tap", "tun", "ip4", "gateway4", "mtu", "pcap", "impair", "log", "sysctl")
+
+def stack_option_names() -> tuple[str, ...]:
+    """The keyword stack options patch_all() takes: exactly StackOptions' fields (they grow over time)."""
+    import dataclasses
+
+    from pytcp_green.host import StackOptions
+
+    return tuple(f.name for f in dataclasses.fields(StackOptions))
+
 
 # Extensions that talk to the network from C, below Python's socket module.
 BYPASSING_MODULES = {
@@ -67,12 +75,13 @@ def _options_from(kwargs: dict[str, Any]) -> Any:
 
     if not kwargs:
         return StackOptions.from_env()
-    unknown = set(kwargs) - set(STACK_OPTION_NAMES)
+    unknown = set(kwargs) - set(stack_option_names())
     if unknown:
         raise TypeError(f"patch_all() got unknown stack options: {', '.join(sorted(unknown))}")
     opts = dict(kwargs)
-    if isinstance(opts.get("ip4"), str):
-        opts["ip4"] = [opts["ip4"]]
+    for name in ("ip4", "ip6"):
+        if isinstance(opts.get(name), str):
+            opts[name] = [opts[name]]
     return StackOptions(**opts)
 
 
@@ -181,10 +190,18 @@ def _patch_select() -> None:
 
 
 def _patch_ssl() -> bool:
-    try:
-        from pytcp_green.patches import ssl as ours  # type: ignore[attr-defined]
-    except ImportError:
-        return False
+    import ssl as stdssl
+
+    from pytcp_green.patches import _state
+    from pytcp_green.patches import ssl as ours
+
+    if not _state.is_object_patched("ssl", "SSLContext"):
+        originals = [stdssl.SSLContext, stdssl.SSLSocket, _state.get_original("ssl", "SSLContext"),
+                     _state.get_original("ssl", "SSLSocket")]
+        stale = _stale_references(originals, ("ssl", "_ssl", "gevent", "pytcp_green"))
+        if stale:
+            _warn("patching ssl after these modules imported ssl classes directly; they keep the originals, "
+                  f"which cannot wrap stack sockets: {', '.join(stale)}. Patch earlier.")
     patched: bool = ours.patch_ssl_module()
     return patched
 
@@ -194,8 +211,8 @@ def patch_all(*, socket: bool = True, dns: bool | str | Sequence[str] = True, se
     """Patch this process onto a pytcp_green stack; returns the running :class:`~pytcp_green.host.Host`.
 
     ``stack_options`` are :class:`~pytcp_green.host.StackOptions` fields (``lab``, ``tap``, ``tun``,
-    ``ip4``, ``gateway4``, ``mtu``, ``pcap``, ``impair``, ``log``, ``sysctl``); without any, they come
-    from ``PYTCP_GREEN_*`` variables.  ``dns`` is True/False (replace the resolver functions) or the
+    ``ip4``, ``gateway4``, ``mtu``, ``pcap``, ``impair``, ``log``, ``sysctl``, ``dhcp``…); without any,
+    they come from ``PYTCP_GREEN_*`` variables.  ``dns`` is True/False (replace the resolver functions) or the
     name servers, e.g. ``dns=["198.18.0.1"]`` (else ``PYTCP_GREEN_DNS``).  ``gevent=False`` skips
     ``gevent.monkey.patch_all()``: only for programs that already called it.
     """

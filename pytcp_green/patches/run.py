@@ -75,7 +75,7 @@ def run_program(options: Any, *, target: str | None, module: str | None, args: S
         raise RunError("--peer runs its command in the lab: add --lab")
     if wait_port is not None and not peer:
         raise RunError("--wait-port waits for the --peer command: add --peer")
-    stack_options = {name: getattr(options, name) for name in pytcp_green.patches.STACK_OPTION_NAMES}
+    stack_options = {name: getattr(options, name) for name in pytcp_green.patches.stack_option_names()}
     host = pytcp_green.patch_all(dns=list(dns) if dns else True, **stack_options)
     os.environ.update(host.env())
     proc: subprocess.Popen[Any] | None = None

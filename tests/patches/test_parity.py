@@ -1,4 +1,4 @@
-"""After patching, every public name of socket, select and selectors exists with the same kind."""
+"""After patching, every public name of socket, select, selectors and ssl exists with the same kind."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ def kinds(mod):
 """
 
 CODE = KINDS + """
-import socket, select, selectors
-print(json.dumps({m.__name__: kinds(m) for m in (socket, select, selectors)}))
+import socket, select, selectors, ssl
+print(json.dumps({m.__name__: kinds(m) for m in (socket, select, selectors, ssl)}))
 """
 
 
@@ -31,8 +31,8 @@ def test_public_names_keep_their_kind_after_patching() -> None:
     assert plain.returncode == 0, plain.stderr
     before = json.loads(plain.stdout)
     after = run_patched(KINDS + """
-        import socket, select, selectors
-        report({m.__name__: kinds(m) for m in (socket, select, selectors)})
+        import socket, select, selectors, ssl
+        report({m.__name__: kinds(m) for m in (socket, select, selectors, ssl)})
     """.replace("\n        ", "\n"))
     removed = {"select": {"epoll", "kqueue", "kevent", "devpoll"},
                "selectors": {"EpollSelector", "KqueueSelector", "DevpollSelector"}}

@@ -1,0 +1,399 @@
+"""TLS over stack sockets: ``SSLContext.wrap_socket`` drives OpenSSL through ``ssl.MemoryBIO``.
+
+The stdlib's ``SSLSocket`` hands a kernel fd to OpenSSL, which a stack socket does not have.
+Here OpenSSL only ever sees two memory buffers (an ``SSLObject`` from ``SSLContext.wrap_bio``):
+whenever it wants input (``SSLWantReadError``) we move bytes from the stack socket into the
+incoming BIO, and after every step we flush what it wrote to the outgoing BIO into the socket.
+Client and server side, handshake on connect/accept or on demand, ``unwrap()``, ``makefile()``,
+timeouts (the socket's timeout covers each TLS call as a whole) and non-blocking mode
+(``SSLWantReadError``/``SSLWantWriteError`` as the stdlib raises them) work as with kernel sockets.
+
+Sockets of other families (kernel-backed) keep gevent's ``SSLSocket``.
+"""
+
+from __future__ import annotations
+
+import errno
+import ssl as _stdssl
+from typing import Any
+
+from pytcp_green.green.sockets import GreenSocket
+from pytcp_green.patches import _state
+from pytcp_green.patches.socket import SOCK_STREAM, socket
+
+_BaseContext: Any = _stdssl.SSLContext  # gevent's SSLContext when gevent patched first
+_READ_CHUNK = 65536
+
+
+class SSLSocket(socket):
+    """A TLS connection over a stack socket (same API as ``ssl.SSLSocket``)."""
+
+    _sslobj: Any
+    _context: Any
+    _session: Any
+    _incoming: Any
+    _outgoing: Any
+    _pending_out: bytes
+    _connected: bool
+    server_side: bool
+    server_hostname: str | None
+    do_handshake_on_connect: bool
+    suppress_ragged_eofs: bool
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError(f"{type(self).__name__} does not have a public constructor. "
+                        f"Instances are returned by SSLContext.wrap_socket().")
+
+    @classmethod
+    def _create(cls, sock: socket, server_side: bool = False, do_handshake_on_connect: bool = True,
+                suppress_ragged_eofs: bool = True, server_hostname: str | None = None,
+                context: Any = None, session: Any = None) -> SSLSocket:
+        if sock.getsockopt(_stdssl.SOL_SOCKET, _stdssl.SO_TYPE) != SOCK_STREAM:
+            raise NotImplementedError("only stream sockets are supported")
+        if server_side and server_hostname:
+            raise ValueError("server_hostname can only be specified in client mode")
+        if session is not None and server_side:
+            raise ValueError("session can only be specified in client mode")
+        if context.check_hostname and not server_hostname:
+            raise ValueError("check_hostname requires server_hostname")
+        self = cls.__new__(cls)
+        timeout = sock.gettimeout()
+        handle = sock._handle
+        assert handle is not None
+        # Take the stack socket over as the stdlib does with detach(): the old object is closed.
+        self._init_stack(handle)
+        self._fd = sock._fd
+        sock._fd = -1
+        sock._released = True
+        sock._closed = True
+        handle.refs -= 1
+        self._green().timeout = timeout
+        self._context = context
+        self.server_side = server_side
+        self.server_hostname = context._encode_hostname(server_hostname) if server_hostname else None
+        self.do_handshake_on_connect = do_handshake_on_connect
+        self.suppress_ragged_eofs = suppress_ragged_eofs
+        self._session = session
+        self._incoming = _stdssl.MemoryBIO()
+        self._outgoing = _stdssl.MemoryBIO()
+        self._sslobj = None
+        self._pending_out = b""
+        try:
+            self.getpeername()
+            connected = True
+        except OSError as exc:
+            if exc.errno != errno.ENOTCONN:
+                raise
+            connected = False
+        self._connected = connected
+        if connected:
+            self._sslobj = context.wrap_bio(self._incoming, self._outgoing, server_side=server_side,
+                                            server_hostname=self.server_hostname, session=session)
+            if do_handshake_on_connect:
+                try:
+                    if timeout == 0.0:
+                        raise ValueError("do_handshake_on_connect should not be specified for non-blocking sockets")
+                    self.do_handshake()
+                except BaseException:
+                    self.close()
+                    raise
+        return self
+
+    # -- the pump ------------------------------------------------------------------------------------
+    def _send_bytes(self, green: GreenSocket, data: bytes, deadline: float | None, nonblocking: bool) -> None:
+        view = memoryview(data)
+        sent = 0
+        while sent < len(view):
+            chunk = view[sent:]
+
+            def send_rest(now: float, chunk: memoryview = chunk) -> int:
+                return int(green.core.send(chunk, now))
+
+            try:
+                sent += green.call_until(send_rest, deadline, nonblocking=nonblocking)
+            except BlockingIOError:
+                # Keep the unsent TLS bytes for the next call, as a kernel socket buffer would.
+                self._pending_out = bytes(view[sent:])
+                raise _stdssl.SSLWantWriteError(_stdssl.SSL_ERROR_WANT_WRITE,
+                                                "The operation did not complete (write)") from None
+
+    def _flush(self, green: GreenSocket, deadline: float | None, nonblocking: bool) -> None:
+        """Send what OpenSSL wrote (after any bytes a non-blocking call left behind)."""
+        if self._pending_out:
+            data, self._pending_out = self._pending_out, b""
+            self._send_bytes(green, data, deadline, nonblocking)
+        data = self._outgoing.read()
+        if data:
+            self._send_bytes(green, data, deadline, nonblocking)
+
+    def _io(self, op: Any, *args: Any) -> Any:
+        """Run one SSLObject operation to completion over the stack socket, within the timeout."""
+        green = self._green()
+        limit = green.timeout
+        nonblocking = limit == 0
+        deadline = None if limit is None else green.runtime.now() + limit
+        self._flush(green, deadline, nonblocking)
+        while True:
+            try:
+                result = op(*args)
+            except _stdssl.SSLWantReadError:
+                self._flush(green, deadline, nonblocking)
+                self._fill(green, deadline, nonblocking)
+                continue
+            except _stdssl.SSLWantWriteError:
+                self._flush(green, deadline, nonblocking)
+                continue
+            self._flush(green, deadline, nonblocking)
+            return result
+
+    def _fill(self, green: GreenSocket, deadline: float | None, nonblocking: bool) -> None:
+        def recv_some(now: float) -> bytes:
+            return bytes(green.core.recv(_READ_CHUNK, now))
+
+        try:
+            data = green.call_until(recv_some, deadline, nonblocking=nonblocking)
+        except BlockingIOError:
+            raise _stdssl.SSLWantReadError(_stdssl.SSL_ERROR_WANT_READ,
+                                           "The operation did not complete (read)") from None
+        if data:
+            self._incoming.write(data)
+        else:
+            self._incoming.write_eof()
+
+    # -- TLS API -------------------------------------------------------------------------------------
+    @property
+    def context(self) -> Any:
+        return self._context
+
+    @context.setter
+    def context(self, ctx: Any) -> None:
+        self._context = ctx
+        if self._sslobj is not None:
+            self._sslobj.context = ctx
+
+    @property
+    def session(self) -> Any:
+        return self._sslobj.session if self._sslobj is not None else self._session
+
+    @session.setter
+    def session(self, session: Any) -> None:
+        self._session = session
+        if self._sslobj is not None:
+            self._sslobj.session = session
+
+    @property
+    def session_reused(self) -> bool | None:
+        return self._sslobj.session_reused if self._sslobj is not None else None
+
+    def _check_connected(self) -> None:
+        if not self._connected:
+            # Like the stdlib: raises ENOTCONN if the socket is not connected.
+            self.getpeername()
+
+    def do_handshake(self, block: bool = False) -> None:
+        self._check_connected()
+        self._io(self._sslobj.do_handshake)
+
+    def read(self, len: int = 1024, buffer: Any = None) -> Any:
+        if self._sslobj is None:
+            raise ValueError("Read on closed or unwrapped SSL socket.")
+        try:
+            if buffer is not None:
+                return self._io(self._sslobj.read, len, buffer)
+            return self._io(self._sslobj.read, len)
+        except _stdssl.SSLError as exc:
+            if exc.args[0] == _stdssl.SSL_ERROR_EOF and self.suppress_ragged_eofs:
+                return 0 if buffer is not None else b""
+            raise
+
+    def write(self, data: Any) -> int:
+        if self._sslobj is None:
+            raise ValueError("Write on closed or unwrapped SSL socket.")
+        return int(self._io(self._sslobj.write, data))
+
+    def pending(self) -> int:
+        return int(self._sslobj.pending()) if self._sslobj is not None else 0
+
+    def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
+        if self._sslobj is None:
+            return super().recv(buflen, flags)
+        if flags:
+            raise ValueError(f"non-zero flags not allowed in calls to recv() on {type(self)}")
+        if buflen == 0:
+            return b""
+        data: bytes = self.read(buflen)
+        return data
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        if self._sslobj is None:
+            return super().recv_into(buffer, nbytes, flags)
+        if flags:
+            raise ValueError(f"non-zero flags not allowed in calls to recv_into() on {type(self)}")
+        view = memoryview(buffer).cast("B")
+        if nbytes <= 0 or nbytes > len(view):
+            nbytes = len(view)
+        if nbytes == 0:
+            return 0
+        return int(self.read(nbytes, view))
+
+    def recvfrom(self, buflen: int = 1024, flags: int = 0) -> tuple[bytes, Any]:
+        if self._sslobj is not None:
+            raise ValueError(f"recvfrom not allowed on instances of {type(self)}")
+        return super().recvfrom(buflen, flags)
+
+    def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
+        if self._sslobj is not None:
+            raise ValueError(f"recvfrom_into not allowed on instances of {type(self)}")
+        return super().recvfrom_into(buffer, nbytes, flags)
+
+    def recvmsg(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"recvmsg not allowed on instances of {type(self)}")
+
+    def recvmsg_into(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"recvmsg_into not allowed on instances of {type(self)}")
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        if self._sslobj is None:
+            return super().send(data, flags)
+        if flags:
+            raise ValueError(f"non-zero flags not allowed in calls to send() on {type(self)}")
+        return self.write(data)
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        if self._sslobj is None:
+            super().sendall(data, flags)
+            return
+        if flags:
+            raise ValueError(f"non-zero flags not allowed in calls to sendall() on {type(self)}")
+        view = memoryview(data).cast("B")
+        sent = 0
+        while sent < len(view):
+            sent += self.write(view[sent:])
+
+    def sendto(self, data: Any, flags_or_addr: Any, addr: Any = None) -> int:
+        if self._sslobj is not None:
+            raise ValueError(f"sendto not allowed on instances of {type(self)}")
+        return super().sendto(data, flags_or_addr, addr)
+
+    def sendmsg(self, *args: Any, **kwargs: Any) -> int:
+        raise NotImplementedError(f"sendmsg not allowed on instances of {type(self)}")
+
+    def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        return super().sendfile(file, offset, count)
+
+    def getpeercert(self, binary_form: bool = False) -> Any:
+        self._check_connected()
+        if self._sslobj is None:
+            return None
+        return self._sslobj.getpeercert(binary_form)
+
+    def get_channel_binding(self, cb_type: str = "tls-unique") -> Any:
+        return self._sslobj.get_channel_binding(cb_type) if self._sslobj is not None else None
+
+    def selected_npn_protocol(self) -> str | None:
+        return None
+
+    def selected_alpn_protocol(self) -> str | None:
+        return self._sslobj.selected_alpn_protocol() if self._sslobj is not None else None
+
+    def cipher(self) -> Any:
+        return self._sslobj.cipher() if self._sslobj is not None else None
+
+    def shared_ciphers(self) -> Any:
+        return self._sslobj.shared_ciphers() if self._sslobj is not None else None
+
+    def compression(self) -> Any:
+        return self._sslobj.compression() if self._sslobj is not None else None
+
+    def version(self) -> str | None:
+        return self._sslobj.version() if self._sslobj is not None else None
+
+    def verify_client_post_handshake(self) -> None:
+        if self._sslobj is None:
+            raise ValueError("No SSL wrapper around " + str(self))
+        self._io(self._sslobj.verify_client_post_handshake)
+
+    def unwrap(self) -> socket:
+        """Send close_notify, wait for the peer's, and return the plain stack socket."""
+        if self._sslobj is None:
+            raise ValueError("No SSL wrapper around " + str(self))
+        self._io(self._sslobj.unwrap)
+        self._sslobj = None
+        plain = socket.__new__(socket)
+        handle = self._handle
+        assert handle is not None
+        plain._init_stack(handle)
+        plain._fd, self._fd = self._fd, -1
+        self._released = True
+        self._closed = True
+        handle.refs -= 1
+        return plain
+
+    def shutdown(self, how: int) -> None:
+        self._sslobj = None
+        super().shutdown(how)
+
+    def _real_close(self) -> None:
+        self._sslobj = None
+        super()._real_close()
+
+    def dup(self) -> socket:
+        raise NotImplementedError(f"Can't dup() {type(self).__name__} instances")
+
+    def detach(self) -> int:
+        self._sslobj = None
+        return super().detach()
+
+    # -- connection set-up ---------------------------------------------------------------------------
+    def _real_connect(self, address: Any, connect_ex: bool) -> int:
+        if self.server_side:
+            raise ValueError("can't connect in server-side mode")
+        if self._connected or self._sslobj is not None:
+            raise ValueError("attempt to connect already-connected SSLSocket!")
+        rc = super().connect_ex(address) if connect_ex else (super().connect(address) or 0)
+        if rc:
+            return rc
+        self._sslobj = self._context.wrap_bio(self._incoming, self._outgoing, server_side=False,
+                                              server_hostname=self.server_hostname, session=self._session)
+        self._connected = True
+        if self.do_handshake_on_connect:
+            self.do_handshake()
+        return 0
+
+    def connect(self, address: Any) -> None:
+        self._real_connect(address, False)
+
+    def connect_ex(self, address: Any) -> int:
+        return self._real_connect(address, True)
+
+    def accept(self) -> tuple[socket, Any]:
+        conn, addr = super().accept()
+        wrapped = self._context.wrap_socket(conn, do_handshake_on_connect=self.do_handshake_on_connect,
+                                            suppress_ragged_eofs=self.suppress_ragged_eofs, server_side=True)
+        return wrapped, addr
+
+
+def _is_stack_socket(sock: Any) -> bool:
+    return isinstance(sock, socket) and sock._kernel is None and sock._handle is not None
+
+
+class SSLContext(_BaseContext):  # type: ignore[misc]
+    """``ssl.SSLContext`` whose ``wrap_socket`` handles stack sockets through memory BIOs."""
+
+    def wrap_socket(self, sock: Any, server_side: bool = False, do_handshake_on_connect: bool = True,
+                    suppress_ragged_eofs: bool = True, server_hostname: str | None = None,
+                    session: Any = None) -> Any:
+        if _is_stack_socket(sock):
+            return SSLSocket._create(sock, server_side=server_side, do_handshake_on_connect=do_handshake_on_connect,
+                                     suppress_ragged_eofs=suppress_ragged_eofs, server_hostname=server_hostname,
+                                     context=self, session=session)
+        return super().wrap_socket(sock, server_side=server_side, do_handshake_on_connect=do_handshake_on_connect,
+                                   suppress_ragged_eofs=suppress_ragged_eofs, server_hostname=server_hostname,
+                                   session=session)
+
+
+def patch_ssl_module() -> bool:
+    """Install our SSLContext/SSLSocket in ``ssl``; True when done."""
+    _state.patch_item(_stdssl, "SSLContext", SSLContext)
+    _state.patch_item(_stdssl, "SSLSocket", SSLSocket)
+    return True

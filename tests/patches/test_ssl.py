@@ -1,0 +1,110 @@
+"""TLS over stack sockets through ssl.MemoryBIO: client and server side, requests over https."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .helpers import run_patched
+
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command for a test cert")
+
+
+@pytest.fixture
+def cert(tmp_path: Path) -> tuple[str, str]:
+    key, crt = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(crt),
+                    "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return str(crt), str(key)
+
+
+def test_tls_echo_client_and_server_side_and_unwrap(cert: tuple[str, str]) -> None:
+    crt, key = cert
+    out = run_patched(f"""
+        import ssl, socket, gevent, hashlib
+        sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); sctx.load_cert_chain({crt!r}, {key!r})
+        listener = sctx.wrap_socket(socket.create_server(("127.0.0.1", 0)), server_side=True)
+        def serve():
+            conn, _ = listener.accept()
+            with conn:
+                f = conn.makefile("rb")
+                line = f.readline()
+                conn.sendall(hashlib.sha256(line).hexdigest().encode() + b"\\n")
+                f.close()
+                plain = conn.unwrap()
+                plain.sendall(b"plain after unwrap")
+                plain.close()
+        g = gevent.spawn(serve)
+        cctx = ssl.create_default_context(cafile={crt!r})
+        raw = socket.create_connection(listener.getsockname(), timeout=10)
+        c = cctx.wrap_socket(raw, server_hostname="localhost")
+        line = b"x" * 20000 + b"\\n"
+        c.sendall(line)
+        digest = c.makefile("rb").readline().strip().decode()
+        res = {{"digest_ok": digest == hashlib.sha256(line).hexdigest(), "version": c.version(),
+               "peer_cn": dict(x[0] for x in c.getpeercert()["subject"])["commonName"],
+               "isinstance": [isinstance(c, ssl.SSLSocket), isinstance(c, socket.socket)],
+               "raw_closed": raw.fileno()}}
+        p = c.unwrap()
+        res["after_unwrap"] = p.recv(100).decode()
+        p.close(); g.get(); listener.close()
+        report(res)
+    """)
+    assert out == {"digest_ok": True, "version": "TLSv1.3", "peer_cn": "localhost", "isinstance": [True, True],
+                   "raw_closed": -1, "after_unwrap": "plain after unwrap"}
+
+
+def test_certificate_errors_surface_as_in_the_stdlib(cert: tuple[str, str]) -> None:
+    crt, key = cert
+    out = run_patched(f"""
+        import ssl, socket, gevent
+        sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); sctx.load_cert_chain({crt!r}, {key!r})
+        listener = socket.create_server(("127.0.0.1", 0))
+        def serve():
+            conn, _ = listener.accept()
+            try:
+                sctx.wrap_socket(conn, server_side=True)
+            except (ssl.SSLError, OSError):
+                pass
+            conn.close()
+        g = gevent.spawn(serve)
+        ctx = ssl.create_default_context()  # the system CAs do not know our self-signed cert
+        res = {{}}
+        try:
+            ctx.wrap_socket(socket.create_connection(listener.getsockname(), timeout=10), server_hostname="localhost")
+        except ssl.SSLCertVerificationError as e:
+            res["verify"] = e.verify_message
+        g.get(); listener.close()
+        report(res)
+    """)
+    assert out == {"verify": "self-signed certificate"}
+
+
+def test_requests_over_https_to_http_server_in_one_patched_process(cert: tuple[str, str], tmp_path: Path) -> None:
+    crt, key = cert
+    body = bytes(i * 13 % 256 for i in range(50_000))
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "f.bin").write_bytes(body)
+    out = run_patched(f"""
+        import ssl, http.server, threading, hashlib, requests
+        sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); sctx.load_cert_chain({crt!r}, {key!r})
+        class Quiet(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *a, **k):
+                super().__init__(*a, directory={str(tmp_path / "www")!r}, **k)
+            def log_message(self, *a):
+                pass
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+        server.socket = sctx.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"https://localhost:{{server.server_address[1]}}/f.bin"
+        with requests.Session() as s:
+            hashes = [hashlib.sha256(s.get(url, verify={crt!r}, timeout=10).content).hexdigest() for _ in range(3)]
+        server.shutdown(); server.server_close()
+        report(hashes)
+    """)
+    assert out == [hashlib.sha256(body).hexdigest()] * 3
