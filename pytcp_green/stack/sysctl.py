@@ -1,5 +1,8 @@
 """Tunables in one registry shaped like Linux's ``/proc/sys/net``, settable at start and at run time.
 
+Every tunable is declared in :data:`DEFAULTS`, so overrides given when a stack is built are
+checked against the full list before any protocol module exists.
+
 Names and meanings follow Linux (Documentation/networking/ip-sysctl.rst) so that a user who
 knows one knows the other; values are Python ints, floats (seconds) or strings.  Protocol
 code reads them when it needs them, so a change takes effect for the next decision made.
@@ -78,6 +81,7 @@ DEFAULTS: dict[str, Value] = {
     "net.ipv4.tcp_rto_max": 120.0,
     "net.ipv4.tcp_rto_initial": 1.0,
     "net.ipv4.tcp_max_syn_backlog": 128,
+    "net.ipv4.tcp_challenge_ack_limit": 1000,  # RFC 5961 challenge ACKs per second, as Linux
     "net.core.somaxconn": 4096,
 }
 
@@ -124,7 +128,3 @@ class Sysctl(MutableMapping[str, Value]):
     def ints(self, name: str) -> tuple[builtins.int, ...]:
         """A space-separated vector such as ``tcp_rmem`` as ints."""
         return tuple(builtins.int(x) for x in str(self._values[name]).split())
-
-    def register(self, name: str, default: Value) -> None:
-        """Add a tunable owned by a protocol module (idempotent)."""
-        self._values.setdefault(name, default)

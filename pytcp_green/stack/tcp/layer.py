@@ -53,7 +53,6 @@ class TcpHost(Protocol):
 class TcpLayer:
     def __init__(self, stack: TcpHost) -> None:
         self.stack = stack
-        stack.sysctl.register("net.ipv4.tcp_challenge_ack_limit", 1000)
         self.rng = stack.rng
         low, high = stack.sysctl.ints("net.ipv4.ip_local_port_range")
         self.ports = PortTable(low, high, secret=stack.rng.randbytes(16))
