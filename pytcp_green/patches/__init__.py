@@ -181,6 +181,13 @@ def _patch_socket(with_dns: bool) -> None:
         for name in _DNS_ITEMS:
             _state.patch_item(stdsocket, name, getattr(dns, name))
     _state.patch_item(stdsocket, "has_ipv6", dns.has_ipv6())
+    # gevent's servers (StreamServer, pywsgi) build listeners and accepted sockets from gevent's own
+    # socket class, bound at their import: point that name at ours.  They then watch the listener's
+    # fileno() with the hub (our readiness fd polls readable while a connection waits) and call
+    # _accept(), which our class provides.
+    import gevent.server as gserver
+
+    _state.patch_item(gserver, "GeventSocket", ours.socket)
 
 
 def _patch_select() -> None:

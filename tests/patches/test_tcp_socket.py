@@ -226,3 +226,51 @@ def test_stdlib_servers_and_clients(module: str) -> None:
         """
         expected = 42
     assert run_patched(code) == expected
+
+
+def test_gevent_pywsgi_and_stream_server_run_over_the_stack() -> None:
+    out = run_patched("""
+        import socket, requests
+        from gevent.pywsgi import WSGIServer
+        from gevent.server import StreamServer
+        def app(env, start):
+            start("200 OK", [("Content-Type", "text/plain")])
+            return [env["PATH_INFO"].encode()]
+        web = WSGIServer(("127.0.0.1", 0), app, log=None)
+        web.start()
+        def echo(sock, addr):
+            with sock.makefile("rwb") as f:
+                f.write(f.readline().strip()[::-1] + b"\\n"); f.flush()
+        stream = StreamServer(("127.0.0.1", 0), echo)
+        stream.start()
+        with requests.Session() as s:
+            bodies = [s.get(f"http://127.0.0.1:{web.server_port}/p{i}", timeout=10).text for i in range(3)]
+        with socket.create_connection(("127.0.0.1", stream.server_port), timeout=10) as c:
+            c.sendall(b"abc\\n")
+            echoed = c.makefile("rb").readline()
+        res = {"bodies": bodies, "echo": echoed.decode(),
+               "listener_is_ours": type(web.socket).__module__ == "pytcp_green.patches.socket"}
+        web.stop(); stream.stop()
+        report(res)
+    """)
+    assert out == {"bodies": ["/p0", "/p1", "/p2"], "echo": "cba\n", "listener_is_ours": True}
+
+
+def test_asyncio_streams_over_the_stack() -> None:
+    out = run_patched("""
+        import asyncio, hashlib
+        async def main():
+            async def handle(reader, writer):
+                data = await reader.readexactly(100_000)
+                writer.write(hashlib.sha256(data).digest()); await writer.drain(); writer.close()
+            server = await asyncio.start_server(handle, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            payload = bytes(i % 253 for i in range(100_000))
+            writer.write(payload); await writer.drain()
+            digest = await reader.readexactly(32)
+            writer.close(); server.close(); await server.wait_closed()
+            return digest == hashlib.sha256(payload).digest()
+        report(asyncio.run(main()))
+    """)
+    assert out is True
