@@ -48,6 +48,11 @@ def add_stack_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--ip4", metavar="ADDR/LEN", action="append", default=[],
                    help="an IPv4 address of the stack, e.g. 198.18.0.2/24 (repeatable)")
     g.add_argument("--gateway4", metavar="ADDR", help="IPv4 default gateway")
+    g.add_argument("--ip6", metavar="ADDR/LEN", action="append", default=[],
+                   help="an IPv6 address of the stack, e.g. fd00:77::2/64 (repeatable; DAD runs first)")
+    g.add_argument("--gateway6", metavar="ADDR", help="IPv6 default gateway (a link-local one is fine)")
+    g.add_argument("--slaac", action=argparse.BooleanOptionalAction, default=None,
+                   help="router solicitation and addresses from router advertisements (default: on with a TAP)")
     g.add_argument("--mtu", type=int, default=1500, help="link MTU (default 1500)")
     g.add_argument("--pcap", metavar="FILE", help="write every frame in and out to FILE (pcap, Wireshark opens it)")
     g.add_argument("--impair", metavar="SPEC",
@@ -73,7 +78,8 @@ def options_from_args(args: argparse.Namespace) -> StackOptions:
         sysctl[name.strip()] = value.strip()
     return StackOptions(lab=args.lab, tap=args.tap, tun=args.tun, ip4=list(args.ip4), gateway4=args.gateway4,
                         mtu=args.mtu, pcap=args.pcap, impair=args.impair, log=args.log, sysctl=sysctl,
-                        dhcp=args.dhcp, dhcp_lease_file=args.dhcp_lease_file)
+                        dhcp=args.dhcp, dhcp_lease_file=args.dhcp_lease_file,
+                        ip6=list(args.ip6), gateway6=args.gateway6, slaac=args.slaac)
 
 
 def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 ENV_PREFIX = "PYTCP_GREEN_"
 LAB_KERNEL_IP4 = "198.18.0.1/24"
 LAB_STACK_IP4 = "198.18.0.2/24"
+LAB_KERNEL_IP6 = "fd00:77::1/64"
+LAB_STACK_IP6 = "fd00:77::2/64"
 DHCP_WAIT = 60.0  # seconds Host waits for a lease (or for the lab's dnsmasq) before going on
 
 
@@ -52,6 +54,9 @@ class StackOptions:
     sysctl: dict[str, str] = field(default_factory=dict)
     dhcp: bool = False  # lease the address with DHCPv4 (with --lab, dnsmasq serves it in the namespace)
     dhcp_lease_file: str | None = None  # remembered lease, for INIT-REBOOT at the next start
+    ip6: list[str] = field(default_factory=list)
+    gateway6: str | None = None
+    slaac: bool | None = None  # router solicitation + SLAAC (RFC 4862); None: on with an Ethernet link
 
     def validate(self) -> None:
         """Raise ValueError with a message a user can act on."""
@@ -73,8 +78,22 @@ class StackOptions:
             raise ValueError(f"--mtu {self.mtu}: must be between 68 and 65535")
         if self.impair:
             ImpairSpec.parse(self.impair)
-        if (self.tap or self.tun) and not self.ip4 and not self.dhcp:
-            raise ValueError("--tap/--tun need at least one --ip4 ADDR/LEN, or --dhcp")
+        for addr6 in self.ip6:
+            try:
+                iface6 = ipaddress.IPv6Interface(addr6)
+            except ValueError as exc:
+                raise ValueError(f"--ip6 {addr6!r}: {exc}") from None
+            if "/" not in addr6:
+                raise ValueError(f"--ip6 {addr6!r}: give a prefix length, e.g. {iface6.ip}/64")
+        if self.gateway6 is not None:
+            try:
+                ipaddress.IPv6Address(self.gateway6.split("%", 1)[0])
+            except ValueError as exc:
+                raise ValueError(f"--gateway6 {self.gateway6!r}: {exc}") from None
+        if (self.tap or self.tun) and not self.ip4 and not self.dhcp and not self.ip6 and not (
+                self.tap and self.slaac is not False):
+            raise ValueError("--tap/--tun need at least one --ip4 ADDR/LEN or --ip6 ADDR/LEN, or --dhcp (or SLAAC "
+                             "with --tap)")
         if self.dhcp and self.tun:
             raise ValueError("--dhcp needs Ethernet: use --tap or --lab, not --tun")
 
@@ -98,6 +117,9 @@ class StackOptions:
             log=get("LOG") or "warning",
             dhcp=(get("DHCP") or "0") not in ("0", "false", "no"),
             dhcp_lease_file=get("DHCP_LEASE_FILE"),
+            ip6=[a for a in (get("IP6") or "").split(",") if a],
+            gateway6=get("GATEWAY6"),
+            slaac=None if get("SLAAC") is None else (get("SLAAC") or "0") not in ("0", "false", "no"),
         )
         return opts
 
@@ -115,6 +137,9 @@ class StackOptions:
             "LOG": self.log,
             "DHCP": "1" if self.dhcp else "",
             "DHCP_LEASE_FILE": self.dhcp_lease_file or "",
+            "IP6": ",".join(self.ip6),
+            "GATEWAY6": self.gateway6 or "",
+            "SLAAC": "" if self.slaac is None else ("1" if self.slaac else "0"),
         }
         return {ENV_PREFIX + k: v for k, v in env.items() if v}
 
@@ -151,7 +176,7 @@ class Host:
             from pytcp_green.lab import Lab
 
             stack_ip4 = addresses[0] if addresses else LAB_STACK_IP4
-            self.lab = Lab(kernel_ip4=LAB_KERNEL_IP4, stack_ip4=stack_ip4, mtu=opts.mtu)
+            self.lab = Lab(kernel_ip4=LAB_KERNEL_IP4, stack_ip4=stack_ip4, mtu=opts.mtu, kernel_ip6=LAB_KERNEL_IP6)
             self.lab.__enter__()
             device = self.lab.device
             addresses = addresses if opts.dhcp else (addresses or [LAB_STACK_IP4])
@@ -176,6 +201,7 @@ class Host:
                     stack.add_ip4(self.iface, addr, now=self.runtime.now())
                 if opts.gateway4:
                     stack.set_gateway4(opts.gateway4)
+            self._start_ip6(self.iface)
             impair = ImpairSpec.parse(opts.impair) if opts.impair else None
             self.runtime.attach(self.iface, device, impair=impair)
         self.runtime.start()
@@ -257,6 +283,29 @@ class Host:
             raise OSError(errno.EADDRINUSE, f"address conflict: {', '.join(conflicts)} already in use on the link "
                                             "(RFC 5227 probe)")
 
+    def _start_ip6(self, iface: Interface) -> None:
+        """IPv6 on the link: link-local + DAD + MLD, SLAAC unless turned off, the --ip6 addresses."""
+        opts, stack = self.options, self.stack
+        now = self.runtime.now()
+        ethernet = iface.kind is LinkKind.ETHERNET
+        stack.enable_ip6(iface, slaac=ethernet if opts.slaac is None else (opts.slaac and ethernet), now=now)
+        addresses6 = list(opts.ip6) or ([LAB_STACK_IP6] if opts.lab else [])
+        for addr6 in addresses6:
+            stack.add_ip6(iface, addr6, now=now)
+        if opts.gateway6:
+            gateway = ipaddress.IPv6Address(opts.gateway6.split("%", 1)[0])
+            stack.ip6.set_gateway(gateway, iface if gateway.is_link_local else None)
+
+    @property
+    def stack_ip6(self) -> ipaddress.IPv6Address | None:
+        """The first usable global IPv6 address (static first, then SLAAC), or None."""
+        if self.iface is None or self.iface not in self.stack.ip6.ifs:
+            return None
+        for addr in self.stack.ip6.ifs[self.iface].addrs:
+            if addr.usable and addr.origin != "link":
+                return addr.interface.ip
+        return None
+
     @property
     def stack_ip4(self) -> ipaddress.IPv4Interface | None:
         return self.iface.ip4[0] if self.iface is not None and self.iface.ip4 else None
@@ -270,6 +319,13 @@ class Host:
             env["PYTCP_GREEN_PEER_IP4"] = str(self.lab.kernel_ip4.ip)
         elif self.options.gateway4:
             env["PYTCP_GREEN_PEER_IP4"] = self.options.gateway4
+        stack_ip6 = self.stack_ip6
+        if stack_ip6 is not None:
+            env["PYTCP_GREEN_STACK_IP6"] = str(stack_ip6)
+        if self.lab is not None and self.lab.kernel_ip6 is not None:
+            env["PYTCP_GREEN_PEER_IP6"] = str(self.lab.kernel_ip6.ip)
+        elif self.options.gateway6:
+            env["PYTCP_GREEN_PEER_IP6"] = self.options.gateway6
         return env
 
     def release_dhcp(self) -> None:

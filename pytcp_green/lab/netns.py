@@ -327,8 +327,13 @@ class Lab:
         tun: bool = False,
         vnet_hdr: bool = False,
         term_timeout: float = 3.0,
+        kernel_ip6: str | None = None,
     ) -> None:
         self.kernel_ip4 = ipaddress.IPv4Interface(kernel_ip4)
+        # With kernel_ip6 the kernel side also gets this IPv6 address and the link-local fe80::1,
+        # both without DAD ("nodad") so that they are usable at once (a test must not wait ~1 s).
+        self.kernel_ip6 = ipaddress.IPv6Interface(kernel_ip6) if kernel_ip6 else None
+        self.kernel_ll6 = ipaddress.IPv6Address("fe80::1")
         self.stack_ip4 = ipaddress.IPv4Interface(stack_ip4)
         if self.kernel_ip4.network != self.stack_ip4.network:
             raise ValueError(f"kernel {self.kernel_ip4} and stack {self.stack_ip4} are not on one subnet")
@@ -409,6 +414,10 @@ class Lab:
             _ip("link", "set", "dev", ifname, "netns", netns)
             _ip("-n", netns, "link", "set", "dev", "lo", "up")
             _ip("-n", netns, "address", "add", str(self.kernel_ip4), "dev", ifname)
+            if self.kernel_ip6 is not None and not self.tun:
+                _ip("-n", netns, "link", "set", "dev", ifname, "addrgenmode", "none")
+                _ip("-n", netns, "address", "add", f"{self.kernel_ll6}/64", "dev", ifname, "nodad")
+                _ip("-n", netns, "address", "add", str(self.kernel_ip6), "dev", ifname, "nodad")
             _ip("-n", netns, "link", "set", "dev", ifname, "up")
         except BaseException:
             self._teardown(graceful=True)
@@ -609,6 +618,7 @@ class Lab:
         return {
             "PYTCP_GREEN_STACK_IP4": str(self.stack_ip4.ip),
             "PYTCP_GREEN_PEER_IP4": str(self.kernel_ip4.ip),
+            **({"PYTCP_GREEN_PEER_IP6": str(self.kernel_ip6.ip)} if self.kernel_ip6 is not None else {}),
         }
 
     def __repr__(self) -> str:
