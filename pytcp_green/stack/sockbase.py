@@ -62,7 +62,12 @@ def pack_host(family: int, host: str) -> bytes:
 
 @functools.lru_cache(maxsize=4096)
 def unpack_host(addr: bytes) -> str:
-    """Packed address -> its canonical string (cached: peers repeat, and every datagram needs one)."""
+    """Packed address -> its canonical string (cached: peers repeat, and every datagram needs one).
+
+    A v4-mapped address reads ::ffff:a.b.c.d, as CPython's socket module shows it.
+    """
+    if len(addr) == 16 and addr[:12] == b"\0" * 10 + b"\xff\xff":
+        return "::ffff:" + str(ipaddress.IPv4Address(addr[12:]))
     return str(ipaddress.ip_address(addr))
 
 
