@@ -38,7 +38,6 @@ from gevent import socket as _gsocket
 
 from pytcp_green.green.sockets import USE_TIMEOUT, GreenSocket, Timeout, close_fd
 from pytcp_green.patches import _state
-from pytcp_green.stack.sockbase import POLLIN, POLLOUT
 
 AF_INET = _socket.AF_INET
 AF_INET6 = _socket.AF_INET6
@@ -1055,6 +1054,3 @@ def stack_readiness(obj: Any) -> Handle | None:
         return None
     return _by_fd.get(fd) if isinstance(fd, int) else None
 
-
-READ_BITS = POLLIN
-WRITE_BITS = POLLOUT
