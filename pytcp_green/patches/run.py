@@ -122,4 +122,11 @@ def _run(target: str | None, module: str | None, args: Sequence[str]) -> int:
             return code
         print(code, file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        # The program's own uncaught exception: report it as the interpreter would, exit status 1,
+        # never as one of pytcp-green's usage errors.
+        sys.excepthook(*sys.exc_info())
+        return 1
     return 0

@@ -54,3 +54,12 @@ def test_run_reports_usage_errors() -> None:
     proc = run_python(["-m", "pytcp_green", "run", "--peer", "true", "x.py"])
     assert proc.returncode == 2
     assert "--peer runs its command in the lab: add --lab" in proc.stderr
+
+
+def test_a_programs_uncaught_exception_is_reported_like_python_does(tmp_path: Path) -> None:
+    script = tmp_path / "boom.py"
+    script.write_text("import socket\nsocket.create_connection(('127.0.0.1', 1))\n")
+    proc = run_python(["-m", "pytcp_green", str(script)])
+    assert proc.returncode == 1
+    assert "Traceback (most recent call last)" in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "ConnectionRefusedError: [Errno 111] Connection refused"
