@@ -264,7 +264,14 @@ class Simulation:
         )
 
     def next_event(self) -> float | None:
-        """The earliest time something is due: a frame on a link or a stack deadline."""
+        """The earliest time something is due: a frame on a link or a stack deadline.
+
+        Frames already queued on an interface (sent by a test between two steps, e.g. from a
+        ``run_until`` predicate) are due now: they leave without waiting for a timer.
+        """
+        for stack in self.stacks:
+            if any(iface.tx for iface in stack.interfaces.values()):
+                return self.now
         best: float | None = None
         for d in self._directions:
             t = d.impairment.next_deadline()

@@ -376,3 +376,33 @@ def test_pcap_needs_one_link_kind(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="different link kinds"):
         sim.connect(eth, "eth0", tun, "eth0", pcap=tmp_path / "x.pcap")
     sim.connect(eth, "eth0", FakeStack("c"), "eth0")  # without a tap mixed kinds are fine
+
+
+def test_frames_queued_between_steps_leave_at_once() -> None:
+    """A frame queued from outside the simulation (a predicate, a test) is due now, not at the next timer."""
+    from pytcp_green.stack.sockbase import AF_INET
+    from pytcp_green.stack.stack import SOCK_DGRAM, Stack
+    from pytcp_green.stack.udp import UdpSocket
+
+    sim = Simulation(seed=1)
+    a, b = Stack(seed=1), Stack(seed=2)
+    ia = a.add_interface("eth0", LinkKind.ETHERNET, mac=bytes.fromhex("020000000a01"))
+    ib = b.add_interface("eth0", LinkKind.ETHERNET, mac=bytes.fromhex("020000000b01"))
+    a.add_ip4(ia, "198.18.0.2/24")
+    b.add_ip4(ib, "198.18.0.3/24")
+    sim.connect(a, ia, b, ib, latency=0.0)
+    sock = b.socket(AF_INET, SOCK_DGRAM)
+    assert isinstance(sock, UdpSocket)
+    sock.bind(("", 9))
+    start = sim.now
+    sender = a.socket(AF_INET, SOCK_DGRAM)
+    assert isinstance(sender, UdpSocket)
+    sent: list[int] = []
+
+    def send_once_then_check() -> bool:
+        if not sent:
+            sent.append(sender.sendto(b"now", ("198.18.0.3", 9), sim.now))
+        return bool(sock.queue)
+
+    assert sim.run_until(send_once_then_check, timeout=10)
+    assert sim.now == start  # ARP and the datagram crossed a zero-latency link without any timer

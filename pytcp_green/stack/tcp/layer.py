@@ -156,8 +156,12 @@ class TcpLayer:
 
     def send_reset(self, src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, flags: int,
                    now: float) -> None:
-        """A bare control segment outside any connection (RSTs for strays)."""
-        self.stack.stats["tcp.rst_out"] += 1
+        """A bare control segment outside any connection (RSTs for strays).
+
+        Counted apart from a connection's own resets: a late duplicate reaching a port whose
+        connection has just closed is answered this way by any host, Linux included.
+        """
+        self.stack.stats["tcp.rst_out.no_connection"] += 1
         self.stack.ip_output(src, dst, PROTO_TCP, build_tcp(src, dst, sport, dport, seq, ack, flags, 0), now)
 
     def icmp_error(self, src: bytes, dst: bytes, quoted: memoryview, err: int, mtu: int | None, now: float) -> None:

@@ -204,6 +204,10 @@ class Tcb:
         right = rcv_nxt + rcvbuf - len(self.rbuf.data)
         if right > adv and right - adv >= min(rcvbuf >> 1, self.adv_mss):
             adv = right
+        if adv < rcv_nxt:
+            # Data accepted past the advertised edge (a window probe's byte, say) moved RCV.NXT
+            # beyond it: the window is then zero, never negative.
+            adv = rcv_nxt
         scale = self.rcv_wscale
         field = (adv - rcv_nxt + (1 << scale) - 1) >> scale
         if field > 0xFFFF:
@@ -539,8 +543,9 @@ class Tcb:
 
     def _reset_received(self, now: float) -> None:
         """An acceptable RST (RFC 9293 §3.10.7.4 second), with Linux's errno choices."""
-        self.stats["tcp.rst_in"] += 1
         state = self.state
+        # A reset that ends TIME-WAIT early (Linux's default, tcp_rfc1337=0) costs no data: count it apart.
+        self.stats["tcp.rst_in.time_wait" if state == TIME_WAIT else "tcp.rst_in"] += 1
         if state == SYN_RECEIVED:
             if self.passive:
                 self.destroy()  # back to LISTEN: the listener never saw this child
@@ -575,6 +580,10 @@ class Tcb:
                 if wnd > self.snd_wnd:
                     self.progress_at = now
                     self.persist_backoff = 0
+                    if self.snd_wnd == 0 and self.snd_max > self.snd_una:
+                        # The window reopened under data in flight: that data is again the RTO's
+                        # business, not the (possibly far off) next window probe's.
+                        self.rtx_timer.arm(now + self.rto.rto)
                 self.snd_wnd = wnd
                 if wnd > self.max_sndwnd:
                     self.max_sndwnd = wnd
@@ -958,9 +967,13 @@ class Tcb:
             return
         if state not in _SENDING:
             return
-        if self.snd_max > self.snd_una:
+        outstanding = self.snd_max > self.snd_una
+        if outstanding and self.snd_wnd:
             self._retransmit_timeout(now)
-        elif self.sbuf.end > self.snd_nxt or (self.fin_queued and self.snd_max <= self.sbuf.end):
+        elif outstanding or self.sbuf.end > self.snd_nxt or (self.fin_queued and self.snd_max <= self.sbuf.end):
+            # A zero window, with or without data in flight: go-back-N could send nothing, so the
+            # expiry is a window probe (RFC 9293 §3.8.6.1), which a live peer always answers, not a
+            # retransmission counted towards giving up.
             self._persist(now)
 
     def _user_timed_out(self, now: float) -> bool:
