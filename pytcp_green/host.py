@@ -36,6 +36,7 @@ LAB_STACK_IP4 = "198.18.0.2/24"
 LAB_KERNEL_IP6 = "fd00:77::1/64"
 LAB_STACK_IP6 = "fd00:77::2/64"
 DHCP_WAIT = 60.0  # seconds Host waits for a lease (or for the lab's dnsmasq) before going on
+DAD_WAIT = 10.0  # seconds Host waits for IPv6 duplicate address detection before going on
 
 
 @dataclass
@@ -211,6 +212,8 @@ class Host:
                 stack.set_gateway4(opts.gateway4)
         if opts.dhcp and self.iface is not None:
             self._start_dhcp(self.iface)
+        if self.iface is not None:
+            self._wait_dad(self.iface)
 
     def _start_dhcp(self, iface: Interface) -> None:
         """Lease an address (RFC 2131) and wait, bounded, until it is bound before going on."""
@@ -295,6 +298,30 @@ class Host:
         if opts.gateway6:
             gateway = ipaddress.IPv6Address(opts.gateway6.split("%", 1)[0])
             stack.ip6.set_gateway(gateway, iface if gateway.is_link_local else None)
+
+    def _wait_dad(self, iface: Interface) -> None:
+        """Wait, bounded, until DAD (RFC 4862 §5.4) ended for every address, so a program started next
+        has its addresses (a tentative address cannot be a source)."""
+        from gevent.event import Event
+
+        ip6 = self.stack.ip6
+        if not ip6.tentative(iface):
+            return
+        done = Event()
+
+        def check(_: object) -> None:
+            if not ip6.tentative(iface):
+                done.set()
+
+        ip6.dad_listeners.append(check)
+        try:
+            if not done.wait(timeout=DAD_WAIT):
+                log.warning("ipv6: duplicate address detection not finished after %.0f s; going on", DAD_WAIT)
+        finally:
+            ip6.dad_listeners.remove(check)
+        for addr in ip6.ifs[iface].addrs:
+            if addr.state.value == "duplicate":
+                log.warning("ipv6: %s is in use on the link (DAD); not using it", addr.interface)
 
     @property
     def stack_ip6(self) -> ipaddress.IPv6Address | None:

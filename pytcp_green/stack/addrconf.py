@@ -123,6 +123,7 @@ class Addrconf:
         self._apply_lifetimes(addr, now)
         if addr.origin == "link":
             self._link_local_ready(addr.if6, now)
+        self.stack.ip6.dad_ended(addr)
 
     def dad_conflict(self, addr: Addr6, how: str, now: float) -> None:
         """RFC 4862 §5.4.5: the tentative address belongs to someone else; never use it."""
@@ -138,6 +139,7 @@ class Addrconf:
         addr.state = AddrState.DUPLICATE
         if6 = addr.if6
         if6.addrs.append(addr)  # kept, marked DUPLICATE, for tools and tests (not in ip6.local)
+        ip6.dad_ended(addr)
         # RFC 7217 §6: with stable identifiers, try the next DAD counter.
         if int(self._conf("addr_gen_mode")) in (2, 3) and addr.origin in ("slaac", "link") and (
             addr.dad_counter < int(self._conf("idgen_retries"))

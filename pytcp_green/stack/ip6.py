@@ -30,6 +30,7 @@ import errno
 import functools
 import ipaddress
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pytcp_green.link.device import LinkKind
@@ -238,6 +239,8 @@ class Ip6Layer:
         self.redirects: dict[bytes, tuple[If6, bytes]] = {}  # destination -> better first hop (RFC 4861 §8)
         self.pmtu: dict[bytes, PmtuEntry] = {}
         self.is_router = False
+        # Called with an address whose DAD just ended (PREFERRED or DUPLICATE): lets a runtime wait for it.
+        self.dad_listeners: list[Callable[[Addr6], None]] = []
         self.reassembler = Reassembler6(stack)
         self.addrconf = Addrconf(stack)
         self.mld = Mld(stack)
@@ -341,6 +344,14 @@ class Ip6Layer:
             del self.redirects[dst]
 
     # -- addresses -----------------------------------------------------------------------------------------
+    def dad_ended(self, addr: Addr6) -> None:
+        for listener in list(self.dad_listeners):
+            listener(addr)
+
+    def tentative(self, iface: Interface) -> list[Addr6]:
+        if6 = self.ifs.get(iface)
+        return [a for a in if6.addrs if a.tentative] if if6 is not None else []
+
     def usable(self, addr: bytes) -> bool:
         a = self.local.get(addr)
         return a is not None and a.usable

@@ -232,3 +232,49 @@ def test_dad_detects_the_address_the_kernel_holds(tmp_path: Path) -> None:
         h.pcap.flush()
         # the kernel defended it with a neighbour advertisement
         assert tshark(tmp_path / "dad.pcap", f"icmpv6.type == 136 && icmpv6.nd.na.target_address == {KERNEL_IP6}")
+
+
+def test_curl_6_on_the_kernel_side_fetches_from_the_stack(host: Host) -> None:
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    listener = GreenSocket(host.runtime, host.stack.socket(AF_INET6, SOCK_STREAM), timeout=30)
+    listener.bind(("::", 8087))
+    listener.listen(4)
+    body = b"served over IPv6 by pytcp_green\n" * 1000
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += conn.recv(4096)
+        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        conn.close()
+
+    server = gevent.spawn(serve)
+    try:
+        out = run(host, ["curl", "-6", "-s", "-m", "20", f"http://[{STACK_IP6}]:8087/"])
+        server.get(timeout=30)
+        assert out.stdout.encode() == body, out.stderr
+    finally:
+        server.kill()
+        listener.close()
+
+
+FETCH6 = """
+import os, urllib.request
+print(urllib.request.urlopen(f"http://[{os.environ['PYTCP_GREEN_PEER_IP6']}]:8000/", timeout=20).status)
+"""
+
+
+def test_patched_program_fetches_from_a_kernel_http_server_over_ipv6(tmp_path: Path) -> None:
+    from pytcp_green.lab import lab_unavailable_reason
+
+    if lab_unavailable_reason():
+        pytest.skip(lab_unavailable_reason() or "")
+    script = tmp_path / "fetch6.py"
+    script.write_text(FETCH6)
+    argv = [sys.executable, "-m", "pytcp_green", "run", "--lab", "--wait-port", "8000", "--peer",
+            f"{sys.executable} -m http.server --bind :: 8000", str(script)]
+    # in a worker thread: the module's stack keeps answering its lab meanwhile
+    out = in_thread(subprocess.run, argv, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip().endswith("200"), out.stdout + out.stderr
