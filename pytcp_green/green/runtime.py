@@ -115,15 +115,17 @@ class Runtime:
                     self._hub.wait(watcher)
                     continue
                 now = self.clock()
-                for frame in frames:
-                    if impair is not None:
-                        impair.push(frame, now)
-                        continue
-                    if pcap is not None:
-                        pcap.write(frame, time.time())
-                    receive(iface, frame, now)
                 if impair is not None:
+                    for frame in frames:
+                        impair.push(frame, now)
                     self._deliver_impaired(att, now)
+                else:
+                    self.stack.begin_batch()
+                    for frame in frames:
+                        if pcap is not None:
+                            pcap.write(frame, time.time())
+                        receive(iface, frame, now)
+                    self.stack.end_batch(now)
                 self.kick(now)
                 if len(frames) == READ_BATCH:
                     gevent.sleep(0)  # a busy device must not starve the application's greenlets
@@ -132,10 +134,12 @@ class Runtime:
 
     def _deliver_impaired(self, att: Attachment, now: float) -> None:
         assert att.impair_in is not None
+        self.stack.begin_batch()
         for frame in att.impair_in.pop_due(now):
             if self.pcap is not None:
                 self.pcap.write(frame, time.time())
             self.stack.receive(att.iface, frame, now)
+        self.stack.end_batch(now)
 
     # -- after every core entry ----------------------------------------------------------------------
     def kick(self, now: float | None = None) -> None:

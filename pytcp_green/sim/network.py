@@ -245,12 +245,19 @@ class Simulation:
                 if deadline is None or deadline > now:
                     continue
                 busy = True
+                # Frames due at one instant arrive as one batch, as one read of a device returns them.
+                begin = getattr(d.dst_stack, "begin_batch", None)
+                end = getattr(d.dst_stack, "end_batch", None)
+                if begin is not None:
+                    begin()
                 for frame in d.impairment.pop_due(now):
                     d.delivered += 1
                     stats["delivered"] += 1
                     if d.pcap is not None:
                         d.pcap.write(frame, now)
                     d.dst_stack.receive(d.dst_iface, frame, now)
+                if end is not None:
+                    end(now)
             for stack in self.stacks:
                 deadline = stack.next_deadline()
                 if deadline is not None and deadline <= now:

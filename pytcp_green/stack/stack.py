@@ -155,6 +155,20 @@ class Stack:
         else:
             stats["eth.drop.unknown_ethertype"] += 1
 
+    def begin_batch(self) -> None:
+        """Frames read together follow until :meth:`end_batch`: TCP then sends one regular ACK per
+        connection for the whole batch instead of one per two segments (see TcpLayer.begin_batch)."""
+        if self.tcp is not None:
+            self.tcp.begin_batch()
+
+    def end_batch(self, now: float) -> None:
+        if self.tcp is not None:
+            try:
+                self.tcp.end_batch(now)
+            except Exception:  # as in receive(): a bug costs an ACK, not the stack
+                self.stats["stack.drop.internal_error"] += 1
+                log.exception("internal error while ending a receive batch")
+
     def poll(self, now: float) -> None:
         """Fire every timer that is due."""
         try:

@@ -61,9 +61,27 @@ class TcpLayer:
         self._isn_key = stack.rng.randbytes(32)
         self._challenge_second = -1
         self._challenge_count = 0
+        # Connections owing a regular ACK while the runtime feeds a batch of frames (None: no batch).
+        self.batch: list[Tcb] | None = None
 
     def socket(self, family: int) -> TcpSocket:
         return TcpSocket(self, family)
+
+    # -- receive batches -----------------------------------------------------------------------------------
+    def begin_batch(self) -> None:
+        """The runtime is about to feed every frame one read returned.
+
+        Until :meth:`end_batch`, the "every second full segment" ACK of RFC 5681 §4.2 is deferred to
+        the end of the batch: one cumulative ACK per connection per batch, as a receiver with GRO
+        sends.  Quick ACKs, ACKs for out-of-order data and everything else still leave at once.
+        """
+        self.batch = []
+
+    def end_batch(self, now: float) -> None:
+        batch, self.batch = self.batch, None
+        for tcb in batch or ():
+            if tcb.ack_due and tcb.layer.conns.get(tcb.key) is tcb:  # still a live connection
+                tcb.send_ack(now)
 
     # -- bookkeeping used by sockets and connections ---------------------------------------------------
     def isn(self, laddr: bytes, lport: int, raddr: bytes, rport: int, now: float) -> int:

@@ -496,6 +496,14 @@ class Tcb:
             return
         if self.ack_now:
             self.send_ack(now)
+        elif self.ack_due >= 2 * self.rcv_mss:
+            # RFC 5681 §4.2: at least every second full-sized segment; within a receive batch, once
+            # at its end (TcpLayer.begin_batch).
+            batch = self.layer.batch
+            if batch is None:
+                self.send_ack(now)
+            elif not batch or batch[-1] is not self:
+                batch.append(self)
         elif self.ack_due and self.dack_timer.when is None:
             self.dack_timer.arm(now + self.delack)
 
@@ -754,8 +762,6 @@ class Tcb:
             if self.quickacks:
                 self.quickacks -= 1
                 self.ack_now = True
-            elif self.ack_due >= 2 * self.rcv_mss:
-                self.ack_now = True  # RFC 5681 §4.2: at least every second full-sized segment
         else:
             # Out of order, or filling a gap: acknowledge at once (RFC 5681 §4.2) so the sender learns.
             self.rcv_nxt = rbuf.add(seq, payload, self.rcv_nxt)
