@@ -9,7 +9,7 @@ from scapy.layers.l2 import ARP, Ether
 from pytcp_green.link.device import LinkKind
 from pytcp_green.link.impair import ImpairSpec
 from pytcp_green.sim.network import Simulation
-from pytcp_green.stack.arp import NeighState
+from pytcp_green.stack.arp import ArpCache, NeighState
 from pytcp_green.stack.interface import Interface
 from pytcp_green.stack.sockbase import AF_INET
 from pytcp_green.stack.stack import SOCK_DGRAM, Stack
@@ -24,6 +24,11 @@ def host(sim: Simulation, name: str, mac: str, ip: str, **sysctl: int) -> tuple[
     iface = stack.add_interface("eth0", LinkKind.ETHERNET, mac=bytes.fromhex(mac.replace(":", "")))
     stack.add_ip4(iface, f"{ip}/24")
     return stack, iface
+
+
+def reachable(arp: ArpCache, peer: bytes) -> bool:
+    entry = arp.entries.get(peer)
+    return entry is not None and entry.state is NeighState.REACHABLE
 
 
 def udp_socket(stack: Stack, port: int) -> UdpSocket:
@@ -46,8 +51,7 @@ def test_arp_resolution_retries_and_succeeds_at_fifty_percent_loss() -> None:
         arp = ia.arp
         assert arp is not None
         peer = bytes(map(int, IP_B.split(".")))
-        resolved = sim.run_until(lambda: peer in arp.entries and arp.entries[peer].state is NeighState.REACHABLE,
-                                 timeout=30)
+        resolved = sim.run_until(lambda arp=arp, peer=peer: reachable(arp, peer), timeout=30)
         assert resolved, f"seed {seed}: ARP did not resolve through 50% loss"
         retried += a.stats["arp.tx.request"] - 1
     assert retried >= 20  # at 50% loss each way, resolution needs about three requests on average
