@@ -4,8 +4,9 @@ Sub-commands:
 
 * ``serve`` — run a stack with the echo, discard and daytime services until Ctrl-C, or until the
   kernel-side ``--peer CMD`` (run in the lab) exits; then exit with CMD's status.
-* ``demo`` — a lab in which the Linux kernel pings the stack and round-trips a UDP datagram
-  through its echo service, with a short report and the pcap's path.
+* ``demo`` — a lab in which an unmodified requests script (examples/fetch.py) fetches from the
+  kernel's http.server over the stack and curl on the kernel side fetches from http.server running
+  over the stack (examples/serve.py); bodies' hashes checked, with a report and the pcap's path.
 * ``run`` — run a Python program with its sockets on the stack, patched from its first line:
   ``pytcp-green run [stack options] [--peer CMD] [--wait-port PORT] (script.py | -m module) [args]``.
   ``python -m pytcp_green [stack options] script.py [args]`` means the same: when the first
@@ -214,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dns", metavar="ADDR", action="append", default=[],
                      help="a name server for the stub resolver (repeatable; default: $PYTCP_GREEN_DNS)")
     run.set_defaults(func=cmd_run, program=[])
-    demo = sub.add_parser("demo", help="the kernel pings the stack and round-trips UDP through it (needs root)")
+    demo = sub.add_parser("demo", help="unmodified requests and http.server over the stack against the kernel's "
+                                       "http.server and curl, in a lab (needs root)")
     add_stack_options(demo)
     demo.set_defaults(func=cmd_demo)
     return parser

@@ -81,14 +81,8 @@ def run_program(options: Any, *, target: str | None, module: str | None, args: S
     proc: subprocess.Popen[Any] | None = None
     try:
         if peer:
-            assert host.lab is not None
-            proc = host.lab.popen(["sh", "-c", peer], env=dict(os.environ, **host.env()))
-            if wait_port is not None:
-                peer_ip = host.env().get("PYTCP_GREEN_PEER_IP4")
-                if peer_ip is None:
-                    raise RunError("no peer address to wait on")
-                wait_for_port(host, peer_ip, wait_port, peer=proc)
-        return _run(target, module, args)
+            proc = start_peer(host, peer, wait_port)
+        return run_target(target, module, args)
     finally:
         if proc is not None and proc.poll() is None:
             proc.terminate()
@@ -102,7 +96,22 @@ def run_program(options: Any, *, target: str | None, module: str | None, args: S
             host.close()
 
 
-def _run(target: str | None, module: str | None, args: Sequence[str]) -> int:
+def start_peer(host: Any, peer: str, wait_port: int | None = None, **popen: Any) -> subprocess.Popen[Any]:
+    """Start the shell command ``peer`` on the kernel side of ``host``'s lab (it sees :meth:`Host.env`);
+    with ``wait_port``, return once it accepts TCP connections on that port.  ``popen``: extra
+    :class:`subprocess.Popen` arguments (``stdout``, ``stderr``…).  The lab stops it at teardown."""
+    if host.lab is None:
+        raise RunError("--peer runs its command in the lab: add --lab")
+    proc: subprocess.Popen[Any] = host.lab.popen(["sh", "-c", peer], env=dict(os.environ, **host.env()), **popen)
+    if wait_port is not None:
+        peer_ip = host.env().get("PYTCP_GREEN_PEER_IP4")
+        if peer_ip is None:
+            raise RunError("no peer address to wait on")
+        wait_for_port(host, peer_ip, wait_port, peer=proc)
+    return proc
+
+
+def run_target(target: str | None, module: str | None, args: Sequence[str]) -> int:
     """runpy with the argv and sys.path the program would have had if started directly."""
     try:
         if module is not None:
