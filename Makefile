@@ -22,6 +22,7 @@ unit: setup
 
 bench: setup
 	$(PY) bench/tcp_bulk.py
+	$(PY) bench/http.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
