@@ -273,6 +273,6 @@ def test_make_demo_passes(tmp_path: Path) -> None:
     proc = run_python(["-m", "pytcp_green", "demo", "--pcap", str(pcap)], timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[-1].startswith("OK: both directions")
+    assert lines[-1].startswith("OK: both directions worked")
     assert sum("SHA-256 equal to the files: yes" in line for line in lines) == 2
     assert f"pcap: {pcap}" in proc.stdout and pcap.stat().st_size > 2 * 4 * 1024 * 1024
