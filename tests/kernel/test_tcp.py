@@ -10,8 +10,11 @@ pseudo-random stream (no repeating pattern, so a misplaced segment cannot hash t
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import random
+import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -23,7 +26,7 @@ import pytest
 from pytcp_green.cli import in_thread
 from pytcp_green.green.sockets import GreenSocket
 from pytcp_green.host import Host, StackOptions
-from pytcp_green.stack.sockbase import AF_INET
+from pytcp_green.stack.sockbase import AF_INET, POLLIN
 from pytcp_green.stack.stack import SOCK_STREAM
 from pytcp_green.stack.tcp.tcb import STATE_NAMES, TIME_WAIT
 
@@ -163,7 +166,7 @@ print(*codes)
 """
 
 # A TCP client for the stack's services: connect to port, send ``nbytes`` random bytes (0: none),
-# SHUT_WR, read to EOF.  Prints: sent_sha received_n received_sha, then the received text if short.
+# SHUT_WR, read to EOF.  Prints: sent_sha received_n received_sha, then the received bytes in hex if short.
 SERVICE_CLIENT = r"""
 import hashlib, os, socket, sys, threading
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
@@ -180,7 +183,7 @@ sender.join()
 s.close()
 print(hashlib.sha256(payload).hexdigest(), len(got), hashlib.sha256(got).hexdigest())
 if len(got) < 200:
-    print(got.decode(errors="replace"), end="")
+    print(got.hex())
 """
 
 
@@ -443,3 +446,158 @@ def test_200_connections_in_a_row_leave_only_the_active_closers_time_wait(tmp_pa
         assert all(s[2] == f"{kernel.stack_ip}:{stack_port}" for s in states)
         assert stack.stats["tcp.rst_out"] == stack.stats["tcp.rst_in"] == 0
         assert stack.stats["tcp.active_open"] == stack.stats["tcp.passive_open"] == 100
+
+
+# --------------------------------------------------------------------------- 3. through the impairment shim
+
+# (spec, bytes each way, the stack connects?, kernel sysctls): the shim applies the spec to both
+# directions with seeds derived from the one given, so each run replays.
+IMPAIRMENTS = {
+    "loss-5%": ("loss=5%,seed=11", 4 * MB, True, {}),
+    "loss-20%": ("loss=20%,seed=12", 400_000, False, {}),
+    "loss-5%-newreno": ("loss=5%,seed=13", 2 * MB, True, {"net.ipv4.tcp_sack": 0}),
+    "reorder": ("reorder=10%,seed=14", 4 * MB, False, {}),
+    "duplicate": ("dup=10%,seed=15", 4 * MB, True, {}),
+    "corrupt": ("corrupt=5%,seed=16", 4 * MB, False, {}),
+}
+
+
+def assert_only_rsts_after_close(kernel: KernelPeer) -> None:
+    """Every RST on the wire is the kernel answering a segment that reached it after its socket had
+    closed: a duplicated or late segment from the stack in TIME-WAIT (Linux answers those with a RST
+    from no socket, as any host does).  Such a RST carries SEQ = the kernel's FIN + 1 and follows the
+    stack's ACK of that FIN.  Anything else (a RST from the stack, or one during the transfer) fails.
+    """
+    assert kernel.host.pcap is not None
+    kernel.host.pcap.flush()
+    fields = ["frame.number", "ip.src", "tcp.flags.reset", "tcp.flags.fin", "tcp.seq_raw", "tcp.ack_raw", "tcp.len"]
+    out = subprocess.run(["tshark", "-r", str(kernel.pcap), "-Y", "tcp", "-T", "fields",
+                          *(x for f in fields for x in ("-e", f))], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    kernel_fin_end: int | None = None
+    fin_acked = False
+    for line in out.stdout.splitlines():
+        number, src, rst, fin, seq, ack, length = line.split("\t")
+        from_kernel = src == kernel.kernel_ip
+        if rst in ("1", "True"):
+            assert from_kernel, f"frame {number}: the stack sent a RST"
+            assert fin_acked and int(seq) == kernel_fin_end, f"frame {number}: a RST before the connection closed"
+        elif from_kernel and fin in ("1", "True"):
+            kernel_fin_end = (int(seq) + int(length) + 1) & 0xFFFFFFFF
+        elif not from_kernel and kernel_fin_end is not None and int(ack) == kernel_fin_end:
+            fin_acked = True
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed (it checks the RSTs)")
+@pytest.mark.parametrize("case", list(IMPAIRMENTS))
+def test_transfer_through_impairment_completes_intact_without_rst(tmp_path: Path, case: str) -> None:
+    spec, nbytes, stack_connects, sysctls = IMPAIRMENTS[case]
+    with fresh_host(tmp_path, impair=spec) as kernel:
+        for key, value in sysctls.items():
+            kernel.lab.sysctl(key, value)
+        stats = kernel.host.stack.stats
+        bulk(kernel, nbytes, stack_connects=stack_connects,
+             check=options_check(ts=True, sack="net.ipv4.tcp_sack" not in sysctls))
+        k = nstat(kernel)
+        shim = kernel.host.runtime.attachments[-1]
+        assert shim.impair_out is not None and shim.impair_in is not None
+        shim_stats = {name: shim.impair_out.stats[name] + shim.impair_in.stats[name] for name in shim.impair_out.stats}
+        report = (f"{case}: shim {shim_stats}\nstack {stats.matching('tcp.')}\n"
+                  f"kernel { {n: v for n, v in k.items() if v and n.startswith(('Tcp', 'TcpExt'))} }")
+        print(report)
+        # No RST on a live connection, from either side.
+        assert stats["tcp.rst_in"] == stats["tcp.rst_out"] == stats["tcp.rst_out.no_connection"] == 0, report
+        assert k["TcpEstabResets"] == 0, report
+        assert_only_rsts_after_close(kernel)
+        if "loss" in case:
+            assert shim_stats["lost"] > 0
+            # Both senders lost segments and recovered them by retransmission.
+            assert stats["tcp.retransmit"] > 0 and k["TcpRetransSegs"] > 0, report
+            assert stats["tcp.fast_retransmit"] + stats["tcp.rto"] > 0, report
+        elif case == "corrupt":
+            assert shim_stats["corrupted"] > 0
+            # Corrupted frames were refused by checksums (ours and the kernel's) and resent.
+            assert stats["tcp.drop.bad_checksum"] + stats["ip4.drop.bad_checksum"] > 0, report
+            assert k["TcpInCsumErrors"] + k["IpInHdrErrors"] > 0, report
+            assert stats["tcp.retransmit"] > 0 and k["TcpRetransSegs"] > 0, report
+        elif case == "reorder":
+            assert shim_stats["reordered"] > 0
+            # Both receivers queued segments that overtook earlier ones.
+            assert stats["tcp.rx_out_of_order"] > 0 and k["TcpExtTCPOFOQueue"] > 0, report
+        elif case == "duplicate":
+            assert shim_stats["duplicated"] > 0
+            # Both receivers saw duplicate data and answered it with an ACK (Linux: a D-SACK).
+            assert stats["tcp.rx_out_of_window"] > 0 and k["TcpExtTCPDSACKOldSent"] > 0, report
+
+
+# --------------------------------------------------------------------------- 4. the serve TCP services
+
+
+def test_tcp_echo_returns_a_megabyte_intact(kernel: KernelPeer) -> None:
+    served = kernel.host.stack.stats["service.tcp.7"]
+    out = kernel.python(SERVICE_CLIENT, kernel.stack_ip, "7", str(MB))
+    assert out.returncode == 0, out.stderr
+    sent, n, got = out.stdout.split()[:3]
+    assert (int(n), got) == (MB, sent)
+    assert kernel.host.stack.stats["service.tcp.7"] == served + 1
+
+
+def test_tcp_discard_takes_a_megabyte_and_closes_cleanly(kernel: KernelPeer) -> None:
+    served = kernel.host.stack.stats["service.tcp.9"]
+    out = kernel.python(SERVICE_CLIENT, kernel.stack_ip, "9", str(MB))
+    # The client's recv() ended with EOF (the service's FIN), not ECONNRESET, after nothing came back.
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[1] == "0"
+    assert kernel.host.stack.stats["service.tcp.9"] == served + 1
+
+
+def test_tcp_daytime_sends_one_line(kernel: KernelPeer) -> None:
+    out = kernel.python(SERVICE_CLIENT, kernel.stack_ip, "13", "0")
+    assert out.returncode == 0, out.stderr
+    text = bytes.fromhex(out.stdout.split()[3]).decode()
+    assert re.fullmatch(r"[A-Z][a-z]+day, [A-Z][a-z]+ \d\d, \d{4} \d\d:\d\d:\d\d-\w*\r\n", text), repr(text)
+
+
+# --------------------------------------------------------------------------- 5. runtime semantics
+
+
+def test_connect_to_a_kernel_port_without_listener_is_refused(kernel: KernelPeer) -> None:
+    sock = tcp_socket(kernel, timeout=10)
+    try:
+        with pytest.raises(ConnectionRefusedError) as info:
+            sock.connect((kernel.kernel_ip, 1))
+        assert info.value.errno == errno.ECONNREFUSED
+    finally:
+        sock.close()
+
+
+def test_recv_timeout_nonblocking_and_send_after_the_kernel_reset(kernel: KernelPeer) -> None:
+    linux = kernel.python(LINUX_SEND_AFTER_RST)
+    assert linux.returncode == 0, linux.stderr
+    linux_codes = [int(x) for x in linux.stdout.split()]
+    assert linux_codes == [errno.ECONNRESET, errno.EPIPE]  # what the stack must match below
+    with kernel_program(kernel, IDLE_PEER, kernel.kernel_ip) as proc:
+        assert proc.stdin is not None
+        port = int(read_line(proc))
+        sock = tcp_socket(kernel, timeout=None)
+        try:
+            sock.connect((kernel.kernel_ip, port))
+            with pytest.raises(TimeoutError):
+                sock.recv(100, timeout=0.2)
+            with pytest.raises(BlockingIOError) as info:
+                sock.recv(100, timeout=0)
+            assert info.value.errno == errno.EAGAIN
+            sock.sendall(b"still alive")
+            proc.stdin.write("rst\n")
+            proc.stdin.flush()
+            assert read_line(proc) == "done"
+            assert sock.wait_for(POLLIN, timeout=10)  # the RST arrived: readable with an error
+            codes = []
+            for _ in range(2):
+                with pytest.raises(OSError) as err:
+                    sock.send(b"x")
+                codes.append(err.value.errno)
+            assert codes == linux_codes
+        finally:
+            sock.close()
+        finish(proc)
