@@ -160,7 +160,9 @@ class Host:
         self._workdir: str | None = None
         self.devices: list[Device] = []
         self.iface: Interface | None = None
-        self.stack = Stack(sysctl=dict(options.sysctl), seed=seed)
+        # Optimistic DAD (RFC 4429) on unless the user says otherwise: the program starts at once
+        # instead of after DAD (1-2 s), and the stack keeps to the RFC's rules meanwhile.
+        self.stack = Stack(sysctl={"net.ipv6.conf.default.optimistic_dad": 1, **options.sysctl}, seed=seed)
         self.pcap: PcapWriter | None = None
         try:
             self._build()
@@ -292,16 +294,22 @@ class Host:
         now = self.runtime.now()
         ethernet = iface.kind is LinkKind.ETHERNET
         stack.enable_ip6(iface, slaac=ethernet if opts.slaac is None else (opts.slaac and ethernet), now=now)
-        addresses6 = list(opts.ip6) or ([LAB_STACK_IP6] if opts.lab else [])
-        for addr6 in addresses6:
-            stack.add_ip6(iface, addr6, now=now)
+        # The lab's own address is chosen here, not entered by a user, so it may be optimistic
+        # (RFC 4429 §3 advises against optimistic DAD only for manually entered addresses).
+        optimistic = stack.sysctl.int("net.ipv6.conf.default.optimistic_dad") > 0
+        if opts.ip6:
+            for addr6 in opts.ip6:
+                stack.add_ip6(iface, addr6, now=now)
+        elif opts.lab:
+            stack.add_ip6(iface, LAB_STACK_IP6, now=now, optimistic=optimistic)
         if opts.gateway6:
             gateway = ipaddress.IPv6Address(opts.gateway6.split("%", 1)[0])
             stack.ip6.set_gateway(gateway, iface if gateway.is_link_local else None)
 
     def _wait_dad(self, iface: Interface) -> None:
-        """Wait, bounded, until DAD (RFC 4862 §5.4) ended for every address, so a program started next
-        has its addresses (a tentative address cannot be a source)."""
+        """Wait, bounded, until DAD (RFC 4862 §5.4) ended for every tentative address, so a program
+        started next has its addresses (a tentative address cannot be a source).  Optimistic ones
+        (RFC 4429) are usable already: nothing to wait for unless a user gave static addresses."""
         from gevent.event import Event
 
         ip6 = self.stack.ip6

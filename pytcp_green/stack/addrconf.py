@@ -11,6 +11,12 @@
   address during that time means someone holds it: the address becomes DUPLICATE and is not
   used (§5.4.5).  The first message after the interface comes up waits a random delay up to
   MAX_RTR_SOLICITATION_DELAY (§5.4.2).
+* Optimistic DAD (RFC 4429), with ``optimistic_dad``: an autoconfigured address is usable at once
+  (§2.1) while the same probes run, without the random delay (§3, as Linux), and it is
+  withdrawn like a tentative one if DAD fails; :mod:`pytcp_green.stack.nd` keeps it from speaking
+  for itself in ND meanwhile (§2.2: NAs without Override, no NS or RS with an SLLAO from it),
+  source selection avoids it like a deprecated address (§3), and the router solicitation goes
+  out from ``::`` without an SLLAO while the link-local is still optimistic (§2.4).
 * Router solicitation (RFC 4861 §6.3.7) once the link-local address is usable, after a
   random delay, then retransmitted with RFC 7559's exponential backoff (§2: RT = 2·RTprev +
   RAND·RTprev with RAND in ±0.1, capped at ``router_solicitation_max_interval``; unlimited when
@@ -85,25 +91,27 @@ class Addrconf:
         ip = prefix + self.iid(if6, prefix)
         self.stack.ip6.add_address(if6.iface, ipaddress.IPv6Interface((ip, 64)), origin="link", now=now)
         if not any(a.origin == "link" and a.tentative for a in if6.addrs):
-            self._link_local_ready(if6, now)  # no DAD on this interface: solicit at once
+            # No DAD on this interface, or an optimistic link-local (RFC 4429 §2.4): solicit at once.
+            self._link_local_ready(if6, now)
 
     # -- DAD (RFC 4862 §5.4) ---------------------------------------------------------------------------
-    def start_dad(self, addr: Addr6, now: float) -> None:
+    def start_dad(self, addr: Addr6, now: float, *, optimistic: bool = False) -> None:
         if6 = addr.if6
-        addr.state = AddrState.TENTATIVE
+        addr.state = AddrState.OPTIMISTIC if optimistic else AddrState.TENTATIVE
         addr.dad_left = max(int(self._conf("dad_transmits")), 0)
         # §5.4.2: join the solicited-node group first (the MLD report goes out now), and delay the
         # first probe after the link came up by a random time so that hosts rebooting together do
-        # not collide.
+        # not collide.  An optimistic address is in use already: no delay (RFC 4429 §3), so that
+        # the window in which it could be someone else's stays short.
         self.stack.ip6.mld.join(if6, solicited_node(addr.ip), now)
-        delay = self.stack.rng.uniform(0.0, self._conf("router_solicitation_delay"))
+        delay = 0.0 if optimistic else self.stack.rng.uniform(0.0, self._conf("router_solicitation_delay"))
         if addr.dad_left == 0:
             self.stack.timers.schedule(now, functools.partial(self._dad_done, addr))
             return
         addr.valid_timer = self.stack.timers.schedule(now + delay, functools.partial(self._dad_probe, addr))
 
     def _dad_probe(self, addr: Addr6, now: float) -> None:
-        if addr.state is not AddrState.TENTATIVE or self.stack.ip6.local.get(addr.ip) is not addr:
+        if not addr.dad_pending or self.stack.ip6.local.get(addr.ip) is not addr:
             return
         if addr.dad_left <= 0:
             self._dad_done(addr, now)
@@ -114,7 +122,7 @@ class Addrconf:
         addr.valid_timer = self.stack.timers.schedule(now + retrans, functools.partial(self._dad_probe, addr))
 
     def _dad_done(self, addr: Addr6, now: float) -> None:
-        if addr.state is not AddrState.TENTATIVE or self.stack.ip6.local.get(addr.ip) is not addr:
+        if not addr.dad_pending or self.stack.ip6.local.get(addr.ip) is not addr:
             return
         addr.valid_timer = None
         addr.state = AddrState.PREFERRED
@@ -123,13 +131,16 @@ class Addrconf:
         self._apply_lifetimes(addr, now)
         if addr.origin == "link":
             self._link_local_ready(addr.if6, now)
-        self.stack.ip6.dad_ended(addr)
+        self.stack.ip6.dad_ended(addr, now)
 
     def dad_conflict(self, addr: Addr6, how: str, now: float) -> None:
-        """RFC 4862 §5.4.5: the tentative address belongs to someone else; never use it."""
+        """RFC 4862 §5.4.5: the tentative address belongs to someone else; never use it.  An optimistic
+        one is withdrawn the same way (RFC 4429 §3), though it may have been in use already."""
         stats = self.stack.stats
         stats["ip6.dad.duplicate"] += 1
         stats["ip6.dad.duplicate_" + how] += 1
+        if addr.optimistic:
+            stats["ip6.dad.optimistic_withdrawn"] += 1
         log.warning("%s: duplicate address %s detected (%s); not using it", addr.if6.iface.name, addr.interface,
                     how)
         if addr.valid_timer is not None:
@@ -139,7 +150,7 @@ class Addrconf:
         addr.state = AddrState.DUPLICATE
         if6 = addr.if6
         if6.addrs.append(addr)  # kept, marked DUPLICATE, for tools and tests (not in ip6.local)
-        ip6.dad_ended(addr)
+        ip6.dad_ended(addr, now)
         # RFC 7217 §6: with stable identifiers, try the next DAD counter.
         if int(self._conf("addr_gen_mode")) in (2, 3) and addr.origin in ("slaac", "link") and (
             addr.dad_counter < int(self._conf("idgen_retries"))
@@ -286,7 +297,7 @@ class Addrconf:
         elif remaining is None or remaining > TWO_HOURS:
             addr.valid_until = now + TWO_HOURS
         addr.preferred_until = None if preferred == INFINITE else now + preferred
-        if not addr.tentative:
+        if not addr.dad_pending:
             if preferred and addr.state is AddrState.DEPRECATED:
                 addr.state = AddrState.PREFERRED
             self._apply_lifetimes(addr, now)

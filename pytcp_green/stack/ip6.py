@@ -1,6 +1,7 @@
 """The IPv6 layer of a host (RFC 8200, RFC 4861 §5-6 host model, RFC 6724 source selection, RFC 8201 PMTU).
 
-Per interface (:class:`If6`): addresses with their DAD state, the multicast groups joined
+Per interface (:class:`If6`): addresses with their DAD state (tentative, or optimistic and usable
+at once per RFC 4429, then preferred/deprecated, or duplicate), the multicast groups joined
 (all-nodes always, the solicited-node group of every address, RFC 4291 §2.8), the neighbour
 cache (:mod:`pytcp_green.stack.nd`), default routers and on-link prefixes learned from router
 advertisements (:mod:`pytcp_green.stack.addrconf`), the link MTU (an RA may lower it).
@@ -98,6 +99,10 @@ SYSCTLS: dict[str, _sysctl.Value] = {
     "net.ipv6.conf.default.hop_limit": 64,
     "net.ipv6.conf.default.dad_transmits": 1,  # RFC 4862 DupAddrDetectTransmits
     "net.ipv6.conf.default.accept_dad": 1,
+    # RFC 4429 optimistic DAD for autoconfigured (link-local, SLAAC) addresses; Linux's default is 0,
+    # the Host turns it on so that a program can start without waiting for DAD.
+    "net.ipv6.conf.default.optimistic_dad": 0,
+    "net.ipv6.conf.default.use_optimistic": 0,  # 1: optimistic addresses not avoided like deprecated ones
     "net.ipv6.conf.default.router_solicitations": -1,  # -1: keep soliciting, backing off (RFC 7559)
     "net.ipv6.conf.default.router_solicitation_interval": 4.0,  # RFC 7559 SOL_MAX_RT starts here
     "net.ipv6.conf.default.router_solicitation_max_interval": 3600.0,
@@ -131,10 +136,14 @@ INFINITE = 0xFFFFFFFF  # an RA lifetime that never runs out (RFC 4861 §4.6.2)
 
 
 class AddrState(enum.Enum):
-    TENTATIVE = "tentative"  # DAD running (RFC 4862 §5.4)
+    TENTATIVE = "tentative"  # DAD running (RFC 4862 §5.4), not usable
+    OPTIMISTIC = "optimistic"  # DAD running, usable under RFC 4429's restrictions
     PREFERRED = "preferred"
     DEPRECATED = "deprecated"  # preferred lifetime over: existing flows only (RFC 4862 §5.5.4)
     DUPLICATE = "duplicate"  # DAD failed: never used
+
+
+_USABLE = frozenset((AddrState.PREFERRED, AddrState.DEPRECATED, AddrState.OPTIMISTIC))
 
 
 class Addr6:
@@ -158,10 +167,26 @@ class Addr6:
 
     @property
     def tentative(self) -> bool:
+        """DAD running and the address not usable yet (classic DAD)."""
         return self.state is AddrState.TENTATIVE
 
     @property
+    def optimistic(self) -> bool:
+        return self.state is AddrState.OPTIMISTIC
+
+    @property
+    def dad_pending(self) -> bool:
+        """DAD has not ended: an NS from ``::`` or an NA for the address means it is someone else's."""
+        return self.state is AddrState.TENTATIVE or self.state is AddrState.OPTIMISTIC
+
+    @property
     def usable(self) -> bool:
+        """May be a source or destination: preferred, deprecated or optimistic (RFC 4429 §2.1)."""
+        return self.state in _USABLE
+
+    @property
+    def confirmed(self) -> bool:
+        """Usable and past DAD: may also speak for itself in ND (RFC 4429 §2.2: an optimistic one may not)."""
         return self.state is AddrState.PREFERRED or self.state is AddrState.DEPRECATED
 
     @property
@@ -194,10 +219,15 @@ class If6:
 
     @property
     def link_local(self) -> bytes | None:
+        """The link-local address once DAD confirmed it; an optimistic one does not source ND or MLD."""
         for a in self.addrs:
-            if a.origin == "link" and a.usable:
+            if a.origin == "link" and a.confirmed:
                 return a.ip
         return None
+
+    @property
+    def has_optimistic(self) -> bool:
+        return any(a.optimistic for a in self.addrs)
 
     def __repr__(self) -> str:
         return f"<If6 {self.iface.name} {self.addrs}>"
@@ -263,8 +293,13 @@ class Ip6Layer:
         return if6
 
     def add_address(self, iface: Interface, address: ipaddress.IPv6Interface, *, origin: str = "static",
-                    now: float = 0.0, dad: bool | None = None) -> Addr6:
-        """Assign ``address``; on Ethernet it stays tentative until DAD says it is ours (RFC 4862 §5.4)."""
+                    now: float = 0.0, dad: bool | None = None, optimistic: bool | None = None) -> Addr6:
+        """Assign ``address``; on Ethernet it stays tentative until DAD says it is ours (RFC 4862 §5.4).
+
+        ``optimistic``: usable at once while DAD runs (RFC 4429).  By default only autoconfigured
+        addresses are, when ``optimistic_dad`` is set: RFC 4429 §3 advises against optimistic DAD
+        for manually entered addresses, so a static one is optimistic only when asked.
+        """
         packed = address.ip.packed
         if packed in self.local:
             raise ValueError(f"{address.ip} is already assigned")
@@ -277,7 +312,10 @@ class Ip6Layer:
         if dad is None:
             dad = iface.kind is LinkKind.ETHERNET and self.stack.sysctl.int("net.ipv6.conf.default.accept_dad") > 0
         if dad:
-            self.addrconf.start_dad(addr, now)
+            if optimistic is None:
+                optimistic = origin in ("link", "slaac") and self.stack.sysctl.int(
+                    "net.ipv6.conf.default.optimistic_dad") > 0
+            self.addrconf.start_dad(addr, now, optimistic=optimistic)
         else:
             addr.state = AddrState.PREFERRED
             if iface.kind is LinkKind.ETHERNET:
@@ -344,7 +382,10 @@ class Ip6Layer:
             del self.redirects[dst]
 
     # -- addresses -----------------------------------------------------------------------------------------
-    def dad_ended(self, addr: Addr6) -> None:
+    def dad_ended(self, addr: Addr6, now: float) -> None:
+        nd = addr.if6.nd
+        if nd is not None:
+            nd.dad_ended(now)  # packets held while only optimistic sources existed (RFC 4429 §2.3)
         for listener in list(self.dad_listeners):
             listener(addr)
 
@@ -357,8 +398,9 @@ class Ip6Layer:
         return a is not None and a.usable
 
     def select_source(self, dst: bytes) -> bytes | None:
-        """RFC 6724 §5, the rules that matter for a host: 1 same address, 2 scope, 3 avoid deprecated,
-        5 the outgoing interface, 8 longest matching prefix."""
+        """RFC 6724 §5, the rules that matter for a host: 1 same address, 2 scope, 3 avoid deprecated
+        (and optimistic, RFC 4429 §3, unless ``use_optimistic`` as Linux), 5 the outgoing interface,
+        8 longest matching prefix."""
         if self.usable(dst):
             return dst
         found = self.route(dst)
@@ -366,6 +408,7 @@ class Ip6Layer:
             return None
         out_iface = found[0]
         dscope = _scope(dst)
+        avoid_optimistic = self.stack.sysctl.int("net.ipv6.conf.default.use_optimistic") == 0
         best: tuple[tuple[int, int, bool, bool, int], bytes] | None = None
         for addr in self.local.values():
             if not addr.usable or addr.ip == LOOPBACK6:
@@ -376,7 +419,7 @@ class Ip6Layer:
             key = (
                 0 if sscope >= dscope else 1,
                 abs(sscope - dscope),
-                addr.state is AddrState.DEPRECATED,
+                addr.state is AddrState.DEPRECATED or (avoid_optimistic and addr.optimistic),
                 addr.if6.iface is not out_iface,
                 -min(_common_prefix_len(addr.ip, dst), addr.prefixlen),
             )
@@ -385,14 +428,26 @@ class Ip6Layer:
         return best[1] if best else None
 
     def source_on(self, if6: If6, dst: bytes) -> bytes | None:
-        """A usable source on ``if6`` for link traffic (ND, MLD): the link-local, else any."""
+        """A source on ``if6`` for link traffic (ND): the link-local, else any address past DAD.
+
+        Never an optimistic address: its SLLAO could override a neighbour's cache entry for the
+        address's rightful owner (RFC 4429 §2.2)."""
         ll = if6.link_local
         if ll is not None:
             return ll
         for a in if6.addrs:
-            if a.usable:
+            if a.confirmed:
                 return a.ip
         return None
+
+    def ns_source(self, if6: If6, prompt: bytes | None) -> bytes | None:
+        """The source of a Neighbor Solicitation: that of the prompting packet when it is ours and past
+        DAD (RFC 4861 §7.2.2), else another of the interface's; None when only optimistic ones exist."""
+        if prompt is not None:
+            addr = self.local.get(prompt)
+            if addr is not None and addr.confirmed:
+                return prompt
+        return self.source_on(if6, prompt or UNSPECIFIED)
 
     # -- routing -----------------------------------------------------------------------------------------
     def route(self, dst: bytes) -> tuple[Interface, bytes] | None:
@@ -719,8 +774,13 @@ class Ip6Layer:
         assert if6.iface.mac is not None
         if dad:
             src = UNSPECIFIED
-        elif src is None or not self.usable(src):
-            src = self.source_on(if6, target) or UNSPECIFIED
+        else:
+            src = self.ns_source(if6, src)
+            if src is None:
+                # An NS from :: is a DAD probe (RFC 4862 §5.4.2), and one from an optimistic address is
+                # forbidden (RFC 4429 §2.2): with no other source, no solicitation (as Linux's ndisc).
+                self.stack.stats["nd.tx.ns_no_source"] += 1
+                return
         body = target if src == UNSPECIFIED else target + nd_opt_lla(OPT_SLLA, if6.iface.mac)
         dst = target if unicast_mac is not None else solicited_node(target)
         self.send_icmp(if6, src, dst, TYPE_NEIGHBOR_SOLICIT, 0, 0, body, now)

@@ -11,10 +11,18 @@ cannot come from off-link), code 0, target not multicast, and for an NS from the
 address a solicited-node destination and no source link-layer option.  An NS or NA about an
 address we hold as *tentative* is Duplicate Address Detection's business (RFC 4862 §5.4.3-4)
 and is handed to :mod:`pytcp_green.stack.addrconf`.
+
+Optimistic addresses (RFC 4429 §2.2) must not disturb the caches of neighbours that may know
+the address's rightful owner: an NS for one from ``::`` means it is a duplicate, one from a
+unicast source is answered with the Override flag clear, and no NS ever comes from it.  A packet
+from an optimistic address to a neighbour not yet resolved is therefore resolved with another,
+confirmed source when the interface has one; otherwise it goes through a default router whose
+link-layer address is known (§2.3), or waits until a DAD ends (the RFC's other choice).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING
 
 from pytcp_green.stack.arp import ArpCache, Neighbour, NeighState
@@ -46,13 +54,48 @@ class NdCache(ArpCache):
         super().__init__(stack, iface)
         self.if6 = if6
         self.routers: set[bytes] = set()  # neighbours whose IsRouter flag is set (§7.2.5)
+        # (next hop, frame) waiting for a DAD to end: only optimistic sources could resolve them.
+        self.held: deque[tuple[bytes, bytearray]] = deque()
 
     def output(self, nexthop: bytes, frame: bytearray, now: float) -> None:
+        if nexthop not in self.entries and self._optimistic_only(frame):
+            router = self._router_with_mac(nexthop)
+            if router is None:
+                # RFC 4429 §2.3: no resolution from an optimistic address; keep it until a DAD ends.
+                if len(self.held) >= int(self._knob("unres_qlen")):
+                    self.held.popleft()
+                    self.stack.stats["nd.drop.optimistic_held_full"] += 1
+                self.held.append((nexthop, frame))
+                self.stack.stats["nd.optimistic_held"] += 1
+                return
+            self.stack.stats["nd.tx.optimistic_via_router"] += 1  # §2.3: the router forwards or redirects
+            nexthop = router
         self._prompt: bytearray | None = frame  # the packet prompting a solicitation, if one is needed
         try:
             super().output(nexthop, frame, now)
         finally:
             self._prompt = None
+
+    def _optimistic_only(self, frame: bytearray) -> bool:
+        """True when resolving for ``frame`` would need an NS from an optimistic address (RFC 4429 §2.2)."""
+        ip6 = self.stack.ip6
+        return self.if6.has_optimistic and ip6.ns_source(self.if6, bytes(frame[22:38])) is None
+
+    def _router_with_mac(self, nexthop: bytes) -> bytes | None:
+        for router in self.if6.routers:
+            entry = self.entries.get(router)
+            if router != nexthop and entry is not None and entry.mac is not None:
+                return router
+        return None
+
+    def dad_ended(self, now: float) -> None:
+        """A DAD ended on the interface: what was held may be resolvable now (or must be dropped)."""
+        held, self.held = self.held, deque()
+        for nexthop, frame in held:
+            if not self.stack.ip6.usable(bytes(frame[22:38])):
+                self.stack.stats["nd.drop.optimistic_source_gone"] += 1  # withdrawn after DAD failed
+                continue
+            self.output(nexthop, frame, now)
 
     def _knob(self, name: str) -> float:
         # A router may announce ReachableTime and RetransTimer (RFC 4861 §6.3.4); they override.
@@ -92,15 +135,22 @@ class NdCache(ArpCache):
             else:
                 stats["nd.rx.ns_for_tentative"] += 1  # §5.4.3: ignore, we cannot answer yet
             return
+        if addr.optimistic and unspecified:
+            ip6.addrconf.dad_conflict(addr, "ns", now)  # RFC 4429 §2.2: never answered, a duplicate
+            return
         stats["nd.rx.ns"] += 1
         if not unspecified and ns.options.slla is not None:
             self._learn(src, ns.options.slla, False, now)  # §7.2.3: create or update as STALE
         # §7.2.4: answer to the solicitor, or to all nodes when it has no address yet (S clear then).
+        # For an optimistic address the Override flag stays clear (RFC 4429 §2.2), so a cache that
+        # holds the rightful owner's link-layer address keeps it.
         reply_to = ALL_NODES if unspecified else src
         body = target + nd_opt_lla(OPT_TLLA, self.mac)
         ip6.send_icmp(self.if6, target, reply_to, TYPE_NEIGHBOR_ADVERT, 0,
-                      na_rest(ip6.is_router, not unspecified, True), body, now, hop_limit=255)
+                      na_rest(ip6.is_router, not unspecified, not addr.optimistic), body, now, hop_limit=255)
         stats["nd.tx.na"] += 1
+        if addr.optimistic:
+            stats["nd.tx.na_optimistic"] += 1
 
     def receive_na(self, dst: bytes, hop_limit: int, na: NeighborAdvert, now: float) -> None:
         stats = self.stack.stats
@@ -111,8 +161,9 @@ class NdCache(ArpCache):
         ip6 = self.stack.ip6
         addr = ip6.local.get(target)
         if addr is not None and addr.if6 is self.if6:
-            if addr.tentative:
-                ip6.addrconf.dad_conflict(addr, "na", now)  # RFC 4862 §5.4.4: the address is taken
+            if addr.dad_pending:
+                # RFC 4862 §5.4.4 (and RFC 4429 §2.2 for an optimistic one): the address is taken.
+                ip6.addrconf.dad_conflict(addr, "na", now)
             else:
                 stats["nd.rx.na_for_our_address"] += 1  # someone else claims it; logged, not acted on
             return

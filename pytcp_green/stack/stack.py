@@ -104,11 +104,13 @@ class Stack:
             iface = self.interfaces[iface]
         self.ip6.enable(iface, slaac=slaac, now=now)
 
-    def add_ip6(self, iface: str | Interface, address: str | ipaddress.IPv6Interface, now: float = 0.0) -> None:
-        """Assign ``address`` ("fd00:77::2/64"), with its on-link prefix; DAD runs first on Ethernet."""
+    def add_ip6(self, iface: str | Interface, address: str | ipaddress.IPv6Interface, now: float = 0.0, *,
+                optimistic: bool = False) -> None:
+        """Assign ``address`` ("fd00:77::2/64"), with its on-link prefix; DAD runs first on Ethernet,
+        with the address usable meanwhile when ``optimistic`` (RFC 4429)."""
         if isinstance(iface, str):
             iface = self.interfaces[iface]
-        self.ip6.add_address(iface, ipaddress.IPv6Interface(address), now=now)
+        self.ip6.add_address(iface, ipaddress.IPv6Interface(address), now=now, optimistic=optimistic)
 
     def set_gateway6(self, gateway: str | ipaddress.IPv6Address) -> None:
         self.ip6.set_gateway(ipaddress.IPv6Address(gateway))

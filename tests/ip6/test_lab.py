@@ -86,8 +86,10 @@ def test_slaac_from_radvd_and_the_kernel_pings_both_addresses(host: Host) -> Non
     glob, ll = slaac_address(host), link_local(host)
     stack = host.stack
     wanted = [ipaddress.IPv6Address(a).packed for a in (glob, ll, STACK_IP6)]
-    wait_for(lambda: all(stack.is_local(a) for a in wanted), 40, "the link-local, static and SLAAC addresses")
-    assert stack.stats["nd.rx.ra"] >= 1 and stack.stats["ip6.dad.ok"] >= 3
+    # Optimistic (RFC 4429): usable at once, while DAD still runs on the wire for each.
+    wait_for(lambda: all(stack.is_local(a) for a in wanted) and stack.stats["ip6.dad.ok"] >= 3, 40,
+             "the link-local, static and SLAAC addresses, DAD done")
+    assert stack.stats["nd.rx.ra"] >= 1
     assert host.env()["PYTCP_GREEN_PEER_IP6"] == KERNEL_IP6
     assert host.lab is not None
     dev = host.lab.device.name
@@ -285,3 +287,29 @@ def test_patched_program_fetches_from_a_kernel_http_server_over_ipv6(tmp_path: P
     # in a worker thread: the module's stack keeps answering its lab meanwhile
     out = in_thread(subprocess.run, argv, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip().endswith("200"), out.stdout + out.stderr
+
+
+def test_optimistic_addresses_answer_the_kernel_at_once_and_a_taken_one_is_withdrawn(tmp_path: Path) -> None:
+    from pytcp_green.lab import lab_unavailable_reason
+    from pytcp_green.stack.ip6 import AddrState
+
+    if lab_unavailable_reason():
+        pytest.skip(lab_unavailable_reason() or "")
+    pcap = tmp_path / "optimistic.pcap"
+    with Host(StackOptions(lab=True, slaac=False, pcap=str(pcap))) as h:
+        assert h.iface is not None and h.lab is not None and h.pcap is not None
+        # RFC 4429: the Host did not wait for DAD; the lab address is in use while DAD still runs.
+        assert h.stack.ip6.local[ipaddress.IPv6Address(STACK_IP6).packed].state is AddrState.OPTIMISTIC
+        out = run(h, ["ping", "-6", "-c", "1", "-W", "5", STACK_IP6])
+        assert "1 packets transmitted, 1 received" in out.stdout, out.stdout + out.stderr
+        # The kernel's own address given to the stack as optimistic: DAD finds it, it is withdrawn.
+        taken = ipaddress.IPv6Address(KERNEL_IP6).packed
+        h.stack.add_ip6(h.iface, f"{KERNEL_IP6}/64", h.runtime.now(), optimistic=True)
+        wait_for(lambda: h.stack.stats["ip6.dad.optimistic_withdrawn"] >= 1, 15, "DAD to withdraw the address")
+        assert not h.stack.is_local(taken)
+        wait_for(lambda: h.stack.stats["ip6.dad.ok"] >= 2, 15, "DAD of the link-local and the lab address")
+        h.pcap.flush()
+        # The first answers to the kernel's solicitation for the optimistic address had Override clear.
+        flags = tshark(pcap, f"icmpv6.type == 136 && icmpv6.nd.na.target_address == {STACK_IP6}"
+                             f" && ipv6.src == {STACK_IP6}", ["icmpv6.nd.na.flag.o"])
+        assert flags and flags[0] in ("0", "False"), flags
