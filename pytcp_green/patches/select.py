@@ -87,6 +87,20 @@ def _now() -> float:
 
 
 # -- select -------------------------------------------------------------------------------------------
+def _live(items: Iterable[Any]) -> Iterable[Any]:
+    """The objects of a select() argument; a list is read live, as CPython does, so a fileno() that
+    shortens it ends the walk early instead of raising IndexError."""
+    if isinstance(items, list):
+        index = 0
+        while index < len(items):
+            yield items[index]
+            index += 1
+        return
+    if isinstance(items, (str, bytes)) or not hasattr(items, "__iter__"):
+        raise TypeError("arguments 1-3 must be sequences")
+    yield from list(items)
+
+
 def select(rlist: Iterable[Any], wlist: Iterable[Any], xlist: Iterable[Any],
            timeout: float | None = None) -> tuple[list[Any], list[Any], list[Any]]:
     """Like ``select.select``; stack sockets count as readable/writable from their poll mask."""
@@ -97,21 +111,23 @@ def select(rlist: Iterable[Any], wlist: Iterable[Any], xlist: Iterable[Any],
             raise TypeError("timeout must be a float or None") from None
         if timeout < 0:
             raise ValueError("timeout must be non-negative")
-    lists = (list(rlist), list(wlist), list(xlist))
     classified: list[list[tuple[Any, int, Handle | None]]] = []
     any_stack = False
-    for items in lists:
+    for items in (rlist, wlist, xlist):
         row = []
-        for obj in items:
-            handle = stack_readiness(obj)
-            fd = _fileno_of(obj)
+        for obj in _live(items):
+            fd = _fileno_of(obj)  # each object's fileno() is called once, as CPython does
+            handle = stack_readiness(fd)
             any_stack = any_stack or handle is not None
             row.append((obj, fd, handle))
         classified.append(row)
     if not any_stack:
-        # Only kernel fds: gevent's select already does this cooperatively.
-        result: tuple[list[Any], list[Any], list[Any]] = _gevent_select(*lists, timeout)
-        return result
+        # Only kernel fds: gevent's select already does this cooperatively (given the numbers, so
+        # that it does not call fileno() again); the objects come back in their lists' order.
+        ready = [set(fds) for fds in _gevent_select(*([fd for _o, fd, _h in row] for row in classified), timeout)]
+        return ([o for o, fd, _h in classified[0] if fd in ready[0]],
+                [o for o, fd, _h in classified[1] if fd in ready[1]],
+                [o for o, fd, _h in classified[2] if fd in ready[2]])
     original_select = _original("select")
     kernel_r = sorted({fd for _o, fd, h in classified[0] if h is None})
     kernel_w = sorted({fd for _o, fd, h in classified[1] if h is None})
@@ -143,10 +159,21 @@ def select(rlist: Iterable[Any], wlist: Iterable[Any], xlist: Iterable[Any],
 
 # -- poll ---------------------------------------------------------------------------------------------
 class PollObject:
-    """Like the object ``select.poll()`` returns; ``poll(timeout)`` takes milliseconds (None/negative: forever)."""
+    """Like the object ``select.poll()`` returns; ``poll(timeout)`` takes milliseconds (None/negative: forever).
+
+    As the stdlib's, the type cannot be instantiated directly: :func:`poll` makes them.
+    """
+
+    _fds: dict[int, int]
 
     def __init__(self) -> None:
-        self._fds: dict[int, int] = {}
+        raise TypeError(f"cannot create '{type(self).__module__}.{type(self).__name__}' instances")
+
+    @classmethod
+    def _new(cls) -> PollObject:
+        self = cls.__new__(cls)
+        self._fds = {}
+        return self
 
     def register(self, fd: Any, eventmask: int = POLLIN | POLLPRI | POLLOUT) -> None:
         self._fds[_fileno_of(fd)] = int(eventmask) & 0xFFFF
@@ -219,7 +246,7 @@ class PollObject:
 
 def poll() -> PollObject:
     """Like ``select.poll``: a function (as in the stdlib) returning a new polling object."""
-    return PollObject()
+    return PollObject._new()
 
 
 # -- selectors ----------------------------------------------------------------------------------------
@@ -239,7 +266,7 @@ def patch_select_modules() -> None:
     for name in REMOVED_SELECT:
         _state.remove_item(_stdselect, name)
     # The selector classes captured select.poll/select.select at import time: point them at ours.
-    _stdselectors.PollSelector._selector_cls = PollObject  # type: ignore[attr-defined]
+    _stdselectors.PollSelector._selector_cls = staticmethod(poll)  # type: ignore[attr-defined]
     _stdselectors.SelectSelector._select = _selector_select  # type: ignore[attr-defined]
     for name in REMOVED_SELECTORS:
         _state.remove_item(_stdselectors, name)

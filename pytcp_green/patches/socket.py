@@ -49,6 +49,7 @@ IPPROTO_TCP = _socket.IPPROTO_TCP
 IPPROTO_UDP = _socket.IPPROTO_UDP
 SOL_SOCKET = _socket.SOL_SOCKET
 IPPROTO_IP = _socket.IPPROTO_IP
+IPPROTO_ICMP = _socket.IPPROTO_ICMP
 IPPROTO_IPV6 = _socket.IPPROTO_IPV6
 
 MSG_OOB = _socket.MSG_OOB
@@ -154,8 +155,11 @@ def _stack_supports(family: int) -> bool:
     return family == AF_INET or (family == AF_INET6 and dns.has_ipv6())
 
 
-def _new_green(family: int, type: int) -> GreenSocket:
+def _new_green(family: int, type: int, proto: int = 0) -> GreenSocket:
     host = _state.current_host()
+    if proto == IPPROTO_ICMP:
+        # An ICMP echo ("ping") socket, as Linux gives socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP).
+        return GreenSocket(host.runtime, host.stack.icmp4.ping.socket())
     core = host.stack.socket(family, type)
     return GreenSocket(host.runtime, core)
 
@@ -226,7 +230,15 @@ _CORE_OPTIONS: dict[tuple[int, int], str] = {
     (IPPROTO_TCP, _socket.TCP_NODELAY): "nodelay",
     (IPPROTO_IP, _socket.IP_TOS): "tos",
     (IPPROTO_IP, _socket.IP_TTL): "ttl",
+    (IPPROTO_IP, _socket.IP_MULTICAST_TTL): "multicast_ttl",
+    (IPPROTO_IP, _socket.IP_MULTICAST_LOOP): "multicast_loop",
     (IPPROTO_IPV6, _socket.IPV6_V6ONLY): "v6only",
+}
+# IP_ADD_MEMBERSHIP / IP_DROP_MEMBERSHIP take a struct ip_mreq (group, interface address) or ip_mreqn
+# (the same plus an ifindex, which the core does not use); core method per option.
+_MEMBERSHIP_OPTIONS = {
+    (IPPROTO_IP, _socket.IP_ADD_MEMBERSHIP): "add_membership",
+    (IPPROTO_IP, _socket.IP_DROP_MEMBERSHIP): "drop_membership",
 }
 if hasattr(_socket, "SO_REUSEPORT"):
     _CORE_OPTIONS[(SOL_SOCKET, _socket.SO_REUSEPORT)] = "reuseport"
@@ -258,6 +270,18 @@ if hasattr(_socket, "TCP_QUICKACK"):
     _REMEMBERED[(IPPROTO_TCP, _socket.TCP_QUICKACK)] = 1
 if hasattr(_socket, "TCP_SYNCNT"):
     _REMEMBERED[(IPPROTO_TCP, _socket.TCP_SYNCNT)] = 6
+
+
+def _c_int(value: Any) -> int:
+    """An argument CPython parses as a C ``int``: TypeError for non-integers, OverflowError out of range."""
+    if isinstance(value, float) or not hasattr(type(value), "__index__"):
+        raise TypeError(f"'{type(value).__name__}' object cannot be interpreted as an integer")
+    number = int(value.__index__())
+    if number > 0x7FFFFFFF:
+        raise OverflowError("signed integer is greater than maximum")
+    if number < -0x80000000:
+        raise OverflowError("signed integer is less than minimum")
+    return number
 
 
 def _int_value(value: Any) -> int:
@@ -300,11 +324,13 @@ class socket:  # the stdlib's name
         base_type = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)
         if family in (AF_INET, AF_INET6) and base_type in (SOCK_STREAM, SOCK_DGRAM):
             expected = IPPROTO_TCP if base_type == SOCK_STREAM else IPPROTO_UDP
-            if proto not in (0, expected):
+            if base_type == SOCK_DGRAM and family == AF_INET and proto == IPPROTO_ICMP:
+                expected = IPPROTO_ICMP
+            elif proto not in (0, expected):
                 raise OSError(errno.EPROTONOSUPPORT, os.strerror(errno.EPROTONOSUPPORT))
             if not _stack_supports(family):
                 raise OSError(errno.EAFNOSUPPORT, os.strerror(errno.EAFNOSUPPORT))
-            green = _new_green(family, base_type)
+            green = _new_green(family, base_type, expected)
             handle = Handle(green, family, base_type, expected)
             handle.refs = 1
             self._handle = handle
@@ -459,9 +485,10 @@ class socket:  # the stdlib's name
             return
         green = self._green()
         assert self._handle is not None
+        backlog = _c_int(backlog)
         if self._handle.type != SOCK_STREAM:
             raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
-        green.listen(max(0, min(int(backlog), 4096)))
+        green.listen(max(0, min(backlog, 4096)))
 
     def connect(self, address: Any) -> None:
         if self._kernel is not None:
@@ -732,6 +759,14 @@ class socket:  # the stdlib's name
         green = self._green()
         core = green.core
         key = (level, optname)
+        method = _MEMBERSHIP_OPTIONS.get(key)
+        if method is not None and hasattr(core, method):
+            raw = b"" if isinstance(value, int) else bytes(memoryview(value))
+            if len(raw) < 8:
+                raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+            group, iface_addr, op = raw[:4], raw[4:8], getattr(core, method)
+            green.call(lambda now: op(group, iface_addr, now), 0.0)  # sends IGMP: let the runtime flush it
+            return
         attr = _CORE_OPTIONS.get(key)
         if attr is not None and hasattr(core, attr):
             number = _int_value(value)
@@ -739,9 +774,14 @@ class socket:  # the stdlib's name
                 # Linux stores double the request (bookkeeping overhead) and enforces a minimum.
                 number = max(number * 2, _MIN_RCVBUF if attr == "rcvbuf" else _MIN_SNDBUF)
                 setattr(core, attr, number)
-            elif attr in ("ttl", "tos", "keepidle", "keepintvl", "keepcnt", "user_timeout"):
-                if number < 0 or (attr == "ttl" and number > 255) or (attr in ("keepidle", "keepintvl", "keepcnt")
-                                                                     and number < 1):
+            elif attr in ("ttl", "tos", "keepidle", "keepintvl", "keepcnt", "user_timeout", "multicast_ttl"):
+                if attr == "multicast_ttl" and number == -1:
+                    number = 1  # Linux: -1 restores the default
+                elif attr == "tos":
+                    # Linux keeps one byte; on TCP the ECN bits stay TCP's own (RFC 3168 §6.1.1).
+                    number &= 0xFC if self._handle is not None and self._handle.type == SOCK_STREAM else 0xFF
+                if number < 0 or (attr in ("ttl", "multicast_ttl") and number > 255) or (
+                        attr in ("keepidle", "keepintvl", "keepcnt") and number < 1):
                     raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
                 # TCP_USER_TIMEOUT is in milliseconds; the core keeps seconds.
                 setattr(core, attr, number / 1000.0 if attr == "user_timeout" else number)
@@ -807,6 +847,7 @@ class socket:  # the stdlib's name
             self._kernel.shutdown(how)
             return
         green = self._green()
+        how = _c_int(how)
         if how not in (_socket.SHUT_RD, _socket.SHUT_WR, _socket.SHUT_RDWR):
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
         assert self._handle is not None

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import errno
 import ssl as _stdssl
+import warnings
 from typing import Any
 
 from pytcp_green.green.sockets import GreenSocket
 from pytcp_green.patches import _state
-from pytcp_green.patches.socket import SOCK_STREAM, socket
+from pytcp_green.patches.socket import _GLOBAL_DEFAULT_TIMEOUT, SOCK_STREAM, create_connection, socket
 
 _BaseContext: Any = _stdssl.SSLContext  # gevent's SSLContext when gevent patched first
 _READ_CHUNK = 65536
@@ -392,8 +393,52 @@ class SSLContext(_BaseContext):  # type: ignore[misc]
                                    session=session)
 
 
+def wrap_socket(sock: Any, keyfile: str | None = None, certfile: str | None = None, server_side: bool = False,
+                cert_reqs: Any = _stdssl.CERT_NONE, ssl_version: Any = _stdssl.PROTOCOL_TLS,
+                ca_certs: str | None = None,
+                do_handshake_on_connect: bool = True, suppress_ragged_eofs: bool = True,
+                ciphers: str | None = None) -> Any:
+    """The deprecated module-level ``ssl.wrap_socket``, building one of our contexts (gevent's would build
+    its own SSLSocket, which needs a kernel fd)."""
+    warnings.warn("ssl.wrap_socket() is deprecated, use SSLContext.wrap_socket()", DeprecationWarning, stacklevel=2)
+    if server_side and not certfile:
+        raise ValueError("certfile must be specified for server-side operations")
+    if keyfile and not certfile:
+        raise ValueError("certfile must be specified")
+    context = SSLContext(ssl_version)
+    context.verify_mode = cert_reqs
+    if ca_certs:
+        context.load_verify_locations(ca_certs)
+    if certfile:
+        context.load_cert_chain(certfile, keyfile)
+    if ciphers:
+        context.set_ciphers(ciphers)
+    return context.wrap_socket(sock, server_side=server_side, do_handshake_on_connect=do_handshake_on_connect,
+                               suppress_ragged_eofs=suppress_ragged_eofs)
+
+
+def get_server_certificate(addr: tuple[str, int], ssl_version: Any = _stdssl.PROTOCOL_TLS_CLIENT,
+                           ca_certs: str | None = None, timeout: Any = _GLOBAL_DEFAULT_TIMEOUT) -> str:
+    """``ssl.get_server_certificate`` over a stack connection (3.10's ``timeout`` included)."""
+    context = SSLContext(ssl_version)
+    context.check_hostname = False
+    if ca_certs is not None:
+        context.verify_mode = _stdssl.CERT_REQUIRED
+        context.load_verify_locations(ca_certs)
+    else:
+        context.verify_mode = _stdssl.CERT_NONE
+    with create_connection(addr, timeout=timeout) as sock, \
+            context.wrap_socket(sock, server_hostname=addr[0]) as sslsock:
+        der = sslsock.getpeercert(True)
+    return str(_stdssl.DER_cert_to_PEM_cert(der))
+
+
 def patch_ssl_module() -> bool:
-    """Install our SSLContext/SSLSocket in ``ssl``; True when done."""
+    """Install our SSLContext/SSLSocket and the module functions that build them in ``ssl``; True when done."""
     _state.patch_item(_stdssl, "SSLContext", SSLContext)
     _state.patch_item(_stdssl, "SSLSocket", SSLSocket)
+    _state.patch_item(_stdssl, "wrap_socket", wrap_socket)
+    _state.patch_item(_stdssl, "get_server_certificate", get_server_certificate)
+    # ssl imported create_connection from socket (gevent's, after its patching: a kernel socket).
+    _state.patch_item(_stdssl, "create_connection", create_connection)
     return True

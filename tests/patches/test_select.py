@@ -96,3 +96,31 @@ def test_selectors_default_selector_mixes_both() -> None:
     """)
     expected = [[], ["sock"], ["pipe"], []]
     assert out == {"PollSelector": expected, "SelectSelector": expected}
+
+
+def test_select_and_poll_follow_cpython_details() -> None:
+    """Found by CPython's test_select: a fileno() that shortens its list ends the walk (CPython reads the list
+    live), each fileno() is called once, and the poll object's type cannot be instantiated."""
+    out = run_patched("""
+        import select, selectors, socket, sys
+        a = []
+        calls = []
+        class F:
+            def fileno(self):
+                calls.append(1)
+                del a[-1]
+                return sys.__stdout__.fileno()
+        a[:] = [F()] * 10
+        res = {"mutated": select.select([], a, [], 0) == ([], a[:5], []), "calls": len(calls)}
+        try:
+            type(select.poll())()
+        except TypeError as e:
+            res["poll_type"] = str(e)
+        with selectors.DefaultSelector() as sel, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            sel.register(s, selectors.EVENT_WRITE)
+            res["selector"] = [key.fileobj is s for key, _ in sel.select(0)]
+        report(res)
+    """)
+    assert out == {"mutated": True, "calls": 5,
+                   "poll_type": "cannot create 'pytcp_green.patches.select.PollObject' instances",
+                   "selector": [True]}

@@ -108,3 +108,42 @@ def test_requests_over_https_to_http_server_in_one_patched_process(cert: tuple[s
         report(hashes)
     """)
     assert out == [hashlib.sha256(body).hexdigest()] * 3
+
+
+def test_module_level_wrap_socket_and_get_server_certificate_use_the_stack(cert: tuple[str, str]) -> None:
+    """Found by CPython's test_ssl: gevent's ssl.wrap_socket built a kernel-fd SSLSocket (ENOTSOCK on a stack
+    socket), its get_server_certificate had no ``timeout``, and ssl.create_connection was gevent's (a kernel
+    socket)."""
+    crt, key = cert
+    out = run_patched(f"""
+        import ssl, socket, gevent, warnings
+        from pytcp_green.patches import socket as ours
+        sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); sctx.load_cert_chain({crt!r}, {key!r})
+        listener = socket.create_server(("127.0.0.1", 0))
+        def serve():
+            for _ in range(2):
+                conn, _ = listener.accept()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    tls = ssl.wrap_socket(conn, server_side=True, certfile={crt!r}, keyfile={key!r})
+                with tls:
+                    data = tls.recv(100)
+                    if data:
+                        tls.sendall(data.upper())
+        server = gevent.spawn(serve)
+        port = listener.getsockname()[1]
+        pem = ssl.get_server_certificate(("127.0.0.1", port), timeout=10)
+        res = {{"same_cert": ssl.PEM_cert_to_DER_cert(pem) == ssl.PEM_cert_to_DER_cert(open({crt!r}).read())}}
+        res["create_connection_is_ours"] = ssl.create_connection is socket.create_connection is ours.create_connection
+        plain = socket.create_connection(("127.0.0.1", port))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            client = ssl.wrap_socket(plain)
+        res["kind"] = type(client).__module__
+        client.sendall(b"hello")
+        res["echo"] = client.recv(100).decode()
+        client.close(); server.join(timeout=10); listener.close()
+        report(res)
+    """)
+    assert out == {"same_cert": True, "create_connection_is_ours": True, "kind": "pytcp_green.patches.ssl",
+                   "echo": "HELLO"}

@@ -274,3 +274,23 @@ def test_asyncio_streams_over_the_stack() -> None:
         report(asyncio.run(main()))
     """)
     assert out is True
+
+
+def test_int_arguments_overflow_as_cpython_parses_a_c_int() -> None:
+    """Found by CPython's test_socket (testShutdown_overflow, test_listen_backlog_overflow)."""
+    out = run_patched("""
+        import socket
+        res = {}
+        with socket.create_server(("127.0.0.1", 0)) as srv, socket.create_connection(srv.getsockname()) as c:
+            for name, call in (("shutdown", lambda: c.shutdown(2**31)), ("listen", lambda: srv.listen(2**31)),
+                               ("shutdown_type", lambda: c.shutdown(1.0))):
+                try:
+                    call()
+                except (OverflowError, TypeError) as e:
+                    res[name] = type(e).__name__
+            c.shutdown(socket.SHUT_RDWR)
+            res["after"] = "ok"
+        report(res)
+    """)
+    assert out == {"shutdown": "OverflowError", "listen": "OverflowError", "shutdown_type": "TypeError",
+                   "after": "ok"}
