@@ -7,6 +7,8 @@ Sub-commands:
 * ``demo`` — a lab in which an unmodified requests script (examples/fetch.py) fetches from the
   kernel's http.server over the stack and curl on the kernel side fetches from http.server running
   over the stack (examples/serve.py); bodies' hashes checked, with a report and the pcap's path.
+* ``ping`` — ICMP echo from the stack's ping socket: ``pytcp-green ping [stack options] [-c N]
+  [-i SEC] [-s SIZE] [-W SEC] HOST``; exits 0 when any reply came back.
 * ``run`` — run a Python program with its sockets on the stack, patched from its first line:
   ``pytcp-green run [stack options] [--peer CMD] [--wait-port PORT] (script.py | -m module) [args]``.
   ``python -m pytcp_green [stack options] script.py [args]`` means the same: when the first
@@ -139,6 +141,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(options)
 
 
+def cmd_ping(args: argparse.Namespace) -> int:
+    from pytcp_green.ping import ping
+
+    options = options_from_args(args)
+    with Host(options) as host:
+        result = ping(host, args.host, count=args.count, interval=args.interval, size=args.size, wait=args.wait,
+                      stop=_stop_event())
+    return 0 if result.received else 1
+
+
 RUN_EPILOG = """\
 The program sees PYTCP_GREEN_STACK_IP4 (the stack's address) and PYTCP_GREEN_PEER_IP4 (the kernel
 side of the lab). Everything after the script (or -m MODULE) is the program's own arguments.
@@ -215,6 +227,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dns", metavar="ADDR", action="append", default=[],
                      help="a name server for the stub resolver (repeatable; default: $PYTCP_GREEN_DNS)")
     run.set_defaults(func=cmd_run, program=[])
+    ping = sub.add_parser("ping", help="ping a host from the stack (ICMP echo through its ping socket)",
+                          description="Send ICMP echo requests from the stack and print the replies like ping(8); "
+                                      "exit 0 if any reply came back, 1 if none.")
+    add_stack_options(ping)
+    ping.add_argument("-c", dest="count", type=int, metavar="N", help="stop after N requests (default: until Ctrl-C)")
+    ping.add_argument("-i", dest="interval", type=float, default=1.0, metavar="SEC",
+                      help="seconds between requests (default 1)")
+    ping.add_argument("-s", dest="size", type=int, default=56, metavar="SIZE",
+                      help="data bytes per request (default 56)")
+    ping.add_argument("-W", dest="wait", type=float, default=10.0, metavar="SEC",
+                      help="seconds to wait for the last replies (default 10)")
+    ping.add_argument("host", metavar="HOST", help="numeric IPv4 address")
+    ping.set_defaults(func=cmd_ping)
     demo = sub.add_parser("demo", help="unmodified requests and http.server over the stack against the kernel's "
                                        "http.server and curl, in a lab (needs root)")
     add_stack_options(demo)
@@ -222,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = ("serve", "demo", "run")
+COMMANDS = ("serve", "demo", "run", "ping")
 
 
 def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:

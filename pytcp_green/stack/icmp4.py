@@ -15,6 +15,7 @@ import errno
 from typing import TYPE_CHECKING
 
 from pytcp_green.stack.interface import Interface
+from pytcp_green.stack.ping import PingLayer
 from pytcp_green.stack.wire import Malformed
 from pytcp_green.stack.wire.icmp4 import (
     CODE_FRAG_NEEDED,
@@ -62,6 +63,7 @@ class Icmp4Layer:
         self.stack = stack
         self._tokens = float(stack.sysctl.int("net.ipv4.icmp_msgs_burst"))
         self._refilled = 0.0
+        self.ping = PingLayer(stack)  # ICMP echo sockets (socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP))
 
     # -- input ---------------------------------------------------------------------------------------
     def receive(self, iface: Interface, pkt: Ip4Packet, now: float, bcast: bool) -> None:
@@ -87,6 +89,8 @@ class Icmp4Layer:
             stats["icmp4.tx.echo_reply"] += 1
         elif kind == TYPE_ECHO_REPLY:
             stats["icmp4.rx.echo_reply"] += 1
+            if not self.ping.receive_reply(pkt.src, pkt.dst, msg, pkt.payload):
+                stats["icmp4.drop.echo_reply_no_socket"] += 1
         elif kind in ERROR_TYPES:
             stats[f"icmp4.rx.error.{kind}.{msg.code}"] += 1
             self._deliver_error(msg, now)
@@ -123,6 +127,8 @@ class Icmp4Layer:
             err = errno.EHOSTUNREACH
         if proto == PROTO_UDP:
             self.stack.udp.icmp_error(src, dst, transport, err, now)
+        elif proto == PROTO_ICMP:
+            self.ping.icmp_error(src, dst, transport, err)
         elif proto == PROTO_TCP and self.stack.tcp is not None:
             self.stack.tcp.icmp_error(src, dst, transport, err, mtu, now)
 

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pytcp_green.link.device import LinkKind
+from pytcp_green.stack.igmp import Igmp
 from pytcp_green.stack.interface import Interface
 from pytcp_green.stack.ip4_reassembly import Reassembler
 from pytcp_green.stack.route import Route4, RouteTable4
@@ -35,6 +36,7 @@ from pytcp_green.stack.wire.icmp4 import CODE_PROTO_UNREACH, TYPE_DEST_UNREACH
 from pytcp_green.stack.wire.ip4 import (
     IP4_HEADER_LEN,
     PROTO_ICMP,
+    PROTO_IGMP,
     PROTO_TCP,
     PROTO_UDP,
     Ip4Packet,
@@ -76,6 +78,7 @@ class Ip4Layer:
         # Called with (interface, address) when a conflict took an address away (the DHCP client listens).
         self.on_address_lost: list[Callable[[Interface, ipaddress.IPv4Interface], None]] = []
         self.pmtu: dict[bytes, PmtuEntry] = {}
+        self.igmp = Igmp(stack)
 
     # -- configuration -------------------------------------------------------------------------------
     def add_address(self, iface: Interface, address: ipaddress.IPv4Interface, now: float | None = None) -> None:
@@ -163,11 +166,9 @@ class Ip4Layer:
             else:
                 stats["ip4.drop.not_for_us"] += 1
                 return
-        if src == LIMITED_BROADCAST or src in self.broadcast or 224 <= src[0] < 240:
-            stats["ip4.drop.bad_source"] += 1  # RFC 1122 §3.2.1.3: a source is never a group
-            return
-        if src[0] == 127 and iface.kind is not LinkKind.IP:
-            stats["ip4.drop.martian_source"] += 1  # loopback addresses never arrive from a wire
+        martian = self._martian(iface, pkt)
+        if martian:
+            stats["ip4.drop.martian." + martian] += 1
             return
         if pkt.is_fragment:
             whole = self.reassembler.add(pkt, now)
@@ -186,10 +187,45 @@ class Ip4Layer:
                 self.stack.icmp4.port_unreachable(pkt, now)
         elif proto == PROTO_ICMP:
             self.stack.icmp4.receive(iface, pkt, now, bcast)
+        elif proto == PROTO_IGMP:
+            self.igmp.receive(iface, pkt, now)
         else:
             stats["ip4.drop.unknown_protocol"] += 1
             if not bcast:
                 self.stack.icmp4.send_error(pkt, TYPE_DEST_UNREACH, CODE_PROTO_UNREACH, 0, now)
+
+    def _martian(self, iface: Interface, pkt: Ip4Packet) -> str:
+        """Why ``pkt`` must not be processed (RFC 6890 special-purpose addresses, RFC 1122 §3.2.1.3), or ''.
+
+        Nothing is ever answered to such a source either: the datagram is dropped before any
+        protocol sees it.
+        """
+        src, dst = pkt.src, pkt.dst
+        first = src[0]
+        if first == 0:
+            # "This host on this network" (RFC 6890 §2.2.2 0.0.0.0/8, RFC 1122 §3.2.1.3 (a)): only
+            # 0.0.0.0 itself, only while a host learns its address - DHCP (RFC 2131 §4.1) and IGMP
+            # reports (RFC 3376 §4.2.13).  A datagram from 0.0.0.0 is never answered.
+            if src != b"\0\0\0\0":
+                return "this_network_source"
+            if pkt.proto == PROTO_IGMP:
+                return ""
+            payload = pkt.payload
+            if pkt.proto != PROTO_UDP or pkt.frag_offset or len(payload) < 4 or bytes(payload[2:4]) not in (
+                    b"\0\x43", b"\0\x44"):
+                return "unspecified_source"
+            return ""
+        if src == LIMITED_BROADCAST:
+            return "broadcast_source"  # RFC 1122 §3.2.1.3 (c)
+        if 224 <= first < 240:
+            return "multicast_source"  # RFC 1112 §4, RFC 1122 §3.2.1.3: a source is never a group
+        if first >= 240:
+            return "reserved_source"  # RFC 6890 §2.2.2 240.0.0.0/4, "Reserved", never a source
+        if src in self.broadcast:
+            return "broadcast_source"  # one of our subnets' directed broadcasts
+        if (first == 127 or dst[0] == 127) and iface is not self.stack.loopback:
+            return "loopback_off_link"  # RFC 1122 §3.2.1.3 (g): 127/8 never appears on a wire
+        return ""
 
     # -- output --------------------------------------------------------------------------------------
     def route(self, dst: bytes) -> tuple[Interface, bytes | None] | None:
@@ -271,22 +307,33 @@ class Ip4Layer:
         tos: int = 0,
         ttl: int | None = None,
         iface: Interface | None = None,
+        options: bytes = b"",
+        mc_loop: bool = False,
     ) -> int:
         """Send one datagram; returns 0 or an errno.  Fragments it when it exceeds the path MTU.
 
-        ``iface`` (a socket's SO_BINDTODEVICE) sends limited broadcasts, and anything with no
-        route, out of that interface: how a DHCP client talks before it has an address.
+        ``iface`` (a socket's SO_BINDTODEVICE, or the interface of a multicast membership) sends
+        limited broadcasts, multicasts, and anything with no route, out of that interface: how a
+        DHCP client talks before it has an address.  ``options`` (IPv4 options, e.g. Router Alert)
+        are only for datagrams that need no fragmenting.  ``mc_loop`` (IP_MULTICAST_LOOP) also
+        delivers a datagram for a group this host joined to the host itself (RFC 1112 §6.1).
         """
         stats = self.stack.stats
+        multicast = 224 <= dst[0] < 240
         found = self.route(dst)
-        if iface is not None and (found is None or dst == LIMITED_BROADCAST):
+        if iface is not None and (found is None or dst == LIMITED_BROADCAST or multicast):
             found = (iface, None)
         if found is None:
             stats["ip4.tx.no_route"] += 1
             return errno.ENETUNREACH
         iface, gateway = found
+        if multicast:
+            gateway = None  # RFC 1112 §6.4: to the group's own MAC, never through a router
         size = len(payload)
         if IP4_HEADER_LEN + size > MAX_DATAGRAM:
+            return errno.EMSGSIZE
+        hlen = IP4_HEADER_LEN + ((len(options) + 3) & ~3)
+        if options and hlen + size > min(iface.mtu, MAX_DATAGRAM):
             return errno.EMSGSIZE
         if ttl is None:
             ttl = self.stack.sysctl.int("net.ipv4.ip_default_ttl")
@@ -296,11 +343,13 @@ class Ip4Layer:
         entry = self.pmtu.get(dst) if self.pmtu else None
         if entry is not None and entry.mtu < mtu:
             mtu = entry.mtu
-        if IP4_HEADER_LEN + size <= mtu:
-            frame = bytearray(lh + IP4_HEADER_LEN + size)
-            frame[lh + IP4_HEADER_LEN :] = payload
-            write_ip4(frame, lh, src=src, dst=dst, proto=proto, total_len=IP4_HEADER_LEN + size,
-                      ident=ident, ttl=ttl, tos=tos, df=True)
+        if hlen + size <= mtu:
+            frame = bytearray(lh + hlen + size)
+            frame[lh + hlen :] = payload
+            write_ip4(frame, lh, src=src, dst=dst, proto=proto, total_len=hlen + size,
+                      ident=ident, ttl=ttl, tos=tos, df=True, options=options)
+            if mc_loop and multicast and dst in self.groups and iface is not self.stack.loopback:
+                self._loop_copy(frame[lh:])
             self._link_output(iface, gateway or dst, frame, now)
             stats["ip4.tx"] += 1
             return 0
@@ -313,10 +362,19 @@ class Ip4Layer:
             frame[lh + IP4_HEADER_LEN :] = piece
             write_ip4(frame, lh, src=src, dst=dst, proto=proto, total_len=IP4_HEADER_LEN + len(piece),
                       ident=ident, ttl=ttl, tos=tos, mf=offset + chunk < size, frag_offset=offset)
+            if mc_loop and multicast and dst in self.groups and iface is not self.stack.loopback:
+                self._loop_copy(frame[lh:])
             self._link_output(iface, gateway or dst, frame, now)
             stats["ip4.tx.fragment"] += 1
         stats["ip4.tx"] += 1
         return 0
+
+    def _loop_copy(self, packet: bytearray) -> None:
+        """A copy of an outgoing multicast for our own members, through the loopback interface."""
+        loopback = getattr(self.stack, "loopback", None)
+        if loopback is not None:
+            loopback.tx.append(bytes(packet))
+            self.stack.stats["ip4.tx.multicast_loop"] += 1
 
     def _link_output(self, iface: Interface, nexthop: bytes, frame: bytearray, now: float) -> None:
         if iface.kind is LinkKind.IP:

@@ -50,6 +50,13 @@ DEFAULTS: dict[str, Value] = {
     "net.ipv4.dhcp.renew_max_interval": 86400.0,
     "net.ipv4.dhcp.decline_wait": 10.0,
     "net.ipv4.dhcp.acd": 1,
+    # IGMP (RFC 3376 §8; Linux names, intervals in seconds).  force_igmp_version 0: v3 unless an
+    # older querier is heard (RFC 3376 §7.2.1); igmp_max_memberships: groups per socket (ENOBUFS past it).
+    "net.ipv4.igmp_qrv": 2,
+    "net.ipv4.igmp_max_memberships": 20,
+    "net.ipv4.conf.default.force_igmp_version": 0,
+    "net.ipv4.conf.default.igmpv2_unsolicited_report_interval": 10.0,
+    "net.ipv4.conf.default.igmpv3_unsolicited_report_interval": 1.0,
     # ARP / neighbour (seconds, like Linux's *_ms values divided by 1000)
     "net.ipv4.neigh.default.retrans_time": 1.0,
     "net.ipv4.neigh.default.base_reachable_time": 30.0,

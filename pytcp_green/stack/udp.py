@@ -72,6 +72,11 @@ class UdpSocket(CoreSocket):
         # IPV6_V6ONLY: an AF_INET6 socket also talks IPv4 through v4-mapped addresses unless set
         # (RFC 3493 §5.3; Linux's net.ipv6.bindv6only default 0).
         self.v6only = False
+        # IP_ADD_MEMBERSHIP (RFC 1112 §7.1): the (group, interface) pairs this socket joined, and the
+        # IP_MULTICAST_TTL / IP_MULTICAST_LOOP of what it sends to groups (RFC 1112 §6.1 defaults: 1, on).
+        self.memberships: set[tuple[bytes, Interface]] = set()
+        self.multicast_ttl = 1
+        self.multicast_loop = True
 
     # -- addressing ----------------------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -85,7 +90,9 @@ class UdpSocket(CoreSocket):
         host, port = addr[0], int(addr[1])
         local = pack_host(self.family, host)
         stack = self.layer.stack
-        if local != self.wildcard and not stack.is_local(local) and local not in stack.ip4.broadcast:
+        # A socket may bind a group's address to receive only that group, as Linux allows.
+        if (local != self.wildcard and not stack.is_local(local) and local not in stack.ip4.broadcast
+                and not (len(local) == 4 and 224 <= local[0] < 240)):
             raise oserror(errno.EADDRNOTAVAIL, host)
         self._claim(local, port)
 
@@ -148,8 +155,11 @@ class UdpSocket(CoreSocket):
             raise oserror(errno.EACCES, "sending to a broadcast address needs SO_BROADCAST")
         self._autobind()
         src = self.local_addr
-        if src == self.wildcard or src in stack.ip4.broadcast:
+        mc_iface = (self.device or self._multicast_iface(dst)) if len(dst) == 4 and 224 <= dst[0] < 240 else None
+        if src == self.wildcard or src in stack.ip4.broadcast or (len(src) == 4 and 224 <= src[0] < 240):
             chosen = stack.select_source(dst)
+            if chosen is None and mc_iface is not None:
+                chosen = mc_iface.ip4_source_for(dst)
             if chosen is None:
                 if self.device is None or self.device.ip4:
                     raise oserror(errno.ENETUNREACH)
@@ -161,14 +171,75 @@ class UdpSocket(CoreSocket):
             write_udp(buf, 0, self.local_port, dport, size, src[12:], dst[12:])
         else:
             write_udp(buf, 0, self.local_port, dport, size, src, dst)
-        if self.device is not None:
-            err = stack.ip4.output(src, dst, PROTO_UDP, buf, now, tos=self.tos, iface=self.device)
+        if len(dst) == 4 and 224 <= dst[0] < 240:
+            err = stack.ip4.output(src, dst, PROTO_UDP, buf, now, tos=self.tos, ttl=self.multicast_ttl,
+                                   iface=mc_iface, mc_loop=self.multicast_loop)
+        elif self.device is not None:
+            err = stack.ip4.output(src, dst, PROTO_UDP, buf, now, tos=self.tos, ttl=self.ttl, iface=self.device)
+        elif len(dst) == 4:
+            err = stack.ip4.output(src, dst, PROTO_UDP, buf, now, tos=self.tos, ttl=self.ttl)
         else:
             err = stack.ip_output(src, dst, PROTO_UDP, buf, now, tos=self.tos)
         if err:
             raise oserror(err)
         stack.stats["udp.tx"] += 1
         return size
+
+    # -- multicast (RFC 1112 §7.1) ----------------------------------------------------------------------
+    def _membership_iface(self, group: bytes, iface_addr: bytes) -> Interface:
+        """The interface IP_ADD_MEMBERSHIP means: the one holding ``iface_addr``, or (0.0.0.0) the
+        one the group routes through, as Linux's ip_mc_find_dev."""
+        ip4 = self.layer.stack.ip4
+        if iface_addr != bytes(4):
+            iface = ip4.local.get(iface_addr)
+            if iface is None:
+                raise oserror(errno.ENODEV)
+            return iface
+        found = ip4.route(group)
+        if found is None:
+            # No route and no Ethernet interface with an address: a loopback-only host still has
+            # multicast among its own sockets.
+            return self.layer.stack.loopback
+        return found[0]
+
+    def _multicast_iface(self, group: bytes) -> Interface | None:
+        """Where a datagram to ``group`` leaves when no route says (None: the route decides): an
+        interface this socket joined on, else the loopback when the host's members are there."""
+        stack = self.layer.stack
+        if stack.ip4.route(group) is not None:
+            return None
+        for _, iface in sorted(self.memberships, key=lambda m: m[0] != group):
+            return iface
+        if stack.ip4.igmp.joined(stack.loopback, group):
+            return stack.loopback
+        return None
+
+    def add_membership(self, group: bytes, iface_addr: bytes, now: float) -> None:
+        """IP_ADD_MEMBERSHIP: join ``group`` on the interface ``iface_addr`` names (0.0.0.0: by route)."""
+        self._check_open()
+        if len(group) != 4 or not 224 <= group[0] < 240:
+            raise oserror(errno.EINVAL, "not a multicast group")
+        iface = self._membership_iface(group, iface_addr)
+        key = (group, iface)
+        if key in self.memberships:
+            raise oserror(errno.EADDRINUSE)
+        if len(self.memberships) >= self.layer.stack.sysctl.int("net.ipv4.igmp_max_memberships"):
+            raise oserror(errno.ENOBUFS)
+        self.layer.stack.ip4.igmp.join(iface, group, now)
+        self.memberships.add(key)
+
+    def drop_membership(self, group: bytes, iface_addr: bytes, now: float) -> None:
+        """IP_DROP_MEMBERSHIP; EADDRNOTAVAIL when this socket is not a member (as Linux)."""
+        self._check_open()
+        try:
+            iface = self._membership_iface(group, iface_addr)
+        except OSError:
+            raise oserror(errno.EADDRNOTAVAIL) from None
+        key = (group, iface)
+        if key not in self.memberships:
+            raise oserror(errno.EADDRNOTAVAIL)
+        self.memberships.discard(key)
+        self.layer.stack.ip4.igmp.leave(iface, group, now)
 
     def recvfrom(self, bufsize: int, now: float, *, peek: bool = False) -> tuple[bytes, Address]:
         self._check_open()
@@ -217,6 +288,10 @@ class UdpSocket(CoreSocket):
         if self.binding is not None:
             self.layer.ports.release(self.binding)
             self.layer.unregister(self)
+        igmp = self.layer.stack.ip4.igmp
+        for group, iface in sorted(self.memberships, key=lambda m: m[0]):
+            igmp.leave(iface, group, 0.0 if now is None else now)
+        self.memberships.clear()
         self.queue.clear()
         self.wake()
 
@@ -272,6 +347,8 @@ class UdpLayer:
                 sdst, ssrc = dst, src
             if sock.local_addr != sock.wildcard and sock.local_addr != sdst and not bcast:
                 continue
+            if bcast and sock.local_addr != sdst and 224 <= sock.local_addr[-4] < 240 and len(sock.local_addr) == 4:
+                continue  # bound to another group
             score = 0
             if sock.remote_addr is not None:
                 if sock.remote_addr != ssrc or sock.remote_port != sport:

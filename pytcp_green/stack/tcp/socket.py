@@ -106,6 +106,7 @@ class TcpSocket(CoreSocket):
         self._wmem_max = wmem[2]
         self.reuseaddr = False
         self.reuseport = False
+        self.tos = 0  # IP_TOS: DSCP and (for datagrams only) ECN bits of every segment (RFC 2474 §3)
 
     # -- options -------------------------------------------------------------------------------------
     @property
@@ -252,6 +253,7 @@ class TcpSocket(CoreSocket):
         """A child socket for a connection arriving at this listener, with the listener's options."""
         child = TcpSocket(self.layer, self.family)
         child.nodelay = self.nodelay
+        child.tos = self.tos  # Linux: an accepted socket inherits the listener's IP_TOS
         child._keepalive = self._keepalive
         child.keepidle, child.keepintvl, child.keepcnt = self.keepidle, self.keepintvl, self.keepcnt
         child.user_timeout = self.user_timeout

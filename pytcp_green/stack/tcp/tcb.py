@@ -238,7 +238,7 @@ class Tcb:
         if length:
             self.sbuf.copy_out(buf, hlen, seq, length)
         fill_checksum(buf, 0, total, self.local_addr, self.remote_addr)
-        err = self.stack.ip_output(self.local_addr, self.remote_addr, PROTO_TCP, buf, now)
+        err = self.stack.ip_output(self.local_addr, self.remote_addr, PROTO_TCP, buf, now, tos=self.sock.tos)
         stats = self.stats
         stats["tcp.tx"] += 1
         if err:
