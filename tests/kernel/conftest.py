@@ -12,6 +12,7 @@ import pytest
 from pytcp_green.cli import in_thread
 from pytcp_green.green.services import start_services
 from pytcp_green.host import Host, StackOptions
+from pytcp_green.stack.sockbase import AF_INET, AF_INET6
 
 
 def lab_skip_reason() -> str | None:
@@ -23,13 +24,20 @@ def lab_skip_reason() -> str | None:
 class KernelPeer:
     """The running stack plus helpers that run commands on the kernel side without blocking the hub."""
 
-    def __init__(self, host: Host, pcap: Path) -> None:
+    def __init__(self, host: Host, pcap: Path, family: int = AF_INET) -> None:
         self.host = host
         self.pcap = pcap
-        assert host.lab is not None and host.stack_ip4 is not None
+        self.family = family  # which addresses stack_ip/kernel_ip are: the same helpers serve IPv4 and IPv6
+        assert host.lab is not None
         self.lab = host.lab
-        self.stack_ip = str(host.stack_ip4.ip)
-        self.kernel_ip = str(host.lab.kernel_ip4.ip)
+        if family == AF_INET6:
+            assert host.stack_ip6 is not None and host.lab.kernel_ip6 is not None
+            self.stack_ip = str(host.stack_ip6)
+            self.kernel_ip = str(host.lab.kernel_ip6.ip)
+        else:
+            assert host.stack_ip4 is not None
+            self.stack_ip = str(host.stack_ip4.ip)
+            self.kernel_ip = str(host.lab.kernel_ip4.ip)
 
     def run(self, argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run a kernel-side command to completion in a worker thread, so the stack keeps answering."""
