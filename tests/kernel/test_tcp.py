@@ -56,7 +56,7 @@ if role == "listen":
     srv.close()
 else:
     conn = socket.create_connection((ip, port), timeout=60)
-conn.settimeout(120)
+conn.settimeout(300)
 sent, errors = hashlib.sha256(), []
 def send():
     try:
@@ -234,7 +234,9 @@ def finish(proc: subprocess.Popen[str], timeout: float = 180) -> str:
     return str(out)
 
 
-def tcp_socket(kernel: KernelPeer, timeout: float | None = 60) -> GreenSocket:
+# Blocking calls get generous bounds: at 20% loss a transfer crawls through RTO backoff, and a
+# loaded machine stretches that further; a bound only has to catch a hang, never to time a transfer.
+def tcp_socket(kernel: KernelPeer, timeout: float | None = 300) -> GreenSocket:
     return GreenSocket(kernel.host.runtime, kernel.host.stack.socket(kernel.family, SOCK_STREAM), timeout=timeout)
 
 
