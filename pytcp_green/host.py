@@ -97,6 +97,9 @@ class StackOptions:
                              "with --tap)")
         if self.dhcp and self.tun:
             raise ValueError("--dhcp needs Ethernet: use --tap or --lab, not --tun")
+        if self.dhcp and not (self.lab or self.tap):
+            # Without a link there is nothing to lease on; say so instead of running without an address.
+            raise ValueError("--dhcp needs a link: add --lab or --tap NAME (patch_all(dhcp=True, tap=...))")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> StackOptions:

@@ -220,8 +220,9 @@ def patch_all(*, socket: bool = True, dns: bool | str | Sequence[str] = True, se
     ``stack_options`` are :class:`~pytcp_green.host.StackOptions` fields (``lab``, ``tap``, ``tun``,
     ``ip4``, ``gateway4``, ``mtu``, ``pcap``, ``impair``, ``log``, ``sysctl``, ``dhcp``…); without any,
     they come from ``PYTCP_GREEN_*`` variables.  ``dns`` is True/False (replace the resolver functions) or the
-    name servers, e.g. ``dns=["198.18.0.1"]`` (else ``PYTCP_GREEN_DNS``).  ``gevent=False`` skips
-    ``gevent.monkey.patch_all()``: only for programs that already called it.
+    name servers, e.g. ``dns=["198.18.0.1"]`` (else ``PYTCP_GREEN_DNS``, else the servers DHCP taught the
+    stack: ``patch_all(dhcp=True, tap="tap0")`` waits, bounded, for a lease before returning).
+    ``gevent=False`` skips ``gevent.monkey.patch_all()``: only for programs that already called it.
     """
     from pytcp_green.patches import _state
     from pytcp_green.patches import dns as dns_module

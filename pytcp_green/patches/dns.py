@@ -4,9 +4,10 @@ Order, as glibc's ``hosts: files dns``: numeric addresses, ``localhost`` (RFC 67
 hosts file (``/etc/hosts``, or ``PYTCP_GREEN_HOSTS_FILE``), then a stub resolver that sends
 RFC 1035 queries over the stack's own UDP (and TCP when a reply comes back truncated and the
 stack has TCP) to the configured name servers (``patch_all(dns=[...])`` or ``PYTCP_GREEN_DNS``,
-comma-separated, each ``ADDR`` or ``ADDR:PORT``).  With no name servers configured, names that
-the first three steps do not know fail with ``EAI_NONAME``: nothing ever reaches libc's
-``getaddrinfo`` for a name.
+comma-separated, each ``ADDR`` or ``ADDR:PORT``), else to those the stack learned by DHCP
+(``patch_all(dhcp=True)``, ``--dhcp``; looked up at each query, so a renewal's change applies).
+With no name servers at all, names that the first three steps do not know fail with
+``EAI_NONAME``: nothing ever reaches libc's ``getaddrinfo`` for a name.
 
 Implements ``getaddrinfo``, ``gethostbyname``, ``gethostbyname_ex``, ``gethostbyaddr``,
 ``getnameinfo`` and ``getfqdn`` with the stdlib's signatures, results and errors
@@ -370,7 +371,19 @@ def configure(servers: list[str] | str | None = None, hosts_path: str | None = N
 
 
 def name_servers() -> list[tuple[str, int]]:
+    """The servers given explicitly (``patch_all(dns=...)``, ``--dns``, ``PYTCP_GREEN_DNS``)."""
     return list(_config.servers)
+
+
+def effective_servers() -> list[tuple[str, int]]:
+    """The servers queries go to: the explicit ones, else those the stack learned (DHCP option 6,
+    RFC 2132 §3.8, kept current across renewals in ``Stack.dns_servers``)."""
+    if _config.servers:
+        return list(_config.servers)
+    if not _state.has_host():
+        return []
+    learned = _state.current_host().stack.dns_servers
+    return [(server, 53) for server in learned]
 
 
 _ipv6: bool | None = None
@@ -432,9 +445,10 @@ def query(name: str, qtype: int) -> tuple[str, list[str]]:
     hit = _cache.get(key)
     if hit is not None and hit.expires > now:
         return _from_answer(hit)
-    if not _config.servers:
+    servers = effective_servers()
+    if not servers:
         raise ResolverError(_socket.EAI_NONAME)
-    answer = _ask_servers(key[0], qtype)
+    answer = _ask_servers(key[0], qtype, servers)
     if len(_cache) >= _CACHE_LIMIT:
         _cache.clear()
     _cache[key] = answer
@@ -449,10 +463,10 @@ def _from_answer(answer: _Answer) -> tuple[str, list[str]]:
     return answer.canonical, list(answer.addresses)
 
 
-def _ask_servers(name: str, qtype: int) -> _Answer:
+def _ask_servers(name: str, qtype: int, servers: list[tuple[str, int]]) -> _Answer:
     last = _socket.EAI_AGAIN
     for _attempt in range(_config.attempts):
-        for server in _config.servers:
+        for server in servers:
             try:
                 reply = _exchange(server, name, qtype)
             except (OSError, DnsFormatError):
@@ -605,7 +619,25 @@ def _host_text(host: Any) -> str:
 
 
 def _lookup(name: str, family: int) -> tuple[str, list[tuple[int, str]], list[str]]:
-    """(canonical name, [(family, address)], aliases) for a non-numeric name, or raise gaierror."""
+    """(canonical name, [(family, address)], aliases) for a non-numeric name, or raise gaierror;
+    the addresses in RFC 6724 §6 destination order (as glibc sorts every getaddrinfo answer)."""
+    canonical, addrs, aliases = _lookup_unordered(name, family)
+    return canonical, rfc6724_order(addrs), aliases
+
+
+def rfc6724_order(addrs: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """``addrs`` sorted by :func:`pytcp_green.stack.addrsel.order_destinations`, which asks the
+    current host's stack for the source of each; unchanged with no host or a single address."""
+    if len(addrs) < 2 or not _state.has_host():
+        return addrs
+    from pytcp_green.stack.addrsel import order_destinations
+
+    packed = [(b"\0" * 10 + b"\xff\xff" + _socket.inet_aton(text)) if fam == AF_INET
+              else _socket.inet_pton(AF_INET6, text.partition("%")[0]) for fam, text in addrs]
+    return [addrs[i] for i in order_destinations(_state.current_host().stack, packed)]
+
+
+def _lookup_unordered(name: str, family: int) -> tuple[str, list[tuple[int, str]], list[str]]:
     want4 = family in (AF_UNSPEC, AF_INET)
     want6 = family == AF_INET6 or (family == AF_UNSPEC and has_ipv6())
     if _is_localhost(name):
@@ -888,6 +920,6 @@ def getfqdn(name: str = "") -> str:
 
 
 __all__ = [
-    "Message", "Question", "Record", "configure", "getaddrinfo", "getfqdn", "gethostbyaddr", "gethostbyname",
-    "gethostbyname_ex", "getnameinfo", "has_ipv6", "name_servers", "query", "resolve_for_socket",
+    "Message", "Question", "Record", "configure", "effective_servers", "getaddrinfo", "getfqdn", "gethostbyaddr",
+    "gethostbyname", "gethostbyname_ex", "getnameinfo", "has_ipv6", "name_servers", "query", "resolve_for_socket",
 ]
