@@ -128,8 +128,8 @@ def test_numeric_localhost_and_hosts_file_without_libc(tmp_path: Path) -> None:
         "legacy": [[2, 2, 17, "", ["127.0.0.1", 80]]],
         "all_types": [1, 2, 3],
         "service": [[2, 1, 6, "", ["127.0.0.1", 80]]],
-        # IPv4 first, then ::1 (the stack has IPv6 on its loopback)
-        "localhost": [[2, 1, 6, "localhost", ["127.0.0.1", 8080]], [10, 1, 6, "", ["::1", 8080, 0, 0]]],
+        # ::1 first (the stack has IPv6 on its loopback): RFC 6724 §6 rule 6, precedence 50 over 35, as glibc
+        "localhost": [[10, 1, 6, "localhost", ["::1", 8080, 0, 0]], [2, 1, 6, "", ["127.0.0.1", 8080]]],
         "passive": [[2, 1, 6, "", ["0.0.0.0", 0]]],
         "files": [[2, 1, 6, "", ["198.18.7.7", 1]]],
         "alias": "198.18.7.7",
