@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from pytcp_green.lab import Lab
     from pytcp_green.lab.dnsmasq import Dnsmasq
     from pytcp_green.stack.dhcp4 import Dhcp4Client
+    from pytcp_green.stack.linklocal import LinkLocal
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,7 @@ class Host:
         self.options = options
         self.lab: Lab | None = None
         self.dhcp: Dhcp4Client | None = None
+        self.linklocal: LinkLocal | None = None  # RFC 3927, when DHCP gives no address
         self.dnsmasq: Dnsmasq | None = None
         self._dnsmasq_args = dnsmasq or {}
         self._workdir: str | None = None
@@ -252,6 +254,9 @@ class Host:
         def changed(client: Dhcp4Client) -> None:
             if client.state is Dhcp4State.BOUND:
                 bound.set()
+                if self.linklocal is not None:  # a routable address now: drop 169.254/16 (RFC 3927 §1.9)
+                    self.linklocal.stop()
+                    self.linklocal = None
                 if path and client.lease is not None:
                     try:
                         with open(path, "w", encoding="utf-8") as f:
@@ -262,9 +267,32 @@ class Host:
         self.dhcp = Dhcp4Client(self.stack, iface, hostname="pytcp-green", remembered=remembered, on_change=changed)
         self.dhcp.start(self.runtime.now())
         self.runtime.kick()
-        if not bound.wait(timeout=DHCP_WAIT):
-            log.warning("dhcp: no lease after %.0f s; going on without an address (the client keeps trying)",
-                        DHCP_WAIT)
+        linklocal = bool(self.stack.sysctl.int("net.ipv4.linklocal.enable"))
+        wait = min(DHCP_WAIT, self.stack.sysctl.float("net.ipv4.linklocal.dhcp_timeout")) if linklocal else DHCP_WAIT
+        if not bound.wait(timeout=wait):
+            if linklocal:
+                log.warning("dhcp: no lease after %.0f s; configuring a link-local address (RFC 3927) while the "
+                            "client keeps trying", wait)
+                self._start_linklocal(iface)
+            else:
+                log.warning("dhcp: no lease after %.0f s; going on without an address (the client keeps trying)",
+                            wait)
+
+    def _start_linklocal(self, iface: Interface) -> None:
+        """Claim a 169.254/16 address (RFC 3927) and wait, bounded, until probing found one."""
+        from gevent.event import Event
+
+        from pytcp_green.stack.linklocal import LinkLocal
+
+        claimed = Event()
+        self.linklocal = LinkLocal(self.stack, iface, lambda address: claimed.set() if address else None)
+        self.linklocal.start(self.runtime.now())
+        self.runtime.kick()
+        sysctl = self.stack.sysctl
+        bound = (sysctl.float("net.ipv4.acd.probe_wait") + sysctl.int("net.ipv4.acd.probe_num")
+                 * sysctl.float("net.ipv4.acd.probe_max") + sysctl.float("net.ipv4.acd.announce_wait") + 5.0)
+        if not claimed.wait(timeout=bound):
+            log.warning("linklocal: no address claimed after %.0f s; going on (it keeps trying)", bound)
 
     def _probe_addresses(self, iface: Interface, addresses: list[str]) -> None:
         """Probe every address (RFC 5227 §2.1) and wait, bounded, for the outcome; conflicts raise."""

@@ -50,6 +50,12 @@ DEFAULTS: dict[str, Value] = {
     "net.ipv4.dhcp.renew_max_interval": 86400.0,
     "net.ipv4.dhcp.decline_wait": 10.0,
     "net.ipv4.dhcp.acd": 1,
+    # RFC 3927 link-local addresses, when DHCP gives none within linklocal.dhcp_timeout seconds
+    # (probing uses the acd.* timings above, which are RFC 3927's constants too).
+    "net.ipv4.linklocal.enable": 1,
+    "net.ipv4.linklocal.dhcp_timeout": 60.0,
+    "net.ipv4.linklocal.max_conflicts": 10,
+    "net.ipv4.linklocal.rate_limit_interval": 60.0,
     # IGMP (RFC 3376 §8; Linux names, intervals in seconds).  force_igmp_version 0: v3 unless an
     # older querier is heard (RFC 3376 §7.2.1); igmp_max_memberships: groups per socket (ENOBUFS past it).
     "net.ipv4.igmp_qrv": 2,
