@@ -884,6 +884,8 @@ def getnameinfo(sockaddr: Any, flags: int) -> tuple[str, str]:
     family, address = numeric
     if len(sockaddr) > 2 and family != AF_INET6:
         raise OSError("IPv4 sockaddr must be 2 tuple")
+    if len(sockaddr) > 2 and not 0 <= int(sockaddr[2]) <= 0xFFFFF:
+        raise OverflowError("getnameinfo(): flowinfo must be 0-1048575.")
     if flags & _socket.NI_NUMERICHOST:
         name = address
     else:

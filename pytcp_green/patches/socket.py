@@ -331,7 +331,7 @@ class socket:  # the stdlib's name
             if not _stack_supports(family):
                 raise OSError(errno.EAFNOSUPPORT, os.strerror(errno.EAFNOSUPPORT))
             green = _new_green(family, base_type, expected)
-            handle = Handle(green, family, base_type, expected)
+            handle = Handle(green, family, base_type, proto)  # .proto shows what was asked (0), as CPython
             handle.refs = 1
             self._handle = handle
             green.timeout = 0.0 if type & SOCK_NONBLOCK else _socket.getdefaulttimeout()
@@ -544,7 +544,7 @@ class socket:  # the stdlib's name
         # Like CPython, the new socket is of the base class and takes the default timeout.
         conn_green.timeout = _socket.getdefaulttimeout()
         conn = socket.__new__(socket)
-        conn._init_stack(Handle(conn_green, self._handle.family, SOCK_STREAM, IPPROTO_TCP))
+        conn._init_stack(Handle(conn_green, self._handle.family, SOCK_STREAM, self._handle.proto))
         return conn, addr
 
     def _init_stack(self, handle: Handle) -> None:
@@ -649,6 +649,10 @@ class socket:  # the stdlib's name
     def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0) -> tuple[bytes, list[Any], int, Any]:
         if self._kernel is not None:
             return self._kernel.recvmsg(bufsize, ancbufsize, flags)  # type: ignore[no-any-return]
+        bufsize = _c_int(bufsize)
+        if bufsize < 0:
+            raise ValueError("negative buffer size in recvmsg()")
+        _recvmsg_checks(ancbufsize, flags)
         data, addr = self.recvfrom(bufsize, flags)
         return data, [], 0, addr
 
@@ -656,7 +660,21 @@ class socket:  # the stdlib's name
                      flags: int = 0) -> tuple[int, list[Any], int, Any]:
         if self._kernel is not None:
             return self._kernel.recvmsg_into(buffers, ancbufsize, flags)  # type: ignore[no-any-return]
-        views = [memoryview(b).cast("B") for b in buffers]
+        try:
+            items = list(buffers)
+        except TypeError:
+            raise TypeError("recvmsg_into() argument 1 must be an iterable") from None
+        views = []
+        for item in items:
+            try:
+                view = memoryview(item)
+            except TypeError:
+                raise TypeError(f"a bytes-like object is required, not '{type(item).__name__}'") from None
+            if view.readonly:
+                raise TypeError(f"recvmsg_into() argument 1 must be an iterable of single-segment read-write "
+                                f"buffers, not {type(item).__name__}")
+            views.append(view.cast("B"))
+        _recvmsg_checks(ancbufsize, flags)
         data, addr = self.recvfrom(sum(len(v) for v in views), flags)
         offset = 0
         for view in views:
@@ -689,15 +707,16 @@ class socket:  # the stdlib's name
             return
         green.sendall(view, timeout)
 
-    def sendto(self, data: Any, flags_or_addr: Any, addr: Any = None) -> int:
+    def sendto(self, data: Any, *args: Any) -> int:
+        """``sendto(data, address)`` or ``sendto(data, flags, address)``; an address of None is an error."""
         if self._kernel is not None:
-            if addr is None:
-                return int(self._kernel.sendto(data, flags_or_addr))
-            return int(self._kernel.sendto(data, flags_or_addr, addr))
-        if addr is None:
-            flags, address = 0, flags_or_addr
+            return int(self._kernel.sendto(data, *args))
+        if len(args) == 1:
+            flags, address = 0, args[0]
+        elif len(args) == 2:
+            flags, address = _c_int(args[0]), args[1]
         else:
-            flags, address = int(flags_or_addr), addr
+            raise TypeError(f"sendto() takes 2 or 3 arguments ({len(args) + 1} given)")
         green = self._green()
         view = _as_bytes_like(data)
         timeout = self._flag_timeout(flags)
@@ -709,9 +728,28 @@ class socket:  # the stdlib's name
     def sendmsg(self, buffers: Iterable[Any], ancdata: Iterable[Any] = (), flags: int = 0, address: Any = None) -> int:
         if self._kernel is not None:
             return int(self._kernel.sendmsg(buffers, ancdata, flags, address))
-        if list(ancdata):
+        # Every argument is checked before anything is sent, as CPython does.
+        try:
+            items = list(buffers)
+        except TypeError:
+            raise TypeError("sendmsg() argument 1 must be an iterable") from None
+        data = b"".join(bytes(_as_bytes_like(b)) for b in items)
+        try:
+            cmsgs = list(ancdata)
+        except TypeError:
+            raise TypeError("sendmsg() argument 2 must be an iterable") from None
+        for cmsg in cmsgs:
+            if not isinstance(cmsg, tuple) or len(cmsg) != 3:
+                raise TypeError("sendmsg() ancillary data items must be (level, type, data) tuples")
+            _c_int(cmsg[0])
+            _c_int(cmsg[1])
+            _as_bytes_like(cmsg[2])
+        flags = _c_int(flags)
+        if address is not None:
+            assert self._handle is not None
+            sockaddr_arg(self._handle.family, address, "sendmsg")
+        if cmsgs:
             raise OSError(errno.EOPNOTSUPP, "pytcp_green: ancillary data is not supported")
-        data = b"".join(bytes(memoryview(b)) for b in buffers)
         if address is not None:
             return self.sendto(data, flags, address)
         return self.send(data, flags)
@@ -816,7 +854,7 @@ class socket:  # the stdlib's name
         elif key == (SOL_SOCKET, getattr(_socket, "SO_DOMAIN", 39)):
             value = handle.family
         elif key == (SOL_SOCKET, getattr(_socket, "SO_PROTOCOL", 38)):
-            value = handle.proto
+            value = IPPROTO_TCP if handle.type == SOCK_STREAM else IPPROTO_UDP  # the kernel's answer
         elif key == (SOL_SOCKET, getattr(_socket, "SO_ACCEPTCONN", 30)):
             value = int(bool(getattr(green.core, "listening", False)))
         elif key in _CORE_OPTIONS and hasattr(green.core, _CORE_OPTIONS[key]):
@@ -959,6 +997,12 @@ class socket:  # the stdlib's name
         return text
 
 
+def _recvmsg_checks(ancbufsize: Any, flags: Any) -> None:
+    if _c_int(ancbufsize) < 0:
+        raise ValueError("negative buffer size in recvmsg()")
+    _c_int(flags)
+
+
 # Descriptors handed out by detach() that no socket object has taken back yet.
 _parked: set[int] = set()
 
@@ -1010,11 +1054,15 @@ def create_connection(address: tuple[Any, Any], timeout: Any = _GLOBAL_DEFAULT_T
     from pytcp_green.patches import dns
 
     host, port = address
+    # As the stdlib's, look the class up in the socket module at call time (tests mock it), as long as
+    # it is ours or a subclass, so this never opens a kernel socket.
+    current = getattr(_stdsocket, "socket", socket)
+    factory = current if isinstance(current, type) and issubclass(current, socket) else socket
     failures: list[OSError] = []
     for family, socktype, proto, _canon, sockaddr in dns.getaddrinfo(host, port, 0, SOCK_STREAM):
         sock = None
         try:
-            sock = socket(family, socktype, proto)
+            sock = factory(family, socktype, proto)
             if timeout is not _GLOBAL_DEFAULT_TIMEOUT:
                 sock.settimeout(timeout)
             if source_address:

@@ -88,8 +88,7 @@ class SSLSocket(socket):
             connected = False
         self._connected = connected
         if connected:
-            self._sslobj = context.wrap_bio(self._incoming, self._outgoing, server_side=server_side,
-                                            server_hostname=self.server_hostname, session=session)
+            self._sslobj = self._new_sslobj(server_side, session)
             if do_handshake_on_connect:
                 try:
                     if timeout == 0.0:
@@ -101,6 +100,18 @@ class SSLSocket(socket):
         return self
 
     # -- the pump ------------------------------------------------------------------------------------
+    def _new_sslobj(self, server_side: bool, session: Any) -> Any:
+        sslobj = self._context.wrap_bio(self._incoming, self._outgoing, server_side=server_side,
+                                        server_hostname=self.server_hostname, session=session)
+        # OpenSSL's callbacks (sni_callback, _msg_callback) get the C object's owner: make that this
+        # socket, as the stdlib's SSLSocket does, rather than the SSLObject.
+        sslobj._sslobj.owner = self
+        return sslobj
+
+    def _sslsock(self) -> SSLSocket:
+        """gevent's wrappers of those callbacks unwrap ``conn._sslsock()`` (a weakref call on its sockets)."""
+        return self
+
     def _send_bytes(self, green: GreenSocket, data: bytes, deadline: float | None, nonblocking: bool) -> None:
         view = memoryview(data)
         sent = 0
@@ -271,10 +282,10 @@ class SSLSocket(socket):
         while sent < len(view):
             sent += self.write(view[sent:])
 
-    def sendto(self, data: Any, flags_or_addr: Any, addr: Any = None) -> int:
+    def sendto(self, data: Any, *args: Any) -> int:
         if self._sslobj is not None:
             raise ValueError(f"sendto not allowed on instances of {type(self)}")
-        return super().sendto(data, flags_or_addr, addr)
+        return super().sendto(data, *args)
 
     def sendmsg(self, *args: Any, **kwargs: Any) -> int:
         raise NotImplementedError(f"sendmsg not allowed on instances of {type(self)}")
@@ -354,8 +365,7 @@ class SSLSocket(socket):
         rc = super().connect_ex(address) if connect_ex else (super().connect(address) or 0)
         if rc:
             return rc
-        self._sslobj = self._context.wrap_bio(self._incoming, self._outgoing, server_side=False,
-                                              server_hostname=self.server_hostname, session=self._session)
+        self._sslobj = self._new_sslobj(False, self._session)
         self._connected = True
         if self.do_handshake_on_connect:
             self.do_handshake()
@@ -381,11 +391,30 @@ def _is_stack_socket(sock: Any) -> bool:
 class SSLContext(_BaseContext):  # type: ignore[misc]
     """``ssl.SSLContext`` whose ``wrap_socket`` handles stack sockets through memory BIOs."""
 
+    if hasattr(_BaseContext, "_msg_callback"):
+        # gevent's setter rebinds ssl.SSLContext to the stdlib's class while it runs and then to *gevent's*
+        # class, which would undo our patching for the rest of the process: put back what was there.
+        @property
+        def _msg_callback(self) -> Any:
+            return _BaseContext._msg_callback.__get__(self)
+
+        @_msg_callback.setter
+        def _msg_callback(self, value: Any) -> None:
+            current = _stdssl.SSLContext
+            try:
+                _BaseContext._msg_callback.__set__(self, value)
+            finally:
+                _stdssl.SSLContext = current  # type: ignore[misc]
+
     def wrap_socket(self, sock: Any, server_side: bool = False, do_handshake_on_connect: bool = True,
                     suppress_ragged_eofs: bool = True, server_hostname: str | None = None,
                     session: Any = None) -> Any:
         if _is_stack_socket(sock):
-            return SSLSocket._create(sock, server_side=server_side, do_handshake_on_connect=do_handshake_on_connect,
+            # A context's sslsocket_class may name a subclass of ours (ssl.SSLSocket is ours after patching).
+            cls = getattr(self, "sslsocket_class", None)
+            if not (isinstance(cls, type) and issubclass(cls, SSLSocket)):
+                cls = SSLSocket
+            return cls._create(sock, server_side=server_side, do_handshake_on_connect=do_handshake_on_connect,
                                      suppress_ragged_eofs=suppress_ragged_eofs, server_hostname=server_hostname,
                                      context=self, session=session)
         return super().wrap_socket(sock, server_side=server_side, do_handshake_on_connect=do_handshake_on_connect,

@@ -147,3 +147,42 @@ def test_module_level_wrap_socket_and_get_server_certificate_use_the_stack(cert:
     """)
     assert out == {"same_cert": True, "create_connection_is_ours": True, "kind": "pytcp_green.patches.ssl",
                    "echo": "HELLO"}
+
+
+def test_callbacks_see_our_sslsocket_and_msg_callback_keeps_the_patch(cert: tuple[str, str]) -> None:
+    """Found by CPython's test_ssl: setting ``_msg_callback`` went through gevent's setter, which rebinds
+    ssl.SSLContext to gevent's class (every later context then built kernel-fd sockets: ENOTSOCK); OpenSSL's
+    callbacks got the SSLObject (gevent's wrapper then failed on ``_sslsock``); sslsocket_class was ignored."""
+    crt, key = cert
+    out = run_patched(f"""
+        import ssl, socket, gevent
+        ours = ssl.SSLContext
+        seen = {{}}
+        class Mine(ssl.SSLSocket):
+            pass
+        sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); sctx.load_cert_chain({crt!r}, {key!r})
+        sctx.sslsocket_class = Mine
+        def sni(conn, name, ctx):
+            seen["sni"] = (type(conn).__name__, name)
+        sctx.sni_callback = sni
+        cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); cctx.check_hostname = False; cctx.verify_mode = ssl.CERT_NONE
+        def msg(conn, direction, version, content_type, msg_type, data):
+            seen.setdefault("msg", type(conn).__name__)
+        cctx._msg_callback = msg
+        res = {{"still_patched": ssl.SSLContext is ours, "getter": cctx._msg_callback is msg}}
+        listener = socket.create_server(("127.0.0.1", 0))
+        def serve():
+            conn, _ = listener.accept()
+            with sctx.wrap_socket(conn, server_side=True) as tls:
+                seen["server_class"] = type(tls).__name__
+                tls.sendall(tls.recv(10))
+        server = gevent.spawn(serve)
+        with cctx.wrap_socket(socket.create_connection(listener.getsockname()), server_hostname="localhost") as c:
+            c.sendall(b"ping")
+            res["echo"] = c.recv(10).decode()
+        server.join(timeout=10); listener.close()
+        res.update(seen)
+        report(res)
+    """)
+    assert out == {"still_patched": True, "getter": True, "echo": "ping", "sni": ["Mine", "localhost"],
+                   "msg": "SSLSocket", "server_class": "Mine"}

@@ -294,3 +294,24 @@ def test_int_arguments_overflow_as_cpython_parses_a_c_int() -> None:
     """)
     assert out == {"shutdown": "OverflowError", "listen": "OverflowError", "shutdown_type": "TypeError",
                    "after": "ok"}
+
+
+def test_create_connection_uses_the_socket_module_class_when_it_is_ours() -> None:
+    """Found by CPython's test_socket (test_create_connection_timeout mocks socket.socket)."""
+    out = run_patched("""
+        import socket
+        made = []
+        class Mock(socket.socket):
+            def connect(self, address):
+                made.append(address)
+                raise TimeoutError("mock")
+        real, socket.socket = socket.socket, Mock
+        try:
+            socket.create_connection(("127.0.0.1", 1234))
+        except TimeoutError as e:
+            res = {"error": str(e), "made": [list(a) for a in made]}
+        finally:
+            socket.socket = real
+        report(res)
+    """)
+    assert out == {"error": "mock", "made": [["127.0.0.1", 1234]]}

@@ -32,7 +32,8 @@ def test_udp_echo_over_loopback_through_the_patched_socket_module() -> None:
                 "family_name": client.family.name, "type_name": client.type.name})
         client.close(); server.close()
     """)
-    assert out == {"all_ok": True, "count": 20, "isinstance": True, "family": 2, "type": 2, "proto": 17,
+    # proto is what socket() was given (0 here), as over the kernel; SO_PROTOCOL says 17.
+    assert out == {"all_ok": True, "count": 20, "isinstance": True, "family": 2, "type": 2, "proto": 0,
                    "family_name": "AF_INET", "type_name": "SOCK_DGRAM"}
 
 
@@ -310,3 +311,64 @@ def test_hash_of_a_large_datagram_survives_fragmentation_on_loopback() -> None:
         a.close(); b.close()
     """)
     assert out == payload_hash
+
+
+def test_sendmsg_and_recvmsg_check_their_arguments_as_cpython() -> None:
+    """Found by CPython's test_socket (testSendmsgBadArgs/BadCmsg/BadMultiCmsg, testRecvmsg(Into)BadArgs):
+    every bad argument raises TypeError/ValueError before anything is sent or received."""
+    out = run_patched("""
+        import socket
+        def _raises(call, *args):
+            try:
+                call(*args)
+            except Exception as e:
+                return e
+            return None
+        a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(("127.0.0.1", 0))
+        b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); b.connect(a.getsockname())
+        bad_send = [(b"not in an iterable",), (object(),), ([object()],), ([b"x", object()],), ([b"x"], object()),
+                    ([b"x"], [object()]), ([b"x"], [(object(), 0, b"d")]), ([b"x"], [(0, 0, object())]),
+                    ([b"x"], [(0, 0)]), ([b"x"], [(0, 0, b"d", 42)]), ([b"x"], [0, 0, b""]),
+                    ([b"x"], [], object()), ([b"x"], [], 0, object())]
+        res = {"send": [type(e).__name__ for e in (_raises(b.sendmsg, *args) for args in bad_send)]}
+        bad_recv = [(-1, 0, 0), (10, -1, 0), ([bytearray(10)], 0, 0), (object(), 0, 0), (10, object(), 0),
+                    (10, 0, object())]
+        res["recv"] = [type(e).__name__ for e in (_raises(a.recvmsg, *args) for args in bad_recv)]
+        bad_into = [(object(),), ([b"readonly"],), ([bytearray(4)], -1), ([bytearray(4)], 0, object())]
+        res["into"] = [type(e).__name__ for e in (_raises(a.recvmsg_into, *args) for args in bad_into)]
+        b.sendmsg([b"do", b"ne"])
+        res["after"] = a.recvmsg(10)[0].decode()
+        report(res)
+    """)
+    assert out == {"send": ["TypeError"] * 13, "recv": ["ValueError", "ValueError"] + ["TypeError"] * 4,
+                   "into": ["TypeError", "TypeError", "ValueError", "TypeError"], "after": "done"}
+
+
+
+def test_sendto_arguments_and_getnameinfo_flowinfo_as_cpython() -> None:
+    """Found by CPython's test_socket (testSendtoErrors, test_flowinfo, testNewAttributes)."""
+    out = run_patched("""
+        import socket
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0))
+        res = {"proto": s.proto, "so_protocol": s.getsockopt(socket.SOL_SOCKET, socket.SO_PROTOCOL)}
+        for name, args in (("none2", (b"x", None)), ("none3", (b"x", 0, None)), ("one", (b"x",)),
+                           ("four", (b"x", 0, s.getsockname(), 4)), ("flags", (b"x", "bar", s.getsockname()))):
+            try:
+                s.sendto(*args)
+            except TypeError as e:
+                res[name] = str(e)
+        s.sendto(b"ok", 0, s.getsockname())
+        res["got"] = s.recv(10).decode()
+        try:
+            socket.getnameinfo(("::1", 0, 0xFFFFFFFF), 0)
+        except OverflowError as e:
+            res["flowinfo"] = str(e)
+        s.close()
+        report(res)
+    """)
+    assert out.pop("flags")
+    assert out == {"proto": 0, "so_protocol": 17, "none2": "AF_INET address must be tuple, not NoneType",
+                   "none3": "AF_INET address must be tuple, not NoneType",
+                   "one": "sendto() takes 2 or 3 arguments (1 given)",
+                   "four": "sendto() takes 2 or 3 arguments (4 given)",
+                   "got": "ok", "flowinfo": "getnameinfo(): flowinfo must be 0-1048575."}
