@@ -105,7 +105,10 @@ class Icmp6Layer:
             elif kind == TYPE_MLD_QUERY:
                 self.stack.ip6.mld.receive_query(if6, pkt, MldQuery.parse(msg), now)
             elif kind in (TYPE_MLD_V1_REPORT, TYPE_MLD_V1_DONE, TYPE_MLD_V2_REPORT):
-                stats["icmp6.rx.mld_report"] += 1  # RFC 3810 §6: a host ignores other hosts' reports
+                stats["icmp6.rx.mld_report"] += 1  # RFC 3810 §6: a host ignores other hosts' MLDv2 reports
+                if kind == TYPE_MLD_V1_REPORT and len(msg.body) >= 16:
+                    # but an MLDv1 Report can suppress ours (RFC 2710 §4)
+                    self.stack.ip6.mld.receive_v1_report(if6, bytes(msg.body[:16]))
             else:
                 stats["icmp6.rx.other"] += 1  # RFC 4443 §2.4 b: unknown informational, discarded
         except Malformed as exc:

@@ -112,6 +112,8 @@ SYSCTLS: dict[str, _sysctl.Value] = {
     "net.ipv6.conf.default.idgen_retries": 3,  # RFC 7217 §6 IDGEN_RETRIES
     "net.ipv6.conf.default.mldv2_unsolicited_report_interval": 1.0,  # RFC 3810 §9.11
     "net.ipv6.conf.default.mld_robustness": 2,  # RFC 3810 §9.1
+    "net.ipv6.conf.default.mldv1_unsolicited_report_interval": 10.0,  # RFC 2710 §7.10
+    "net.ipv6.conf.default.force_mld_version": 0,  # 0: MLDv2 unless an MLDv1 querier is heard (RFC 3810 §8.2.1)
     "net.ipv6.neigh.default.retrans_time": 1.0,
     "net.ipv6.neigh.default.base_reachable_time": 30.0,
     "net.ipv6.neigh.default.delay_first_probe_time": 5.0,
