@@ -4,6 +4,10 @@ The stdlib's ``SSLSocket`` hands a kernel fd to OpenSSL, which a stack socket do
 Here OpenSSL only ever sees two memory buffers (an ``SSLObject`` from ``SSLContext.wrap_bio``):
 whenever it wants input (``SSLWantReadError``) we move bytes from the stack socket into the
 incoming BIO, and after every step we flush what it wrote to the outgoing BIO into the socket.
+Input moves one TLS record at a time (its 5-byte header, then its body), as OpenSSL reads a
+kernel socket: bytes of later records stay in the stack socket, so the socket polls readable
+while they wait (select/asyncore loops depend on it) and bytes after close_notify are left
+for the plain socket ``unwrap()`` returns.
 Client and server side, handshake on connect/accept or on demand, ``unwrap()``, ``makefile()``,
 timeouts (the socket's timeout covers each TLS call as a whole) and non-blocking mode
 (``SSLWantReadError``/``SSLWantWriteError`` as the stdlib raises them) work as with kernel sockets.
@@ -24,6 +28,7 @@ from pytcp_green.patches.socket import _GLOBAL_DEFAULT_TIMEOUT, SOCK_STREAM, cre
 
 _BaseContext: Any = _stdssl.SSLContext  # gevent's SSLContext when gevent patched first
 _READ_CHUNK = 65536
+_TLS_HEADER = 5  # content type, version, length (RFC 8446 §5.1)
 
 
 class SSLSocket(socket):
@@ -35,6 +40,8 @@ class SSLSocket(socket):
     _incoming: Any
     _outgoing: Any
     _pending_out: bytes
+    _record_head: bytes  # the part read so far of the next TLS record's 5-byte header
+    _record_left: int  # bytes of the current TLS record's body not read yet
     _connected: bool
     server_side: bool
     server_hostname: str | None
@@ -79,6 +86,8 @@ class SSLSocket(socket):
         self._outgoing = _stdssl.MemoryBIO()
         self._sslobj = None
         self._pending_out = b""
+        self._record_head = b""
+        self._record_left = 0
         try:
             self.getpeername()
             connected = True
@@ -159,18 +168,28 @@ class SSLSocket(socket):
             return result
 
     def _fill(self, green: GreenSocket, deadline: float | None, nonblocking: bool) -> None:
+        """Move the next piece of the current TLS record (header or body) into the incoming BIO."""
+        want = min(self._record_left, _READ_CHUNK) if self._record_left else _TLS_HEADER - len(self._record_head)
+
         def recv_some(now: float) -> bytes:
-            return bytes(green.core.recv(_READ_CHUNK, now))
+            return bytes(green.core.recv(want, now))
 
         try:
             data = green.call_until(recv_some, deadline, nonblocking=nonblocking)
         except BlockingIOError:
             raise _stdssl.SSLWantReadError(_stdssl.SSL_ERROR_WANT_READ,
                                            "The operation did not complete (read)") from None
-        if data:
-            self._incoming.write(data)
-        else:
+        if not data:
             self._incoming.write_eof()
+            return
+        if self._record_left:
+            self._record_left -= len(data)
+        else:
+            self._record_head += data
+            if len(self._record_head) == _TLS_HEADER:
+                self._record_left = int.from_bytes(self._record_head[3:5], "big")
+                self._record_head = b""
+        self._incoming.write(data)
 
     # -- TLS API -------------------------------------------------------------------------------------
     @property

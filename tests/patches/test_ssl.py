@@ -186,3 +186,46 @@ def test_callbacks_see_our_sslsocket_and_msg_callback_keeps_the_patch(cert: tupl
     """)
     assert out == {"still_patched": True, "getter": True, "echo": "ping", "sni": ["Mine", "localhost"],
                    "msg": "SSLSocket", "server_class": "Mine"}
+
+
+def test_tls_reads_record_by_record_so_select_sees_waiting_records(cert: tuple[str, str]) -> None:
+    """Found by CPython's test_ssl (test_asyncore_server, test_starttls hung): a non-blocking server that
+    selects before each recv.  The client's data follows its handshake at once; had the handshake's read
+    swallowed it into the memory BIO, the socket would never poll readable again."""
+    crt, key = cert
+    out = run_patched(f"""
+        import ssl, socket, select, gevent
+        sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); sctx.load_cert_chain({crt!r}, {key!r})
+        cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); cctx.check_hostname = False; cctx.verify_mode = ssl.CERT_NONE
+        listener = socket.create_server(("127.0.0.1", 0))
+        res = {{}}
+        def serve():
+            conn, _ = listener.accept()
+            conn.setblocking(False)
+            tls = sctx.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+            while True:
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    select.select([tls], [], [], 10)
+            got = b""
+            while not got.endswith(b"\\n"):
+                if tls.pending() == 0:
+                    res.setdefault("selects", []).append(bool(select.select([tls], [], [], 10)[0]))
+                try:
+                    got += tls.recv(100)
+                except ssl.SSLWantReadError:
+                    continue
+            tls.setblocking(True)
+            tls.sendall(got.upper())
+            tls.close()
+        server = gevent.spawn(serve)
+        with cctx.wrap_socket(socket.create_connection(listener.getsockname())) as c:
+            c.sendall(b"foo\\n")
+            res["reply"] = c.recv(100).decode()
+        server.join(timeout=20); listener.close()
+        report(res)
+    """)
+    assert out["reply"] == "FOO\n"
+    assert out["selects"] and all(out["selects"])
