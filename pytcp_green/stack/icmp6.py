@@ -1,12 +1,12 @@
 """ICMPv6 for a host (RFC 4443): echo, error generation under §2.4, error delivery, ND/MLD dispatch.
 
 Errors are never sent (RFC 4443 §2.4 e) about an ICMPv6 error or a redirect, about a packet
-sent to a multicast address (except Packet Too Big and a Parameter Problem code 2 for an
-option whose action bits are 10, §2.4 e.3), or to a source that does not name one node
-(unspecified or multicast).  They go through a token bucket (§2.4 f; the rate and burst are
-Linux's global ICMP limits ``net.ipv4.icmp_msgs_per_sec``/``icmp_msgs_burst``, which Linux
-applies to ICMPv6 too) and quote as much of the invoking packet as keeps the error within the
-minimum MTU (§2.4 c).
+sent to a multicast address or in a link-layer multicast or broadcast frame (except Packet Too
+Big and a Parameter Problem code 2 for an option whose action bits are 10, §2.4 e.3-e.5), or to
+a source that does not name one node (unspecified or multicast).  They go through a token
+bucket (§2.4 f; the rate and burst are Linux's global ICMP limits
+``net.ipv4.icmp_msgs_per_sec``/``icmp_msgs_burst``, which Linux applies to ICMPv6 too) and
+quote as much of the invoking packet as keeps the error within the minimum MTU (§2.4 c).
 
 Errors received are mapped to errno values as Linux's ``icmpv6_err_convert`` does and handed
 to the transport owning the quoted flow; Packet Too Big feeds path MTU discovery (RFC 8201)
@@ -220,6 +220,10 @@ class Icmp6Layer:
         src, dst = pkt.src, pkt.dst
         if dst[0] == 0xFF and not (allow_multicast or kind == TYPE_PACKET_TOO_BIG):
             stats["icmp6.error_suppressed.multicast"] += 1
+            return
+        if pkt.link_multicast and not (allow_multicast or kind == TYPE_PACKET_TOO_BIG):
+            # e.4/e.5: sent as a link-layer multicast or broadcast, with e.3's exceptions
+            stats["icmp6.error_suppressed.link_multicast"] += 1
             return
         if src == UNSPECIFIED or src[0] == 0xFF:
             stats["icmp6.error_suppressed.source"] += 1

@@ -518,13 +518,15 @@ class Ip6Layer:
             self.stack.stats["ip6.pmtu.expired"] += 1
 
     # -- input ---------------------------------------------------------------------------------------
-    def receive(self, iface: Interface, buf: memoryview, now: float) -> None:
+    def receive(self, iface: Interface, buf: memoryview, now: float, *, link_multicast: bool = False) -> None:
+        """One packet from ``iface``; ``link_multicast``: it came in a link-layer multicast/broadcast frame."""
         stats = self.stack.stats
         try:
             pkt = Ip6Packet.parse(buf)
         except Malformed as exc:
             stats["ip6.drop." + exc.reason] += 1
             return
+        pkt.link_multicast = link_multicast
         stats["ip6.rx"] += 1
         if6 = self.ifs.get(iface)
         if if6 is None:
@@ -673,6 +675,7 @@ class Ip6Layer:
             stats["ip6.drop.reassembled_" + exc.reason] += 1
             return
         stats["ip6.rx.reassembled"] += 1
+        full.link_multicast = pkt.link_multicast  # that of the fragment completing it
         self._process(if6, full, fh.next_header, off, nh_off, mcast, now)
 
     # -- output ---------------------------------------------------------------------------------------

@@ -145,7 +145,9 @@ class Stack:
         if eth.ethertype == ETHERTYPE_IP4:
             self.ip4.receive(iface, eth.payload, now)
         elif eth.ethertype == ETHERTYPE_IP6:
-            self.ip6.receive(iface, eth.payload, now)
+            # The group bit of the Ethernet destination (broadcast included): RFC 4443 §2.4 (e.4, e.5)
+            # forbids most ICMPv6 errors about such a frame even when its IPv6 destination is unicast.
+            self.ip6.receive(iface, eth.payload, now, link_multicast=is_multicast_mac(eth.dst))
         elif eth.ethertype == ETHERTYPE_ARP:
             try:
                 pkt = ArpPacket.parse(eth.payload)

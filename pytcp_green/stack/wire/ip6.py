@@ -78,7 +78,8 @@ class Ip6Packet:
     """A parsed IPv6 packet; ``header`` and ``payload`` are views into the received buffer.
 
     ``packet`` is the header plus exactly ``payload_len`` octets (link padding cut off): the
-    extension-header offsets of :func:`walk_extensions` index into it.
+    extension-header offsets of :func:`walk_extensions` index into it.  ``link_multicast``: it
+    arrived in a link-layer multicast or broadcast frame (set by the receiver; RFC 4443 §2.4 e.4/e.5).
     """
 
     __slots__ = (
@@ -86,6 +87,7 @@ class Ip6Packet:
         "flow_label",
         "header",
         "hop_limit",
+        "link_multicast",
         "next_header",
         "packet",
         "payload",
@@ -99,6 +101,7 @@ class Ip6Packet:
     payload_len: int
     next_header: int
     hop_limit: int
+    link_multicast: bool
     src: bytes
     dst: bytes
     header: memoryview
@@ -124,6 +127,7 @@ class Ip6Packet:
         self.payload_len = payload_len
         self.next_header = next_header
         self.hop_limit = hop_limit
+        self.link_multicast = False
         self.src = src
         self.dst = dst
         end = IP6_HEADER_LEN + payload_len
