@@ -329,9 +329,19 @@ class ArpCache:
         else:
             dropped = len(entry.queue)
             self.stack.stats[self.STATS + ".drop.unresolved"] += dropped
+            self._unreachable(entry, now)
             log.debug("%s: %s did not answer %s; %d packets dropped",
                       self.iface.name, ipaddress.ip_address(entry.ip), self.STATS, dropped)
             self._forget(entry, self.STATS + ".resolve_failed")
+
+    def _unreachable(self, entry: Neighbour, now: float) -> None:
+        """The neighbour never answered: the senders of what was queued for it learn EHOSTUNREACH, as
+        Linux reports a neighbour failure (ipv4_link_failure: a host unreachable to itself)."""
+        if self.ETHERTYPE != ETHERTYPE_IP4:
+            return
+        lh = self.iface.link_header_len
+        for frame in entry.queue:
+            self.stack.icmp4.local_unreachable(memoryview(frame)[lh:], now)
 
     def _forget(self, entry: Neighbour, counter: str) -> None:
         self.stack.stats[counter] += 1

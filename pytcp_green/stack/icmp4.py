@@ -132,6 +132,24 @@ class Icmp4Layer:
         elif proto == PROTO_TCP and self.stack.tcp is not None:
             self.stack.tcp.icmp_error(src, dst, transport, err, mtu, now)
 
+    def local_unreachable(self, packet: memoryview, now: float) -> None:
+        """A datagram we sent could not leave (its next hop never answered ARP): its UDP or ping socket
+        learns EHOSTUNREACH as if a host unreachable had come back, with no message on the wire."""
+        try:
+            pkt = Ip4Packet.parse(packet)
+        except Malformed:
+            return
+        if pkt.frag_offset or len(pkt.payload) < 8 or pkt.src not in self.stack.ip4.local:
+            return
+        self.stack.stats["icmp4.local_error.host_unreachable"] += 1
+        transport = pkt.payload
+        if pkt.proto == PROTO_UDP:
+            self.stack.udp.icmp_error(pkt.src, pkt.dst, transport, errno.EHOSTUNREACH, now)
+        elif pkt.proto == PROTO_ICMP:
+            self.ping.icmp_error(pkt.src, pkt.dst, transport, errno.EHOSTUNREACH)
+        # TCP is left to its own retransmissions: Linux would abort a SYN-SENT connection here, but a
+        # lossy link that loses three ARP requests in a row must not kill a connection that can recover.
+
     # -- output --------------------------------------------------------------------------------------
     def send(self, src: bytes, dst: bytes, kind: int, code: int, rest: int,
              body: bytes | memoryview, now: float) -> int:

@@ -161,3 +161,28 @@ def test_patched_ping_socket_over_loopback() -> None:
     """)
     assert out == {"type": 0, "ident": 777, "seq": 5, "data": "hello", "addr": ["127.0.0.1", 0], "proto": 1,
                    "name": ["0.0.0.0", 777], "wrong": errno.EPROTONOSUPPORT}
+
+
+def test_unanswered_arp_reports_host_unreachable_to_connected_sockets() -> None:
+    from pytcp_green.stack.sockbase import AF_INET
+    from pytcp_green.stack.stack import SOCK_DGRAM
+    from pytcp_green.stack.udp import UdpSocket
+
+    stack, iface = learned_stack()
+    ping = ping_socket(stack)
+    ping.connect(("198.18.0.9", 0), 1.0)
+    ping.sendto(request(1), None, 1.0)
+    udp = stack.socket(AF_INET, SOCK_DGRAM)
+    assert isinstance(udp, UdpSocket)
+    udp.connect(("198.18.0.9", 53), 1.0)
+    udp.sendto(b"query", None, 1.0)
+    now = 1.0
+    while (deadline := stack.next_deadline()) is not None and deadline < 30.0:
+        now = deadline
+        stack.poll(now)
+    assert len([f for f in sent(iface) if f.haslayer("ARP")]) == 3  # mcast_solicit, then give up
+    for sock in (ping, udp):
+        with pytest.raises(OSError) as info:
+            sock.recvfrom(100, now)
+        assert info.value.errno == errno.EHOSTUNREACH
+    assert stack.stats["icmp4.local_error.host_unreachable"] == 2
