@@ -20,6 +20,7 @@ import selectors as _stdselectors
 from collections.abc import Iterable
 from typing import Any
 
+import gevent
 from gevent.event import Event
 from gevent.hub import get_hub
 from gevent.select import select as _gevent_select  # imported now, while select.select is the original
@@ -82,6 +83,16 @@ def _wait(handles: Iterable[Handle], kernel: dict[int, int], timeout: float | No
             watcher.close()
 
 
+def _yield_once(waited: bool) -> None:
+    """Let other greenlets (and the stack) run before answering, if this call has not waited yet.
+
+    A loop that selects on an always-writable socket would otherwise never leave the current
+    greenlet, starving its peer in the same process; gevent's own select does the same.
+    """
+    if not waited:
+        gevent.sleep(0)
+
+
 def _now() -> float:
     return float(get_hub().loop.now()) if not _state.has_host() else _state.current_host().runtime.now()
 
@@ -134,6 +145,7 @@ def select(rlist: Iterable[Any], wlist: Iterable[Any], xlist: Iterable[Any],
     kernel_x = sorted({fd for _o, fd, h in classified[2] if h is None})
     handles = {id(h): h for row in classified for _o, _fd, h in row if h is not None}
     deadline = None if timeout is None else _now() + timeout
+    waited = False
     while True:
         ready_r, ready_w, ready_x = (set(x) for x in original_select(kernel_r, kernel_w, kernel_x, 0)) \
             if (kernel_r or kernel_w or kernel_x) else (set(), set(), set())
@@ -143,6 +155,7 @@ def select(rlist: Iterable[Any], wlist: Iterable[Any], xlist: Iterable[Any],
                  if (h.closed or h.poll_mask() & (POLLOUT | POLLERR | POLLHUP) if h is not None else fd in ready_w)]
         out_x = [o for o, fd, h in classified[2] if h is None and fd in ready_x]
         if out_r or out_w or out_x:
+            _yield_once(waited)
             return out_r, out_w, out_x
         remaining = None if deadline is None else deadline - _now()
         if remaining is not None and remaining <= 0:
@@ -155,6 +168,7 @@ def select(rlist: Iterable[Any], wlist: Iterable[Any], xlist: Iterable[Any],
         for fd in kernel_w:
             kernel[fd] = kernel.get(fd, 0) | _EV_WRITE
         _wait(handles.values(), kernel, remaining)
+        waited = True
 
 
 # -- poll ---------------------------------------------------------------------------------------------
@@ -224,9 +238,11 @@ class PollObject:
             seconds = None
         original_poll = _original("poll")
         deadline = None if seconds is None else _now() + seconds
+        waited = False
         while True:
             ready = self._check(original_poll)
             if ready:
+                _yield_once(waited)
                 return ready
             remaining = None if deadline is None else deadline - _now()
             if remaining is not None and remaining <= 0:
@@ -242,6 +258,7 @@ class PollObject:
                      (_EV_WRITE if events & (POLLOUT | POLLWRNORM) else 0)
                 kernel[fd] = ev or _EV_READ  # errors/hang-ups still wake a read watcher
             _wait(handles, kernel, remaining)
+            waited = True
 
 
 def poll() -> PollObject:

@@ -345,20 +345,16 @@ class SSLSocket(socket):
         self._io(self._sslobj.verify_client_post_handshake)
 
     def unwrap(self) -> socket:
-        """Send close_notify, wait for the peer's, and return the plain stack socket."""
+        """Send close_notify and wait for the peer's; from then on this socket carries plain bytes.
+
+        Returns this same object, as the stdlib's does (its C ``shutdown()`` hands back the
+        SSLSocket): a second ``unwrap()`` raises ValueError (ftplib's ``ccc()`` relies on it).
+        """
         if self._sslobj is None:
             raise ValueError("No SSL wrapper around " + str(self))
         self._io(self._sslobj.unwrap)
         self._sslobj = None
-        plain = socket.__new__(socket)
-        handle = self._handle
-        assert handle is not None
-        plain._init_stack(handle)
-        plain._fd, self._fd = self._fd, -1
-        self._released = True
-        self._closed = True
-        handle.refs -= 1
-        return plain
+        return self
 
     def shutdown(self, how: int) -> None:
         self._sslobj = None

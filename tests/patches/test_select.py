@@ -124,3 +124,26 @@ def test_select_and_poll_follow_cpython_details() -> None:
     assert out == {"mutated": True, "calls": 5,
                    "poll_type": "cannot create 'pytcp_green.patches.select.PollObject' instances",
                    "selector": [True]}
+
+
+def test_select_and_poll_let_other_greenlets_run_when_ready_at_once() -> None:
+    """Found by CPython's test_ftplib (TLS classes hung): an asyncore loop selecting on an always-writable
+    stack socket never left its greenlet, so the client in the same process never ran."""
+    out = run_patched("""
+        import socket, select, selectors, gevent
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        res = {}
+        for name, call in (("select", lambda: select.select([], [s], [], None)),
+                           ("poll", lambda: p.poll()),
+                           ("selector", lambda: sel.select())):
+            p = select.poll(); p.register(s, select.POLLOUT)
+            sel = selectors.DefaultSelector(); sel.register(s, selectors.EVENT_WRITE)
+            ran = []
+            gevent.spawn(ran.append, name)
+            call()
+            res[name] = ran
+            sel.close()
+        s.close()
+        report(res)
+    """)
+    assert out == {"select": ["select"], "poll": ["poll"], "selector": ["selector"]}

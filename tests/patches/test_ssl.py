@@ -52,11 +52,18 @@ def test_tls_echo_client_and_server_side_and_unwrap(cert: tuple[str, str]) -> No
                "raw_closed": raw.fileno()}}
         p = c.unwrap()
         res["after_unwrap"] = p.recv(100).decode()
+        # As the stdlib's: unwrap() hands back the same object, now plain; unwrapping again is an error.
+        res["unwrap_self"] = p is c
+        try:
+            c.unwrap()
+        except ValueError:
+            res["second_unwrap"] = "ValueError"
         p.close(); g.get(); listener.close()
         report(res)
     """)
     assert out == {"digest_ok": True, "version": "TLSv1.3", "peer_cn": "localhost", "isinstance": [True, True],
-                   "raw_closed": -1, "after_unwrap": "plain after unwrap"}
+                   "raw_closed": -1, "after_unwrap": "plain after unwrap",
+                   "unwrap_self": True, "second_unwrap": "ValueError"}
 
 
 def test_certificate_errors_surface_as_in_the_stdlib(cert: tuple[str, str]) -> None:
