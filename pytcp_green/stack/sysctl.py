@@ -79,6 +79,7 @@ DEFAULTS: dict[str, Value] = {
     "net.ipv4.tcp_timestamps": 1,
     "net.ipv4.tcp_window_scaling": 1,
     "net.ipv4.tcp_congestion_control": "newreno",
+    "net.ipv4.tcp_recovery": 1,  # RFC 8985 RACK-TLP: lost-retransmission detection and tail loss probes
     "net.ipv4.tcp_syn_retries": 6,
     "net.ipv4.tcp_synack_retries": 5,
     "net.ipv4.tcp_retries2": 15,

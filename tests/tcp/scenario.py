@@ -239,8 +239,10 @@ def run(s: Scenario, timeout: float = SCENARIO_TIMEOUT) -> Outcome:
     done = sim.run_until(step, timeout)
     if done:
         listener.close(sim.now)
-        # Let TIME-WAIT and every retransmission run out: both tables must end empty.
-        sim.run_until(lambda: not a.tcp.conns and not b.tcp.conns, 300.0)  # type: ignore[union-attr]
+        # Let TIME-WAIT and every retransmission run out: both tables must end empty.  A FIN whose
+        # ACKs are all lost is retried tcp_retries2 (15) times with the RTO capped at 120 s, about
+        # 15 minutes in all, so a shorter bound fails on an unlucky run of losses, not on a bug.
+        sim.run_until(lambda: not a.tcp.conns and not b.tcp.conns, 1000.0)  # type: ignore[union-attr]
     states = (client.state, side_b.sock.state if side_b.sock is not None else "-")
     completed = done and not a.tcp.conns and not b.tcp.conns  # type: ignore[union-attr]
     return Outcome(s, completed, bytes(side_a.got), bytes(side_b.got), a_data, b_data, sim.now - 1000.0,

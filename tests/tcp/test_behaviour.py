@@ -354,7 +354,7 @@ def test_sack_recovery_retransmits_only_the_holes() -> None:
 
 
 def test_rto_after_sack_recovery_fails_goes_back_to_the_first_hole() -> None:
-    peer = Peer({"net.ipv4.tcp_sack": 1})
+    peer = Peer({"net.ipv4.tcp_sack": 1, "net.ipv4.tcp_recovery": 0})  # no tail loss probe before the RTO
     establish(peer, sack=True)
     sock = peer.sock
     assert sock is not None
@@ -364,6 +364,94 @@ def test_rto_after_sack_recovery_fails_goes_back_to_the_first_hole() -> None:
     peer.advance(peer.tcb.rto.rto + 0.01)
     assert [(s.seq - base) & M32 for s in data_segments(peer.out())] == [0]  # cwnd = 1 segment
 
+
+
+@pytest.mark.parametrize("rack", [1, 0], ids=["rack", "rfc6675-only"])
+def test_lost_fast_retransmission_is_sent_again_without_a_timeout(rack: int) -> None:
+    """RFC 8985 §6 (ordering form): once the peer SACKs data first sent after a retransmission, a
+    retransmission still missing was lost and goes again in the same recovery; RFC 6675 alone waits
+    for the RTO."""
+    peer = Peer({"net.ipv4.tcp_sack": 1, "net.ipv4.tcp_recovery": rack})
+    establish(peer, sack=True)
+    sock = peer.sock
+    assert sock is not None
+    sock.send(b"r" * (1460 * 30), peer.now)
+    segs = data_segments(peer.out())
+    assert len(segs) == 10  # the initial window
+    base = segs[0].seq
+    stats = peer.host.stats
+
+    def sack_up_to(segments: int) -> list[TcpSegment]:
+        peer.send(ACK, ack=base, options=sack_option([(base + 1460, base + 1460 * segments)]))
+        return data_segments(peer.out())
+
+    # Segment 0 is lost; three SACKs start recovery with its fast retransmission.
+    sack_up_to(2)
+    sack_up_to(3)
+    assert [s.seq for s in sack_up_to(4)] == [base]
+    assert stats["tcp.fast_retransmit"] == 1
+    # The retransmission is lost too.  The rest of the flight (including what limited transmit sent)
+    # arrives and frees room for new data.
+    new = sack_up_to(12)
+    assert new and all((s.seq - base) & M32 >= 1460 * 12 for s in new)
+    assert stats["tcp.lost_retransmit"] == 0
+    # The first segment sent after the retransmission is SACKed.
+    again = sack_up_to(((new[0].seq - base) & M32) // 1460 + 1)
+    if rack:
+        assert again and again[0].seq == base  # segment 0 goes a third time, no timeout needed
+        assert stats["tcp.lost_retransmit"] == 1
+    else:
+        assert all(s.seq != base for s in again)  # segment 0 waits for the RTO
+        assert not stats["tcp.lost_retransmit"]
+    assert stats["tcp.rto"] == 0
+
+
+def test_tail_loss_probe_repairs_a_tail_loss_before_the_rto() -> None:
+    """RFC 8985 §7: the last two segments of a flight are lost.  After PTO = max(2 * SRTT, 10 ms) the
+    highest segment goes again as a probe; its SACK shows the hole below it lost, and fast recovery
+    repairs that without waiting for the RTO."""
+    peer = Peer({"net.ipv4.tcp_sack": 1})
+    establish(peer, sack=True)
+    sock = peer.sock
+    assert sock is not None and peer.tcb is not None
+    sock.send(b"t" * (1460 * 4), peer.now)
+    segs = data_segments(peer.out())
+    assert len(segs) == 4
+    base = segs[0].seq
+    peer.send(ACK, ack=base + 1460 * 2)  # segments 2 and 3 are lost
+    assert not peer.out()
+    rto = peer.tcb.rto.rto
+    peer.advance(rto / 2)
+    (probe,) = data_segments(peer.out())
+    assert probe.seq == (base + 1460 * 3) & M32
+    stats = peer.host.stats
+    assert stats["tcp.tlp"] == 1 and stats["tcp.rto"] == 0
+    # The probe arrives and is SACKed: segment 2, sent before it, is retransmitted at once.
+    peer.send(ACK, ack=base + 1460 * 2, options=sack_option([(base + 1460 * 3, base + 1460 * 4)]))
+    assert [s.seq for s in data_segments(peer.out())] == [(base + 1460 * 2) & M32]
+    assert stats["tcp.fast_retransmit"] == 1
+    peer.send(ACK, ack=base + 1460 * 4)
+    peer.advance(5.0)
+    assert not data_segments(peer.out())
+    assert stats["tcp.rto"] == 0 and stats["tcp.tlp"] == 1
+    assert peer.snd_una() == peer.snd_nxt()
+
+
+def test_tail_loss_probe_sends_new_data_when_the_window_allows() -> None:
+    """RFC 8985 §7.3: with unsent data the peer's window admits, the probe is new data (cwnd aside)."""
+    peer = Peer({"net.ipv4.tcp_sack": 1})
+    establish(peer, sack=True)
+    sock = peer.sock
+    assert sock is not None and peer.tcb is not None
+    sock.send(b"n" * (1460 * 12), peer.now)
+    segs = data_segments(peer.out())
+    assert len(segs) == 10  # cwnd-limited; two segments wait
+    peer.advance(peer.tcb.rto.rto / 2)
+    (probe,) = data_segments(peer.out())
+    assert probe.seq == (segs[0].seq + 1460 * 10) & M32
+    assert peer.host.stats["tcp.tlp"] == 1
+    peer.advance(peer.tcb.rto.rto / 4)
+    assert not data_segments(peer.out())  # one probe per episode
 
 # -- timestamps ----------------------------------------------------------------------------------------
 

@@ -9,6 +9,8 @@ Implements, by section:
 * RFC 7323: window scale (§2), timestamps, RTT measurement from TSecr (§4) and PAWS (§5).
 * RFC 2018 SACK (receiver block choice §4 in :mod:`.buffers`, sender scoreboard in :mod:`.sack`) and
   RFC 6675 loss recovery (IsLost/SetPipe/NextSeg rules 1-3); NewReno (RFC 6582) when SACK is off.
+* RFC 8985 in part (SACK connections, ``net.ipv4.tcp_recovery``): lost retransmissions detected by
+  transmission order (§6's idea, without the reordering window) and the tail loss probe (§7).
 * RFC 5681 fast retransmit, immediate ACKs for out-of-order data, delayed ACKs (every second full
   segment, quick-ACK at start); RFC 3042 limited transmit; RFC 6298 RTO with Karn (:mod:`.rto`).
 * RFC 1122 §4.2.3.4 Nagle (in Linux's Minshall form: a partial segment waits only while an earlier
@@ -75,6 +77,8 @@ DEFAULT_MSS4 = 536  # RFC 9293 §3.7.1 when the peer sends no MSS option
 DEFAULT_MSS6 = 1220  # RFC 8200 §8.3
 MIN_MSS = 64  # floor against absurd MSS options and ICMP-driven shrinking (Linux uses 48 + options)
 QUICKACKS = 16  # segments acknowledged at once at the start, so the peer's slow start is not held back
+TLP_MIN_PTO = 0.01  # RFC 8985 §7.2: the probe timeout's floor
+TLP_DELACK = 0.2  # RFC 8985 §7.2 WCDelAckT: worst-case delayed ACK, added when one segment is in flight
 TS_OPT_LEN = 12
 
 
@@ -148,6 +152,13 @@ class Tcb:
         self.high_rxt = 0  # RFC 6675 HighRxt
         self.partial_acked = False
         self.sb = Scoreboard()
+        # RFC 8985 (SACK only): retransmissions of this recovery as (start, end, SND.MAX when sent), in
+        # sending order; ranges found lost again, to resend first; the open tail-loss-probe episode.
+        self.rack = bool(sysctl.int("net.ipv4.tcp_recovery"))
+        self.rtx_log: list[tuple[int, int, int]] = []
+        self.relost: list[tuple[int, int]] = []
+        self.tlp_end: int | None = None  # SND.MAX after the probe; no other probe until it is acked
+        self.tlp_rxt = False  # the probe was a retransmission (the episode's end is then a loss)
         self.rto = RtoEstimator(sysctl.float("net.ipv4.tcp_rto_initial"), sysctl.float("net.ipv4.tcp_rto_min"),
                                 sysctl.float("net.ipv4.tcp_rto_max"))
         self.retries = 0  # consecutive timeouts of the same data
@@ -178,6 +189,7 @@ class Tcb:
         self.rtx_timer = LazyTimer(timers, self._on_rtx_timer)
         self.dack_timer = LazyTimer(timers, self._on_dack_timer)
         self.misc_timer = LazyTimer(timers, self._on_misc_timer)
+        self.tlp_timer = LazyTimer(timers, self._on_tlp_timer)
 
         rmem_max = sysctl.ints("net.ipv4.tcp_rmem")[2]
         scale = 0
@@ -582,6 +594,8 @@ class Tcb:
                 new_sack if self.sack_ok else plen == 0 and not seg.flags & FIN and wnd == self.snd_wnd):
             # RFC 5681 §2 duplicate ACK; with SACK, RFC 6675 §2: one that SACKs new data.
             self._dupack(now)
+        if self.rtx_log and self.in_recovery and self.sb:
+            self._detect_lost_retransmissions()
         # window update (SND.WL1/SND.WL2 rule)
         if self.snd_wl1 < seq or (self.snd_wl1 == seq and self.snd_wl2 <= ack):
             if wnd != self.snd_wnd:
@@ -646,6 +660,8 @@ class Tcb:
             if ack >= self.recover:
                 # Full acknowledgment: leave recovery (RFC 6582 §3.2 step 3, option 1; RFC 6675 §5).
                 self.in_recovery = False
+                self.rtx_log.clear()
+                self.relost.clear()
                 cc = self.cc
                 cc.cwnd = min(cc.ssthresh, max(self.snd_max - ack, mss) + mss)
             elif not self.sack_ok:
@@ -659,11 +675,24 @@ class Tcb:
                 self.partial_acked = True
         else:
             self.cc.on_ack(acked, mss, flight_before)
+        if self.tlp_end is not None and ack >= self.tlp_end:
+            # RFC 8985 §7.4: the probe's episode is over.  A retransmitted probe that got this far
+            # repaired a loss (we keep no D-SACK to prove it spurious): respond as fast recovery
+            # would, unless a recovery of the episode already did.
+            if self.tlp_rxt and not self.in_recovery:
+                self.stats["tcp.tlp_recovery"] += 1
+                self.cc.on_loss(flight_before, mss)
+                self.cc.cwnd = self.cc.ssthresh
+            self.tlp_end = None
+            self.tlp_rxt = False
         self.dupacks = 0
         if ack >= self.snd_max:
             self.rtx_timer.cancel()
-        elif rearm:
-            self.rtx_timer.arm(now + self.rto.rto)
+            self.tlp_timer.cancel()
+        else:
+            if rearm:
+                self.rtx_timer.arm(now + self.rto.rto)
+            self._schedule_tlp(now)  # RFC 8985 §7.2: restart on an ACK of new data
         if released and self.write_blocked and self.sock.writable():
             self.write_blocked = False
             self.sock.wake()
@@ -679,7 +708,10 @@ class Tcb:
             # RFC 6675 §5.1: no new recovery until HighACK reaches the RecoveryPoint of a timeout.
             if self.snd_una < self.recover:
                 return
-            if self.dupacks >= DUP_THRESH or self.sb.lost_boundary(self.snd_una, mss) > self.snd_una:
+            if (self.dupacks >= DUP_THRESH or self.sb.lost_boundary(self.snd_una, mss) > self.snd_una
+                    or (self.tlp_end is not None and self.sb.high >= self.tlp_end)):
+                # The last clause is RFC 8985's ordering applied to a tail loss probe: the probe, sent
+                # after everything below it, was SACKed, so the holes below it were lost (§7.4).
                 self._enter_recovery(now)
         elif self.dupacks == DUP_THRESH and (self.snd_una > self.recover or (
                 self.cc.cwnd > mss and self.last_advance <= 4 * mss)):
@@ -696,10 +728,15 @@ class Tcb:
         self.partial_acked = False
         self.rtt_seq = None
         self.stats["tcp.fast_retransmit"] += 1
+        self.tlp_timer.cancel()  # RFC 8985 §7.2: no probe during recovery
+        self.tlp_rxt = False  # this recovery is the episode's loss response
+        self.rtx_log.clear()
+        self.relost.clear()
         sent = self._retransmit(self.snd_una, now)
         if self.sack_ok:
             cc.cwnd = cc.ssthresh
             self.high_rxt = self.snd_una + sent
+            self._log_retransmission(self.snd_una, sent)
         else:
             cc.cwnd = cc.ssthresh + DUP_THRESH * mss
         self.rtx_timer.arm(now + self.rto.rto)
@@ -809,6 +846,7 @@ class Tcb:
         what is outstanding or blocked."""
         if self.state not in _SENDING:
             return
+        snd_max = self.snd_max
         if self.in_recovery and self.sack_ok:
             self._sack_recovery_output(now)
         else:
@@ -819,6 +857,8 @@ class Tcb:
                 self.snd_max > self.snd_una or self.sbuf.end > self.snd_nxt
                 or (self.fin_queued and self.snd_max <= self.sbuf.end)):
             self.rtx_timer.arm(now + self.rto.rto)
+        if self.snd_max != snd_max:
+            self._schedule_tlp(now)  # RFC 8985 §7.2: (re)start after sending new data
 
     def _window_output(self, now: float) -> None:
         mss = self.eff_mss
@@ -909,6 +949,23 @@ class Tcb:
         pipe = self._pipe(lost_to)
         cwnd = self.cc.cwnd
         end = self.sbuf.end
+        relost = self.relost
+        while relost and cwnd - pipe >= mss:
+            # Retransmissions found lost again (RFC 8985 §6) go before anything NextSeg would pick.
+            first, last = relost[0]
+            hole = sb.hole_at_or_after(first if first > una else una, last)
+            if hole is None:
+                del relost[0]  # acknowledged or SACKed since
+                continue
+            sent = self._retransmit(hole[0], now)
+            if sent == 0:
+                break
+            if hole[0] + sent >= last:
+                del relost[0]
+            else:
+                relost[0] = (hole[0] + sent, last)
+            self._log_retransmission(hole[0], sent)
+            pipe += sent
         while cwnd - pipe >= mss:
             start = self.high_rxt if self.high_rxt > una else una
             # rule 1: the first lost hole above HighRxt
@@ -939,6 +996,7 @@ class Tcb:
             if sent == 0:
                 break
             self.high_rxt = hole[0] + sent
+            self._log_retransmission(hole[0], sent)
             pipe += sent
 
     def _pipe(self, lost_to: int) -> int:
@@ -950,7 +1008,40 @@ class Tcb:
             return (self.snd_max - una) + (high - una)
         above_lost = (self.snd_max - lost_to) - (sb.sacked - sb.sacked_below(lost_to))
         retransmitted = (high - una) - sb.sacked_below(high)
+        for first, last in self.relost:
+            # A retransmission found lost (RFC 8985 §6) has left the network: no longer in flight.
+            if first < una:
+                first = una
+            if last > first:
+                retransmitted -= (last - first) - (sb.sacked_below(last) - sb.sacked_below(first))
         return above_lost + retransmitted
+
+    def _log_retransmission(self, seq: int, sent: int) -> None:
+        if self.rack and sent:
+            self.rtx_log.append((seq, seq + sent, self.snd_max))
+
+    def _detect_lost_retransmissions(self) -> None:
+        """RFC 8985 §6.2's ordering idea in its simplest form: once the peer SACKs data first sent after
+        a retransmission, that retransmission, if still neither acknowledged nor SACKed, was lost too
+        (the path does not reorder that far back) and becomes eligible again in this recovery, where
+        RFC 6675 alone would wait for the RTO.  No reordering window: one extra retransmission is the
+        price of being wrong.  The log is in sending order, so the SND.MAX values never decrease."""
+        sb = self.sb
+        high = sb.high
+        una = self.snd_una
+        log = self.rtx_log
+        done = 0
+        for first, last, snd_max in log:
+            if snd_max >= high:
+                break  # this and later retransmissions are younger than anything SACKed
+            done += 1
+            if first < una:
+                first = una
+            if last > first and sb.sacked_below(last) - sb.sacked_below(first) < last - first:
+                self.relost.append((first, last))
+                self.stats["tcp.lost_retransmit"] += 1
+        if done:
+            del log[:done]
 
     # ------------------------------------------------------------------------------------------------
     # timers
@@ -1001,10 +1092,69 @@ class Tcb:
         self.recover = self.snd_max
         self.dupacks = 0
         self.sb.clear()
+        self.rtx_log.clear()
+        self.relost.clear()
+        self.tlp_end = None
+        self.tlp_rxt = False
         self.rtt_seq = None
         self.snd_nxt = self.snd_una
         self._window_output(now)
         self.rtx_timer.arm(now + self.rto.rto)
+
+    def _schedule_tlp(self, now: float) -> None:
+        """RFC 8985 §7.2: with data in flight on a SACK connection outside loss recovery, and no probe
+        episode open, arm the probe timeout PTO = max(2 * SRTT, 10 ms), plus WCDelAckT when a single
+        segment is in flight (its ACK may be delayed); 1 s without an RTT sample.  A PTO that would
+        expire no earlier than the RTO is left to the RTO."""
+        if not self._tlp_allowed():
+            self.tlp_timer.cancel()
+            return
+        srtt = self.rto.srtt
+        if srtt is None:
+            pto = 1.0
+        else:
+            pto = max(2 * srtt, TLP_MIN_PTO)
+            if self.snd_max - self.snd_una <= self.eff_mss:
+                pto += TLP_DELACK
+        rto_at = self.rtx_timer.when
+        if rto_at is not None and now + pto >= rto_at:
+            self.tlp_timer.cancel()
+        else:
+            self.tlp_timer.arm(now + pto)
+
+    def _tlp_allowed(self) -> bool:
+        return (self.rack and self.sack_ok and self.state in _SENDING and not self.in_recovery
+                and self.tlp_end is None and self.snd_una < self.snd_max == self.snd_nxt and self.snd_wnd > 0)
+
+    def _on_tlp_timer(self, now: float) -> None:
+        """RFC 8985 §7.3: nothing was acknowledged for a PTO.  Send one probe, new data if the peer's
+        window allows (whatever cwnd says), else the highest-sequence segment again, so the ACK it
+        draws carries the SACK information that starts fast recovery instead of a timeout."""
+        if not self._tlp_allowed():
+            return
+        self.stats["tcp.tlp"] += 1
+        una = self.snd_una
+        end = self.sbuf.end
+        seq = self.snd_max
+        right = una + self.snd_wnd
+        if seq < end and seq < right:
+            options = self._sack_option()
+            length = min(self.eff_mss - len(options), end - seq, right - seq)
+            flags = ACK
+            if seq + length == end:
+                flags = ACK | PSH | FIN if self.fin_queued else ACK | PSH
+            self._emit(seq, flags, length, now, options)
+            if length < self.eff_mss:
+                self.snd_sml = seq + length
+            self.snd_nxt = self.snd_max = seq + length + (1 if flags & FIN else 0)
+            self.tlp_rxt = False
+        else:
+            room = self.eff_mss - len(self._sack_option())
+            last = seq if seq < end else end
+            self._retransmit(max(una, last - room), now)
+            self.tlp_rxt = True
+        self.tlp_end = self.snd_max
+        self.rtx_timer.arm(now + self.rto.rto)  # §7.3: the RTO restarts after the probe
 
     def _persist(self, now: float) -> None:
         """The peer's window stopped us (RFC 9293 §3.8.6.1, RFC 1122 §4.2.2.17).  A zero window gets a
@@ -1175,6 +1325,7 @@ class Tcb:
         self.rtx_timer.stop()
         self.dack_timer.stop()
         self.misc_timer.stop()
+        self.tlp_timer.stop()
         self.layer.forget(self)
         listener = self.listener
         if listener is not None:
