@@ -25,6 +25,18 @@
   ReachableTime, RetransTimer, MTU (within 1280..link MTU), the default router list with its
   lifetime, on-link prefixes (L) with their valid lifetime, and autonomous prefixes (A, /64)
   that make addresses with valid/preferred lifetimes (RFC 4862 §5.5.3, the two-hour rule of e).
+* Temporary addresses (RFC 8981), with ``use_tempaddr`` 1 or 2: for each autonomous prefix, an
+  address with a random interface identifier (§3.3.1, never a reserved one of RFC 5453 nor one
+  in use) whose lifetimes are those of the prefix's public address capped at ``temp_valid_lft``
+  and ``temp_prefered_lft`` minus a per-address DESYNC_FACTOR (random in 0..0.4 of the preferred
+  lifetime, §3.8), counted from its creation (§3.4), so an RA never extends it past them.  It
+  runs DAD (optimistic like other autoconfigured addresses); a duplicate is replaced by a new
+  random identifier up to ``regen_max_retry`` times (§3.4).  REGEN_ADVANCE seconds before its
+  preferred lifetime ends a successor is made from the public address's remaining lifetimes
+  (§3.5), so a preferred temporary address always exists while the prefix is preferred; the old
+  one deprecates then expires.  None is made when its preferred lifetime would not exceed
+  REGEN_ADVANCE (§3.4).  Source selection takes them first at ``use_tempaddr`` 2 (RFC 6724
+  rule 7, :meth:`Ip6Layer.select_source`).
 """
 
 from __future__ import annotations
@@ -42,10 +54,39 @@ from pytcp_green.stack.wire.ip6 import ALL_ROUTERS, IP6_MIN_MTU, UNSPECIFIED, is
 
 if TYPE_CHECKING:
     from pytcp_green.stack.stack import Stack
+    from pytcp_green.stack.timers import Timer
 
 log = logging.getLogger(__name__)
 
 TWO_HOURS = 7200  # RFC 4862 §5.5.3 e
+MAX_DESYNC_SHARE = 0.4  # RFC 8981 §3.8: MAX_DESYNC_FACTOR = 0.4 * TEMP_PREFERRED_LIFETIME
+
+
+def reserved_iid(iid: int) -> bool:
+    """RFC 5453 reserved interface identifiers: subnet-router anycast (0), the reserved subnet
+    anycast range (fdff:ffff:ffff:ff80 up), and the proxy-mobile range 0200:5eff:fe00:0000-ffff."""
+    return iid == 0 or iid >= 0xFDFFFFFFFFFFFF80 or iid >> 16 == 0x02005EFFFE00
+
+
+class _Temporary:
+    """What RFC 8981 keeps per temporary address besides its lifetimes."""
+
+    __slots__ = ("created", "desync", "regen_timer", "regenerated")
+
+    def __init__(self, created: float, desync: float) -> None:
+        self.created = created  # lifetimes are capped relative to this (§3.4)
+        self.desync = desync  # DESYNC_FACTOR of this address (§3.8)
+        self.regen_timer: Timer | None = None
+        self.regenerated = False  # its successor exists already
+
+
+def _earliest(a: float | None, b: float | None) -> float | None:
+    """The earlier of two deadlines, None meaning never."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
 
 
 def eui64_iid(mac: bytes) -> bytes:
@@ -63,6 +104,7 @@ class Addrconf:
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self._secret: bytes | None = None
+        self.temporary: dict[Addr6, _Temporary] = {}  # RFC 8981 addresses alive (DAD running or done)
 
     def _conf(self, name: str) -> float:
         return self.stack.sysctl.float(f"net.ipv6.conf.default.{name}")
@@ -151,6 +193,9 @@ class Addrconf:
         if6 = addr.if6
         if6.addrs.append(addr)  # kept, marked DUPLICATE, for tools and tests (not in ip6.local)
         ip6.dad_ended(addr, now)
+        if addr.origin == "temporary":
+            self._temporary_duplicate(addr, now)
+            return
         # RFC 7217 §6: with stable identifiers, try the next DAD counter.
         if int(self._conf("addr_gen_mode")) in (2, 3) and addr.origin in ("slaac", "link") and (
             addr.dad_counter < int(self._conf("idgen_retries"))
@@ -274,6 +319,7 @@ class Addrconf:
         if existing:
             for addr in existing:
                 self._refresh(addr, valid, preferred, now)
+            self._temporaries(if6, prefix, existing[0], valid, preferred, now)
             return
         if valid == 0:
             return
@@ -287,6 +333,7 @@ class Addrconf:
         addr.valid_until = None if valid == INFINITE else now + valid
         addr.preferred_until = None if preferred == INFINITE else now + preferred
         stats["ip6.slaac.address"] += 1
+        self._temporaries(if6, prefix, addr, valid, preferred, now)
 
     def _refresh(self, addr: Addr6, valid: int, preferred: int, now: float) -> None:
         # §5.5.3 e: the preferred lifetime is reset; the valid lifetime only under the two-hour rule,
@@ -326,3 +373,121 @@ class Addrconf:
     def _invalidate(self, addr: Addr6, now: float) -> None:
         self.stack.ip6.remove_address(addr, now)
         self.stack.stats["ip6.slaac.expired"] += 1
+        self._forget_temporary(addr)
+
+    # -- temporary addresses (RFC 8981) --------------------------------------------------------------------
+    def _regen_advance(self, if6: If6) -> float:
+        """§3.8 REGEN_ADVANCE = 2 + TEMP_IDGEN_RETRIES * DupAddrDetectTransmits * RetransTimer."""
+        retrans = if6.nd._knob("retrans_time") if if6.nd is not None else 1.0
+        return 2.0 + self._conf("regen_max_retry") * max(self._conf("dad_transmits"), 0.0) * retrans
+
+    def _temporaries(self, if6: If6, prefix: bytes, public: Addr6, valid: int, preferred: int,
+                     now: float) -> None:
+        """An RA's Prefix Information for ``prefix``: cap and refresh the lifetimes of its temporary
+        addresses (§3.4), and make one if none is usable and preferred (nor on its way, DAD running)."""
+        if int(self._conf("use_tempaddr")) <= 0:
+            return
+        current = False
+        for addr, temp in list(self.temporary.items()):
+            if addr.if6 is not if6 or addr.ip[:8] != prefix[:8]:
+                continue
+            self._temporary_lifetimes(addr, temp, public, now)
+            if not temp.regenerated and (addr.dad_pending or addr.state is AddrState.PREFERRED):
+                current = True
+        if not current and valid and preferred:
+            self._make_temporary(if6, prefix, public, now)
+
+    def _temporary_lifetimes(self, addr: Addr6, temp: _Temporary, public: Addr6, now: float) -> None:
+        """§3.4: the public address's lifetimes (RA values under RFC 4862's two-hour rule), capped at
+        TEMP_VALID_LIFETIME and TEMP_PREFERRED_LIFETIME - DESYNC_FACTOR from the creation time."""
+        addr.valid_until = _earliest(public.valid_until, temp.created + self._conf("temp_valid_lft"))
+        addr.preferred_until = _earliest(public.preferred_until,
+                                         temp.created + self._conf("temp_prefered_lft") - temp.desync)
+        if not addr.dad_pending:
+            if addr.state is AddrState.DEPRECATED and addr.preferred_until is not None and addr.preferred_until > now:
+                addr.state = AddrState.PREFERRED
+            self._apply_lifetimes(addr, now)
+        self._arm_regeneration(addr, temp)
+
+    def _arm_regeneration(self, addr: Addr6, temp: _Temporary) -> None:
+        if temp.regen_timer is not None:
+            temp.regen_timer.cancel()
+            temp.regen_timer = None
+        if temp.regenerated or addr.preferred_until is None:
+            return
+        when = addr.preferred_until - self._regen_advance(addr.if6)
+        temp.regen_timer = self.stack.timers.schedule(when, functools.partial(self._regenerate, addr))
+
+    def _make_temporary(self, if6: If6, prefix: bytes, public: Addr6, now: float, *, attempt: int = 0,
+                        created: float | None = None, desync: float | None = None) -> Addr6 | None:
+        """§3.3.1 random identifier, §3.4 lifetimes and DAD; None when the preferred lifetime it would
+        get does not exceed REGEN_ADVANCE (it would have to be replaced at once)."""
+        stats = self.stack.stats
+        rng = self.stack.rng
+        temp_preferred = self._conf("temp_prefered_lft")
+        regen_advance = self._regen_advance(if6)
+        if desync is None:
+            # §3.8: DESYNC_FACTOR < TEMP_PREFERRED_LIFETIME - REGEN_ADVANCE, or nothing would be left
+            desync = rng.uniform(0.0, max(0.0, min(MAX_DESYNC_SHARE * temp_preferred, temp_preferred - regen_advance)))
+        temp = _Temporary(now if created is None else created, desync)
+        preferred_until = _earliest(public.preferred_until, temp.created + temp_preferred - desync)
+        if preferred_until is not None and preferred_until - now <= regen_advance:
+            stats["ip6.temporary.too_short"] += 1
+            return None
+        while True:
+            iid = rng.getrandbits(64)
+            ip = prefix[:8] + iid.to_bytes(8, "big")
+            if not reserved_iid(iid) and ip not in self.stack.ip6.local:
+                break
+        addr = self.stack.ip6.add_address(if6.iface, ipaddress.IPv6Interface((ip, 64)), origin="temporary", now=now)
+        addr.dad_counter = attempt
+        self.temporary[addr] = temp
+        self._temporary_lifetimes(addr, temp, public, now)
+        stats["ip6.temporary.address"] += 1
+        log.info("%s: temporary address %s", if6.iface.name, addr.interface)
+        return addr
+
+    def _public_for(self, if6: If6, prefix: bytes) -> Addr6 | None:
+        """The prefix's public SLAAC address (its DAD may still run: its lifetimes are known)."""
+        for a in if6.addrs:
+            if a.origin == "slaac" and a.ip[:8] == prefix[:8] and a.state is not AddrState.DUPLICATE:
+                return a
+        return None
+
+    def _regenerate(self, addr: Addr6, now: float) -> None:
+        """§3.5: REGEN_ADVANCE before ``addr`` deprecates, its successor, with the lifetimes the public
+        address has left; none when temporary addresses were turned off or the prefix is not preferred."""
+        temp = self.temporary.get(addr)
+        if temp is None or temp.regenerated:
+            return
+        temp.regen_timer = None
+        if int(self._conf("use_tempaddr")) <= 0:
+            return
+        public = self._public_for(addr.if6, addr.ip)
+        if public is None or public.state is not AddrState.PREFERRED:
+            return
+        temp.regenerated = True
+        self.stack.stats["ip6.temporary.regenerated"] += 1
+        self._make_temporary(addr.if6, addr.ip, public, now)
+
+    def _temporary_duplicate(self, addr: Addr6, now: float) -> None:
+        """§3.4 (RFC 8981 step 7): DAD failed: a new random identifier, at most TEMP_IDGEN_RETRIES times."""
+        temp = self.temporary.pop(addr, None)
+        if temp is None:
+            return
+        if temp.regen_timer is not None:
+            temp.regen_timer.cancel()
+        if addr.dad_counter >= int(self._conf("regen_max_retry")):
+            self.stack.stats["ip6.temporary.gave_up"] += 1
+            return
+        public = self._public_for(addr.if6, addr.ip)
+        if public is None:
+            return
+        self.stack.stats["ip6.temporary.retry"] += 1
+        self._make_temporary(addr.if6, addr.ip, public, now, attempt=addr.dad_counter + 1, created=temp.created,
+                             desync=temp.desync)
+
+    def _forget_temporary(self, addr: Addr6) -> None:
+        temp = self.temporary.pop(addr, None)
+        if temp is not None and temp.regen_timer is not None:
+            temp.regen_timer.cancel()

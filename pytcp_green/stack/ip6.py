@@ -110,6 +110,13 @@ SYSCTLS: dict[str, _sysctl.Value] = {
     "net.ipv6.conf.default.addr_gen_mode": 0,  # 0 EUI-64, 2/3 RFC 7217 stable (secret given/random)
     "net.ipv6.conf.default.stable_secret": "",
     "net.ipv6.conf.default.idgen_retries": 3,  # RFC 7217 §6 IDGEN_RETRIES
+    # RFC 8981 temporary addresses: 0 off, 1 made but public ones preferred, 2 made and preferred
+    # (RFC 6724 rule 7), as Linux; lifetimes are TEMP_VALID_LIFETIME / TEMP_PREFERRED_LIFETIME
+    # (RFC 8981 §3.8 defaults: two days, one day), regen_max_retry is TEMP_IDGEN_RETRIES.
+    "net.ipv6.conf.default.use_tempaddr": 0,
+    "net.ipv6.conf.default.temp_valid_lft": 172800.0,
+    "net.ipv6.conf.default.temp_prefered_lft": 86400.0,
+    "net.ipv6.conf.default.regen_max_retry": 3,
     "net.ipv6.conf.default.mldv2_unsolicited_report_interval": 1.0,  # RFC 3810 §9.11
     "net.ipv6.conf.default.mld_robustness": 2,  # RFC 3810 §9.1
     "net.ipv6.conf.default.mldv1_unsolicited_report_interval": 10.0,  # RFC 2710 §7.10
@@ -158,7 +165,7 @@ class Addr6:
         self.if6 = if6
         self.ip = ip
         self.prefixlen = prefixlen
-        self.origin = origin  # "static", "link" (link-local), "slaac"
+        self.origin = origin  # "static", "link" (link-local), "slaac", "temporary" (RFC 8981)
         self.state = AddrState.TENTATIVE
         self.dad_left = 0
         self.dad_counter = 0  # RFC 7217 DAD_Counter
@@ -309,13 +316,13 @@ class Ip6Layer:
         addr = Addr6(if6, packed, address.network.prefixlen, origin)
         if6.addrs.append(addr)
         self.local[packed] = addr
-        if origin != "slaac" and address.network.prefixlen < 128:
+        if origin not in ("slaac", "temporary") and address.network.prefixlen < 128:
             self._add_onlink(if6, address.network, None)
         if dad is None:
             dad = iface.kind is LinkKind.ETHERNET and self.stack.sysctl.int("net.ipv6.conf.default.accept_dad") > 0
         if dad:
             if optimistic is None:
-                optimistic = origin in ("link", "slaac") and self.stack.sysctl.int(
+                optimistic = origin in ("link", "slaac", "temporary") and self.stack.sysctl.int(
                     "net.ipv6.conf.default.optimistic_dad") > 0
             self.addrconf.start_dad(addr, now, optimistic=optimistic)
         else:
@@ -402,7 +409,8 @@ class Ip6Layer:
     def select_source(self, dst: bytes) -> bytes | None:
         """RFC 6724 §5, the rules that matter for a host: 1 same address, 2 scope, 3 avoid deprecated
         (and optimistic, RFC 4429 §3, unless ``use_optimistic`` as Linux), 5 the outgoing interface,
-        8 longest matching prefix."""
+        7 temporary addresses (RFC 8981) first when ``use_tempaddr`` is 2, public ones otherwise
+        (as Linux), 8 longest matching prefix."""
         if self.usable(dst):
             return dst
         found = self.route(dst)
@@ -411,7 +419,8 @@ class Ip6Layer:
         out_iface = found[0]
         dscope = _scope(dst)
         avoid_optimistic = self.stack.sysctl.int("net.ipv6.conf.default.use_optimistic") == 0
-        best: tuple[tuple[int, int, bool, bool, int], bytes] | None = None
+        prefer_temporary = self.stack.sysctl.int("net.ipv6.conf.default.use_tempaddr") >= 2
+        best: tuple[tuple[int, int, bool, bool, bool, int], bytes] | None = None
         for addr in self.local.values():
             if not addr.usable or addr.ip == LOOPBACK6:
                 continue
@@ -423,6 +432,7 @@ class Ip6Layer:
                 abs(sscope - dscope),
                 addr.state is AddrState.DEPRECATED or (avoid_optimistic and addr.optimistic),
                 addr.if6.iface is not out_iface,
+                (addr.origin == "temporary") != prefer_temporary,
                 -min(_common_prefix_len(addr.ip, dst), addr.prefixlen),
             )
             if best is None or key < best[0]:
