@@ -17,6 +17,7 @@ Sockets of other families (kernel-backed) keep gevent's ``SSLSocket``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ssl as _stdssl
 import warnings
@@ -164,6 +165,11 @@ class SSLSocket(socket):
             except _stdssl.SSLWantWriteError:
                 self._flush(green, deadline, nonblocking)
                 continue
+            except _stdssl.SSLError:
+                # An alert OpenSSL wrote before failing goes out first, as it would on a kernel socket.
+                with contextlib.suppress(OSError):
+                    self._flush(green, deadline, nonblocking)
+                raise
             self._flush(green, deadline, nonblocking)
             return result
 

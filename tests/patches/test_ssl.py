@@ -236,3 +236,35 @@ def test_tls_reads_record_by_record_so_select_sees_waiting_records(cert: tuple[s
     """)
     assert out["reply"] == "FOO\n"
     assert out["selects"] and all(out["selects"])
+
+
+def test_an_alert_is_sent_before_the_handshake_error_is_raised(cert: tuple[str, str]) -> None:
+    """Found by CPython's test_ssl (test_wrong_cert_tls13): when OpenSSL failed a handshake, the alert it had
+    written stayed in the memory BIO; the peer then saw a bare close (or a reset) instead of the alert."""
+    crt, key = cert
+    out = run_patched(f"""
+        import ssl, socket, gevent
+        sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); sctx.load_cert_chain({crt!r}, {key!r})
+        sctx.verify_mode = ssl.CERT_REQUIRED; sctx.load_verify_locations({crt!r})
+        cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); cctx.check_hostname = False; cctx.verify_mode = ssl.CERT_NONE
+        cctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        listener = socket.create_server(("127.0.0.1", 0))
+        res = {{}}
+        def serve():
+            conn, _ = listener.accept()
+            try:
+                sctx.wrap_socket(conn, server_side=True)
+            except ssl.SSLError as e:
+                res["server"] = e.reason
+            conn.close()
+        server = gevent.spawn(serve)
+        with cctx.wrap_socket(socket.create_connection(listener.getsockname())) as c:
+            try:
+                c.read(10)  # TLS 1.3: the client's handshake ended before the server checked its certificate
+            except OSError as e:
+                res["client"] = [type(e).__name__, getattr(e, "reason", None)]
+        server.join(timeout=10); listener.close()
+        report(res)
+    """)
+    assert out == {"server": "PEER_DID_NOT_RETURN_A_CERTIFICATE",
+                   "client": ["SSLError", "TLSV13_ALERT_CERTIFICATE_REQUIRED"]}
