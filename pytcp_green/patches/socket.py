@@ -805,6 +805,13 @@ class socket:  # the stdlib's name
             group, iface_addr, op = raw[:4], raw[4:8], getattr(core, method)
             green.call(lambda now: op(group, iface_addr, now), 0.0)  # sends IGMP: let the runtime flush it
             return
+        if key == (IPPROTO_IP, _socket.IP_MULTICAST_IF) and hasattr(core, "set_multicast_if"):
+            # struct in_addr, or struct ip_mreqn whose second field is the interface's address.
+            raw = struct.pack("i", value) if isinstance(value, int) else bytes(memoryview(value))
+            if len(raw) < 4:
+                raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+            core.set_multicast_if(raw[4:8] if len(raw) >= 8 else raw[:4])
+            return
         attr = _CORE_OPTIONS.get(key)
         if attr is not None and hasattr(core, attr):
             number = _int_value(value)
@@ -857,6 +864,8 @@ class socket:  # the stdlib's name
             value = IPPROTO_TCP if handle.type == SOCK_STREAM else IPPROTO_UDP  # the kernel's answer
         elif key == (SOL_SOCKET, getattr(_socket, "SO_ACCEPTCONN", 30)):
             value = int(bool(getattr(green.core, "listening", False)))
+        elif key == (IPPROTO_IP, _socket.IP_MULTICAST_IF) and hasattr(green.core, "multicast_if"):
+            value = struct.unpack("i", green.core.multicast_if)[0]
         elif key in _CORE_OPTIONS and hasattr(green.core, _CORE_OPTIONS[key]):
             attr = _CORE_OPTIONS[key]
             raw = getattr(green.core, attr)

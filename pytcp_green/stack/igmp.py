@@ -316,12 +316,14 @@ class Igmp:
                 self._send_v3(state.iface, [IgmpRecord(MODE_IS_EXCLUDE, group)], now)
             else:
                 self._send_v12(state.iface, group, version, now)
+            self.stack.stats["igmp.tx.query_answer"] += 1
 
     def _answer_general(self, state: IgmpIf, now: float) -> None:
         state.general = None
         records = [IgmpRecord(MODE_IS_EXCLUDE, g) for g in state.groups if reportable(g)]
         if records:
             self._send_v3(state.iface, records, now)
+            self.stack.stats["igmp.tx.query_answer"] += 1
 
     def _answer_group(self, state: IgmpIf, group: bytes, now: float) -> None:
         pending = state.pending.pop(group, None)
@@ -333,3 +335,4 @@ class Igmp:
         else:
             record = IgmpRecord(MODE_IS_EXCLUDE, group)
         self._send_v3(state.iface, [record], now)
+        self.stack.stats["igmp.tx.query_answer"] += 1

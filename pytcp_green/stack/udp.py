@@ -77,6 +77,7 @@ class UdpSocket(CoreSocket):
         self.memberships: set[tuple[bytes, Interface]] = set()
         self.multicast_ttl = 1
         self.multicast_loop = True
+        self.multicast_if = bytes(4)  # IP_MULTICAST_IF: the address of the interface groups are sent from
 
     # -- addressing ----------------------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -158,8 +159,10 @@ class UdpSocket(CoreSocket):
         mc_iface = (self.device or self._multicast_iface(dst)) if len(dst) == 4 and 224 <= dst[0] < 240 else None
         if src == self.wildcard or src in stack.ip4.broadcast or (len(src) == 4 and 224 <= src[0] < 240):
             chosen = stack.select_source(dst)
-            if chosen is None and mc_iface is not None:
-                chosen = mc_iface.ip4_source_for(dst)
+            pinned = self.multicast_if in stack.ip4.local
+            if mc_iface is not None and (chosen is None or pinned):
+                # IP_MULTICAST_IF's address is the source, as on Linux.
+                chosen = self.multicast_if if pinned else mc_iface.ip4_source_for(dst)
             if chosen is None:
                 if self.device is None or self.device.ip4:
                     raise oserror(errno.ENETUNREACH)
@@ -202,10 +205,22 @@ class UdpSocket(CoreSocket):
             return self.layer.stack.loopback
         return found[0]
 
+    def set_multicast_if(self, address: bytes) -> None:
+        """IP_MULTICAST_IF: send to groups from the interface holding ``address`` (0.0.0.0: by route)."""
+        self._check_open()
+        if address != bytes(4) and address not in self.layer.stack.ip4.local:
+            raise oserror(errno.EADDRNOTAVAIL)
+        self.multicast_if = address
+
     def _multicast_iface(self, group: bytes) -> Interface | None:
-        """Where a datagram to ``group`` leaves when no route says (None: the route decides): an
-        interface this socket joined on, else the loopback when the host's members are there."""
+        """Where a datagram to ``group`` leaves: IP_MULTICAST_IF's interface; else, when no route
+        says (None: the route decides), an interface this socket joined on, else the loopback when
+        the host's members are there."""
         stack = self.layer.stack
+        if self.multicast_if != bytes(4):
+            chosen = stack.ip4.local.get(self.multicast_if)
+            if chosen is not None:
+                return chosen
         if stack.ip4.route(group) is not None:
             return None
         for _, iface in sorted(self.memberships, key=lambda m: m[0] != group):

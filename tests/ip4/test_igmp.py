@@ -284,3 +284,24 @@ def test_forced_version_and_bound_to_group() -> None:
             sport=7, dport=5000) / group.encode()
         stack.receive(iface, bytes(frame), 2.0)
     assert [d for d, _ in sock.queue] == [GROUP.encode()]  # bound to the group: only the group's traffic
+
+
+def test_multicast_if_picks_the_interface_and_source() -> None:
+    from pytcp_green.link.device import LinkKind
+
+    stack, iface = learned_stack()
+    stack.set_gateway4(PEER_IP)  # a default route through eth0: without IP_MULTICAST_IF groups go there
+    eth1 = stack.add_interface("eth1", LinkKind.ETHERNET, mac=bytes.fromhex("020000000003"))
+    stack.add_ip4(eth1, "10.0.0.2/24")
+    sock = udp_socket(stack, 6000)
+    with pytest.raises(OSError) as info:
+        sock.set_multicast_if(socket.inet_aton("10.9.9.9"))
+    assert info.value.errno == errno.EADDRNOTAVAIL
+    sock.sendto(b"default", (GROUP, 5000), 1.0)
+    [first] = [f for f in sent(iface) if UDP in f]
+    assert first.dst == "01:00:5e:01:02:03" and first[IP].src == STACK_IP  # to the group's MAC, not the gateway's
+    sock.set_multicast_if(socket.inet_aton("10.0.0.2"))
+    sock.sendto(b"pinned", (GROUP, 5000), 2.0)
+    assert [f for f in sent(iface) if UDP in f] == []
+    [pinned] = [f for f in sent(eth1) if UDP in f]
+    assert pinned[IP].src == "10.0.0.2" and pinned.dst == "01:00:5e:01:02:03"

@@ -103,17 +103,60 @@ def test_directed_broadcast_ping_follows_the_sysctl(host: Host) -> None:
         host.stack.sysctl["net.ipv4.icmp_echo_ignore_broadcasts"] = 1
 
 
+QUERIER = """
+import sys
+from scapy.layers.igmp import IGMPv3_MQ
+from scapy.layers.inet import IP, IPOption_Router_Alert
+from scapy.layers.l2 import Ether
+from scapy.sendrecv import sendp
+group = sys.argv[2]
+dst = "224.0.0.1" if group == "0.0.0.0" else group
+octets = [int(x) for x in dst.split(".")]
+mac = "01:00:5e:%02x:%02x:%02x" % (octets[1] & 0x7F, octets[2], octets[3])  # RFC 1112 6.4
+sendp(Ether(dst=mac) / IP(src="198.18.0.1", dst=dst, ttl=1, proto=2, options=[IPOption_Router_Alert()])
+      / IGMPv3_MQ(mrcode=5, gaddr=group), iface=sys.argv[1], verbose=False)
+"""
+
+
+@pytest.mark.parametrize("queried", ["0.0.0.0", "239.1.2.5"])
+def test_queries_from_the_wire_are_answered(host: Host, queried: str) -> None:
+    from .lab import wait_for
+
+    assert host.lab is not None
+    core = host.stack.socket(AF_INET, SOCK_DGRAM)
+    assert isinstance(core, UdpSocket)
+    sock = GreenSocket(host.runtime, core, timeout=5.0)
+    sock.bind(("", 5009))
+    sock.call(lambda now: core.add_membership(socket.inet_aton("239.1.2.5"), bytes(4), now), 0.0)
+    stats = host.stack.stats
+    queries, answers = stats["igmp.rx.query_v3"], stats["igmp.tx.query_answer"]
+    out = python(host, QUERIER, host.lab.device.name, queried)
+    assert out.returncode == 0, out.stderr
+    # The answer leaves within the query's Max Resp Time (0.5 s); the bound only catches a hang.
+    assert wait_for(lambda: stats["igmp.tx.query_answer"] > answers, 10.0)
+    assert stats["igmp.rx.query_v3"] == queries + 1
+    sock.close()
+
+
 def test_igmp_on_the_wire_and_tshark_clean(host: Host) -> None:
     assert host.pcap is not None
     host.pcap.flush()
     path = host.options.pcap
     assert path is not None
-    decoded = subprocess.run(["tshark", "-r", path, "-Y", "igmp", "-T", "fields", "-e", "igmp.version",
+    decoded = subprocess.run(["tshark", "-r", path, "-Y", "igmp && ip.src == 198.18.0.2", "-T", "fields",
+                              "-e", "igmp.version",
                               "-e", "igmp.type", "-e", "ip.ttl", "-e", "ip.opt.ra"],
                              capture_output=True, text=True, timeout=120)
     rows = [line.split("\t") for line in decoded.stdout.splitlines() if line.strip()]
     assert rows, decoded.stderr
     assert all(r[0] == "3" and r[1] == "0x22" and r[2] == "1" for r in rows), rows
+    records = subprocess.run(["tshark", "-r", path, "-Y", "igmp && ip.src == 198.18.0.2", "-T", "fields",
+                              "-e", "igmp.record_type", "-e", "igmp.maddr"], capture_output=True, text=True,
+                             timeout=120).stdout
+    seen = {(t, g) for line in records.splitlines() for t, g in zip(*(f.split(",") for f in line.split("\t")),
+                                                                        strict=False)}
+    # joins (CHANGE_TO_EXCLUDE 4), leaves (CHANGE_TO_INCLUDE 3) and answers to the queries (MODE_IS_EXCLUDE 2)
+    assert {("4", GROUP), ("3", GROUP), ("2", "239.1.2.5")} <= seen, records
     assert tshark_problems(path) == ""
 
 

@@ -25,6 +25,8 @@ def test_membership_and_multicast_options_through_setsockopt() -> None:
         tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 7)
         ttl = tx.getsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL)
         loop = tx.getsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP)
+        tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
+        mcast_if = socket.inet_ntoa(struct.pack("i", tx.getsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF)))
         tx.sendto(b"to the group", ("239.1.2.3", 5007))
         data, _ = rx.recvfrom(100)
         rx.setsockopt(socket.IPPROTO_IP, socket.IP_DROP_MEMBERSHIP, mreq)
@@ -36,9 +38,10 @@ def test_membership_and_multicast_options_through_setsockopt() -> None:
         tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         tcp.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0xB9)
         rx.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0xB9)
-        report({"again": again, "ttl": ttl, "loop": loop, "data": data.decode(), "dropped_twice": dropped_twice,
+        report({"mcast_if": mcast_if, "again": again, "ttl": ttl, "loop": loop, "data": data.decode(),
+                "dropped_twice": dropped_twice,
                 "tcp_tos": tcp.getsockopt(socket.IPPROTO_IP, socket.IP_TOS),
                 "udp_tos": rx.getsockopt(socket.IPPROTO_IP, socket.IP_TOS)})
     """)
-    assert out == {"again": errno.EADDRINUSE, "ttl": 7, "loop": 1, "data": "to the group",
+    assert out == {"mcast_if": "127.0.0.1", "again": errno.EADDRINUSE, "ttl": 7, "loop": 1, "data": "to the group",
                    "dropped_twice": errno.EADDRNOTAVAIL, "tcp_tos": 0xB8, "udp_tos": 0xB9}
