@@ -308,6 +308,7 @@ class socket:  # the stdlib's name
         self._options: dict[tuple[int, int], int | bytes] = {}
         self._shut_rd = False
         self._released = False
+        self._borrowed = False
         if fileno is not None:
             handle = _by_fd.get(fileno)
             if handle is not None and not handle.closed:
@@ -351,6 +352,7 @@ class socket:  # the stdlib's name
             _parked.discard(fd)
         else:
             handle.refs += 1
+            self._borrowed = True  # another object owns this descriptor
         # As CPython's socket(fileno=...): the new object starts with the default timeout.
         handle.green.timeout = _socket.getdefaulttimeout()
 
@@ -556,6 +558,7 @@ class socket:  # the stdlib's name
         self._options = {}
         self._shut_rd = False
         self._released = False
+        self._borrowed = False
         handle.refs += 1
 
     def _init_kernel(self, ksock: Any) -> None:
@@ -567,6 +570,7 @@ class socket:  # the stdlib's name
         self._options = {}
         self._shut_rd = False
         self._released = False
+        self._borrowed = False
 
     # -- data ----------------------------------------------------------------------------------------
     @staticmethod
@@ -939,6 +943,14 @@ class socket:  # the stdlib's name
             self._closed = True
             return -1
         fd = self.fileno()
+        if self._borrowed:
+            # socket(fileno=fd) over a descriptor another object owns, then detach(): as in CPython,
+            # only this object goes away (http.client's response.fileno() users do this).
+            self._fd = -1
+            self._released = True
+            self._closed = True
+            self._handle.release()
+            return fd
         # The descriptor keeps this object's ref until a socket(fileno=fd) takes it back.
         _parked.add(fd)
         self._fd = -1

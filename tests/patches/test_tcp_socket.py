@@ -315,3 +315,30 @@ def test_create_connection_uses_the_socket_module_class_when_it_is_ours() -> Non
         report(res)
     """)
     assert out == {"error": "mock", "made": [["127.0.0.1", 1234]]}
+
+
+def test_detaching_a_socket_made_on_another_objects_fd_leaves_the_owner_in_charge() -> None:
+    """Found by CPython's test_httplib (test_response_fileno hung): socket(fileno=owner.fileno()) then
+    detach() kept a reference, so closing the owner never closed the connection."""
+    out = run_patched("""
+        import socket
+        with socket.create_server(("127.0.0.1", 0)) as srv:
+            c = socket.create_connection(srv.getsockname())
+            peer, _ = srv.accept()
+            peer.settimeout(10)
+            borrowed = socket.socket(fileno=c.fileno())
+            borrowed.sendall(b"via borrowed")
+            res = {"detached_fd_is_owners": borrowed.detach() == c.fileno()}
+            c.sendall(b"; via owner")
+            c.close()
+            got = b""
+            while True:
+                chunk = peer.recv(100)
+                if not chunk:
+                    break
+                got += chunk
+            res["got"] = got.decode()
+            peer.close()
+        report(res)
+    """)
+    assert out == {"detached_fd_is_owners": True, "got": "via borrowed; via owner"}
