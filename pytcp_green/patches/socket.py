@@ -504,7 +504,7 @@ class socket:  # the stdlib's name
         if self._kernel is not None:
             return int(self._kernel.connect_ex(address))
         try:
-            self.connect(address)
+            socket.connect(self, address)  # not a subclass's connect (SSLSocket's would re-enter)
         except TimeoutError:
             return errno.EAGAIN  # what CPython's connect_ex returns when its timeout expires
         except OSError as exc:

@@ -383,10 +383,16 @@ class SSLSocket(socket):
             raise ValueError("can't connect in server-side mode")
         if self._connected or self._sslobj is not None:
             raise ValueError("attempt to connect already-connected SSLSocket!")
-        rc = super().connect_ex(address) if connect_ex else (super().connect(address) or 0)
+        # As the stdlib's: the TLS object exists before connecting and survives a non-blocking
+        # connect_ex() still in progress, so do_handshake() can follow once the socket is writable.
+        self._sslobj = self._new_sslobj(False, self._session)
+        try:
+            rc = super().connect_ex(address) if connect_ex else (super().connect(address) or 0)
+        except (OSError, ValueError):
+            self._sslobj = None
+            raise
         if rc:
             return rc
-        self._sslobj = self._new_sslobj(False, self._session)
         self._connected = True
         if self.do_handshake_on_connect:
             self.do_handshake()

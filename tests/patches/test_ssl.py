@@ -268,3 +268,42 @@ def test_an_alert_is_sent_before_the_handshake_error_is_raised(cert: tuple[str, 
     """)
     assert out == {"server": "PEER_DID_NOT_RETURN_A_CERTIFICATE",
                    "client": ["SSLError", "TLSV13_ALERT_CERTIFICATE_REQUIRED"]}
+
+
+def test_connect_ex_blocking_and_non_blocking(cert: tuple[str, str]) -> None:
+    """Found by CPython's test_ssl (test_connect_ex: the handshake ran twice, UNEXPECTED_MESSAGE;
+    test_non_blocking_connect_ex: no TLS object to hand-shake with after EINPROGRESS)."""
+    crt, key = cert
+    out = run_patched(f"""
+        import ssl, socket, select, gevent
+        sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); sctx.load_cert_chain({crt!r}, {key!r})
+        cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); cctx.check_hostname = False; cctx.verify_mode = ssl.CERT_NONE
+        listener = socket.create_server(("127.0.0.1", 0))
+        def serve():
+            for _ in range(2):
+                conn, _ = listener.accept()
+                with sctx.wrap_socket(conn, server_side=True) as tls:
+                    tls.sendall(tls.recv(10).upper())
+        server = gevent.spawn(serve)
+        res = {{}}
+        with cctx.wrap_socket(socket.socket()) as s:
+            res["rc"] = s.connect_ex(listener.getsockname())
+            s.sendall(b"one")
+            res["one"] = s.recv(10).decode()
+        with cctx.wrap_socket(socket.socket(), do_handshake_on_connect=False) as s:
+            s.setblocking(False)
+            res["nb_rc"] = s.connect_ex(listener.getsockname()) in (0, 115)
+            select.select([], [s], [], 10)
+            while True:
+                try:
+                    s.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    select.select([s], [], [], 10)
+            s.setblocking(True)
+            s.sendall(b"two")
+            res["two"] = s.recv(10).decode()
+        server.join(timeout=10); listener.close()
+        report(res)
+    """)
+    assert out == {"rc": 0, "one": "ONE", "nb_rc": True, "two": "TWO"}
