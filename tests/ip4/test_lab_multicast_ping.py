@@ -213,3 +213,30 @@ def test_tos_bits_on_the_wire(host: Host) -> None:
 
     assert fields("ip.src == 198.18.0.2 && udp.dstport == 5999 && !icmp") == ["46\t1"]
     assert fields("ip.src == 198.18.0.2 && tcp.dstport == 5998 && tcp.flags.syn == 1 && !icmp") == ["10\t0"]
+
+
+MEMBER_SCRIPT = """
+import socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("", 5010))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+             struct.pack("4s4s", socket.inet_aton("239.1.2.6"), socket.inet_aton("0.0.0.0")))
+s.settimeout(30)
+data, peer = s.recvfrom(1000)
+print("got", data.decode(), peer[0])
+"""
+
+PEER_SENDER = ("ip route add 239.0.0.0/8 dev $(ls /sys/class/net | grep pgt) && python3 -c 'import socket, time\n"
+               "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+               "for _ in range(300):\n    s.sendto(b\"hello group\", (\"239.1.2.6\", 5010)); time.sleep(0.1)'")
+
+
+def test_unmodified_program_joins_with_setsockopt_and_receives_from_the_kernel(tmp_path: Path) -> None:
+    script = tmp_path / "member.py"
+    script.write_text(MEMBER_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTCP_GREEN_")}
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    out = subprocess.run([sys.executable, "-m", "pytcp_green", "run", "--lab", "--peer", PEER_SENDER, str(script)],
+                         capture_output=True, text=True, timeout=120, env=env, cwd=REPO)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "got hello group 198.18.0.1" in out.stdout
