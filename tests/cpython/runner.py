@@ -287,8 +287,8 @@ def readme_paragraph(comparisons: Sequence[Comparison]) -> str:
     return (f"CPython's own networking tests run over the stack: `tests/cpython/` runs {names} from "
             f"Python {sys.version.split()[0]}'s `test` package twice, once over the kernel and once under "
             f"`pytcp_green.patch_all()` with only the stack's loopback interface. Of the {base} tests that pass "
-            f"over the kernel, {kept} ({ratio:.1%}) still pass over pytcp_green (gevent's own patching keeps "
-            f"about 97%). Every other one is listed in `tests/cpython/known_failures.txt` with the reason, "
+            f"over the kernel, {kept} ({ratio:.1%}) still pass over pytcp_green (gevent's own patching is said to "
+            f"keep about 97%). Every other one is listed in `tests/cpython/known_failures.txt` with the reason, "
             f"and CI fails on any failure not on that list.")
 
 
@@ -304,6 +304,8 @@ def write_report(comparisons: Sequence[Comparison], out: Path) -> None:
                                 "detail": c.patched.details.get(i, "")}
                             for i, o in c.regressions.items()},
             "notes": {"baseline": c.baseline.notes, "patched": c.patched.notes},
+            "ended_in": {"baseline": sorted(i for i, o in c.baseline.outcomes.items() if o == "crash"),
+                         "patched": sorted(i for i, o in c.patched.outcomes.items() if o == "crash")},
             "stale_known": c.stale_known(),
         }
     (out / "results.json").write_text(json.dumps(detail, indent=1))

@@ -8,6 +8,7 @@ then checks that every test passing over the kernel passes over the stack too, u
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -44,5 +45,9 @@ def test_module_keeps_its_baseline_passes(module: str, comparisons: dict[str, ru
     unexpected = comparison.unexpected()
     report = "\n\n".join(f"{ident}: {outcome}\n{comparison.patched.details.get(ident, '')[-1500:]}"
                          for ident, outcome in unexpected.items())
+    stale = comparison.stale_known()
+    if stale:
+        warnings.warn(f"{module}: known_failures.txt lists tests that no longer fail: {', '.join(stale)}",
+                      stacklevel=1)
     assert not unexpected, (f"{module}: {len(unexpected)} tests pass over the kernel but not under patch_all() "
                             f"and are not in known_failures.txt:\n{report}\n{comparison.patched.notes}")
