@@ -56,6 +56,8 @@ MSG_OOB = _socket.MSG_OOB
 MSG_PEEK = _socket.MSG_PEEK
 MSG_DONTWAIT = getattr(_socket, "MSG_DONTWAIT", 0x40)
 MSG_WAITALL = _socket.MSG_WAITALL
+MSG_TRUNC = getattr(_socket, "MSG_TRUNC", 0x20)
+_MAX_DATAGRAM = 65535  # no UDP payload is longer (IPv4's limit; the stack has no jumbograms)
 
 _GLOBAL_DEFAULT_TIMEOUT: object = _stdsocket._GLOBAL_DEFAULT_TIMEOUT  # type: ignore[attr-defined]
 _GeventSocket: Any = _gsocket.socket
@@ -657,8 +659,8 @@ class socket:  # the stdlib's name
         if bufsize < 0:
             raise ValueError("negative buffer size in recvmsg()")
         _recvmsg_checks(ancbufsize, flags)
-        data, addr = self.recvfrom(bufsize, flags)
-        return data, [], 0, addr
+        data, addr, msg_flags = self._recv_datagram_or_bytes(bufsize, flags)
+        return data, [], msg_flags, addr
 
     def recvmsg_into(self, buffers: Iterable[Any], ancbufsize: int = 0,
                      flags: int = 0) -> tuple[int, list[Any], int, Any]:
@@ -679,13 +681,23 @@ class socket:  # the stdlib's name
                                 f"buffers, not {type(item).__name__}")
             views.append(view.cast("B"))
         _recvmsg_checks(ancbufsize, flags)
-        data, addr = self.recvfrom(sum(len(v) for v in views), flags)
+        data, addr, msg_flags = self._recv_datagram_or_bytes(sum(len(v) for v in views), flags)
         offset = 0
         for view in views:
             piece = data[offset: offset + len(view)]
             view[: len(piece)] = piece
             offset += len(piece)
-        return len(data), [], 0, addr
+        return len(data), [], msg_flags, addr
+
+    def _recv_datagram_or_bytes(self, bufsize: int, flags: int) -> tuple[bytes, Any, int]:
+        """recvfrom() for recvmsg: a datagram is taken whole, so a cut one is flagged MSG_TRUNC (the rest
+        is discarded either way, as recv(2) does)."""
+        assert self._handle is not None
+        if self._handle.type == SOCK_DGRAM and bufsize < _MAX_DATAGRAM:
+            data, addr = self.recvfrom(_MAX_DATAGRAM, flags)
+            return data[:bufsize], addr, MSG_TRUNC if len(data) > bufsize else 0
+        data, addr = self.recvfrom(bufsize, flags)
+        return data, addr, 0
 
     def send(self, data: Any, flags: int = 0) -> int:
         if self._kernel is not None:

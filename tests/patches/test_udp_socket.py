@@ -372,3 +372,30 @@ def test_sendto_arguments_and_getnameinfo_flowinfo_as_cpython() -> None:
                    "one": "sendto() takes 2 or 3 arguments (1 given)",
                    "four": "sendto() takes 2 or 3 arguments (4 given)",
                    "got": "ok", "flowinfo": "getnameinfo(): flowinfo must be 0-1048575."}
+
+
+def test_recvmsg_flags_a_cut_datagram_msg_trunc() -> None:
+    """Found by CPython's test_socket (testRecvmsgTrunc): a datagram longer than the buffer is cut, the rest
+    discarded, and recvmsg()/recvmsg_into() say so with MSG_TRUNC, as over the kernel."""
+    out = run_patched("""
+        import socket
+        a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(("127.0.0.1", 0))
+        b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for payload in (b"0123456789", b"abcdefghij", b"short", b"ABCDEFGHIJ"):
+            b.sendto(payload, a.getsockname())
+        res = {}
+        data, _anc, flags, _addr = a.recvmsg(4, 0, socket.MSG_PEEK)
+        res["peek"] = [data.decode(), flags == socket.MSG_TRUNC]
+        data, _anc, flags, _addr = a.recvmsg(4)
+        res["cut"] = [data.decode(), flags == socket.MSG_TRUNC]
+        buf = bytearray(3), bytearray(3)
+        n, _anc, flags, _addr = a.recvmsg_into(buf)
+        res["into"] = [n, b"".join(buf).decode(), flags == socket.MSG_TRUNC]
+        data, _anc, flags, _addr = a.recvmsg(100)
+        res["whole"] = [data.decode(), flags]
+        res["next"] = a.recv(100).decode()  # the cut datagrams' rest is gone
+        a.close(); b.close()
+        report(res)
+    """)
+    assert out == {"peek": ["0123", True], "cut": ["0123", True], "into": [6, "abcdef", True],
+                   "whole": ["short", 0], "next": "ABCDEFGHIJ"}
