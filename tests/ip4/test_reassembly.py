@@ -7,7 +7,7 @@ import random
 from scapy.layers.inet import ICMP, IP, UDP, IPerror, fragment
 from scapy.layers.l2 import Ether
 
-from pytcp_green.stack.ip4_reassembly import FRAGMENT_OVERHEAD
+from pytcp_green.stack.reassembly import FRAGMENT_OVERHEAD
 from pytcp_green.stack.stack import Stack
 from pytcp_green.stack.udp import UdpSocket
 
