@@ -16,12 +16,10 @@ The checksum covers the whole message, header and body (RFC 792).
 
 from __future__ import annotations
 
-import struct
+from pytcp_green.stack.wire.icmp import ICMP_HEADER_LEN, IcmpMessage, write_header
+from pytcp_green.stack.wire.icmp import echo_rest as echo_rest  # the echo word is ICMPv6's too
 
-from pytcp_green.stack.wire import Malformed
-from pytcp_green.stack.wire.checksum import checksum, is_valid
-
-ICMP4_HEADER_LEN = 8
+ICMP4_HEADER_LEN = ICMP_HEADER_LEN
 
 TYPE_ECHO_REPLY = 0
 TYPE_DEST_UNREACH = 3
@@ -48,47 +46,16 @@ CODE_REASSEMBLY_EXCEEDED = 1
 # but is still an error by shape.
 ERROR_TYPES = frozenset({TYPE_DEST_UNREACH, TYPE_SOURCE_QUENCH, TYPE_REDIRECT, TYPE_TIME_EXCEEDED, TYPE_PARAM_PROBLEM})
 
-_HEADER = struct.Struct("!BBHI")
-_CHECKSUM = struct.Struct("!H")
 
-
-class Icmp4Message:
+class Icmp4Message(IcmpMessage):
     """A parsed ICMPv4 message; ``body`` is a view of everything after the 8-byte header."""
 
-    __slots__ = ("body", "checksum", "code", "rest", "type")
-
-    type: int
-    code: int
-    checksum: int
-    rest: int
-    body: memoryview
-
-    def __init__(self, type: int, code: int, checksum: int, rest: int, body: memoryview) -> None:
-        self.type = type
-        self.code = code
-        self.checksum = checksum
-        self.rest = rest
-        self.body = body
+    __slots__ = ()
 
     @classmethod
     def parse(cls, buf: memoryview) -> Icmp4Message:
         """Parse the ICMP message filling ``buf`` (the IPv4 payload, already trimmed)."""
-        if len(buf) < ICMP4_HEADER_LEN:
-            raise Malformed("too_short")
-        if not is_valid(buf):
-            raise Malformed("bad_checksum")
-        type_, code, csum, rest = _HEADER.unpack_from(buf)
-        return cls(type_, code, csum, rest, buf[ICMP4_HEADER_LEN:])
-
-    @property
-    def ident(self) -> int:
-        """Echo identifier (high 16 bits of rest)."""
-        return self.rest >> 16
-
-    @property
-    def seq(self) -> int:
-        """Echo sequence number (low 16 bits of rest)."""
-        return self.rest & 0xFFFF
+        return cls._parse(buf, 0)
 
     @property
     def next_hop_mtu(self) -> int:
@@ -104,24 +71,13 @@ class Icmp4Message:
     def is_error(self) -> bool:
         return self.type in ERROR_TYPES
 
-    def __repr__(self) -> str:
-        return f"Icmp4Message(type={self.type}, code={self.code}, rest=0x{self.rest:08x}, body_len={len(self.body)})"
-
 
 def write_icmp4(buf: bytearray, offset: int, type: int, code: int, rest: int, body_len: int) -> None:
     """Write the 8-byte header at ``offset`` and the checksum over it and the body.
 
     The body must already be in ``buf[offset + 8 : offset + 8 + body_len]``.
     """
-    _HEADER.pack_into(buf, offset, type, code, 0, rest)
-    with memoryview(buf) as mv:
-        csum = checksum(mv[offset : offset + ICMP4_HEADER_LEN + body_len])
-    _CHECKSUM.pack_into(buf, offset + 2, csum)
-
-
-def echo_rest(ident: int, seq: int) -> int:
-    """The rest-of-header word of an echo request/reply."""
-    return ((ident & 0xFFFF) << 16) | (seq & 0xFFFF)
+    write_header(buf, offset, type, code, rest, body_len)
 
 
 def frag_needed_rest(mtu: int) -> int:

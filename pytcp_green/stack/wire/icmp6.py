@@ -35,9 +35,11 @@ import struct
 from collections.abc import Iterable
 
 from pytcp_green.stack.wire import Malformed
-from pytcp_green.stack.wire.checksum import checksum, is_valid, pseudo_sum
+from pytcp_green.stack.wire.checksum import pseudo_sum
+from pytcp_green.stack.wire.icmp import ICMP_HEADER_LEN, IcmpMessage, decode_float, write_header
+from pytcp_green.stack.wire.icmp import echo_rest as echo_rest  # the echo word is ICMPv4's too
 
-ICMP6_HEADER_LEN = 8
+ICMP6_HEADER_LEN = ICMP_HEADER_LEN
 PROTO_ICMP6 = 58
 
 # Error messages (RFC 4443 §3) and informational messages (§4).
@@ -93,8 +95,6 @@ CHANGE_TO_EXCLUDE = 4
 ALLOW_NEW_SOURCES = 5
 BLOCK_OLD_SOURCES = 6
 
-_HEADER = struct.Struct("!BBHI")
-_CHECKSUM = struct.Struct("!H")
 _RA_BODY = struct.Struct("!II")
 _PREFIX = struct.Struct("!BBBBIII16s")  # type, len, prefix len, flags, valid, preferred, reserved2, prefix
 _MTU = struct.Struct("!BBHI")
@@ -102,42 +102,15 @@ _MLD_V2_QUERY = struct.Struct("!16sBBH")
 _MLD_RECORD = struct.Struct("!BBH16s")
 
 
-class Icmp6Message:
+class Icmp6Message(IcmpMessage):
     """A parsed ICMPv6 message; ``body`` is a view of everything after the 8-byte header."""
 
-    __slots__ = ("body", "checksum", "code", "rest", "type")
-
-    type: int
-    code: int
-    checksum: int
-    rest: int
-    body: memoryview
-
-    def __init__(self, type: int, code: int, checksum: int, rest: int, body: memoryview) -> None:
-        self.type = type
-        self.code = code
-        self.checksum = checksum
-        self.rest = rest
-        self.body = body
+    __slots__ = ()
 
     @classmethod
     def parse(cls, buf: memoryview, src: bytes, dst: bytes, verify: bool = True) -> Icmp6Message:
         """Parse the ICMPv6 message filling ``buf`` (the upper-layer part of the packet from ``src`` to ``dst``)."""
-        n = len(buf)
-        if n < ICMP6_HEADER_LEN:
-            raise Malformed("too_short")
-        if verify and not is_valid(buf, pseudo_sum(src, dst, PROTO_ICMP6, n)):
-            raise Malformed("bad_checksum")
-        type_, code, csum, rest = _HEADER.unpack_from(buf)
-        return cls(type_, code, csum, rest, buf[ICMP6_HEADER_LEN:])
-
-    @property
-    def ident(self) -> int:
-        return self.rest >> 16
-
-    @property
-    def seq(self) -> int:
-        return self.rest & 0xFFFF
+        return cls._parse(buf, pseudo_sum(src, dst, PROTO_ICMP6, len(buf)) if verify else None)
 
     @property
     def mtu(self) -> int:
@@ -154,18 +127,12 @@ class Icmp6Message:
         """RFC 4443 §2.1: types 0-127 are errors."""
         return self.type < 128
 
-    def __repr__(self) -> str:
-        return f"Icmp6Message(type={self.type}, code={self.code}, rest=0x{self.rest:08x}, body_len={len(self.body)})"
-
 
 def write_icmp6(buf: bytearray, offset: int, type: int, code: int, rest: int, body_len: int,
                 src: bytes, dst: bytes) -> None:
     """Write the header at ``offset`` and the checksum over pseudo-header, header and body (in place)."""
-    _HEADER.pack_into(buf, offset, type, code, 0, rest)
-    length = ICMP6_HEADER_LEN + body_len
-    with memoryview(buf) as mv:
-        csum = checksum(mv[offset : offset + length], pseudo_sum(src, dst, PROTO_ICMP6, length))
-    _CHECKSUM.pack_into(buf, offset + 2, csum)
+    write_header(buf, offset, type, code, rest, body_len,
+                 pseudo_sum(src, dst, PROTO_ICMP6, ICMP6_HEADER_LEN + body_len))
 
 
 def build_icmp6(type: int, code: int, rest: int, body: bytes | bytearray | memoryview,
@@ -175,10 +142,6 @@ def build_icmp6(type: int, code: int, rest: int, body: bytes | bytearray | memor
     buf[ICMP6_HEADER_LEN:] = body
     write_icmp6(buf, 0, type, code, rest, len(body), src, dst)
     return buf
-
-
-def echo_rest(ident: int, seq: int) -> int:
-    return ((ident & 0xFFFF) << 16) | (seq & 0xFFFF)
 
 
 # -- Neighbor Discovery options (RFC 4861 §4.6) ----------------------------------------------------------
@@ -383,16 +346,12 @@ class Redirect:
 
 def decode_max_resp(code: int) -> int:
     """RFC 3810 §5.1.3: Maximum Response Code -> milliseconds."""
-    if code < 32768:
-        return code
-    return ((code & 0x0FFF) | 0x1000) << (((code >> 12) & 0x7) + 3)
+    return decode_float(code, 12)
 
 
 def decode_qqic(code: int) -> int:
     """RFC 3810 §5.1.9: QQIC -> seconds."""
-    if code < 128:
-        return code
-    return ((code & 0x0F) | 0x10) << (((code >> 4) & 0x7) + 3)
+    return decode_float(code, 4)
 
 
 class MldQuery:

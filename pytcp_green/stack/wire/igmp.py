@@ -28,7 +28,7 @@ import struct
 from dataclasses import dataclass, field
 
 from pytcp_green.stack.wire import Malformed
-from pytcp_green.stack.wire.checksum import checksum, is_valid
+from pytcp_green.stack.wire.icmp import check_message, decode_float, put_checksum
 
 TYPE_QUERY = 0x11
 TYPE_V1_REPORT = 0x12
@@ -55,14 +55,11 @@ _V2 = struct.Struct("!BBH4s")
 _V3_QUERY_TAIL = struct.Struct("!BBH")
 _V3_REPORT_HEAD = struct.Struct("!BBHHH")
 _RECORD_HEAD = struct.Struct("!BBH4s")
-_CHECKSUM = struct.Struct("!H")
 
 
 def decode_code(code: int) -> int:
     """Max Resp Code / QQIC -> value (RFC 3376 §4.1.1, §4.1.7): as is below 128, else (mant|0x10) << (exp+3)."""
-    if code < 128:
-        return code
-    return ((code & 0x0F) | 0x10) << (((code >> 4) & 0x07) + 3)
+    return decode_float(code, 4)
 
 
 def encode_code(value: int) -> int:
@@ -113,10 +110,7 @@ class IgmpMessage:
     def parse(cls, buf: memoryview) -> IgmpMessage:
         """Parse the IGMP message filling ``buf`` (the IPv4 payload)."""
         n = len(buf)
-        if n < IGMP_V2_LEN:
-            raise Malformed("too_short")
-        if not is_valid(buf):
-            raise Malformed("bad_checksum")
+        check_message(buf, IGMP_V2_LEN)
         kind, code, _, group = _V2.unpack_from(buf)
         if kind == TYPE_QUERY:
             if n == IGMP_V2_LEN:
@@ -150,7 +144,7 @@ class IgmpMessage:
 
 
 def _finish(buf: bytearray) -> bytes:
-    _CHECKSUM.pack_into(buf, 2, checksum(buf))
+    put_checksum(buf, 0, len(buf))
     return bytes(buf)
 
 
