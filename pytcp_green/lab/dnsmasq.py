@@ -1,7 +1,7 @@
 """dnsmasq as the lab's DHCP and DNS server, run inside a lab namespace (issue 5's real peer for DHCPv4).
 
 Everything lives in one work directory: the configuration, the lease file (``dhcp-leasefile``)
-and the log.  dnsmasq runs in the foreground (``--no-daemon``) through :meth:`Lab.popen`, so
+and the log.  dnsmasq runs in the foreground (``--no-daemon``) as a :class:`LabDaemon`, so
 the lab stops it at teardown if :meth:`Dnsmasq.stop` was not called.  ``no-ping`` skips
 dnsmasq's own ICMP check before an offer (the client probes with ARP, RFC 5227, anyway), and
 T1/T2 can be set (options 58/59) so renewals happen within seconds of a short lease: dnsmasq
@@ -11,20 +11,23 @@ will not lease for less than two minutes.
 from __future__ import annotations
 
 import contextlib
-import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from pytcp_green.lab.netns import Lab, LabError
+from pytcp_green.lab.daemon import LabDaemon
+from pytcp_green.lab.netns import LabError
+
+if TYPE_CHECKING:
+    from pytcp_green.lab.netns import Lab
 
 
-class Dnsmasq:
+class Dnsmasq(LabDaemon):
+    name = "dnsmasq"
+
     def __init__(self, lab: Lab, workdir: str | Path, *, first: str = "198.18.0.100", last: str = "198.18.0.199",
                  lease: str = "2m", t1: int | None = None, t2: int | None = None,
                  hosts: dict[str, str] | None = None) -> None:
-        self.lab = lab
-        self.workdir = Path(workdir)
-        self.conf = self.workdir / "dnsmasq.conf"
+        super().__init__(lab, workdir, "dnsmasq.conf")
         self.lease_file = self.workdir / "dnsmasq.leases"
         self.log_file = self.workdir / "dnsmasq.log"
         router = str(lab.kernel_ip4.ip)
@@ -42,17 +45,14 @@ class Dnsmasq:
             lines.append(f"dhcp-option=option:T2,{t2}")
         for name, address in (hosts or {}).items():
             lines.append(f"address=/{name}/{address}")
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.conf.write_text("\n".join(lines) + "\n", encoding="ascii")
-        self.proc: subprocess.Popen[Any] | None = None
+        self.write_conf(lines)
 
-    def start(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            raise LabError("dnsmasq is already running")
+    def argv(self) -> list[str]:
+        return ["dnsmasq", "--no-daemon", f"--conf-file={self.conf}"]
+
+    def prepare(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.log_file.unlink()  # ready() reads the log of this run only
-        self.proc = self.lab.popen(["dnsmasq", "--no-daemon", f"--conf-file={self.conf}"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
     def ready(self) -> bool:
         """True once dnsmasq logged that it serves DHCP; raises LabError if it died."""
@@ -65,20 +65,6 @@ class Dnsmasq:
             return "DHCP, IP range" in self.log_file.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             return False
-
-    def stop(self) -> None:
-        """SIGTERM to the dnsmasq we started (by its PID), then reap it."""
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
 
     def leases(self) -> list[str]:
         """The lease file's lines: ``expiry mac address hostname client-id``."""

@@ -1,7 +1,7 @@
 """radvd as the lab's IPv6 router: router advertisements for SLAAC (RFC 4861 §6, RFC 4862), in a lab namespace.
 
 The configuration goes into a work directory; radvd runs in the foreground (``--nodaemon``)
-through :meth:`Lab.popen`, so the lab stops it at teardown if :meth:`Radvd.stop` was not
+as a :class:`LabDaemon`, so the lab stops it at teardown if :meth:`Radvd.stop` was not
 called.  radvd refuses to advertise unless the namespace forwards IPv6 (it checks
 ``net.ipv6.conf.all.forwarding``), so :meth:`Radvd.start` turns forwarding on inside the
 namespace — the lab has one link, nothing is forwarded anywhere.
@@ -9,21 +9,22 @@ namespace — the lab has one link, nothing is forwarded anywhere.
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from pytcp_green.lab.netns import Lab, LabError
+from pytcp_green.lab.daemon import LabDaemon
+
+if TYPE_CHECKING:
+    from pytcp_green.lab.netns import Lab
 
 
-class Radvd:
+class Radvd(LabDaemon):
+    name = "radvd"
+
     def __init__(self, lab: Lab, workdir: str | Path, *, prefix: str = "fd00:77::/64", valid: int = 86400,
                  preferred: int = 14400, router_lifetime: int = 1800, mtu: int | None = None,
                  interval: tuple[float, float] = (3.0, 4.0)) -> None:
-        self.lab = lab
-        self.workdir = Path(workdir)
-        self.conf = self.workdir / "radvd.conf"
+        super().__init__(lab, workdir, "radvd.conf")
         self.pid_file = self.workdir / "radvd.pid"
         lines = [
             f"interface {lab.device.name} {{",
@@ -44,28 +45,11 @@ class Radvd:
             "  };",
             "};",
         ]
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.conf.write_text("\n".join(lines) + "\n", encoding="ascii")
-        self.proc: subprocess.Popen[Any] | None = None
+        self.write_conf(lines)
 
-    def start(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            raise LabError("radvd is already running")
+    def argv(self) -> list[str]:
+        return ["radvd", "--nodaemon", "--config", str(self.conf), "--pidfile", str(self.pid_file),
+                "--logmethod", "stderr"]
+
+    def prepare(self) -> None:
         self.lab.sysctl("net.ipv6.conf.all.forwarding", 1)
-        self.proc = self.lab.popen(["radvd", "--nodaemon", "--config", str(self.conf), "--pidfile",
-                                    str(self.pid_file), "--logmethod", "stderr"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()

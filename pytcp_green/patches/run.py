@@ -84,13 +84,10 @@ def run_program(options: Any, *, target: str | None, module: str | None, args: S
             proc = start_peer(host, peer, wait_port)
         return run_target(target, module, args)
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if proc is not None:
+            from pytcp_green.lab.daemon import stop_process
+
+            stop_process(proc)
         if _state.has_host() and _state.current_host() is host:
             _state.set_host(None)
             host.close()
