@@ -729,24 +729,6 @@ def _services(port: Any, socktypes: list[tuple[int, int]], flags: int) -> list[t
     return out
 
 
-def _family_enum(value: int) -> Any:
-    import socket as _stdsocket
-
-    try:
-        return _stdsocket.AddressFamily(value)
-    except ValueError:
-        return value
-
-
-def _kind_enum(value: int) -> Any:
-    import socket as _stdsocket
-
-    try:
-        return _stdsocket.SocketKind(value)
-    except ValueError:
-        return value
-
-
 def getaddrinfo(host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0,
                 flags: int = 0) -> list[tuple[Any, Any, int, str, tuple[Any, ...]]]:
     """Like ``socket.getaddrinfo``, resolving through the hosts file and the stub resolver."""
@@ -805,6 +787,10 @@ def getaddrinfo(host: Any, port: Any, family: int = 0, type: int = 0, proto: int
         addresses = [(f, a) for f, a in addresses if f == AF_INET or has_ipv6()]
         if not addresses:
             raise _gai(EAI_ADDRFAMILY)
+
+    # The patched socket module's enum conversions, so both give the stdlib's family and kind alike;
+    # imported here as that module imports this one lazily.
+    from pytcp_green.patches.socket import _family_enum, _kind_enum
 
     result: list[tuple[Any, Any, int, str, tuple[Any, ...]]] = []
     for fam, text in addresses:
