@@ -13,6 +13,7 @@ from pathlib import Path
 
 import gevent
 import pytest
+from kernel.conftest import start_kernel_udp_peer
 
 from pytcp_green.cli import in_thread
 from pytcp_green.green.sockets import GreenSocket
@@ -112,25 +113,10 @@ def test_kernel_ping6_with_4000_bytes_is_answered(host: Host) -> None:
     assert host.stack.stats["ip6.reasm.ok"] >= 5 and host.stack.stats["ip6.tx.fragment"] >= 15
 
 
-KERNEL_UDP6_PEER = """
-import hashlib, socket, sys
-s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-s.bind((sys.argv[1], 0))
-s.settimeout(20)
-print(s.getsockname()[1], flush=True)
-for _ in range(int(sys.argv[2])):
-    data, peer = s.recvfrom(65535)
-    s.sendto(hashlib.sha256(data).digest() + data[::-1], peer)
-"""
-
-
 def test_60k_udp_datagrams_both_ways_intact(host: Host) -> None:
     assert host.lab is not None
     rounds = 5
-    proc = host.lab.popen([sys.executable, "-c", KERNEL_UDP6_PEER, KERNEL_IP6, str(rounds)],
-                          stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    port = int(in_thread(proc.stdout.readline))
+    proc, port = start_kernel_udp_peer(host.lab, KERNEL_IP6, rounds, 20)
     sock = GreenSocket(host.runtime, host.stack.socket(AF_INET6, SOCK_DGRAM), timeout=20)
     try:
         for _ in range(rounds):

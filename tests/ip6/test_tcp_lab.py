@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from kernel.conftest import KernelPeer, lab_skip_reason
 from kernel.test_tcp import MB, bulk, options_check
-from patches.helpers import run_python
+from patches.helpers import run_fetch_from_kernel_http, run_python
 
 from pytcp_green.host import Host, StackOptions
 from pytcp_green.stack.sockbase import AF_INET6
@@ -83,16 +83,7 @@ print(json.dumps({"hashes": hashes, "peer": peer, "kernel_sockets": kernel_socke
 def test_patched_requests_fetches_from_the_kernels_http_server_over_ipv6(tmp_path: Path) -> None:
     if lab_skip_reason():
         pytest.skip(lab_skip_reason() or "")
-    body = os.urandom(3_000_000)
-    www = tmp_path / "www"
-    www.mkdir()
-    (www / "blob.bin").write_bytes(body)
-    script = tmp_path / "fetch6.py"
-    script.write_text(FETCH6)
-    pcap = tmp_path / "run.pcap"
-    peer = f"exec python3 -m http.server 8000 --bind :: --directory {www} 2>/dev/null"
-    proc = run_python(["-m", "pytcp_green", "run", "--lab", "--pcap", str(pcap), "--peer", peer,
-                       "--wait-port", "8000", str(script)], timeout=180)
+    body, pcap, proc = run_fetch_from_kernel_http(tmp_path, FETCH6, "fetch6.py", "::")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out == {"hashes": [hashlib.sha256(body).hexdigest()] * 3, "peer": KERNEL_IP6, "kernel_sockets": []}

@@ -16,7 +16,7 @@ from pytcp_green.green.sockets import GreenSocket
 from pytcp_green.stack.sockbase import AF_INET
 from pytcp_green.stack.stack import SOCK_DGRAM
 
-from .conftest import KernelPeer
+from .conftest import KernelPeer, start_kernel_udp_peer
 
 pytestmark = pytest.mark.lab
 
@@ -32,28 +32,13 @@ def test_nc_from_the_kernel_gets_its_data_back_from_echo(kernel: KernelPeer) -> 
     assert out.stdout == message, out.stderr
 
 
-KERNEL_UDP_PEER = """
-import hashlib, socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sys.argv[1], 0))
-s.settimeout(10)
-print(s.getsockname()[1], flush=True)
-for _ in range(int(sys.argv[2])):
-    data, peer = s.recvfrom(65535)
-    s.sendto(hashlib.sha256(data).digest() + data[::-1], peer)
-"""
-
-
 def test_stack_udp_socket_talks_to_a_kernel_udp_socket(kernel: KernelPeer) -> None:
     import gevent
 
     from pytcp_green.cli import in_thread
 
     rounds = 20
-    proc = kernel.lab.popen([sys.executable, "-c", KERNEL_UDP_PEER, kernel.kernel_ip, str(rounds)],
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    port = int(in_thread(proc.stdout.readline))
+    proc, port = start_kernel_udp_peer(kernel.lab, kernel.kernel_ip, rounds, 10)
     sock = GreenSocket(kernel.host.runtime, kernel.host.stack.socket(AF_INET, SOCK_DGRAM), timeout=10)
     try:
         for i in range(rounds):

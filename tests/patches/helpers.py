@@ -22,6 +22,15 @@ def report(value):
 """
 
 
+def lab_reason() -> str | None:
+    """Why lab tests cannot run here, or None."""
+    try:
+        from pytcp_green.lab import lab_unavailable_reason
+    except ImportError as exc:
+        return f"no lab module: {exc}"
+    return lab_unavailable_reason()
+
+
 def run_python(args: list[str], *, env: dict[str, str] | None = None, timeout: float = 120,
                cwd: str | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("PYTCP_GREEN_")}
@@ -41,3 +50,21 @@ def run_patched(code: str, *, patch: str = "pytcp_green.patch_all()", env: dict[
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
     assert lines, f"child printed nothing; stderr:\n{proc.stderr}"
     return json.loads(lines[-1])
+
+
+def run_fetch_from_kernel_http(tmp_path: Path, script: str, name: str, bind: str
+                               ) -> tuple[bytes, Path, subprocess.CompletedProcess[str]]:
+    """Serve 3 MB of random bytes as ``blob.bin`` from the kernel's ``http.server`` on ``bind`` port 8000 (the
+    ``--peer``) and run ``script`` (saved as ``name``) with ``pytcp-green run --lab --pcap``, once port 8000
+    answers.  Returns the body, the stack's capture and the finished run."""
+    body = os.urandom(3_000_000)
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "blob.bin").write_bytes(body)
+    path = tmp_path / name
+    path.write_text(script)
+    pcap = tmp_path / "run.pcap"
+    peer = f"exec python3 -m http.server 8000 --bind {bind} --directory {www} 2>/dev/null"
+    proc = run_python(["-m", "pytcp_green", "run", "--lab", "--pcap", str(pcap), "--peer", peer,
+                       "--wait-port", "8000", str(path)], timeout=180)
+    return body, pcap, proc

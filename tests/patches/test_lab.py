@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from .helpers import run_python
+from .helpers import lab_reason, run_fetch_from_kernel_http
 
-
-def _lab_reason() -> str | None:
-    try:
-        from pytcp_green.lab import lab_unavailable_reason
-    except ImportError as exc:
-        return f"no lab module: {exc}"
-    return lab_unavailable_reason()
-
-
-pytestmark = [pytest.mark.lab, pytest.mark.skipif(_lab_reason() is not None, reason=str(_lab_reason()))]
+pytestmark = [pytest.mark.lab, pytest.mark.skipif(lab_reason() is not None, reason=str(lab_reason()))]
 
 FETCH = """
 import hashlib, json, os, requests
@@ -38,16 +28,7 @@ print(json.dumps({"hashes": hashes, "stack_ip": os.environ["PYTCP_GREEN_STACK_IP
 
 
 def test_patched_requests_fetches_from_the_kernels_http_server(tmp_path: Path) -> None:
-    body = os.urandom(3_000_000)
-    www = tmp_path / "www"
-    www.mkdir()
-    (www / "blob.bin").write_bytes(body)
-    script = tmp_path / "fetch.py"
-    script.write_text(FETCH)
-    pcap = tmp_path / "run.pcap"
-    peer = f"exec python3 -m http.server 8000 --bind 0.0.0.0 --directory {www} 2>/dev/null"
-    proc = run_python(["-m", "pytcp_green", "run", "--lab", "--pcap", str(pcap), "--peer", peer,
-                       "--wait-port", "8000", str(script)], timeout=180)
+    body, pcap, proc = run_fetch_from_kernel_http(tmp_path, FETCH, "fetch.py", "0.0.0.0")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     digest = hashlib.sha256(body).hexdigest()

@@ -23,18 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import run_python
+from .helpers import lab_reason, run_python
 
-
-def _lab_reason() -> str | None:
-    try:
-        from pytcp_green.lab import lab_unavailable_reason
-    except ImportError as exc:
-        return f"no lab module: {exc}"
-    return lab_unavailable_reason()
-
-
-pytestmark = [pytest.mark.lab, pytest.mark.skipif(_lab_reason() is not None, reason=str(_lab_reason()))]
+pytestmark = [pytest.mark.lab, pytest.mark.skipif(lab_reason() is not None, reason=str(lab_reason()))]
 
 BIG = 50 * 1024 * 1024
 SMALL = 16 * 1024
