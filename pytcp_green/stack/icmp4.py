@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
+from pytcp_green.stack.icmp_ratelimit import IcmpRateLimit
 from pytcp_green.stack.interface import Interface
 from pytcp_green.stack.ping import PingLayer
 from pytcp_green.stack.wire import Malformed
@@ -61,8 +62,7 @@ UNREACH_ERRNO = {
 class Icmp4Layer:
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
-        self._tokens = float(stack.sysctl.int("net.ipv4.icmp_msgs_burst"))
-        self._refilled = 0.0
+        self.ratelimit = IcmpRateLimit(stack)  # paces the errors sent
         self.ping = PingLayer(stack)  # ICMP echo sockets (socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP))
 
     # -- input ---------------------------------------------------------------------------------------
@@ -180,21 +180,10 @@ class Icmp4Layer:
             if len(payload) < 1 or payload[0] in ERROR_TYPES or payload[0] not in (0, 8, 13, 14, 15, 16, 17, 18):
                 stats["icmp4.error_suppressed.about_error"] += 1
                 return
-        if not self._take_token(now):
+        if not self.ratelimit.take(now):
             stats["icmp4.error_suppressed.ratelimit"] += 1
             return
         quote_len = min(len(pkt.header) + len(pkt.payload), MAX_ERROR_LEN - 20 - ICMP4_HEADER_LEN)
         quote = bytes(pkt.header) + bytes(pkt.payload[: quote_len - len(pkt.header)])
         if self.send(pkt.dst, src, kind, code, rest, quote, now) == 0:
             stats[f"icmp4.tx.error.{kind}.{code}"] += 1
-
-    def _take_token(self, now: float) -> bool:
-        sysctl = self.stack.sysctl
-        rate = sysctl.int("net.ipv4.icmp_msgs_per_sec")
-        burst = sysctl.int("net.ipv4.icmp_msgs_burst")
-        self._tokens = min(float(burst), self._tokens + (now - self._refilled) * rate)
-        self._refilled = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False

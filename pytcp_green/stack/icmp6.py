@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
+from pytcp_green.stack.icmp_ratelimit import IcmpRateLimit
 from pytcp_green.stack.wire import Malformed
 from pytcp_green.stack.wire.icmp6 import (
     CODE_UNKNOWN_NEXT_HEADER,
@@ -78,8 +79,7 @@ UNREACH_ERRNO = {
 class Icmp6Layer:
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
-        self._tokens = float(stack.sysctl.int("net.ipv4.icmp_msgs_burst"))
-        self._refilled = 0.0
+        self.ratelimit = IcmpRateLimit(stack)  # paces the errors sent
 
     # -- input ---------------------------------------------------------------------------------------
     def receive(self, if6: If6, pkt: Ip6Packet, payload: memoryview, now: float) -> None:
@@ -231,7 +231,7 @@ class Icmp6Layer:
         if self._about_error(pkt):
             stats["icmp6.error_suppressed.about_error"] += 1
             return
-        if not self._take_token(now):
+        if not self.ratelimit.take(now):
             stats["icmp6.error_suppressed.ratelimit"] += 1
             return
         ip6 = self.stack.ip6
@@ -254,15 +254,4 @@ class Icmp6Layer:
             return False
         kind = pkt.packet[off]
         return kind < 128 or kind == TYPE_REDIRECT
-
-    def _take_token(self, now: float) -> bool:
-        sysctl = self.stack.sysctl
-        rate = sysctl.int("net.ipv4.icmp_msgs_per_sec")
-        burst = sysctl.int("net.ipv4.icmp_msgs_burst")
-        self._tokens = min(float(burst), self._tokens + (now - self._refilled) * rate)
-        self._refilled = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False
 
