@@ -19,7 +19,6 @@ next plateau below the quoted datagram's length (§5, §7 table).
 from __future__ import annotations
 
 import errno
-import functools
 import ipaddress
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -28,8 +27,8 @@ from pytcp_green.link.device import LinkKind
 from pytcp_green.stack.igmp import Igmp
 from pytcp_green.stack.interface import Interface
 from pytcp_green.stack.ip4_reassembly import Reassembler
+from pytcp_green.stack.pmtu import PmtuCache
 from pytcp_green.stack.route import Route4, RouteTable4
-from pytcp_green.stack.timers import Timer
 from pytcp_green.stack.wire import Malformed
 from pytcp_green.stack.wire.ethernet import BROADCAST_MAC, ETHERTYPE_IP4, write_ethernet
 from pytcp_green.stack.wire.icmp4 import CODE_PROTO_UNREACH, TYPE_DEST_UNREACH
@@ -48,17 +47,8 @@ if TYPE_CHECKING:
 
 LIMITED_BROADCAST = b"\xff\xff\xff\xff"
 MAX_DATAGRAM = 65535
-PMTU_CACHE_SIZE = 1024
 # RFC 1191 §7 "plateau" MTUs, for routers that do not say the next-hop MTU.
 MTU_PLATEAUS = (65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68)
-
-
-class PmtuEntry:
-    __slots__ = ("mtu", "timer")
-
-    def __init__(self, mtu: int, timer: Timer) -> None:
-        self.mtu = mtu
-        self.timer = timer
 
 
 def multicast_mac(group: bytes) -> bytes:
@@ -77,7 +67,7 @@ class Ip4Layer:
         self.reassembler = Reassembler(stack)
         # Called with (interface, address) when a conflict took an address away (the DHCP client listens).
         self.on_address_lost: list[Callable[[Interface, ipaddress.IPv4Interface], None]] = []
-        self.pmtu: dict[bytes, PmtuEntry] = {}
+        self.pmtu = PmtuCache(stack, "ip4.pmtu.", "net.ipv4.route.mtu_expires")
         self.igmp = Igmp(stack)
 
     # -- configuration -------------------------------------------------------------------------------
@@ -260,9 +250,7 @@ class Ip4Layer:
         found = self.route(dst)
         if found is None:
             return None
-        mtu = min(found[0].mtu, MAX_DATAGRAM)
-        entry = self.pmtu.get(dst)
-        return mtu if entry is None or entry.mtu >= mtu else entry.mtu
+        return self.pmtu.clamp(dst, min(found[0].mtu, MAX_DATAGRAM))
 
     def frag_needed(self, dst: bytes, mtu: int, quoted_len: int, now: float) -> int | None:
         """A "fragmentation needed" (RFC 1191 §4) about a datagram we sent to ``dst``; the new PMTU.
@@ -280,21 +268,8 @@ class Ip4Layer:
         if mtu >= current:
             self.stack.stats["ip4.pmtu.ignored"] += 1
             return None
-        old = self.pmtu.pop(dst, None)
-        if old is not None:
-            old.timer.cancel()
-        elif len(self.pmtu) >= PMTU_CACHE_SIZE:
-            oldest = next(iter(self.pmtu))
-            self.pmtu.pop(oldest).timer.cancel()
-        expires = now + self.stack.sysctl.float("net.ipv4.route.mtu_expires")
-        timer = self.stack.timers.schedule(expires, functools.partial(self._pmtu_expire, dst))
-        self.pmtu[dst] = PmtuEntry(mtu, timer)
-        self.stack.stats["ip4.pmtu.lowered"] += 1
+        self.pmtu.lower(dst, mtu, now)
         return mtu
-
-    def _pmtu_expire(self, dst: bytes, now: float) -> None:
-        if self.pmtu.pop(dst, None) is not None:
-            self.stack.stats["ip4.pmtu.expired"] += 1
 
     def output(
         self,
@@ -339,10 +314,7 @@ class Ip4Layer:
             ttl = self.stack.sysctl.int("net.ipv4.ip_default_ttl")
         self._ident = ident = (self._ident + 1) & 0xFFFF
         lh = iface.link_header_len
-        mtu = iface.mtu
-        entry = self.pmtu.get(dst) if self.pmtu else None
-        if entry is not None and entry.mtu < mtu:
-            mtu = entry.mtu
+        mtu = self.pmtu.clamp(dst, iface.mtu)
         if hlen + size <= mtu:
             frame = bytearray(lh + hlen + size)
             frame[lh + hlen :] = payload

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import enum
 import errno
-import functools
 import ipaddress
 import logging
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING
 from pytcp_green.link.device import LinkKind
 from pytcp_green.stack import sysctl as _sysctl
 from pytcp_green.stack.interface import Interface
+from pytcp_green.stack.pmtu import PmtuCache
 from pytcp_green.stack.timers import Timer
 from pytcp_green.stack.wire import Malformed
 from pytcp_green.stack.wire.ethernet import ETHERTYPE_IP6, write_ethernet
@@ -140,7 +140,6 @@ for _name, _value in SYSCTLS.items():
     _sysctl.DEFAULTS.setdefault(_name, _value)
 
 MAX_PAYLOAD = 65535
-PMTU_CACHE_SIZE = 1024
 INFINITE = 0xFFFFFFFF  # an RA lifetime that never runs out (RFC 4861 §4.6.2)
 
 
@@ -242,14 +241,6 @@ class If6:
         return f"<If6 {self.iface.name} {self.addrs}>"
 
 
-class PmtuEntry:
-    __slots__ = ("mtu", "timer")
-
-    def __init__(self, mtu: int, timer: Timer) -> None:
-        self.mtu = mtu
-        self.timer = timer
-
-
 def _common_prefix_len(a: bytes, b: bytes) -> int:
     x = int.from_bytes(a, "big") ^ int.from_bytes(b, "big")
     return 128 - x.bit_length()
@@ -276,7 +267,7 @@ class Ip6Layer:
         # Static routes: (network, interface, gateway or None), longest prefix first.
         self.routes: list[tuple[ipaddress.IPv6Network, Interface, bytes | None]] = []
         self.redirects: dict[bytes, tuple[If6, bytes]] = {}  # destination -> better first hop (RFC 4861 §8)
-        self.pmtu: dict[bytes, PmtuEntry] = {}
+        self.pmtu = PmtuCache(stack, "ip6.pmtu.", "net.ipv6.route.mtu_expires")
         self.is_router = False
         # Called with an address whose DAD just ended (PREFERRED or DUPLICATE): lets a runtime wait for it.
         self.dad_listeners: list[Callable[[Addr6], None]] = []
@@ -500,9 +491,7 @@ class Ip6Layer:
         if found is None:
             return None
         if6 = self.ifs.get(found[0])
-        mtu = if6.mtu if if6 is not None else found[0].mtu
-        entry = self.pmtu.get(dst)
-        return mtu if entry is None or entry.mtu >= mtu else entry.mtu
+        return self.pmtu.clamp(dst, if6.mtu if if6 is not None else found[0].mtu)
 
     def packet_too_big(self, dst: bytes, mtu: int, now: float) -> int | None:
         """A Packet Too Big about ``dst``: the lowered PMTU, or None when nothing changes."""
@@ -513,19 +502,8 @@ class Ip6Layer:
         if mtu >= current:
             self.stack.stats["ip6.pmtu.ignored"] += 1
             return None
-        old = self.pmtu.pop(dst, None)
-        if old is not None:
-            old.timer.cancel()
-        elif len(self.pmtu) >= PMTU_CACHE_SIZE:
-            self.pmtu.pop(next(iter(self.pmtu))).timer.cancel()
-        expires = now + self.stack.sysctl.float("net.ipv6.route.mtu_expires")
-        self.pmtu[dst] = PmtuEntry(mtu, self.stack.timers.schedule(expires, functools.partial(self._pmtu_expire, dst)))
-        self.stack.stats["ip6.pmtu.lowered"] += 1
+        self.pmtu.lower(dst, mtu, now)
         return mtu
-
-    def _pmtu_expire(self, dst: bytes, now: float) -> None:
-        if self.pmtu.pop(dst, None) is not None:
-            self.stack.stats["ip6.pmtu.expired"] += 1
 
     # -- input ---------------------------------------------------------------------------------------
     def receive(self, iface: Interface, buf: memoryview, now: float, *, link_multicast: bool = False) -> None:
@@ -722,10 +700,7 @@ class Ip6Layer:
         if hop_limit is None:
             hop_limit = (if6.hop_limit if if6 is not None and if6.hop_limit else None) or self.stack.sysctl.int(
                 "net.ipv6.conf.default.hop_limit")
-        mtu = if6.mtu if if6 is not None else iface.mtu
-        entry = self.pmtu.get(dst) if self.pmtu else None
-        if entry is not None and entry.mtu < mtu:
-            mtu = entry.mtu
+        mtu = self.pmtu.clamp(dst, if6.mtu if if6 is not None else iface.mtu)
         lh = iface.link_header_len
         first_nh = NH_HOP_BY_HOP if hbh else proto
         if IP6_HEADER_LEN + size <= mtu:
