@@ -20,21 +20,16 @@ itself per RFC 792 "Echo or Echo Reply Message"):
 from __future__ import annotations
 
 import errno
-from collections import deque
 from typing import TYPE_CHECKING
 
+from pytcp_green.stack.dgram import DatagramSocket, SocketTable
 from pytcp_green.stack.ports import Binding, PortTable
 from pytcp_green.stack.sockbase import (
     AF_INET,
-    POLLERR,
-    POLLIN,
-    POLLOUT,
     Address,
-    CoreSocket,
     oserror,
     pack_host,
     sockaddr,
-    would_block,
 )
 from pytcp_green.stack.wire.icmp4 import ICMP4_HEADER_LEN, TYPE_ECHO_REQUEST, Icmp4Message, write_icmp4
 from pytcp_green.stack.wire.ip4 import IP4_HEADER_LEN, PROTO_ICMP
@@ -43,33 +38,14 @@ if TYPE_CHECKING:
     from pytcp_green.stack.stack import Stack
 
 MAX_MESSAGE = 65535 - IP4_HEADER_LEN
-DATAGRAM_OVERHEAD = 256  # charged against SO_RCVBUF per queued reply, as UDP does
 
 
-class PingSocket(CoreSocket):
-    """One ICMP echo endpoint (IPv4).  Non-blocking, like every core socket."""
+class PingSocket(DatagramSocket):
+    """One ICMP echo endpoint (IPv4); ``local_port`` is the echo identifier.  Non-blocking, like every core socket."""
 
     def __init__(self, layer: PingLayer) -> None:
-        super().__init__(AF_INET)
+        super().__init__(AF_INET, layer.stack, "ping.drop.rcvbuf_full")
         self.layer = layer
-        self.local_addr = bytes(4)
-        self.local_port = 0  # the echo identifier
-        self.remote_addr: bytes | None = None
-        self.binding: Binding | None = None
-        self.queue: deque[tuple[bytes, Address]] = deque()
-        self.queued_bytes = 0
-        self.closed = False
-        sysctl = layer.stack.sysctl
-        self.rcvbuf = sysctl.int("net.core.rmem_default")
-        self.sndbuf = sysctl.int("net.core.wmem_default")
-        self.broadcast = False
-        self.reuseaddr = False
-        self.tos = 0
-        self.ttl: int | None = None
-
-    def _check_open(self) -> None:
-        if self.closed:
-            raise oserror(errno.EBADF)
 
     # -- addressing ----------------------------------------------------------------------------------
     def bind(self, addr: Address) -> None:
@@ -88,7 +64,7 @@ class PingSocket(CoreSocket):
         self.binding = ports.bind_ephemeral(binding) if ident == 0 else ports.bind(binding)
         self.local_addr = local
         self.local_port = self.binding.port
-        self.layer.register(self)
+        self.layer.sockets.register(self)
 
     def connect(self, addr: Address, now: float) -> None:
         self._check_open()
@@ -114,9 +90,7 @@ class PingSocket(CoreSocket):
     # -- data ----------------------------------------------------------------------------------------
     def sendto(self, data: bytes | bytearray | memoryview, addr: Address | None, now: float) -> int:
         self._check_open()
-        code = self.take_error()
-        if code:
-            raise oserror(code)
+        self._raise_pending()
         if addr is None:
             if self.remote_addr is None:
                 raise oserror(errno.EDESTADDRREQ)
@@ -149,41 +123,6 @@ class PingSocket(CoreSocket):
         stack.stats["ping.tx"] += 1
         return size
 
-    def recvfrom(self, bufsize: int, now: float, *, peek: bool = False) -> tuple[bytes, Address]:
-        self._check_open()
-        if not self.queue:
-            code = self.take_error()
-            if code:
-                raise oserror(code)
-            raise would_block()
-        data, source = self.queue[0] if peek else self.queue.popleft()
-        if not peek:
-            self.queued_bytes -= len(data) + DATAGRAM_OVERHEAD
-        return (data[:bufsize] if bufsize < len(data) else data), source
-
-    def deliver(self, data: bytes, source: Address) -> None:
-        cost = len(data) + DATAGRAM_OVERHEAD
-        if self.queued_bytes + cost > self.rcvbuf and self.queue:
-            self.layer.stack.stats["ping.drop.rcvbuf_full"] += 1
-            return
-        self.queue.append((data, source))
-        self.queued_bytes += cost
-        self.wake()
-
-    def set_error(self, code: int) -> None:
-        self._error = code
-        self.wake()
-
-    def poll_mask(self) -> int:
-        if self.closed:
-            return 0
-        mask = POLLOUT
-        if self.queue:
-            mask |= POLLIN
-        if self._error:
-            mask |= POLLERR
-        return mask
-
     def shutdown(self, how: int, now: float) -> None:
         if self.remote_addr is None:
             raise oserror(errno.ENOTCONN)
@@ -194,7 +133,7 @@ class PingSocket(CoreSocket):
         self.closed = True
         if self.binding is not None:
             self.layer.idents.release(self.binding)
-            self.layer.unregister(self)
+            self.layer.sockets.unregister(self)
         self.queue.clear()
         self.wake()
 
@@ -206,23 +145,13 @@ class PingLayer:
         self.stack = stack
         # Identifiers are the sockets' "ports": any non-zero 16-bit value (0 would mean "choose").
         self.idents = PortTable(1, 65535, secret=stack.rng.randbytes(16))
-        self._by_ident: dict[int, list[PingSocket]] = {}
+        self.sockets: SocketTable[PingSocket] = SocketTable()  # by identifier
 
     def socket(self) -> PingSocket:
         return PingSocket(self)
 
-    def register(self, sock: PingSocket) -> None:
-        self._by_ident.setdefault(sock.local_port, []).append(sock)
-
-    def unregister(self, sock: PingSocket) -> None:
-        holders = self._by_ident.get(sock.local_port)
-        if holders and sock in holders:
-            holders.remove(sock)
-            if not holders:
-                del self._by_ident[sock.local_port]
-
     def _lookup(self, ident: int, local: bytes) -> PingSocket | None:
-        for sock in self._by_ident.get(ident, ()):
+        for sock in self.sockets.on_port(ident):
             # As Linux's ping_lookup: the identifier, and the bound address if one was bound.
             if sock.binding is not None and sock.binding.addr in (b"", local):
                 return sock

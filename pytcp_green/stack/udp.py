@@ -11,22 +11,16 @@ socket's receive buffer is dropped and counted, never partly kept.
 from __future__ import annotations
 
 import errno
-from collections import deque
 from typing import TYPE_CHECKING
 
+from pytcp_green.stack.dgram import DatagramSocket, SocketTable
 from pytcp_green.stack.ports import Binding, PortTable
 from pytcp_green.stack.sockbase import (
-    AF_INET,
     AF_INET6,
-    POLLERR,
-    POLLIN,
-    POLLOUT,
     Address,
-    CoreSocket,
     oserror,
     pack_host,
     sockaddr,
-    would_block,
 )
 from pytcp_green.stack.wire import Malformed
 from pytcp_green.stack.wire.ip4 import PROTO_UDP
@@ -39,33 +33,16 @@ if TYPE_CHECKING:
 
 MAX_PAYLOAD4 = 65535 - 20 - UDP_HEADER_LEN
 MAX_PAYLOAD6 = 65535 - UDP_HEADER_LEN  # the payload length field bounds it; no jumbograms (RFC 2675)
-# What a queued datagram costs against SO_RCVBUF besides its payload (Linux charges skb truesize).
-DATAGRAM_OVERHEAD = 256
 
 
-class UdpSocket(CoreSocket):
+class UdpSocket(DatagramSocket):
     """One UDP endpoint.  Non-blocking: the runtime turns EAGAIN into a wait."""
 
     def __init__(self, layer: UdpLayer, family: int) -> None:
-        super().__init__(family)
+        super().__init__(family, layer.stack, "udp.drop.rcvbuf_full")
         self.layer = layer
-        self.wildcard = bytes(4 if family == AF_INET else 16)
-        self.local_addr = self.wildcard
-        self.local_port = 0
-        self.remote_addr: bytes | None = None
         self.remote_port = 0
-        self.binding: Binding | None = None
-        self.queue: deque[tuple[bytes, Address]] = deque()
-        self.queued_bytes = 0
-        self.closed = False
-        sysctl = layer.stack.sysctl
-        self.rcvbuf = sysctl.int("net.core.rmem_default")
-        self.sndbuf = sysctl.int("net.core.wmem_default")
-        self.broadcast = False
-        self.reuseaddr = False
         self.reuseport = False
-        self.tos = 0
-        self.ttl: int | None = None
         # SO_BINDTODEVICE: broadcasts leave through this interface, and while it has no address
         # the source is 0.0.0.0 (what a DHCP client needs, RFC 2131 §4.1).
         self.device: Interface | None = None
@@ -80,10 +57,6 @@ class UdpSocket(CoreSocket):
         self.multicast_if = bytes(4)  # IP_MULTICAST_IF: the address of the interface groups are sent from
 
     # -- addressing ----------------------------------------------------------------------------------
-    def _check_open(self) -> None:
-        if self.closed:
-            raise oserror(errno.EBADF)
-
     def bind(self, addr: Address) -> None:
         self._check_open()
         if self.binding is not None:
@@ -103,7 +76,7 @@ class UdpSocket(CoreSocket):
         self.binding = ports.bind_ephemeral(binding) if port == 0 else ports.bind(binding)
         self.local_addr = local
         self.local_port = self.binding.port
-        self.layer.register(self)
+        self.layer.sockets.register(self)
 
     def _autobind(self) -> None:
         if self.binding is None:
@@ -256,53 +229,13 @@ class UdpSocket(CoreSocket):
         self.memberships.discard(key)
         self.layer.stack.ip4.igmp.leave(iface, group, now)
 
-    def recvfrom(self, bufsize: int, now: float, *, peek: bool = False) -> tuple[bytes, Address]:
-        self._check_open()
-        if not self.queue:
-            self._raise_pending()
-            raise would_block()
-        data, source = self.queue[0] if peek else self.queue.popleft()
-        if not peek:
-            self.queued_bytes -= len(data) + DATAGRAM_OVERHEAD
-        # A datagram longer than the buffer is truncated and the rest discarded (recv(2)).
-        return (data[:bufsize] if bufsize < len(data) else data), source
-
-    def _raise_pending(self) -> None:
-        code = self.take_error()
-        if code:
-            raise oserror(code)
-
-    def deliver(self, data: bytes, source: Address) -> bool:
-        cost = len(data) + DATAGRAM_OVERHEAD
-        if self.queued_bytes + cost > self.rcvbuf and self.queue:
-            self.layer.stack.stats["udp.drop.rcvbuf_full"] += 1
-            return False
-        self.queue.append((data, source))
-        self.queued_bytes += cost
-        self.wake()
-        return True
-
-    def set_error(self, code: int) -> None:
-        self._error = code
-        self.wake()
-
-    def poll_mask(self) -> int:
-        if self.closed:
-            return 0
-        mask = POLLOUT
-        if self.queue:
-            mask |= POLLIN
-        if self._error:
-            mask |= POLLERR
-        return mask
-
     def close(self, now: float | None = None) -> None:
         if self.closed:
             return
         self.closed = True
         if self.binding is not None:
             self.layer.ports.release(self.binding)
-            self.layer.unregister(self)
+            self.layer.sockets.unregister(self)
         igmp = self.layer.stack.ip4.igmp
         for group, iface in sorted(self.memberships, key=lambda m: m[0]):
             igmp.leave(iface, group, 0.0 if now is None else now)
@@ -316,20 +249,10 @@ class UdpLayer:
         self.stack = stack
         low, high = stack.sysctl.ints("net.ipv4.ip_local_port_range")
         self.ports = PortTable(low, high, secret=stack.rng.randbytes(16))
-        self._by_port: dict[int, list[UdpSocket]] = {}
+        self.sockets: SocketTable[UdpSocket] = SocketTable()
 
     def socket(self, family: int) -> UdpSocket:
         return UdpSocket(self, family)
-
-    def register(self, sock: UdpSocket) -> None:
-        self._by_port.setdefault(sock.local_port, []).append(sock)
-
-    def unregister(self, sock: UdpSocket) -> None:
-        holders = self._by_port.get(sock.local_port)
-        if holders and sock in holders:
-            holders.remove(sock)
-            if not holders:
-                del self._by_port[sock.local_port]
 
     def receive(self, src: bytes, dst: bytes, segment: memoryview, now: float, *, bcast: bool) -> bool:
         """Deliver one datagram; False when no socket listens on its port (the caller answers ICMP)."""
@@ -340,7 +263,7 @@ class UdpLayer:
             stats["udp.drop." + exc.reason] += 1
             return True  # malformed: dropped, and no ICMP error about it
         stats["udp.rx"] += 1
-        candidates = self._by_port.get(dgram.dport)
+        candidates = self.sockets.on_port(dgram.dport)
         if not candidates:
             stats["udp.drop.no_socket"] += 1
             return False
@@ -389,7 +312,7 @@ class UdpLayer:
             return
         sport = int.from_bytes(quoted[0:2], "big")
         dport = int.from_bytes(quoted[2:4], "big")
-        for sock in self._by_port.get(sport, ()):
+        for sock in self.sockets.on_port(sport):
             if sock.remote_addr in (dst, V4MAPPED_PREFIX + dst) and sock.remote_port == dport:
                 sock.set_error(err)
                 self.stack.stats["udp.icmp_error_delivered"] += 1

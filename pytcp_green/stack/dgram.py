@@ -1,0 +1,121 @@
+"""What the stack's datagram sockets (UDP, ICMP echo "ping") share.
+
+A socket holds whole datagrams in a queue charged against SO_RCVBUF (each at its length plus
+:data:`DATAGRAM_OVERHEAD`, Linux's skb truesize); one that does not fit is dropped and counted,
+never partly kept, unless the queue is empty.  A read takes the oldest datagram, truncated to
+the buffer (recv(2): the rest is discarded); with nothing queued, the pending error (an ICMP
+error learned while connected) is raised first, else EAGAIN.  The layers find their sockets
+by local port (the echo identifier for ping) through a :class:`SocketTable`.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from pytcp_green.stack.sockbase import AF_INET, POLLERR, POLLIN, POLLOUT, Address, CoreSocket, oserror, would_block
+
+if TYPE_CHECKING:
+    from pytcp_green.stack.ports import Binding
+    from pytcp_green.stack.stack import Stack
+
+# What a queued datagram costs against SO_RCVBUF besides its payload (Linux charges skb truesize).
+DATAGRAM_OVERHEAD = 256
+
+
+class DatagramSocket(CoreSocket):
+    """The receive queue, the socket options and the addressing state of a datagram socket.
+
+    ``drop_stat`` counts the datagrams a full receive buffer refused (``"udp.drop.rcvbuf_full"``).
+    """
+
+    def __init__(self, family: int, stack: Stack, drop_stat: str) -> None:
+        super().__init__(family)
+        self.wildcard = bytes(4 if family == AF_INET else 16)
+        self.local_addr = self.wildcard
+        self.local_port = 0
+        self.remote_addr: bytes | None = None
+        self.binding: Binding | None = None
+        self.queue: deque[tuple[bytes, Address]] = deque()
+        self.queued_bytes = 0
+        self.closed = False
+        sysctl = stack.sysctl
+        self.rcvbuf = sysctl.int("net.core.rmem_default")
+        self.sndbuf = sysctl.int("net.core.wmem_default")
+        self.broadcast = False
+        self.reuseaddr = False
+        self.tos = 0
+        self.ttl: int | None = None
+        self._stack = stack
+        self._drop_stat = drop_stat
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise oserror(errno.EBADF)
+
+    def _raise_pending(self) -> None:
+        code = self.take_error()
+        if code:
+            raise oserror(code)
+
+    def recvfrom(self, bufsize: int, now: float, *, peek: bool = False) -> tuple[bytes, Address]:
+        self._check_open()
+        if not self.queue:
+            self._raise_pending()
+            raise would_block()
+        data, source = self.queue[0] if peek else self.queue.popleft()
+        if not peek:
+            self.queued_bytes -= len(data) + DATAGRAM_OVERHEAD
+        # A datagram longer than the buffer is truncated and the rest discarded (recv(2)).
+        return (data[:bufsize] if bufsize < len(data) else data), source
+
+    def deliver(self, data: bytes, source: Address) -> bool:
+        """Queue one datagram from ``source``; False when the receive buffer had no room for it."""
+        cost = len(data) + DATAGRAM_OVERHEAD
+        if self.queued_bytes + cost > self.rcvbuf and self.queue:
+            self._stack.stats[self._drop_stat] += 1
+            return False
+        self.queue.append((data, source))
+        self.queued_bytes += cost
+        self.wake()
+        return True
+
+    def set_error(self, code: int) -> None:
+        self._error = code
+        self.wake()
+
+    def poll_mask(self) -> int:
+        if self.closed:
+            return 0
+        mask = POLLOUT
+        if self.queue:
+            mask |= POLLIN
+        if self._error:
+            mask |= POLLERR
+        return mask
+
+
+S = TypeVar("S", bound=DatagramSocket)
+
+
+class SocketTable(Generic[S]):
+    """A layer's bound sockets by local port, in binding order."""
+
+    def __init__(self) -> None:
+        self._by_port: dict[int, list[S]] = {}
+
+    def register(self, sock: S) -> None:
+        self._by_port.setdefault(sock.local_port, []).append(sock)
+
+    def unregister(self, sock: S) -> None:
+        holders = self._by_port.get(sock.local_port)
+        if holders and sock in holders:
+            holders.remove(sock)
+            if not holders:
+                del self._by_port[sock.local_port]
+
+    def on_port(self, port: int) -> Sequence[S]:
+        """The sockets bound to ``port`` (empty when none)."""
+        return self._by_port.get(port, ())
