@@ -105,8 +105,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     with Host(options) as host:
         services = start_services(host.runtime)
         where = f"lab {host.lab.netns}" if host.lab else (options.tap or options.tun or "loopback only")
-        protos = "udp+tcp" if host.stack.tcp is not None else "udp"
-        print(f"pytcp-green: stack {host.stack_ip4} on {where}; {protos} echo/7 discard/9 daytime/13", file=sys.stderr)
+        print(f"pytcp-green: stack {host.stack_ip4} on {where}; udp+tcp echo/7 discard/9 daytime/13", file=sys.stderr)
         stop = _stop_event()
         status = 0
         try:

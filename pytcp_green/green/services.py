@@ -79,6 +79,5 @@ SERVICES = ((ECHO_PORT, "echo"), (DISCARD_PORT, "discard"), (DAYTIME_PORT, "dayt
 def start_services(runtime: Runtime) -> list[gevent.Greenlet]:
     """Spawn every service; kill the returned greenlets to stop them (their sockets close)."""
     greenlets = [gevent.spawn(_udp_service, runtime, port, answer) for port, answer in SERVICES]
-    if runtime.stack.tcp is not None:
-        greenlets += [gevent.spawn(_tcp_service, runtime, port, answer) for port, answer in SERVICES]
+    greenlets += [gevent.spawn(_tcp_service, runtime, port, answer) for port, answer in SERVICES]
     return greenlets

@@ -532,7 +532,7 @@ def _exchange(server: tuple[str, int], name: str, qtype: int) -> Message:
                 break
     finally:
         sock.close()
-    if reply.tc and host.stack.tcp is not None:
+    if reply.tc:
         return _exchange_tcp(server, family, name, qtype)
     return reply
 

@@ -1121,7 +1121,7 @@ def has_dualstack_ipv6() -> bool:
     if not dns.has_ipv6():
         return False
     host = _state.current_host()
-    probe = host.stack.socket(AF_INET6, SOCK_STREAM if host.stack.tcp is not None else SOCK_DGRAM)
+    probe = host.stack.socket(AF_INET6, SOCK_STREAM)
     try:
         return hasattr(probe, "v6only")
     finally:

@@ -129,7 +129,7 @@ class Icmp4Layer:
             self.stack.udp.icmp_error(src, dst, transport, err, now)
         elif proto == PROTO_ICMP:
             self.ping.icmp_error(src, dst, transport, err)
-        elif proto == PROTO_TCP and self.stack.tcp is not None:
+        elif proto == PROTO_TCP:
             self.stack.tcp.icmp_error(src, dst, transport, err, mtu, now)
 
     def local_unreachable(self, packet: memoryview, now: float) -> None:

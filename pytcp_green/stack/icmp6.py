@@ -209,7 +209,7 @@ class Icmp6Layer:
         if upper == NH_UDP:
             if kind != TYPE_PACKET_TOO_BIG:  # UDP has nothing to do with a smaller PMTU but fragment
                 self.stack.udp.icmp_error(src, dst, transport, err, now)
-        elif upper == NH_TCP and self.stack.tcp is not None:
+        elif upper == NH_TCP:
             self.stack.tcp.icmp_error(src, dst, transport, err, mtu, now)
 
     # -- output --------------------------------------------------------------------------------------

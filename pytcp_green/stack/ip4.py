@@ -168,8 +168,8 @@ class Ip4Layer:
         proto = pkt.proto
         if proto == PROTO_TCP:
             tcp = self.stack.tcp
-            if bcast or tcp is None:
-                stats["ip4.drop.tcp_broadcast" if bcast else "ip4.drop.no_tcp"] += 1
+            if bcast:
+                stats["ip4.drop.tcp_broadcast"] += 1
                 return
             tcp.receive(src, dst, pkt.payload, now)
         elif proto == PROTO_UDP:

@@ -554,8 +554,8 @@ class Ip6Layer:
                 return
             if nh == NH_TCP:
                 tcp = self.stack.tcp
-                if mcast or tcp is None:
-                    stats["ip6.drop.tcp_multicast" if mcast else "ip6.drop.no_tcp"] += 1
+                if mcast:
+                    stats["ip6.drop.tcp_multicast"] += 1
                     return
                 tcp.receive(pkt.src, pkt.dst, packet[off:], now)
                 return

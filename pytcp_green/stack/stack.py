@@ -13,11 +13,11 @@ here reads a clock, sleeps, or touches a file descriptor, and no exception escap
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import random
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from pytcp_green.link.device import LinkKind
 from pytcp_green.stack.arp import ArpCache
@@ -29,15 +29,13 @@ from pytcp_green.stack.ip6 import Ip6Layer
 from pytcp_green.stack.sockbase import AF_INET, AF_INET6, oserror
 from pytcp_green.stack.stats import Stats
 from pytcp_green.stack.sysctl import Sysctl, Value
+from pytcp_green.stack.tcp import TcpLayer, TcpSocket
 from pytcp_green.stack.timers import Timers
 from pytcp_green.stack.udp import UdpLayer, UdpSocket
 from pytcp_green.stack.wire import Malformed
 from pytcp_green.stack.wire.arp import ArpPacket
 from pytcp_green.stack.wire.ethernet import ETHERTYPE_ARP, ETHERTYPE_IP4, ETHERTYPE_IP6, EthernetFrame, is_multicast_mac
 from pytcp_green.stack.wire.ip6 import V4MAPPED_PREFIX
-
-if TYPE_CHECKING:
-    from pytcp_green.stack.tcp import TcpLayer, TcpSocket
 
 log = logging.getLogger(__name__)
 
@@ -61,18 +59,10 @@ class Stack:
         self.udp = UdpLayer(self)
         self.ip6 = Ip6Layer(self)
         self.icmp6 = Icmp6Layer(self)
-        self.tcp: TcpLayer | None = None
-        self._attach_tcp()
+        self.tcp = TcpLayer(self)
         self.loopback = self.add_interface("lo", LinkKind.IP, mtu=65536)
         self.add_ip4("lo", "127.0.0.1/8")
         self.ip6.add_address(self.loopback, ipaddress.IPv6Interface("::1/128"), dad=False)
-
-    def _attach_tcp(self) -> None:
-        try:  # TODO(integration): TCP is being written alongside; remove this guard once it lands
-            from pytcp_green.stack.tcp import TcpLayer
-        except ImportError:
-            return
-        self.tcp = TcpLayer(self)
 
     # -- configuration -------------------------------------------------------------------------------
     def add_interface(self, name: str, kind: LinkKind, mtu: int = 1500, mac: bytes | None = None) -> Interface:
@@ -162,16 +152,14 @@ class Stack:
     def begin_batch(self) -> None:
         """Frames read together follow until :meth:`end_batch`: TCP then sends one regular ACK per
         connection for the whole batch instead of one per two segments (see TcpLayer.begin_batch)."""
-        if self.tcp is not None:
-            self.tcp.begin_batch()
+        self.tcp.begin_batch()
 
     def end_batch(self, now: float) -> None:
-        if self.tcp is not None:
-            try:
-                self.tcp.end_batch(now)
-            except Exception:  # as in receive(): a bug costs an ACK, not the stack
-                self.stats["stack.drop.internal_error"] += 1
-                log.exception("internal error while ending a receive batch")
+        try:
+            self.tcp.end_batch(now)
+        except Exception:  # as in receive(): a bug costs an ACK, not the stack
+            self.stats["stack.drop.internal_error"] += 1
+            log.exception("internal error while ending a receive batch")
 
     def poll(self, now: float) -> None:
         """Fire every timer that is due."""
@@ -187,13 +175,11 @@ class Stack:
     # -- sockets -------------------------------------------------------------------------------------
     def socket(self, family: int = AF_INET, type: int = SOCK_STREAM) -> UdpSocket | TcpSocket:
         """A core socket of family AF_INET or AF_INET6."""
-        import errno
-
         if family not in (AF_INET, AF_INET6):
             raise oserror(errno.EAFNOSUPPORT)
         if type == SOCK_DGRAM:
             return self.udp.socket(family)
-        if type == SOCK_STREAM and self.tcp is not None:
+        if type == SOCK_STREAM:
             return self.tcp.socket(family)
         raise oserror(errno.ESOCKTNOSUPPORT)
 

@@ -397,7 +397,6 @@ def _serve_one(listener: GreenSocket, size: int) -> None:
 def test_200_connections_in_a_row_leave_only_the_active_closers_time_wait(tmp_path: Path) -> None:
     with fresh_host(tmp_path) as kernel:
         stack = kernel.host.stack
-        assert stack.tcp is not None
         conns = stack.tcp.conns
         listener = tcp_socket(kernel, timeout=30)
         listener.bind(("", 0))
