@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import gevent
+from gevent.event import Event
 from gevent.hub import get_hub
 
 from pytcp_green.link.device import Device, Frame
@@ -58,6 +59,9 @@ class Runtime:
         self._armed_for: float | None = None
         self._readers: list[gevent.Greenlet] = []
         self.running = False
+        # Set after every core entry while someone waits in wait_until (and only then: kick is hot).
+        self._progress = Event()
+        self._watchers = 0
 
     def attach(self, iface: Interface, device: Device, *, impair: ImpairSpec | None = None) -> Attachment:
         """Connect ``device`` to ``iface``; ``impair`` applies the same spec both ways (seeds differ)."""
@@ -151,6 +155,31 @@ class Runtime:
             if tx or att.impair_out is not None:
                 self._transmit(att, tx, now)
         self._arm()
+        if self._watchers:
+            self._progress.set()
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Block this greenlet until ``predicate()`` holds; False once ``timeout`` seconds pass.
+
+        The stack's state changes only inside a core entry (a received batch, a timer, a socket
+        call), and every entry ends in :meth:`kick`, which wakes this wait: the predicate is
+        re-checked exactly when it can have changed, with no polling interval.  A predicate may
+        also read the kernel peer's state when that state moves only in answer to our frames
+        (a TAP write runs the kernel's receive path before it returns).
+        """
+        deadline = self.clock() + timeout
+        self._watchers += 1
+        try:
+            while True:
+                self._progress.clear()
+                if predicate():
+                    return True
+                remaining = deadline - self.clock()
+                if remaining <= 0:
+                    return False
+                self._progress.wait(remaining)
+        finally:
+            self._watchers -= 1
 
     def _transmit(self, att: Attachment, tx: Any, now: float) -> None:
         write = att.device.write

@@ -167,11 +167,10 @@ class Ip4Layer:
             pkt = whole
         proto = pkt.proto
         if proto == PROTO_TCP:
-            tcp = self.stack.tcp
             if bcast:
                 stats["ip4.drop.tcp_broadcast"] += 1
                 return
-            tcp.receive(src, dst, pkt.payload, now)
+            self.stack.tcp.receive(src, dst, pkt.payload, now)
         elif proto == PROTO_UDP:
             if not self.stack.udp.receive(src, dst, pkt.payload, now, bcast=bcast) and not bcast:
                 self.stack.icmp4.port_unreachable(pkt, now)

@@ -553,11 +553,10 @@ class Ip6Layer:
                     self.stack.icmp6.send_error(pkt, TYPE_DEST_UNREACH, CODE_PORT_UNREACH, 0, now)
                 return
             if nh == NH_TCP:
-                tcp = self.stack.tcp
                 if mcast:
                     stats["ip6.drop.tcp_multicast"] += 1
                     return
-                tcp.receive(pkt.src, pkt.dst, packet[off:], now)
+                self.stack.tcp.receive(pkt.src, pkt.dst, packet[off:], now)
                 return
             if nh == NH_ICMP6:
                 self.stack.icmp6.receive(if6, pkt, packet[off:], now)

@@ -26,8 +26,12 @@ def python(host: Host, code: str, *args: str, timeout: float = 60) -> subprocess
     return run(host, [sys.executable, "-c", code, *args], timeout=timeout)
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float, poll: float = 0.02) -> bool:
-    """Let the hub run until ``predicate()`` holds; False after ``timeout`` seconds (a bound, not a sync)."""
+def poll_external(predicate: Callable[[], bool], timeout: float, poll: float = 0.02) -> bool:
+    """Re-check ``predicate()`` every ``poll`` seconds while the hub runs; False after ``timeout``.
+
+    Only for state outside this process that nothing signals (a daemon's lease file): whatever the
+    stack itself changes is waited for with Runtime.wait_until, which wakes on every core entry.
+    """
     with gevent.Timeout(timeout, False):
         while not predicate():
             gevent.sleep(poll)

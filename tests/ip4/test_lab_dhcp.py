@@ -14,7 +14,7 @@ from pytcp_green.cli import in_thread
 from pytcp_green.host import Host, StackOptions
 from pytcp_green.stack.dhcp4 import Dhcp4State
 
-from .lab import run, tshark_problems, wait_for
+from .lab import poll_external, run, tshark_problems
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(shutil.which("dnsmasq") is None, reason="dnsmasq is not installed")]
 
@@ -52,7 +52,7 @@ def test_lease_configures_address_router_and_dns(host: Host) -> None:
 
 def test_renews_at_t1(host: Host) -> None:
     before = host.stack.stats["dhcp4.renewed"]
-    assert wait_for(lambda: host.stack.stats["dhcp4.renewed"] > before, timeout=T1 + 10)
+    assert host.runtime.wait_until(lambda: host.stack.stats["dhcp4.renewed"] > before, T1 + 10)
     assert host.dhcp is not None and host.dhcp.state is Dhcp4State.BOUND
 
 
@@ -61,10 +61,10 @@ def test_rebinds_after_dnsmasq_is_stopped_past_t1_and_restarted(host: Host) -> N
     address = host.stack_ip4
     in_thread(host.dnsmasq.stop)
     dhcp = host.dhcp
-    assert wait_for(lambda: dhcp.state is Dhcp4State.REBINDING, timeout=T2 + 10)
+    assert host.runtime.wait_until(lambda: dhcp.state is Dhcp4State.REBINDING, T2 + 10)
     assert host.stack.stats["dhcp4.tx.request"] > 0
     host.dnsmasq.start()
-    assert wait_for(lambda: dhcp.state is Dhcp4State.BOUND, timeout=20)
+    assert host.runtime.wait_until(lambda: dhcp.state is Dhcp4State.BOUND, 20)
     assert host.stack.stats["dhcp4.rebound"] >= 1
     assert host.stack_ip4 == address  # the same lease, kept through the outage
 
@@ -76,7 +76,7 @@ def test_release_is_visible_in_the_lease_file(host: Host) -> None:
     assert any(address in line for line in dnsmasq.leases())
     host.release_dhcp()
     assert host.stack_ip4 is None
-    assert wait_for(lambda: not any(address in line for line in dnsmasq.leases()), timeout=10), dnsmasq.leases()
+    assert poll_external(lambda: not any(address in line for line in dnsmasq.leases()), 10), dnsmasq.leases()
     assert "DHCPRELEASE" in dnsmasq.log()
 
 

@@ -120,8 +120,6 @@ sendp(Ether(dst=mac) / IP(src="198.18.0.1", dst=dst, ttl=1, proto=2, options=[IP
 
 @pytest.mark.parametrize("queried", ["0.0.0.0", "239.1.2.5"])
 def test_queries_from_the_wire_are_answered(host: Host, queried: str) -> None:
-    from .lab import wait_for
-
     assert host.lab is not None
     core = host.stack.socket(AF_INET, SOCK_DGRAM)
     assert isinstance(core, UdpSocket)
@@ -133,7 +131,7 @@ def test_queries_from_the_wire_are_answered(host: Host, queried: str) -> None:
     out = python(host, QUERIER, host.lab.device.name, queried)
     assert out.returncode == 0, out.stderr
     # The answer leaves within the query's Max Resp Time (0.5 s); the bound only catches a hang.
-    assert wait_for(lambda: stats["igmp.tx.query_answer"] > answers, 10.0)
+    assert host.runtime.wait_until(lambda: stats["igmp.tx.query_answer"] > answers, 10.0)
     assert stats["igmp.rx.query_v3"] == queries + 1
     sock.close()
 

@@ -28,11 +28,9 @@ KERNEL_IP6 = "fd00:77::1"
 STACK_IP6 = "fd00:77::2"
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    """Let the hub run until ``predicate`` holds (the stack keeps working meanwhile); fail after ``timeout``."""
-    with gevent.Timeout(timeout, AssertionError(f"timed out waiting for {what}")):
-        while not predicate():
-            gevent.sleep(0.05)
+def wait_for(host: Host, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Wait (woken by every core entry, see Runtime.wait_until) until ``predicate`` holds; fail after ``timeout``."""
+    assert host.runtime.wait_until(predicate, timeout), f"timed out waiting for {what}"
 
 
 def run(host: Host, argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -88,7 +86,7 @@ def test_slaac_from_radvd_and_the_kernel_pings_both_addresses(host: Host) -> Non
     stack = host.stack
     wanted = [ipaddress.IPv6Address(a).packed for a in (glob, ll, STACK_IP6)]
     # Optimistic (RFC 4429): usable at once, while DAD still runs on the wire for each.
-    wait_for(lambda: all(stack.is_local(a) for a in wanted) and stack.stats["ip6.dad.ok"] >= 3, 40,
+    wait_for(host, lambda: all(stack.is_local(a) for a in wanted) and stack.stats["ip6.dad.ok"] >= 3, 40,
              "the link-local, static and SLAAC addresses, DAD done")
     assert stack.stats["nd.rx.ra"] >= 1
     assert host.env()["PYTCP_GREEN_PEER_IP6"] == KERNEL_IP6
@@ -183,7 +181,7 @@ def test_mldv2_reports_for_solicited_node_groups_and_query_answered(host: Host) 
     before = host.stack.stats["mld.tx.report"]
     out = run(host, [sys.executable, "-c", MLD_QUERY, host.lab.device.name])
     assert out.returncode == 0, out.stderr
-    wait_for(lambda: host.stack.stats["mld.rx.query"] >= 1 and host.stack.stats["mld.tx.report"] > before, 10,
+    wait_for(host, lambda: host.stack.stats["mld.rx.query"] >= 1 and host.stack.stats["mld.tx.report"] > before, 10,
              "the answer to the MLD query")
     host.pcap.flush()
     groups = set()
@@ -219,7 +217,7 @@ def test_tshark_finds_no_malformed_packet(host: Host) -> None:
 
 def test_dad_detects_the_address_the_kernel_holds(tmp_path: Path) -> None:
     with Host(StackOptions(lab=True, ip6=[f"{KERNEL_IP6}/64"], slaac=False, pcap=str(tmp_path / "dad.pcap"))) as h:
-        wait_for(lambda: h.stack.stats["ip6.dad.duplicate"] >= 1, 15, "DAD to find the duplicate")
+        wait_for(h, lambda: h.stack.stats["ip6.dad.duplicate"] >= 1, 15, "DAD to find the duplicate")
         packed = ipaddress.IPv6Address(KERNEL_IP6).packed
         assert not h.stack.is_local(packed)
         assert h.stack.ip6.select_source(packed) != packed
@@ -291,9 +289,9 @@ def test_optimistic_addresses_answer_the_kernel_at_once_and_a_taken_one_is_withd
         # The kernel's own address given to the stack as optimistic: DAD finds it, it is withdrawn.
         taken = ipaddress.IPv6Address(KERNEL_IP6).packed
         h.stack.add_ip6(h.iface, f"{KERNEL_IP6}/64", h.runtime.now(), optimistic=True)
-        wait_for(lambda: h.stack.stats["ip6.dad.optimistic_withdrawn"] >= 1, 15, "DAD to withdraw the address")
+        wait_for(h, lambda: h.stack.stats["ip6.dad.optimistic_withdrawn"] >= 1, 15, "DAD to withdraw the address")
         assert not h.stack.is_local(taken)
-        wait_for(lambda: h.stack.stats["ip6.dad.ok"] >= 2, 15, "DAD of the link-local and the lab address")
+        wait_for(h, lambda: h.stack.stats["ip6.dad.ok"] >= 2, 15, "DAD of the link-local and the lab address")
         h.pcap.flush()
         # The first answers to the kernel's solicitation for the optimistic address had Override clear.
         flags = tshark(pcap, f"icmpv6.type == 136 && icmpv6.nd.na.target_address == {STACK_IP6}"

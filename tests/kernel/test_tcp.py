@@ -332,15 +332,6 @@ def kernel_tcp_states(kernel: KernelPeer) -> list[tuple[str, str, str]]:
     return [(f[0], f[3], f[4]) for f in (line.split() for line in out.splitlines()) if f]
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 15) -> bool:
-    """Poll ``predicate`` while the hub runs, until it holds or ``timeout`` passes (a bound, not a delay)."""
-    with gevent.Timeout(timeout, False):
-        while not predicate():
-            gevent.sleep(0.02)
-        return True
-    return predicate()
-
-
 # --------------------------------------------------------------------------- 1. bulk
 
 
@@ -445,7 +436,7 @@ def test_200_connections_in_a_row_leave_only_the_active_closers_time_wait(tmp_pa
             return all(t.state == TIME_WAIT for t in conns.values()) and not any(
                 s[0] in _OPEN_KERNEL_STATES for s in kernel_tcp_states(kernel))
 
-        wait_until(settled)
+        assert kernel.host.runtime.wait_until(settled, 15)
         # The stack holds TIME-WAIT for exactly the connections it closed first (60 s, longer than this test).
         left = {STATE_NAMES[t.state] for t in conns.values()}
         assert left <= {"TIME_WAIT"}, left
