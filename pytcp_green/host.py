@@ -16,18 +16,18 @@ from typing import TYPE_CHECKING, Any
 import gevent
 
 from pytcp_green.green.runtime import Runtime
-from pytcp_green.link.device import Device, LinkKind
+from pytcp_green.link.device import Device
 from pytcp_green.link.impair import ImpairSpec
 from pytcp_green.link.loopback import LoopbackDevice
 from pytcp_green.link.pcap import LINKTYPE_ETHERNET, LINKTYPE_RAW, PcapWriter
-from pytcp_green.stack.interface import Interface
+from pytcp_green.stack.interface import Interface, LinkKind
 from pytcp_green.stack.stack import Stack
 
 if TYPE_CHECKING:
     from pytcp_green.lab import Lab
     from pytcp_green.lab.dnsmasq import Dnsmasq
-    from pytcp_green.stack.dhcp4 import Dhcp4Client
-    from pytcp_green.stack.linklocal import LinkLocal
+    from pytcp_green.stack.ipv4.dhcp import Dhcp4Client
+    from pytcp_green.stack.ipv4.linklocal import LinkLocal
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ class Host:
 
         from gevent.event import Event
 
-        from pytcp_green.stack.dhcp4 import Dhcp4Client, Dhcp4State, Lease
+        from pytcp_green.stack.ipv4.dhcp import Dhcp4Client, Dhcp4State, Lease
 
         if self.lab is not None:
             from pytcp_green.lab.dnsmasq import Dnsmasq
@@ -282,7 +282,7 @@ class Host:
         """Claim a 169.254/16 address (RFC 3927) and wait, bounded, until probing found one."""
         from gevent.event import Event
 
-        from pytcp_green.stack.linklocal import LinkLocal
+        from pytcp_green.stack.ipv4.linklocal import LinkLocal
 
         claimed = Event()
         self.linklocal = LinkLocal(self.stack, iface, lambda address: claimed.set() if address else None)

@@ -1,7 +1,7 @@
 """``pytcp-green ping``: ICMP echo (RFC 792) through the stack's ping socket, printed the way iputils' ping prints.
 
 One greenlet sends a request every ``interval`` seconds; another reads replies and errors off a
-connected ping socket (:mod:`pytcp_green.stack.ping`), so errors such as EHOSTUNREACH reach it as
+connected ping socket (:mod:`pytcp_green.stack.datagram.ping`), so errors such as EHOSTUNREACH reach it as
 they reach any Linux ping socket.  Each request carries its send time's sequence number; a reply
 is matched back by it.  Large sizes simply produce fragmented datagrams both ways (RFC 791 §3.2).
 """

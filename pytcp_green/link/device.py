@@ -7,17 +7,11 @@ gevent hub and then drains frames with :meth:`Device.read_batch` until it return
 
 from __future__ import annotations
 
-import enum
 from typing import Protocol
 
+from pytcp_green.stack.interface import LinkKind
+
 Frame = bytes | bytearray | memoryview
-
-
-class LinkKind(enum.Enum):
-    """What a frame on the device starts with."""
-
-    ETHERNET = "ethernet"  # Ethernet II header (TAP, pair)
-    IP = "ip"  # a bare IPv4/IPv6 packet (TUN, loopback)
 
 
 class Device(Protocol):

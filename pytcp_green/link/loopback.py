@@ -17,7 +17,8 @@ import errno
 import os
 from collections import deque
 
-from pytcp_green.link.device import Frame, LinkKind
+from pytcp_green.link.device import Frame
+from pytcp_green.stack.interface import LinkKind
 
 DEFAULT_QUEUE_LIMIT = 1000
 

@@ -14,8 +14,9 @@ import errno
 import os
 import random
 
-from pytcp_green.link.device import Frame, LinkKind
+from pytcp_green.link.device import Frame
 from pytcp_green.link.loopback import DEFAULT_QUEUE_LIMIT, SignalledQueue
+from pytcp_green.stack.interface import LinkKind
 
 
 def random_mac(rng: random.Random | None = None) -> bytes:

@@ -13,7 +13,8 @@ import struct
 from types import TracebackType
 from typing import BinaryIO
 
-from pytcp_green.link.device import Frame, LinkKind
+from pytcp_green.link.device import Frame
+from pytcp_green.stack.interface import LinkKind
 
 LINKTYPE_ETHERNET = 1
 LINKTYPE_RAW = 101  # bare IPv4 or IPv6, told apart by the version nibble

@@ -40,7 +40,8 @@ import os
 import socket
 import struct
 
-from pytcp_green.link.device import Frame, LinkKind
+from pytcp_green.link.device import Frame
+from pytcp_green.stack.interface import LinkKind
 from pytcp_green.stack.wire.checksum import ones_sum
 
 TUN_PATH = "/dev/net/tun"  # module attribute so tests can point it elsewhere

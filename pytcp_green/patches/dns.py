@@ -626,11 +626,11 @@ def _lookup(name: str, family: int) -> tuple[str, list[tuple[int, str]], list[st
 
 
 def rfc6724_order(addrs: list[tuple[int, str]]) -> list[tuple[int, str]]:
-    """``addrs`` sorted by :func:`pytcp_green.stack.addrsel.order_destinations`, which asks the
+    """``addrs`` sorted by :func:`pytcp_green.stack.ipv6.addrsel.order_destinations`, which asks the
     current host's stack for the source of each; unchanged with no host or a single address."""
     if len(addrs) < 2 or not _state.has_host():
         return addrs
-    from pytcp_green.stack.addrsel import order_destinations
+    from pytcp_green.stack.ipv6.addrsel import order_destinations
 
     packed = [(b"\0" * 10 + b"\xff\xff" + _socket.inet_aton(text)) if fam == AF_INET
               else _socket.inet_pton(AF_INET6, text.partition("%")[0]) for fam, text in addrs]

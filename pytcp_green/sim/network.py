@@ -28,9 +28,9 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
-from pytcp_green.link.device import LinkKind
 from pytcp_green.link.impair import Impairment, ImpairSpec
 from pytcp_green.link.pcap import PcapWriter, linktype_for
+from pytcp_green.stack.interface import LinkKind
 
 
 class SimInterface(Protocol):

@@ -6,14 +6,20 @@ runtime (or the simulator) drains them.  That is the whole coupling between core
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 from collections import deque
 from typing import TYPE_CHECKING
 
-from pytcp_green.link.device import LinkKind
-
 if TYPE_CHECKING:
-    from pytcp_green.stack.arp import ArpCache
+    from pytcp_green.stack.ipv4.arp import ArpCache
+
+
+class LinkKind(enum.Enum):
+    """What a frame on the interface starts with: part of the stack's contract with devices (link/device.py)."""
+
+    ETHERNET = "ethernet"  # Ethernet II header (TAP, pair)
+    IP = "ip"  # a bare IPv4/IPv6 packet (TUN, loopback)
 
 
 class Interface:

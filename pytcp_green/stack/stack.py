@@ -19,19 +19,18 @@ import logging
 import random
 from collections.abc import Mapping
 
-from pytcp_green.link.device import LinkKind
-from pytcp_green.stack.arp import ArpCache
-from pytcp_green.stack.icmp4 import Icmp4Layer
-from pytcp_green.stack.icmp6 import Icmp6Layer
-from pytcp_green.stack.interface import Interface
-from pytcp_green.stack.ip4 import Ip4Layer
-from pytcp_green.stack.ip6 import Ip6Layer
+from pytcp_green.stack.datagram.udp import UdpLayer, UdpSocket
+from pytcp_green.stack.interface import Interface, LinkKind
+from pytcp_green.stack.ipv4.arp import ArpCache
+from pytcp_green.stack.ipv4.icmp import Icmp4Layer
+from pytcp_green.stack.ipv4.ip import Ip4Layer
+from pytcp_green.stack.ipv6.icmp import Icmp6Layer
+from pytcp_green.stack.ipv6.ip import Ip6Layer
 from pytcp_green.stack.sockbase import AF_INET, AF_INET6, oserror
 from pytcp_green.stack.stats import Stats
 from pytcp_green.stack.sysctl import Sysctl, Value
 from pytcp_green.stack.tcp import TcpLayer, TcpSocket
 from pytcp_green.stack.timers import Timers
-from pytcp_green.stack.udp import UdpLayer, UdpSocket
 from pytcp_green.stack.wire import Malformed
 from pytcp_green.stack.wire.arp import ArpPacket
 from pytcp_green.stack.wire.ethernet import ETHERTYPE_ARP, ETHERTYPE_IP4, ETHERTYPE_IP6, EthernetFrame, is_multicast_mac

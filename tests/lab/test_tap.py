@@ -18,8 +18,9 @@ import pytest
 
 from pytcp_green.lab import Lab
 from pytcp_green.link import tap
-from pytcp_green.link.device import Device, LinkKind
+from pytcp_green.link.device import Device
 from pytcp_green.link.tap import open_tap
+from pytcp_green.stack.interface import LinkKind
 
 from .frames import (
     ETH_P_IP,

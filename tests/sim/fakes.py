@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from pytcp_green.link.device import LinkKind
+from pytcp_green.stack.interface import LinkKind
 from pytcp_green.stack.timers import Timers
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from scapy.utils import rdpcap
 
-from pytcp_green.link.device import LinkKind
 from pytcp_green.link.impair import ImpairSpec
 from pytcp_green.sim import Simulation
+from pytcp_green.stack.interface import LinkKind
 
 from .fakes import FakeStack
 
@@ -380,9 +380,9 @@ def test_pcap_needs_one_link_kind(tmp_path: Path) -> None:
 
 def test_frames_queued_between_steps_leave_at_once() -> None:
     """A frame queued from outside the simulation (a predicate, a test) is due now, not at the next timer."""
+    from pytcp_green.stack.datagram.udp import UdpSocket
     from pytcp_green.stack.sockbase import AF_INET
     from pytcp_green.stack.stack import SOCK_DGRAM, Stack
-    from pytcp_green.stack.udp import UdpSocket
 
     sim = Simulation(seed=1)
     a, b = Stack(seed=1), Stack(seed=2)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from scapy.layers.l2 import Ether
 
-from pytcp_green.link.device import LinkKind
-from pytcp_green.stack.interface import Interface
+from pytcp_green.stack.interface import Interface, LinkKind
 from pytcp_green.stack.stack import Stack
 
 STACK_MAC = "02:00:00:00:00:02"

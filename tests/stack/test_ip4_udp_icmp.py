@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, UDP, IPerror, UDPerror
 from scapy.layers.l2 import ARP, Ether
 
+from pytcp_green.stack.datagram.udp import UdpSocket
 from pytcp_green.stack.sockbase import AF_INET
 from pytcp_green.stack.stack import SOCK_DGRAM
-from pytcp_green.stack.udp import UdpSocket
 
 from .helpers import PEER_IP, PEER_MAC, STACK_IP, STACK_MAC, make_stack, sent
 

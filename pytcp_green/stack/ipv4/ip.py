@@ -1,0 +1,361 @@
+"""The IPv4 layer of a host (RFC 791, RFC 1122 §3.2-3.3): addresses, routing, input filtering, output.
+
+Input accepts datagrams for any of our addresses on any interface (the weak host model of
+RFC 1122 §3.3.4.2, as Linux does), for limited and directed broadcast, and for joined multicast
+groups; everything else is counted and dropped (a host never forwards).  Output routes by
+longest prefix match, hands datagrams for our own addresses to the loopback interface, and
+fragments datagrams larger than the path MTU (RFC 791 §3.2, "want PMTU discovery" semantics:
+DF is set on every datagram that fits, as Linux does).  Received fragments are reassembled by
+:mod:`pytcp_green.stack.ipv4.reassembly`.
+
+Path MTU discovery (RFC 1191): "fragmentation needed" messages lower a per-destination path
+MTU (never raise it, §6.1; never below ``net.ipv4.route.min_pmtu``, as Linux), which output
+and :meth:`Ip4Layer.path_mtu` (TCP's MSS) use.  An entry expires after
+``net.ipv4.route.mtu_expires`` seconds (§6.3: the path may have grown), and the cache is
+bounded.  A message from a router that predates RFC 1191 (MTU field 0) is answered with the
+next plateau below the quoted datagram's length (§5, §7 table).
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from pytcp_green.stack.interface import Interface, LinkKind
+from pytcp_green.stack.ipv4.igmp import Igmp
+from pytcp_green.stack.ipv4.reassembly import Reassembler
+from pytcp_green.stack.ipv4.route import Route4, RouteTable4
+from pytcp_green.stack.pmtu import PmtuCache
+from pytcp_green.stack.wire import Malformed
+from pytcp_green.stack.wire.ethernet import BROADCAST_MAC, ETHERTYPE_IP4, write_ethernet
+from pytcp_green.stack.wire.icmp4 import CODE_PROTO_UNREACH, TYPE_DEST_UNREACH
+from pytcp_green.stack.wire.ip4 import (
+    IP4_HEADER_LEN,
+    PROTO_ICMP,
+    PROTO_IGMP,
+    PROTO_TCP,
+    PROTO_UDP,
+    Ip4Packet,
+    write_ip4,
+)
+
+if TYPE_CHECKING:
+    from pytcp_green.stack.stack import Stack
+
+LIMITED_BROADCAST = b"\xff\xff\xff\xff"
+MAX_DATAGRAM = 65535
+# RFC 1191 §7 "plateau" MTUs, for routers that do not say the next-hop MTU.
+MTU_PLATEAUS = (65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68)
+
+
+def multicast_mac(group: bytes) -> bytes:
+    """RFC 1112 §6.4: 01-00-5E followed by the low 23 bits of the group address."""
+    return b"\x01\x00\x5e" + bytes((group[1] & 0x7F, group[2], group[3]))
+
+
+class Ip4Layer:
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.routes = RouteTable4()
+        self.local: dict[bytes, Interface] = {}  # our unicast addresses
+        self.broadcast: dict[bytes, Interface] = {}  # directed broadcasts of our subnets
+        self.groups: set[bytes] = {bytes((224, 0, 0, 1))}  # all-hosts is always joined (RFC 1112 §7.2)
+        self._ident = stack.rng.randrange(0x10000)
+        self.reassembler = Reassembler(stack)
+        # Called with (interface, address) when a conflict took an address away (the DHCP client listens).
+        self.on_address_lost: list[Callable[[Interface, ipaddress.IPv4Interface], None]] = []
+        self.pmtu = PmtuCache(stack, "ip4.pmtu.", "net.ipv4.route.mtu_expires")
+        self.igmp = Igmp(stack)
+
+    # -- configuration -------------------------------------------------------------------------------
+    def add_address(self, iface: Interface, address: ipaddress.IPv4Interface, now: float | None = None) -> None:
+        """Assign ``address``; with ``now``, announce it on Ethernet (gratuitous ARP, RFC 5227 §2.3)."""
+        if address.ip.packed in self.local:
+            raise ValueError(f"{address.ip} is already assigned")
+        iface.ip4.append(address)
+        self.local[address.ip.packed] = iface
+        net = address.network
+        if net.prefixlen < 31:
+            self.broadcast[net.broadcast_address.packed] = iface
+        self.routes.add(Route4(net, iface))
+        arp = iface.arp
+        if arp is not None:
+            if self._address_lost not in arp.on_conflict:
+                arp.on_conflict.append(self._address_lost)
+            if now is not None:
+                arp.announce(address.ip.packed, now)
+
+    def probe_address(self, iface: Interface, address: ipaddress.IPv4Interface, now: float,
+                      on_done: Callable[[bool, float], None]) -> None:
+        """Add ``address`` once RFC 5227 probing finds nobody using it; ``on_done(ok, now)`` tells the outcome.
+
+        On a link without ARP the address is added at once.
+        """
+        arp = iface.arp
+        if arp is None:
+            self.add_address(iface, address, now)
+            on_done(True, now)
+            return
+
+        def done(ok: bool, when: float) -> None:
+            if ok:
+                try:
+                    self.add_address(iface, address, when)
+                except ValueError:
+                    ok = False
+            else:
+                self.stack.stats["ip4.address_conflict"] += 1
+            on_done(ok, when)
+
+        arp.probe(address.ip.packed, now, done)
+
+    def _address_lost(self, ip: bytes) -> None:
+        """ARP gave ``ip`` up after a conflict (RFC 5227 §2.4): stop using it, tell its owner."""
+        iface = self.local.get(ip)
+        if iface is None:
+            return
+        for address in [a for a in iface.ip4 if a.ip.packed == ip]:
+            self.remove_address(iface, address)
+            for callback in list(self.on_address_lost):
+                callback(iface, address)
+
+    def remove_address(self, iface: Interface, address: ipaddress.IPv4Interface) -> None:
+        iface.ip4.remove(address)
+        self.local.pop(address.ip.packed, None)
+        if not any(a.network == address.network for a in iface.ip4):
+            self.broadcast.pop(address.network.broadcast_address.packed, None)
+            self.routes.remove_where(iface, address.network)
+
+    def set_gateway(self, gateway: ipaddress.IPv4Address) -> None:
+        """Install the default route via ``gateway``, on the interface whose subnet holds it."""
+        route = self.routes.lookup(gateway.packed)
+        if route is None or route.gateway is not None:
+            raise ValueError(f"gateway {gateway} is not on a connected subnet")
+        default = ipaddress.IPv4Network("0.0.0.0/0")
+        for iface in self.stack.interfaces.values():
+            self.routes.remove_where(iface, default)
+        self.routes.add(Route4(default, route.iface, gateway.packed))
+
+    # -- input ---------------------------------------------------------------------------------------
+    def receive(self, iface: Interface, buf: memoryview, now: float) -> None:
+        stats = self.stack.stats
+        try:
+            pkt = Ip4Packet.parse(buf)
+        except Malformed as exc:
+            stats["ip4.drop." + exc.reason] += 1
+            return
+        stats["ip4.rx"] += 1
+        dst, src = pkt.dst, pkt.src
+        bcast = False
+        if dst not in self.local:
+            if dst == LIMITED_BROADCAST or dst in self.broadcast or dst in self.groups:
+                bcast = True
+            else:
+                stats["ip4.drop.not_for_us"] += 1
+                return
+        martian = self._martian(iface, pkt)
+        if martian:
+            stats["ip4.drop.martian." + martian] += 1
+            return
+        if pkt.is_fragment:
+            whole = self.reassembler.add(pkt, now)
+            if whole is None:
+                return
+            pkt = whole
+        proto = pkt.proto
+        if proto == PROTO_TCP:
+            if bcast:
+                stats["ip4.drop.tcp_broadcast"] += 1
+                return
+            self.stack.tcp.receive(src, dst, pkt.payload, now)
+        elif proto == PROTO_UDP:
+            if not self.stack.udp.receive(src, dst, pkt.payload, now, bcast=bcast) and not bcast:
+                self.stack.icmp4.port_unreachable(pkt, now)
+        elif proto == PROTO_ICMP:
+            self.stack.icmp4.receive(iface, pkt, now, bcast)
+        elif proto == PROTO_IGMP:
+            self.igmp.receive(iface, pkt, now)
+        else:
+            stats["ip4.drop.unknown_protocol"] += 1
+            if not bcast:
+                self.stack.icmp4.send_error(pkt, TYPE_DEST_UNREACH, CODE_PROTO_UNREACH, 0, now)
+
+    def _martian(self, iface: Interface, pkt: Ip4Packet) -> str:
+        """Why ``pkt`` must not be processed (RFC 6890 special-purpose addresses, RFC 1122 §3.2.1.3), or ''.
+
+        Nothing is ever answered to such a source either: the datagram is dropped before any
+        protocol sees it.
+        """
+        src, dst = pkt.src, pkt.dst
+        first = src[0]
+        if first == 0:
+            # "This host on this network" (RFC 6890 §2.2.2 0.0.0.0/8, RFC 1122 §3.2.1.3 (a)): only
+            # 0.0.0.0 itself, only while a host learns its address - DHCP (RFC 2131 §4.1) and IGMP
+            # reports (RFC 3376 §4.2.13).  A datagram from 0.0.0.0 is never answered.
+            if src != b"\0\0\0\0":
+                return "this_network_source"
+            if pkt.proto == PROTO_IGMP:
+                return ""
+            payload = pkt.payload
+            if pkt.proto != PROTO_UDP or pkt.frag_offset or len(payload) < 4 or bytes(payload[2:4]) not in (
+                    b"\0\x43", b"\0\x44"):
+                return "unspecified_source"
+            return ""
+        if src == LIMITED_BROADCAST:
+            return "broadcast_source"  # RFC 1122 §3.2.1.3 (c)
+        if 224 <= first < 240:
+            return "multicast_source"  # RFC 1112 §4, RFC 1122 §3.2.1.3: a source is never a group
+        if first >= 240:
+            return "reserved_source"  # RFC 6890 §2.2.2 240.0.0.0/4, "Reserved", never a source
+        if src in self.broadcast:
+            return "broadcast_source"  # one of our subnets' directed broadcasts
+        if (first == 127 or dst[0] == 127) and iface is not self.stack.loopback:
+            return "loopback_off_link"  # RFC 1122 §3.2.1.3 (g): 127/8 never appears on a wire
+        return ""
+
+    # -- output --------------------------------------------------------------------------------------
+    def route(self, dst: bytes) -> tuple[Interface, bytes | None] | None:
+        """(interface, gateway) toward ``dst``; our own addresses go through loopback."""
+        if dst in self.local:
+            return self.stack.loopback, None
+        route = self.routes.lookup(dst)
+        if route is None:
+            if dst == LIMITED_BROADCAST or 224 <= dst[0] < 240:
+                # No route for broadcast/multicast: use the first interface with an address.
+                for iface in self.stack.interfaces.values():
+                    if iface.ip4 and iface.kind is LinkKind.ETHERNET:
+                        return iface, None
+            return None
+        return route.iface, route.gateway
+
+    def select_source(self, dst: bytes) -> bytes | None:
+        found = self.route(dst)
+        if found is None:
+            return None
+        iface, gateway = found
+        if dst in self.local:
+            return dst
+        return iface.ip4_source_for(gateway or dst)
+
+    def path_mtu(self, dst: bytes) -> int | None:
+        """The MTU toward ``dst``: the link's, or less when PMTU discovery learned less (RFC 1191).
+
+        Never more than 65535: however large the link's MTU (the loopback's is 65536, as Linux's),
+        an IPv4 datagram cannot be larger, so neither can a TCP segment's MSS + 40.
+        """
+        found = self.route(dst)
+        if found is None:
+            return None
+        return self.pmtu.clamp(dst, min(found[0].mtu, MAX_DATAGRAM))
+
+    def frag_needed(self, dst: bytes, mtu: int, quoted_len: int, now: float) -> int | None:
+        """A "fragmentation needed" (RFC 1191 §4) about a datagram we sent to ``dst``; the new PMTU.
+
+        Returns None when the message changes nothing (it would raise the PMTU, or no route).
+        """
+        current = self.path_mtu(dst)
+        if current is None:
+            return None
+        if mtu == 0 or mtu >= quoted_len:
+            # RFC 1191 §5: an old router; guess the next plateau below what we sent.  A value not
+            # below what was sent is as useless, and is treated the same way (Linux does too).
+            mtu = next((p for p in MTU_PLATEAUS if p < quoted_len), 68)
+        mtu = max(mtu, self.stack.sysctl.int("net.ipv4.route.min_pmtu"))
+        if mtu >= current:
+            self.stack.stats["ip4.pmtu.ignored"] += 1
+            return None
+        self.pmtu.lower(dst, mtu, now)
+        return mtu
+
+    def output(
+        self,
+        src: bytes,
+        dst: bytes,
+        proto: int,
+        payload: bytes | bytearray | memoryview,
+        now: float,
+        *,
+        tos: int = 0,
+        ttl: int | None = None,
+        iface: Interface | None = None,
+        options: bytes = b"",
+        mc_loop: bool = False,
+    ) -> int:
+        """Send one datagram; returns 0 or an errno.  Fragments it when it exceeds the path MTU.
+
+        ``iface`` (a socket's SO_BINDTODEVICE, or the interface of a multicast membership) sends
+        limited broadcasts, multicasts, and anything with no route, out of that interface: how a
+        DHCP client talks before it has an address.  ``options`` (IPv4 options, e.g. Router Alert)
+        are only for datagrams that need no fragmenting.  ``mc_loop`` (IP_MULTICAST_LOOP) also
+        delivers a datagram for a group this host joined to the host itself (RFC 1112 §6.1).
+        """
+        stats = self.stack.stats
+        multicast = 224 <= dst[0] < 240
+        found = self.route(dst)
+        if iface is not None and (found is None or dst == LIMITED_BROADCAST or multicast):
+            found = (iface, None)
+        if found is None:
+            stats["ip4.tx.no_route"] += 1
+            return errno.ENETUNREACH
+        iface, gateway = found
+        if multicast:
+            gateway = None  # RFC 1112 §6.4: to the group's own MAC, never through a router
+        size = len(payload)
+        if IP4_HEADER_LEN + size > MAX_DATAGRAM:
+            return errno.EMSGSIZE
+        hlen = IP4_HEADER_LEN + ((len(options) + 3) & ~3)
+        if options and hlen + size > min(iface.mtu, MAX_DATAGRAM):
+            return errno.EMSGSIZE
+        if ttl is None:
+            ttl = self.stack.sysctl.int("net.ipv4.ip_default_ttl")
+        self._ident = ident = (self._ident + 1) & 0xFFFF
+        lh = iface.link_header_len
+        mtu = self.pmtu.clamp(dst, iface.mtu)
+        if hlen + size <= mtu:
+            frame = bytearray(lh + hlen + size)
+            frame[lh + hlen :] = payload
+            write_ip4(frame, lh, src=src, dst=dst, proto=proto, total_len=hlen + size,
+                      ident=ident, ttl=ttl, tos=tos, df=True, options=options)
+            if mc_loop and multicast and dst in self.groups and iface is not self.stack.loopback:
+                self._loop_copy(frame[lh:])
+            self._link_output(iface, gateway or dst, frame, now)
+            stats["ip4.tx"] += 1
+            return 0
+        # RFC 791 §3.2 fragmentation: every fragment but the last carries a multiple of 8 bytes.
+        chunk = (mtu - IP4_HEADER_LEN) & ~7
+        view = memoryview(payload)
+        for offset in range(0, size, chunk):
+            piece = view[offset : offset + chunk]
+            frame = bytearray(lh + IP4_HEADER_LEN + len(piece))
+            frame[lh + IP4_HEADER_LEN :] = piece
+            write_ip4(frame, lh, src=src, dst=dst, proto=proto, total_len=IP4_HEADER_LEN + len(piece),
+                      ident=ident, ttl=ttl, tos=tos, mf=offset + chunk < size, frag_offset=offset)
+            if mc_loop and multicast and dst in self.groups and iface is not self.stack.loopback:
+                self._loop_copy(frame[lh:])
+            self._link_output(iface, gateway or dst, frame, now)
+            stats["ip4.tx.fragment"] += 1
+        stats["ip4.tx"] += 1
+        return 0
+
+    def _loop_copy(self, packet: bytearray) -> None:
+        """A copy of an outgoing multicast for our own members, through the loopback interface."""
+        loopback = getattr(self.stack, "loopback", None)
+        if loopback is not None:
+            loopback.tx.append(bytes(packet))
+            self.stack.stats["ip4.tx.multicast_loop"] += 1
+
+    def _link_output(self, iface: Interface, nexthop: bytes, frame: bytearray, now: float) -> None:
+        if iface.kind is LinkKind.IP:
+            iface.tx.append(frame)
+            return
+        assert iface.mac is not None and iface.arp is not None
+        if nexthop == LIMITED_BROADCAST or self.broadcast.get(nexthop) is iface:
+            write_ethernet(frame, 0, BROADCAST_MAC, iface.mac, ETHERTYPE_IP4)
+            iface.tx.append(frame)
+        elif 224 <= nexthop[0] < 240:
+            write_ethernet(frame, 0, multicast_mac(nexthop), iface.mac, ETHERTYPE_IP4)
+            iface.tx.append(frame)
+        else:
+            iface.arp.output(nexthop, frame, now)

@@ -1,0 +1,14 @@
+"""IPv6 and the protocols a host runs with it, one module per protocol:
+
+* :mod:`.ip` — the IPv6 layer: addresses with their DAD state, extension headers, input,
+  output, fragmentation (RFC 8200), path MTU (RFC 8201), source selection (RFC 6724 §5);
+* :mod:`.reassembly` — fragment reassembly (RFC 8200 §4.5, RFC 5722, RFC 6946);
+* :mod:`.icmp` — ICMPv6 (RFC 4443): echo, errors and their rate limit, ND/MLD dispatch;
+* :mod:`.nd` — Neighbor Discovery: neighbour cache, NS/NA, redirects (RFC 4861 §7-8);
+* :mod:`.addrconf` — SLAAC and router discovery (RFC 4862, RFC 4861 §6.3, RFC 7217, RFC 8981
+  temporary addresses, RFC 4429 optimistic DAD);
+* :mod:`.addrsel` — destination address selection (RFC 6724 §6);
+* :mod:`.mld` — the MLDv2 listener with MLDv1 compatibility (RFC 3810, RFC 2710).
+
+The packet codecs are in :mod:`pytcp_green.stack.wire` (``ip6``, ``icmp6``).
+"""

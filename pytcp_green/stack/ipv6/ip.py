@@ -1,0 +1,783 @@
+"""The IPv6 layer of a host (RFC 8200, RFC 4861 §5-6 host model, RFC 6724 source selection, RFC 8201 PMTU).
+
+Per interface (:class:`If6`): addresses with their DAD state (tentative, or optimistic and usable
+at once per RFC 4429, then preferred/deprecated, or duplicate), the multicast groups joined
+(all-nodes always, the solicited-node group of every address, RFC 4291 §2.8), the neighbour
+cache (:mod:`pytcp_green.stack.ipv6.nd`), default routers and on-link prefixes learned from router
+advertisements (:mod:`pytcp_green.stack.ipv6.addrconf`), the link MTU (an RA may lower it).
+
+Input (RFC 8200 §4): a packet is taken when its destination is one of our usable unicast
+addresses (weak host model, as Linux) or a group joined on the receiving interface; a
+multicast source, or ``::1`` from a wire, is dropped.  The extension-header chain is then
+processed in order: hop-by-hop only right after the fixed header (§4.3, else Parameter Problem
+code 1), TLV options by their action bits (§4.2), a routing header with segments left is
+refused with Parameter Problem code 0 (§4.4: we are a host, and RFC 5095 deprecated type 0),
+fragments are reassembled (§4.5, :mod:`pytcp_green.stack.ipv6.reassembly`; an atomic fragment
+is processed on its own, RFC 6946), and an unknown next header draws Parameter Problem code 1
+pointing at the octet that named it (§4, "unrecognized Next Header").
+
+Output routes by longest prefix match over on-link prefixes and gateways, then the default
+routers (RFC 4861 §6.3.6), resolves the next hop through Neighbor Discovery, and fragments
+at the source when the path MTU is smaller than the packet (RFC 8200 §4.5, identifiers drawn
+at random per RFC 7739 §5.1).  Packet Too Big lowers a per-destination path MTU, never under
+1280 (RFC 8201 §4), and the entry expires after ``net.ipv6.route.mtu_expires`` (§4: "attempt
+to detect an increase").
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import ipaddress
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from pytcp_green.stack import sysctl as _sysctl
+from pytcp_green.stack.interface import Interface, LinkKind
+from pytcp_green.stack.pmtu import PmtuCache
+from pytcp_green.stack.timers import Timer
+from pytcp_green.stack.wire import Malformed
+from pytcp_green.stack.wire.ethernet import ETHERTYPE_IP6, write_ethernet
+from pytcp_green.stack.wire.icmp6 import (
+    CODE_BAD_HEADER,
+    CODE_INCOMPLETE_CHAIN,
+    CODE_PORT_UNREACH,
+    CODE_UNKNOWN_NEXT_HEADER,
+    CODE_UNKNOWN_OPTION,
+    OPT_SLLA,
+    TYPE_DEST_UNREACH,
+    TYPE_NEIGHBOR_SOLICIT,
+    TYPE_PARAM_PROBLEM,
+    build_icmp6,
+    nd_opt_lla,
+)
+from pytcp_green.stack.wire.ip6 import (
+    ACTION_DISCARD,
+    ACTION_DISCARD_ICMP,
+    ACTION_SKIP,
+    ALL_NODES,
+    FRAGMENT_HEADER_LEN,
+    IP6_HEADER_LEN,
+    IP6_MIN_MTU,
+    LOOPBACK6,
+    NH_DEST_OPTS,
+    NH_FRAGMENT,
+    NH_HOP_BY_HOP,
+    NH_ICMP6,
+    NH_NONE,
+    NH_ROUTING,
+    NH_TCP,
+    NH_UDP,
+    OPT_ROUTER_ALERT,
+    UNSPECIFIED,
+    ExtHeader,
+    FragmentHeader,
+    Ip6Packet,
+    RoutingHeader,
+    is_link_local6,
+    multicast_mac6,
+    option_action,
+    parse_ext_header,
+    parse_options,
+    solicited_node,
+    walk_extensions,
+    write_fragment_header,
+    write_ip6,
+)
+
+if TYPE_CHECKING:
+    from pytcp_green.stack.ipv6.nd import NdCache
+    from pytcp_green.stack.stack import Stack
+
+log = logging.getLogger(__name__)
+
+# Tunables, Linux names (Documentation/networking/ip-sysctl.rst); seconds where Linux has ms.
+# Registered in the registry's defaults at import, so --sysctl can set them at start.
+SYSCTLS: dict[str, _sysctl.Value] = {
+    "net.ipv6.conf.default.hop_limit": 64,
+    "net.ipv6.conf.default.dad_transmits": 1,  # RFC 4862 DupAddrDetectTransmits
+    "net.ipv6.conf.default.accept_dad": 1,
+    # RFC 4429 optimistic DAD for autoconfigured (link-local, SLAAC) addresses; Linux's default is 0,
+    # the Host turns it on so that a program can start without waiting for DAD.
+    "net.ipv6.conf.default.optimistic_dad": 0,
+    "net.ipv6.conf.default.use_optimistic": 0,  # 1: optimistic addresses not avoided like deprecated ones
+    "net.ipv6.conf.default.router_solicitations": -1,  # -1: keep soliciting, backing off (RFC 7559)
+    "net.ipv6.conf.default.router_solicitation_interval": 4.0,  # RFC 7559 SOL_MAX_RT starts here
+    "net.ipv6.conf.default.router_solicitation_max_interval": 3600.0,
+    "net.ipv6.conf.default.router_solicitation_delay": 1.0,  # MAX_RTR_SOLICITATION_DELAY
+    "net.ipv6.conf.default.addr_gen_mode": 0,  # 0 EUI-64, 2/3 RFC 7217 stable (secret given/random)
+    "net.ipv6.conf.default.stable_secret": "",
+    "net.ipv6.conf.default.idgen_retries": 3,  # RFC 7217 §6 IDGEN_RETRIES
+    # RFC 8981 temporary addresses: 0 off, 1 made but public ones preferred, 2 made and preferred
+    # (RFC 6724 rule 7), as Linux; lifetimes are TEMP_VALID_LIFETIME / TEMP_PREFERRED_LIFETIME
+    # (RFC 8981 §3.8 defaults: two days, one day), regen_max_retry is TEMP_IDGEN_RETRIES.
+    "net.ipv6.conf.default.use_tempaddr": 0,
+    "net.ipv6.conf.default.temp_valid_lft": 172800.0,
+    "net.ipv6.conf.default.temp_prefered_lft": 86400.0,
+    "net.ipv6.conf.default.regen_max_retry": 3,
+    "net.ipv6.conf.default.mldv2_unsolicited_report_interval": 1.0,  # RFC 3810 §9.11
+    "net.ipv6.conf.default.mld_robustness": 2,  # RFC 3810 §9.1
+    "net.ipv6.conf.default.mldv1_unsolicited_report_interval": 10.0,  # RFC 2710 §7.10
+    "net.ipv6.conf.default.force_mld_version": 0,  # 0: MLDv2 unless an MLDv1 querier is heard (RFC 3810 §8.2.1)
+    "net.ipv6.neigh.default.retrans_time": 1.0,
+    "net.ipv6.neigh.default.base_reachable_time": 30.0,
+    "net.ipv6.neigh.default.delay_first_probe_time": 5.0,
+    "net.ipv6.neigh.default.gc_stale_time": 60.0,
+    "net.ipv6.neigh.default.mcast_solicit": 3,
+    "net.ipv6.neigh.default.ucast_solicit": 3,
+    "net.ipv6.neigh.default.unres_qlen": 101,
+    "net.ipv6.icmp.echo_ignore_all": 0,
+    "net.ipv6.icmp.echo_ignore_multicast": 0,
+    "net.ipv6.ip6frag_high_thresh": 4194304,
+    "net.ipv6.ip6frag_low_thresh": 3145728,
+    "net.ipv6.ip6frag_time": 60.0,
+    "net.ipv6.ip6frag_max_frags": 512,
+    "net.ipv6.route.mtu_expires": 600.0,
+}
+for _name, _value in SYSCTLS.items():
+    _sysctl.DEFAULTS.setdefault(_name, _value)
+
+MAX_PAYLOAD = 65535
+INFINITE = 0xFFFFFFFF  # an RA lifetime that never runs out (RFC 4861 §4.6.2)
+
+
+class AddrState(enum.Enum):
+    TENTATIVE = "tentative"  # DAD running (RFC 4862 §5.4), not usable
+    OPTIMISTIC = "optimistic"  # DAD running, usable under RFC 4429's restrictions
+    PREFERRED = "preferred"
+    DEPRECATED = "deprecated"  # preferred lifetime over: existing flows only (RFC 4862 §5.5.4)
+    DUPLICATE = "duplicate"  # DAD failed: never used
+
+
+_USABLE = frozenset((AddrState.PREFERRED, AddrState.DEPRECATED, AddrState.OPTIMISTIC))
+
+
+class Addr6:
+    """One address of an interface and its life: DAD state, lifetimes, where it came from."""
+
+    __slots__ = ("dad_counter", "dad_left", "if6", "ip", "origin", "preferred_timer", "preferred_until", "prefixlen",
+                 "state", "valid_timer", "valid_until")
+
+    def __init__(self, if6: If6, ip: bytes, prefixlen: int, origin: str) -> None:
+        self.if6 = if6
+        self.ip = ip
+        self.prefixlen = prefixlen
+        self.origin = origin  # "static", "link" (link-local), "slaac", "temporary" (RFC 8981)
+        self.state = AddrState.TENTATIVE
+        self.dad_left = 0
+        self.dad_counter = 0  # RFC 7217 DAD_Counter
+        self.valid_timer: Timer | None = None
+        self.preferred_timer: Timer | None = None
+        self.valid_until: float | None = None  # None: forever
+        self.preferred_until: float | None = None
+
+    @property
+    def tentative(self) -> bool:
+        """DAD running and the address not usable yet (classic DAD)."""
+        return self.state is AddrState.TENTATIVE
+
+    @property
+    def optimistic(self) -> bool:
+        return self.state is AddrState.OPTIMISTIC
+
+    @property
+    def dad_pending(self) -> bool:
+        """DAD has not ended: an NS from ``::`` or an NA for the address means it is someone else's."""
+        return self.state is AddrState.TENTATIVE or self.state is AddrState.OPTIMISTIC
+
+    @property
+    def usable(self) -> bool:
+        """May be a source or destination: preferred, deprecated or optimistic (RFC 4429 §2.1)."""
+        return self.state in _USABLE
+
+    @property
+    def confirmed(self) -> bool:
+        """Usable and past DAD: may also speak for itself in ND (RFC 4429 §2.2: an optimistic one may not)."""
+        return self.state is AddrState.PREFERRED or self.state is AddrState.DEPRECATED
+
+    @property
+    def interface(self) -> ipaddress.IPv6Interface:
+        return ipaddress.IPv6Interface((self.ip, self.prefixlen))
+
+    def __repr__(self) -> str:
+        return f"<Addr6 {self.interface} {self.origin} {self.state.value}>"
+
+
+class If6:
+    """IPv6 state of one interface."""
+
+    def __init__(self, iface: Interface) -> None:
+        self.iface = iface
+        self.addrs: list[Addr6] = []
+        self.groups: dict[bytes, int] = {ALL_NODES: 1}  # group -> how many users joined it
+        self.nd: NdCache | None = None
+        self.mtu = iface.mtu
+        self.hop_limit: int | None = None  # an RA's Cur Hop Limit overrides the sysctl
+        self.nd_overrides: dict[str, float] = {}  # RA ReachableTime / RetransTimer
+        self.routers: dict[bytes, Timer | None] = {}  # default router -> its lifetime timer (None: static)
+        self.onlink: dict[ipaddress.IPv6Network, Timer | None] = {}  # prefix -> valid lifetime timer
+        self.slaac = False
+        self.rs_timer: Timer | None = None
+        self.rs_sent = 0
+        self.rs_interval = 0.0
+        self.ra_seen = False
+        self.link_local_done = False
+
+    @property
+    def link_local(self) -> bytes | None:
+        """The link-local address once DAD confirmed it; an optimistic one does not source ND or MLD."""
+        for a in self.addrs:
+            if a.origin == "link" and a.confirmed:
+                return a.ip
+        return None
+
+    @property
+    def has_optimistic(self) -> bool:
+        return any(a.optimistic for a in self.addrs)
+
+    def __repr__(self) -> str:
+        return f"<If6 {self.iface.name} {self.addrs}>"
+
+
+def _common_prefix_len(a: bytes, b: bytes) -> int:
+    x = int.from_bytes(a, "big") ^ int.from_bytes(b, "big")
+    return 128 - x.bit_length()
+
+
+def _scope(addr: bytes) -> int:
+    """RFC 6724 §3.1 scope: multicast from its nibble, link-local 2, loopback 2 (as RFC 4007), else global 14."""
+    if addr[0] == 0xFF:
+        return addr[1] & 0x0F
+    if is_link_local6(addr) or addr == LOOPBACK6:
+        return 2
+    return 14
+
+
+class Ip6Layer:
+    def __init__(self, stack: Stack) -> None:
+        from pytcp_green.stack.ipv6.addrconf import Addrconf
+        from pytcp_green.stack.ipv6.mld import Mld
+        from pytcp_green.stack.ipv6.reassembly import Reassembler6
+
+        self.stack = stack
+        self.ifs: dict[Interface, If6] = {}
+        self.local: dict[bytes, Addr6] = {}  # every address, tentative ones included
+        # Static routes: (network, interface, gateway or None), longest prefix first.
+        self.routes: list[tuple[ipaddress.IPv6Network, Interface, bytes | None]] = []
+        self.redirects: dict[bytes, tuple[If6, bytes]] = {}  # destination -> better first hop (RFC 4861 §8)
+        self.pmtu = PmtuCache(stack, "ip6.pmtu.", "net.ipv6.route.mtu_expires")
+        self.is_router = False
+        # Called with an address whose DAD just ended (PREFERRED or DUPLICATE): lets a runtime wait for it.
+        self.dad_listeners: list[Callable[[Addr6], None]] = []
+        self.reassembler = Reassembler6(stack)
+        self.addrconf = Addrconf(stack)
+        self.mld = Mld(stack)
+
+    # -- configuration -------------------------------------------------------------------------------------
+    def enable(self, iface: Interface, *, slaac: bool = False, now: float = 0.0) -> If6:
+        """Start IPv6 on ``iface``: neighbour cache, link-local address with DAD, router solicitation."""
+        if6 = self.ifs.get(iface)
+        if if6 is not None:
+            return if6
+        if6 = If6(iface)
+        self.ifs[iface] = if6
+        if iface.kind is LinkKind.ETHERNET:
+            from pytcp_green.stack.ipv6.nd import NdCache
+
+            if6.nd = NdCache(self.stack, iface, if6)
+            if6.slaac = slaac
+            self._add_onlink(if6, ipaddress.IPv6Network("fe80::/64"), None)
+            self.addrconf.start(if6, now)
+        return if6
+
+    def add_address(self, iface: Interface, address: ipaddress.IPv6Interface, *, origin: str = "static",
+                    now: float = 0.0, dad: bool | None = None, optimistic: bool | None = None) -> Addr6:
+        """Assign ``address``; on Ethernet it stays tentative until DAD says it is ours (RFC 4862 §5.4).
+
+        ``optimistic``: usable at once while DAD runs (RFC 4429).  By default only autoconfigured
+        addresses are, when ``optimistic_dad`` is set: RFC 4429 §3 advises against optimistic DAD
+        for manually entered addresses, so a static one is optimistic only when asked.
+        """
+        packed = address.ip.packed
+        if packed in self.local:
+            raise ValueError(f"{address.ip} is already assigned")
+        if6 = self.enable(iface, now=now)
+        addr = Addr6(if6, packed, address.network.prefixlen, origin)
+        if6.addrs.append(addr)
+        self.local[packed] = addr
+        if origin not in ("slaac", "temporary") and address.network.prefixlen < 128:
+            self._add_onlink(if6, address.network, None)
+        if dad is None:
+            dad = iface.kind is LinkKind.ETHERNET and self.stack.sysctl.int("net.ipv6.conf.default.accept_dad") > 0
+        if dad:
+            if optimistic is None:
+                optimistic = origin in ("link", "slaac", "temporary") and self.stack.sysctl.int(
+                    "net.ipv6.conf.default.optimistic_dad") > 0
+            self.addrconf.start_dad(addr, now, optimistic=optimistic)
+        else:
+            addr.state = AddrState.PREFERRED
+            if iface.kind is LinkKind.ETHERNET:
+                self.mld.join(if6, solicited_node(packed), now)
+        return addr
+
+    def remove_address(self, addr: Addr6, now: float) -> None:
+        if6 = addr.if6
+        if addr in if6.addrs:
+            if6.addrs.remove(addr)
+        if self.local.get(addr.ip) is addr:
+            del self.local[addr.ip]
+        for timer in (addr.valid_timer, addr.preferred_timer):
+            if timer is not None:
+                timer.cancel()
+        if if6.iface.kind is LinkKind.ETHERNET:
+            self.mld.leave(if6, solicited_node(addr.ip), now)
+
+    def set_gateway(self, gateway: ipaddress.IPv6Address, iface: Interface | None = None) -> None:
+        """A static default router; a link-local gateway needs ``iface`` (or the first Ethernet interface)."""
+        gw = gateway.packed
+        if iface is None:
+            found = self._onlink_iface(gw)
+            if found is None:
+                raise ValueError(f"gateway {gateway} is not on a connected prefix")
+            iface = found
+        self.routes = [r for r in self.routes if r[0].prefixlen != 0]
+        self.routes.append((ipaddress.IPv6Network("::/0"), iface, gw))
+        self.routes.sort(key=lambda r: -r[0].prefixlen)
+
+    def _add_onlink(self, if6: If6, net: ipaddress.IPv6Network, timer: Timer | None) -> None:
+        old = if6.onlink.get(net)
+        if old is not None:
+            old.cancel()
+        if6.onlink[net] = timer
+
+    def remove_onlink(self, if6: If6, net: ipaddress.IPv6Network) -> None:
+        timer = if6.onlink.pop(net, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _onlink_iface(self, dst: bytes) -> Interface | None:
+        if is_link_local6(dst) or dst[0] == 0xFF:
+            return self._first_link()
+        target = ipaddress.IPv6Address(dst)
+        best: tuple[int, Interface] | None = None
+        for if6 in self.ifs.values():
+            for net in if6.onlink:
+                if target in net and (best is None or net.prefixlen > best[0]):
+                    best = (net.prefixlen, if6.iface)
+        return best[1] if best else None
+
+    def _first_link(self) -> Interface | None:
+        for iface in self.ifs:
+            if iface.kind is LinkKind.ETHERNET:
+                return iface
+        return None
+
+    def router_gone(self, if6: If6, router: bytes) -> None:
+        timer = if6.routers.pop(router, None)
+        if timer is not None:
+            timer.cancel()
+        for dst in [d for d, (i, hop) in self.redirects.items() if i is if6 and hop == router]:
+            del self.redirects[dst]
+
+    # -- addresses -----------------------------------------------------------------------------------------
+    def dad_ended(self, addr: Addr6, now: float) -> None:
+        nd = addr.if6.nd
+        if nd is not None:
+            nd.dad_ended(now)  # packets held while only optimistic sources existed (RFC 4429 §2.3)
+        for listener in list(self.dad_listeners):
+            listener(addr)
+
+    def tentative(self, iface: Interface) -> list[Addr6]:
+        if6 = self.ifs.get(iface)
+        return [a for a in if6.addrs if a.tentative] if if6 is not None else []
+
+    def usable(self, addr: bytes) -> bool:
+        a = self.local.get(addr)
+        return a is not None and a.usable
+
+    def select_source(self, dst: bytes) -> bytes | None:
+        """RFC 6724 §5, the rules that matter for a host: 1 same address, 2 scope, 3 avoid deprecated
+        (and optimistic, RFC 4429 §3, unless ``use_optimistic`` as Linux), 5 the outgoing interface,
+        7 temporary addresses (RFC 8981) first when ``use_tempaddr`` is 2, public ones otherwise
+        (as Linux), 8 longest matching prefix."""
+        if self.usable(dst):
+            return dst
+        found = self.route(dst)
+        if found is None:
+            return None
+        out_iface = found[0]
+        dscope = _scope(dst)
+        avoid_optimistic = self.stack.sysctl.int("net.ipv6.conf.default.use_optimistic") == 0
+        prefer_temporary = self.stack.sysctl.int("net.ipv6.conf.default.use_tempaddr") >= 2
+        best: tuple[tuple[int, int, bool, bool, bool, int], bytes] | None = None
+        for addr in self.local.values():
+            if not addr.usable or addr.ip == LOOPBACK6:
+                continue
+            sscope = _scope(addr.ip)
+            if sscope < dscope and dscope <= 2:
+                continue  # a link-scope destination needs a link-scope source (RFC 6724 §5 rule 2)
+            key = (
+                0 if sscope >= dscope else 1,
+                abs(sscope - dscope),
+                addr.state is AddrState.DEPRECATED or (avoid_optimistic and addr.optimistic),
+                addr.if6.iface is not out_iface,
+                (addr.origin == "temporary") != prefer_temporary,
+                -min(_common_prefix_len(addr.ip, dst), addr.prefixlen),
+            )
+            if best is None or key < best[0]:
+                best = (key, addr.ip)
+        return best[1] if best else None
+
+    def source_on(self, if6: If6, dst: bytes) -> bytes | None:
+        """A source on ``if6`` for link traffic (ND): the link-local, else any address past DAD.
+
+        Never an optimistic address: its SLLAO could override a neighbour's cache entry for the
+        address's rightful owner (RFC 4429 §2.2)."""
+        ll = if6.link_local
+        if ll is not None:
+            return ll
+        for a in if6.addrs:
+            if a.confirmed:
+                return a.ip
+        return None
+
+    def ns_source(self, if6: If6, prompt: bytes | None) -> bytes | None:
+        """The source of a Neighbor Solicitation: that of the prompting packet when it is ours and past
+        DAD (RFC 4861 §7.2.2), else another of the interface's; None when only optimistic ones exist."""
+        if prompt is not None:
+            addr = self.local.get(prompt)
+            if addr is not None and addr.confirmed:
+                return prompt
+        return self.source_on(if6, prompt or UNSPECIFIED)
+
+    # -- routing -----------------------------------------------------------------------------------------
+    def route(self, dst: bytes) -> tuple[Interface, bytes] | None:
+        """(interface, next hop) toward ``dst``; our own addresses go through loopback."""
+        if self.usable(dst):
+            return self.stack.loopback, dst
+        if dst[0] == 0xFF or is_link_local6(dst):
+            iface = self._first_link()
+            return (iface, dst) if iface is not None else None
+        redirect = self.redirects.get(dst)
+        if redirect is not None:
+            return redirect[0].iface, redirect[1]
+        target = ipaddress.IPv6Address(dst)
+        best: tuple[int, Interface, bytes] | None = None
+        for if6 in self.ifs.values():
+            for net in if6.onlink:
+                if target in net and (best is None or net.prefixlen > best[0]):
+                    best = (net.prefixlen, if6.iface, dst)
+        for net, iface, gw in self.routes:
+            if target in net and (best is None or net.prefixlen > best[0]):
+                best = (net.prefixlen, iface, gw or dst)
+                break
+        if best is not None:
+            return best[1], best[2]
+        # RFC 4861 §6.3.6: a default router, preferring one known to be reachable.
+        fallback: tuple[Interface, bytes] | None = None
+        for if6 in self.ifs.values():
+            for router in if6.routers:
+                if if6.nd is not None and if6.nd.is_reachable(router):
+                    return if6.iface, router
+                if fallback is None:
+                    fallback = (if6.iface, router)
+        return fallback
+
+    # -- path MTU (RFC 8201) ---------------------------------------------------------------------------
+    def path_mtu(self, dst: bytes) -> int | None:
+        found = self.route(dst)
+        if found is None:
+            return None
+        if6 = self.ifs.get(found[0])
+        return self.pmtu.clamp(dst, if6.mtu if if6 is not None else found[0].mtu)
+
+    def packet_too_big(self, dst: bytes, mtu: int, now: float) -> int | None:
+        """A Packet Too Big about ``dst``: the lowered PMTU, or None when nothing changes."""
+        current = self.path_mtu(dst)
+        if current is None:
+            return None
+        mtu = max(mtu, IP6_MIN_MTU)  # RFC 8201 §4: never below the IPv6 minimum link MTU
+        if mtu >= current:
+            self.stack.stats["ip6.pmtu.ignored"] += 1
+            return None
+        self.pmtu.lower(dst, mtu, now)
+        return mtu
+
+    # -- input ---------------------------------------------------------------------------------------
+    def receive(self, iface: Interface, buf: memoryview, now: float, *, link_multicast: bool = False) -> None:
+        """One packet from ``iface``; ``link_multicast``: it came in a link-layer multicast/broadcast frame."""
+        stats = self.stack.stats
+        try:
+            pkt = Ip6Packet.parse(buf)
+        except Malformed as exc:
+            stats["ip6.drop." + exc.reason] += 1
+            return
+        pkt.link_multicast = link_multicast
+        stats["ip6.rx"] += 1
+        if6 = self.ifs.get(iface)
+        if if6 is None:
+            stats["ip6.drop.disabled"] += 1
+            return
+        dst, src = pkt.dst, pkt.src
+        mcast = dst[0] == 0xFF
+        if mcast:
+            if dst not in if6.groups:
+                stats["ip6.drop.not_for_us"] += 1
+                return
+        else:
+            addr = self.local.get(dst)
+            if addr is None:
+                stats["ip6.drop.not_for_us"] += 1
+                return
+            if not addr.usable:
+                stats["ip6.drop.tentative_dst"] += 1  # RFC 4862 §5.4: not ours until DAD says so
+                return
+        if src[0] == 0xFF:
+            stats["ip6.drop.bad_source"] += 1  # RFC 4291 §2.7: never a source
+            return
+        if src == LOOPBACK6 and iface.kind is not LinkKind.IP:
+            stats["ip6.drop.martian_source"] += 1
+            return
+        self._process(if6, pkt, pkt.next_header, IP6_HEADER_LEN, 6, mcast, now)
+
+    def _process(self, if6: If6, pkt: Ip6Packet, nh: int, off: int, nh_off: int, mcast: bool, now: float) -> None:
+        """Walk the extension headers from ``off`` (``nh_off``: where the octet naming ``nh`` is)."""
+        stats = self.stack.stats
+        packet = pkt.packet
+        while True:
+            if nh == NH_UDP:
+                payload = packet[off:]
+                if not self.stack.udp.receive(pkt.src, pkt.dst, payload, now, bcast=mcast) and not mcast:
+                    self.stack.icmp6.send_error(pkt, TYPE_DEST_UNREACH, CODE_PORT_UNREACH, 0, now)
+                return
+            if nh == NH_TCP:
+                if mcast:
+                    stats["ip6.drop.tcp_multicast"] += 1
+                    return
+                self.stack.tcp.receive(pkt.src, pkt.dst, packet[off:], now)
+                return
+            if nh == NH_ICMP6:
+                self.stack.icmp6.receive(if6, pkt, packet[off:], now)
+                return
+            if nh == NH_NONE:
+                stats["ip6.rx.no_next_header"] += 1  # RFC 8200 §4.7: ignore what follows
+                return
+            if nh not in (NH_HOP_BY_HOP, NH_DEST_OPTS, NH_ROUTING, NH_FRAGMENT):
+                stats["ip6.drop.unknown_next_header"] += 1
+                self.stack.icmp6.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_UNKNOWN_NEXT_HEADER, nh_off, now)
+                return
+            try:
+                hdr = parse_ext_header(nh, packet, off)
+            except Malformed as exc:
+                stats["ip6.drop." + exc.reason] += 1
+                return
+            if nh == NH_HOP_BY_HOP:
+                if off != IP6_HEADER_LEN:
+                    # RFC 8200 §4.1: hop-by-hop only right after the IPv6 header.
+                    stats["ip6.drop.misplaced_hop_by_hop"] += 1
+                    self.stack.icmp6.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_UNKNOWN_NEXT_HEADER, nh_off, now)
+                    return
+                if not self._options(pkt, hdr, mcast, now, hop_by_hop=True):
+                    return
+            elif nh == NH_DEST_OPTS:
+                if not self._options(pkt, hdr, mcast, now, hop_by_hop=False):
+                    return
+            elif nh == NH_ROUTING:
+                rh = RoutingHeader.parse(hdr.data)
+                if rh.segments_left:
+                    # RFC 8200 §4.4: segments left and a type we do not implement (all of them: a host
+                    # does not forward, and type 0 is deprecated by RFC 5095) -> code 0 at the type octet.
+                    stats["ip6.drop.routing_header"] += 1
+                    self.stack.icmp6.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_BAD_HEADER, off + 2, now)
+                    return
+            else:
+                self._fragment(if6, pkt, hdr, nh_off, mcast, now)
+                return
+            nh_off = off
+            off += len(hdr.data)
+            nh = hdr.next_header
+
+    def _options(self, pkt: Ip6Packet, hdr: ExtHeader, mcast: bool, now: float, *, hop_by_hop: bool) -> bool:
+        """RFC 8200 §4.2 TLV options; False when the packet must be discarded."""
+        stats = self.stack.stats
+        try:
+            options = parse_options(hdr.data)
+        except Malformed as exc:
+            stats["ip6.drop." + exc.reason] += 1
+            return False
+        for opt in options:
+            if hop_by_hop and opt.type == OPT_ROUTER_ALERT:
+                continue  # RFC 2711: meaningful to routers; a host just accepts it
+            action = option_action(opt.type)
+            if action == ACTION_SKIP:
+                stats["ip6.rx.option_skipped"] += 1
+                continue
+            stats["ip6.drop.unknown_option"] += 1
+            if action == ACTION_DISCARD:
+                return False
+            if action == ACTION_DISCARD_ICMP or not mcast:
+                self.stack.icmp6.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_UNKNOWN_OPTION, hdr.offset + opt.offset,
+                                            now, allow_multicast=action == ACTION_DISCARD_ICMP)
+            return False
+        return True
+
+    def _fragment(self, if6: If6, pkt: Ip6Packet, hdr: ExtHeader, nh_off: int, mcast: bool, now: float) -> None:
+        stats = self.stack.stats
+        fh = FragmentHeader.parse(hdr.data)
+        off = hdr.offset
+        data_start = off + FRAGMENT_HEADER_LEN
+        if fh.is_atomic:
+            # RFC 6946 §4: an atomic fragment is a whole packet; never mixed with a reassembly.
+            stats["ip6.rx.atomic_fragment"] += 1
+            self._process(if6, pkt, fh.next_header, data_start, off, mcast, now)
+            return
+        data = pkt.packet[data_start:]
+        if fh.more and len(data) % 8:
+            stats["ip6.drop.fragment_not_multiple_of_8"] += 1  # RFC 8200 §4.5: pointer to Payload Length
+            self.stack.icmp6.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_BAD_HEADER, 4, now)
+            return
+        if fh.offset + len(data) > MAX_PAYLOAD:
+            stats["ip6.drop.fragment_too_big"] += 1  # RFC 8200 §4.5: pointer to the Fragment Offset field
+            self.stack.icmp6.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_BAD_HEADER, off + 2, now)
+            return
+        if fh.offset == 0:
+            # RFC 7112 §5 (RFC 8200 §4.5): the first fragment must hold the whole header chain.
+            try:
+                _, upper, upper_off = walk_extensions(pkt.packet, fh.next_header, data_start)
+            except Malformed:
+                upper, upper_off = -1, len(pkt.packet) + 1
+            if upper_off > len(pkt.packet) or (upper in (NH_TCP, NH_UDP, NH_ICMP6)
+                                               and upper_off + (8 if upper != NH_TCP else 20) > len(pkt.packet)):
+                stats["ip6.drop.incomplete_chain"] += 1
+                self.stack.icmp6.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_INCOMPLETE_CHAIN, 0, now)
+                return
+        whole = self.reassembler.add(pkt, fh, off, nh_off, data, now)
+        if whole is None:
+            return
+        try:
+            full = Ip6Packet.parse(memoryview(whole))
+        except Malformed as exc:
+            stats["ip6.drop.reassembled_" + exc.reason] += 1
+            return
+        stats["ip6.rx.reassembled"] += 1
+        full.link_multicast = pkt.link_multicast  # that of the fragment completing it
+        self._process(if6, full, fh.next_header, off, nh_off, mcast, now)
+
+    # -- output ---------------------------------------------------------------------------------------
+    def output(
+        self,
+        src: bytes,
+        dst: bytes,
+        proto: int,
+        payload: bytes | bytearray | memoryview,
+        now: float,
+        *,
+        tc: int = 0,
+        hop_limit: int | None = None,
+        hbh: bytes = b"",
+        iface: Interface | None = None,
+    ) -> int:
+        """Send one packet; 0 or an errno.  ``hbh`` is a hop-by-hop header whose next-header octet is ``proto``.
+
+        ``iface`` forces the link (ND and MLD traffic, whose next hop is the destination itself).
+        """
+        stats = self.stack.stats
+        if iface is not None:
+            nexthop = dst
+        else:
+            found = self.route(dst)
+            if found is None:
+                stats["ip6.tx.no_route"] += 1
+                return errno.ENETUNREACH
+            iface, nexthop = found
+        if6 = self.ifs.get(iface)
+        size = len(hbh) + len(payload)
+        if size > MAX_PAYLOAD:
+            return errno.EMSGSIZE
+        if hop_limit is None:
+            hop_limit = (if6.hop_limit if if6 is not None and if6.hop_limit else None) or self.stack.sysctl.int(
+                "net.ipv6.conf.default.hop_limit")
+        mtu = self.pmtu.clamp(dst, if6.mtu if if6 is not None else iface.mtu)
+        lh = iface.link_header_len
+        first_nh = NH_HOP_BY_HOP if hbh else proto
+        if IP6_HEADER_LEN + size <= mtu:
+            frame = bytearray(lh + IP6_HEADER_LEN + size)
+            start = lh + IP6_HEADER_LEN
+            frame[start : start + len(hbh)] = hbh
+            frame[start + len(hbh) :] = payload
+            write_ip6(frame, lh, src=src, dst=dst, next_header=first_nh, payload_len=size, hop_limit=hop_limit,
+                      traffic_class=tc)
+            self._link_output(iface, nexthop, frame, now)
+            stats["ip6.tx"] += 1
+            return 0
+        # RFC 8200 §4.5: the hop-by-hop header is per-fragment, the rest is fragmented in
+        # multiples of 8 octets; the identifier is random (RFC 7739 §5.1).
+        unfrag = bytes((NH_FRAGMENT,)) + hbh[1:] if hbh else b""
+        chunk = (mtu - IP6_HEADER_LEN - len(unfrag) - FRAGMENT_HEADER_LEN) & ~7
+        ident = self.stack.rng.getrandbits(32)
+        view = memoryview(payload)
+        total = len(payload)
+        for offset in range(0, total, chunk):
+            piece = view[offset : offset + chunk]
+            plen = len(unfrag) + FRAGMENT_HEADER_LEN + len(piece)
+            frame = bytearray(lh + IP6_HEADER_LEN + plen)
+            pos = lh + IP6_HEADER_LEN
+            frame[pos : pos + len(unfrag)] = unfrag
+            pos += len(unfrag)
+            write_fragment_header(frame, pos, proto, offset, offset + chunk < total, ident)
+            frame[pos + FRAGMENT_HEADER_LEN :] = piece
+            write_ip6(frame, lh, src=src, dst=dst, next_header=NH_HOP_BY_HOP if hbh else NH_FRAGMENT,
+                      payload_len=plen, hop_limit=hop_limit, traffic_class=tc)
+            self._link_output(iface, nexthop, frame, now)
+            stats["ip6.tx.fragment"] += 1
+        stats["ip6.tx"] += 1
+        return 0
+
+    def _link_output(self, iface: Interface, nexthop: bytes, frame: bytearray, now: float) -> None:
+        if iface.kind is LinkKind.IP:
+            iface.tx.append(frame)
+            return
+        assert iface.mac is not None
+        if nexthop[0] == 0xFF:
+            write_ethernet(frame, 0, multicast_mac6(nexthop), iface.mac, ETHERTYPE_IP6)
+            iface.tx.append(frame)
+            return
+        if6 = self.ifs.get(iface)
+        if if6 is None or if6.nd is None:
+            self.stack.stats["ip6.tx.no_neighbour_cache"] += 1
+            return
+        if6.nd.output(nexthop, frame, now)
+
+    # -- helpers for ND, MLD and addrconf ---------------------------------------------------------------
+    def send_icmp(self, if6: If6, src: bytes, dst: bytes, kind: int, code: int, rest: int, body: bytes, now: float,
+                  *, hop_limit: int = 255, hbh: bytes = b"") -> int:
+        """An ICMPv6 message on ``if6``'s link (ND, MLD): next hop = destination, on that interface."""
+        msg = build_icmp6(kind, code, rest, body, src, dst)
+        return self.output(src, dst, NH_ICMP6, msg, now, hop_limit=hop_limit, hbh=hbh, iface=if6.iface)
+
+    def send_ns(self, if6: If6, target: bytes, unicast_mac: bytes | None, now: float, *, dad: bool = False,
+                src: bytes | None = None) -> None:
+        """A Neighbor Solicitation (RFC 4861 §7.2.2); ``dad``: from ::, bare (RFC 4862 §5.4.2)."""
+        assert if6.iface.mac is not None
+        if dad:
+            src = UNSPECIFIED
+        else:
+            src = self.ns_source(if6, src)
+            if src is None:
+                # An NS from :: is a DAD probe (RFC 4862 §5.4.2), and one from an optimistic address is
+                # forbidden (RFC 4429 §2.2): with no other source, no solicitation (as Linux's ndisc).
+                self.stack.stats["nd.tx.ns_no_source"] += 1
+                return
+        body = target if src == UNSPECIFIED else target + nd_opt_lla(OPT_SLLA, if6.iface.mac)
+        dst = target if unicast_mac is not None else solicited_node(target)
+        self.send_icmp(if6, src, dst, TYPE_NEIGHBOR_SOLICIT, 0, 0, body, now)
+        self.stack.stats["nd.tx.ns_dad" if dad else "nd.tx.ns"] += 1
+
+    def table(self) -> list[str]:
+        """Addresses, one "if addr/len origin state" line each, for tools and tests."""
+        return [f"{a.if6.iface.name} {a.interface} {a.origin} {a.state.value}" for a in self.local.values()]
+
+
+def link_name(addr: bytes) -> str:
+    return str(ipaddress.IPv6Address(addr))

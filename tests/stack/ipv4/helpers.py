@@ -1,0 +1,48 @@
+"""Shared helpers of the IPv4 tests: a core stack on one Ethernet interface with its peer already learned."""
+
+from __future__ import annotations
+
+from scapy.layers.l2 import ARP, Ether
+
+from pytcp_green.stack.datagram.udp import UdpSocket
+from pytcp_green.stack.interface import Interface, LinkKind
+from pytcp_green.stack.sockbase import AF_INET
+from pytcp_green.stack.stack import SOCK_DGRAM, Stack
+from pytcp_green.stack.sysctl import Value
+
+STACK_MAC = "02:00:00:00:00:02"
+PEER_MAC = "02:00:00:00:00:01"
+STACK_IP = "198.18.0.2"
+PEER_IP = "198.18.0.1"
+
+
+def make_stack(seed: int = 1, *, address: bool = True, **sysctl: Value) -> tuple[Stack, Interface]:
+    stack = Stack(seed=seed, sysctl=sysctl)
+    iface = stack.add_interface("eth0", LinkKind.ETHERNET, mac=bytes.fromhex(STACK_MAC.replace(":", "")))
+    if address:
+        stack.add_ip4(iface, f"{STACK_IP}/24")
+    return stack, iface
+
+
+def learned_stack(**sysctl: Value) -> tuple[Stack, Interface]:
+    """A stack that has already learned the peer's MAC, with nothing left to send."""
+    stack, iface = make_stack(**sysctl)
+    arp = Ether(src=PEER_MAC, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=PEER_MAC, psrc=PEER_IP, pdst=STACK_IP)
+    stack.receive(iface, bytes(arp), 0.0)
+    sent(iface)
+    return stack, iface
+
+
+def sent(iface: Interface) -> list[Ether]:
+    """Everything the interface queued for transmission, parsed by scapy, queue emptied."""
+    frames = [Ether(bytes(f)) for f in iface.tx]
+    iface.tx.clear()
+    return frames
+
+
+def udp_socket(stack: Stack, port: int) -> UdpSocket:
+    sock = stack.socket(AF_INET, SOCK_DGRAM)
+    assert isinstance(sock, UdpSocket)
+    sock.bind(("", port))
+    sock.rcvbuf = 1 << 20
+    return sock
