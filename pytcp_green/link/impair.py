@@ -313,6 +313,13 @@ class Impairment:
             "overflow": 0,
         }
 
+    @classmethod
+    def pair(cls, spec: ImpairSpec) -> tuple[Impairment, Impairment]:
+        """The two directions of one impaired link: outbound with the spec's seed (or a random one),
+        inbound with that seed + 1, so both replay from the one seed a run logs."""
+        out = cls(spec)
+        return out, cls(spec, seed=out.seed + 1)
+
     @property
     def pending(self) -> int:
         """Frames pushed but not yet handed out by :meth:`pop_due`."""

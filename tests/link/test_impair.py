@@ -355,3 +355,12 @@ def test_impairment_constructor_validates() -> None:
         Impairment(ImpairSpec(), reorder_depth=0)
     with pytest.raises(ValueError):
         Impairment(ImpairSpec(), reorder_max_hold=-1.0)
+
+
+def test_pair_seeds_inbound_from_outbound() -> None:
+    """Both directions of a link replay from one seed: outbound the spec's, inbound seed + 1."""
+    spec = ImpairSpec.parse("loss=30%,seed=41")
+    out, inbound = Impairment.pair(spec)
+    assert (out.seed, inbound.seed) == (41, 42)
+    drawn, inbound_drawn = Impairment.pair(ImpairSpec.parse("loss=30%"))
+    assert inbound_drawn.seed == drawn.seed + 1
