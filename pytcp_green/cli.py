@@ -9,6 +9,8 @@ Sub-commands:
   over the stack (examples/serve.py); bodies' hashes checked, with a report and the pcap's path.
 * ``ping`` — ICMP echo from the stack's ping socket: ``pytcp-green ping [stack options] [-c N]
   [-i SEC] [-s SIZE] [-W SEC] HOST``; exits 0 when any reply came back.
+* ``compare`` — run a Python program over the Linux kernel and over the stack, in a lab each, with
+  the same peer and the same seeded impairment, and report what differs (exit 1) or not (exit 0).
 * ``run`` — run a Python program with its sockets on the stack, patched from its first line:
   ``pytcp-green run [stack options] [--peer CMD] [--wait-port PORT] (script.py | -m module) [args]``.
   ``python -m pytcp_green [stack options] script.py [args]`` means the same: when the first
@@ -27,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import gevent
@@ -197,6 +200,44 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ValueError(str(exc)) from None
 
 
+COMPARE_EPILOG = """\
+Both runs see the same network: the --peer command runs in a namespace whose kernel is 198.18.0.1,
+and the program has the address 198.18.0.2 and PYTCP_GREEN_STACK_IP4 / PYTCP_GREEN_PEER_IP4 set.
+Over the kernel the program runs unpatched in a namespace of its own, joined to the peer's through
+the same seeded --impair as the stack's link. Exit status: 0 same behaviour (exit status, stdout and
+stderr identical in every run), 1 different, 2 usage error.
+Example: pytcp-green compare --peer 'python3 -m http.server 8000' --wait-port 8000 --impair loss=2%,seed=1 \\
+         -- examples/fetch.py"""
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from pytcp_green.compare.report import compare, write_json
+    from pytcp_green.compare.runs import Program, stack_args_valid
+    from pytcp_green.lab import needs_lab
+    from pytcp_green.link.impair import ImpairSpec
+
+    if not args.program or args.program == ["-m"]:
+        raise ValueError("give a script or -m MODULE to compare")
+    if args.runs < 1:
+        raise ValueError("--runs must be at least 1")
+    if args.wait_port is not None and not args.peer:
+        raise ValueError("--wait-port waits for the --peer command: add --peer")
+    stack_args_valid(args.stack_args)
+    needs_lab()
+    program = Program(list(args.program), peer=args.peer, wait_port=args.wait_port,
+                      impair=ImpairSpec.parse(args.impair) if args.impair else None,
+                      stack_args=list(args.stack_args), timeout=args.timeout)
+    keep = args.keep
+    with tempfile.TemporaryDirectory(prefix="pytcp-green-compare-") as scratch:
+        workdir = Path(keep) if keep else Path(scratch)
+        workdir.mkdir(parents=True, exist_ok=True)
+        result = compare(program, workdir, runs=args.runs)
+        print(result.text())
+        if args.json:
+            write_json(result, args.json)
+    return 0 if result.same else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pytcp-green",
@@ -226,6 +267,30 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dns", metavar="ADDR", action="append", default=[],
                      help="a name server for the stub resolver (repeatable; default: $PYTCP_GREEN_DNS)")
     run.set_defaults(func=cmd_run, program=[])
+    comp = sub.add_parser("compare", help="run a Python program over the kernel and over the stack; show what differs",
+                          usage="%(prog)s [--peer CMD] [--wait-port PORT] [--impair SPEC] [--runs N] [--json FILE] "
+                                "[--keep DIR] [--stack ARG] -- (script.py | -m module) [args ...]",
+                          description="Run a program twice with the same arguments, environment and kernel-side "
+                                      "peer: once over the Linux kernel, once over the stack (needs root), and "
+                                      "report exit status, output, wall time and what the captures show, side "
+                                      "by side.", epilog=COMPARE_EPILOG,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    comp.add_argument("--peer", metavar="CMD", help="shell command to start on the kernel side of both runs first")
+    comp.add_argument("--wait-port", metavar="PORT", type=int,
+                      help="start the program once the --peer command accepts TCP connections on PORT")
+    comp.add_argument("--impair", metavar="SPEC", help="the same seeded impairment in both runs, e.g. "
+                                                       "'loss=2%%,delay=5ms,seed=1' (see run --help)")
+    comp.add_argument("--runs", metavar="N", type=int, default=1,
+                      help="run N times over each and report median and spread of the wall time (default 1)")
+    comp.add_argument("--json", metavar="FILE", help="also write the whole comparison as JSON to FILE")
+    comp.add_argument("--keep", metavar="DIR", help="keep both runs' captures (kernel-N.pcap, stack-N.pcap) in DIR")
+    comp.add_argument("--stack", metavar="ARG", dest="stack_args", action="append", default=[],
+                      help="a stack option for the stack run, e.g. --stack=--sysctl=net.ipv4.tcp_sack=0 (repeatable)")
+    comp.add_argument("--timeout", metavar="SEC", type=float, default=300.0,
+                      help="give up on a run after SEC seconds (default 300)")
+    comp.add_argument("--log", metavar="LEVEL", default="warning", choices=["debug", "info", "warning", "error"],
+                      help="log level (default warning)")
+    comp.set_defaults(func=cmd_compare, program=[])
     ping = sub.add_parser("ping", help="ping a host from the stack (ICMP echo through its ping socket)",
                           description="Send ICMP echo requests from the stack and print the replies like ping(8); "
                                       "exit 0 if any reply came back, 1 if none.")
@@ -246,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = ("serve", "demo", "run", "ping")
+COMMANDS = ("serve", "demo", "run", "ping", "compare")
 
 
 def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
@@ -262,9 +327,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     if words and words[0] not in COMMANDS and words[0] not in ("-h", "--help"):
         words.insert(0, "run")  # python -m pytcp_green [stack options] script.py args
-    if words and words[0] == "run":
-        ours, program = split_program(_subparser(parser, "run"), words[1:])
-        args = parser.parse_args(["run", *ours])
+    if words and words[0] in ("run", "compare"):
+        ours, program = split_program(_subparser(parser, words[0]), words[1:])
+        args = parser.parse_args([words[0], *ours])
         args.program = program
     else:
         args = parser.parse_args(words)
