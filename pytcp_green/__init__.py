@@ -7,6 +7,7 @@ The protocol core (``pytcp_green.stack``) is sans-I/O; ``pytcp_green.green`` run
 Public API (imported lazily, so ``import pytcp_green.stack`` does not pull in gevent):
 
 * :func:`patch_all` — put this process's sockets on a pytcp_green stack;
+* :func:`patch_socket`, :func:`patch_dns`, :func:`patch_select`, :func:`patch_ssl` — one module each;
 * :func:`get_original`, :func:`is_module_patched`, :func:`is_object_patched` — gevent's conventions;
 * :func:`current_host` — the running :class:`~pytcp_green.host.Host` (``.stack``, ``.runtime``);
 * :class:`Stack` — the sans-I/O core.
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
         is_module_patched,
         is_object_patched,
         patch_all,
+        patch_dns,
+        patch_select,
+        patch_socket,
+        patch_ssl,
     )
     from pytcp_green.stack.stack import Stack
 
@@ -36,9 +41,14 @@ __all__ = [
     "is_module_patched",
     "is_object_patched",
     "patch_all",
+    "patch_dns",
+    "patch_select",
+    "patch_socket",
+    "patch_ssl",
 ]
 
-_PATCH_API = ("patch_all", "get_original", "is_module_patched", "is_object_patched", "current_host")
+_PATCH_API = ("patch_all", "patch_socket", "patch_dns", "patch_select", "patch_ssl", "get_original",
+              "is_module_patched", "is_object_patched", "current_host")
 
 
 def __getattr__(name: str) -> Any:

@@ -7,8 +7,10 @@ Order of events in :func:`patch_all`:
 2. a :class:`~pytcp_green.host.Host` is built from the keyword stack options, or from the
    ``PYTCP_GREEN_*`` environment when none are given (no options at all: only the loopback
    interface, 127.0.0.0/8, no TAP, no privileges);
-3. our ``socket``, DNS, ``select``/``selectors`` (and ``ssl``) replacements are installed, each
-   original recorded in gevent's own table so ``gevent.monkey.get_original()`` and
+3. our ``socket``, DNS, ``select``/``selectors`` (and ``ssl``) replacements are installed by
+   :func:`patch_socket`, :func:`patch_dns`, :func:`patch_select` and :func:`patch_ssl` (each usable
+   alone, as gevent's), from what each module of ours declares it implements; every original is
+   recorded in gevent's own table so ``gevent.monkey.get_original()`` and
    ``gevent.monkey.is_module_patched()`` stay truthful.
 
 Patching twice is harmless (the first host stays).  Modules that imported ``socket.socket``
@@ -42,6 +44,10 @@ __all__ = [
     "is_module_patched",
     "is_object_patched",
     "patch_all",
+    "patch_dns",
+    "patch_select",
+    "patch_socket",
+    "patch_ssl",
 ]
 
 
@@ -87,11 +93,11 @@ def _options_from(kwargs: dict[str, Any]) -> Any:
 
 def _start_host(options: Any, seed: int | None) -> Any:
     from pytcp_green.host import Host
-    from pytcp_green.patches import _state, dns
+    from pytcp_green.patches import _common, _state
 
     host = Host(options, seed=seed)
     _state.set_host(host)
-    dns.reset_probe()
+    _common.reset_probe()
     atexit.register(_close_host_at_exit, host)
     return host
 
@@ -156,17 +162,27 @@ def _install_bypass_warner() -> None:
 
 
 # -- the module patches -------------------------------------------------------------------------------
-_SOCKET_ITEMS = ("socket", "SocketType", "create_connection", "create_server", "has_dualstack_ipv6",
-                 "socketpair", "fromfd")
-_DNS_ITEMS = ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr", "getnameinfo", "getfqdn")
+# Each patch installs one module of ours from its declarations (``__implements__``…, see
+# :func:`pytcp_green.patches._state.patch_module`), as gevent's patch_socket/patch_dns/… do.
+def _ensure_host() -> None:
+    """A patch used alone (without :func:`patch_all`) starts the host from the environment."""
+    from pytcp_green.patches import _state, dns
+
+    if not _state.has_host():
+        _start_host(_options_from({}), None)
+        if not dns.name_servers():
+            dns.configure(None)
 
 
-def _patch_socket(with_dns: bool) -> None:
+def patch_socket(dns: bool = True) -> None:
+    """Replace ``socket.socket`` and the socket module's connection helpers (and, with ``dns``, its
+    resolver functions: :func:`patch_dns`) with the stack's."""
     import socket as stdsocket
 
-    from pytcp_green.patches import _state, dns
+    from pytcp_green.patches import _state
     from pytcp_green.patches import socket as ours
 
+    _ensure_host()
     if not _state.is_object_patched("socket", "socket"):
         originals = [stdsocket.socket, stdsocket.create_connection, _state.get_original("socket", "socket"),
                      _state.get_original("socket", "create_connection")]
@@ -175,28 +191,37 @@ def _patch_socket(with_dns: bool) -> None:
             _warn("patching socket after these modules imported socket objects directly; they keep the "
                   f"originals and bypass the stack: {', '.join(stale)}. Patch earlier "
                   "(python -m pytcp_green, or patch_all() before other imports).")
-    for name in _SOCKET_ITEMS:
-        _state.patch_item(stdsocket, name, getattr(ours, name))
-    if with_dns:
-        for name in _DNS_ITEMS:
-            _state.patch_item(stdsocket, name, getattr(dns, name))
-    _state.patch_item(stdsocket, "has_ipv6", dns.has_ipv6())
-    # gevent's servers (StreamServer, pywsgi) build listeners and accepted sockets from gevent's own
-    # socket class, bound at their import: point that name at ours.  They then watch the listener's
-    # fileno() with the hub (our readiness fd polls readable while a connection waits) and call
-    # _accept(), which our class provides.
-    import gevent.server as gserver
-
-    _state.patch_item(gserver, "GeventSocket", ours.socket)
+    _state.patch_module(stdsocket, ours)
+    if dns:
+        patch_dns()
 
 
-def _patch_select() -> None:
-    from pytcp_green.patches.select import patch_select_modules
+def patch_dns() -> None:
+    """Replace the socket module's resolver functions (getaddrinfo, gethostbyname…) with ours."""
+    import socket as stdsocket
 
-    patch_select_modules()
+    from pytcp_green.patches import _state
+    from pytcp_green.patches import dns as ours
+
+    _ensure_host()
+    _state.patch_module(stdsocket, ours)
 
 
-def _patch_ssl() -> bool:
+def patch_select() -> None:
+    """Replace ``select.select``/``select.poll`` and ``selectors.DefaultSelector`` with ours."""
+    import select as stdselect
+    import selectors as stdselectors
+
+    from pytcp_green.patches import _state
+    from pytcp_green.patches import select as ours
+    from pytcp_green.patches import selectors as ours_selectors
+
+    _state.patch_module(stdselect, ours)
+    _state.patch_module(stdselectors, ours_selectors)
+
+
+def patch_ssl() -> None:
+    """Replace ``ssl.SSLContext``/``ssl.SSLSocket`` (and the module functions that build them) with ours."""
     import ssl as stdssl
 
     from pytcp_green.patches import _state
@@ -209,8 +234,7 @@ def _patch_ssl() -> bool:
         if stale:
             _warn("patching ssl after these modules imported ssl classes directly; they keep the originals, "
                   f"which cannot wrap stack sockets: {', '.join(stale)}. Patch earlier.")
-    patched: bool = ours.patch_ssl_module()
-    return patched
+    _state.patch_module(stdssl, ours)
 
 
 def patch_all(*, socket: bool = True, dns: bool | str | Sequence[str] = True, select: bool = True,
@@ -243,10 +267,10 @@ def patch_all(*, socket: bool = True, dns: bool | str | Sequence[str] = True, se
     if servers is not None or not dns_module.name_servers():
         dns_module.configure(servers)
     if socket:
-        _patch_socket(with_dns=bool(dns))
+        patch_socket(dns=bool(dns))
     if select:
-        _patch_select()
+        patch_select()
     if ssl:
-        _patch_ssl()
+        patch_ssl()
     _install_bypass_warner()
     return host

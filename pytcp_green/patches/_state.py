@@ -4,11 +4,21 @@ Originals are recorded in gevent's own table (``gevent.monkey.saved``, first val
 ``gevent.monkey.get_original("socket", "socket")`` and ``gevent.monkey.is_module_patched("socket")``
 keep answering truthfully in a process patched by us, whether or not gevent patched first.
 Our own record (:data:`patched`) tells what *pytcp_green* replaced.
+
+Each module of ours that replaces a stdlib module declares it, as gevent's do (gevent/monkey.py,
+``patch_module``), and :func:`patch_module` installs it from the declarations:
+
+* ``__implements__``: the names of the stdlib module it replaces;
+* ``__removes__``: names deleted from the stdlib module because they are not emulated (as gevent
+  removes ``select.epoll``);
+* ``_will_patch(target, items)`` (optional): the names to install after all, decided at patch time;
+* ``_did_patch(target)`` (optional): fix-ups once the names are in place.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +64,21 @@ def remove_item(module: ModuleType, name: str) -> None:
     save_original(module, name, old)
     delattr(module, name)
     patched.setdefault(module.__name__, set()).add(name)
+
+
+def patch_module(target: ModuleType, source: ModuleType) -> None:
+    """Install what ``source`` declares it implements into ``target``, recording every original."""
+    items: Sequence[str] = source.__implements__
+    will: Callable[[ModuleType, Sequence[str]], Sequence[str]] | None = getattr(source, "_will_patch", None)
+    if will is not None:
+        items = will(target, items)
+    for name in items:
+        patch_item(target, name, getattr(source, name))
+    for name in getattr(source, "__removes__", ()):
+        remove_item(target, name)
+    did: Callable[[ModuleType], None] | None = getattr(source, "_did_patch", None)
+    if did is not None:
+        did(target)
 
 
 def get_original(module: str, name: str) -> Any:

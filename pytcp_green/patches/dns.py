@@ -29,6 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytcp_green.patches import _state
+from pytcp_green.patches._common import family_enum, has_ipv6, kind_enum
+
+# What this module replaces in ``socket`` (see :func:`pytcp_green.patches._state.patch_module`).
+__implements__ = ["getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr", "getnameinfo", "getfqdn"]
 
 AF_UNSPEC = _socket.AF_UNSPEC
 AF_INET = _socket.AF_INET
@@ -384,30 +388,6 @@ def effective_servers() -> list[tuple[str, int]]:
         return []
     learned = _state.current_host().stack.dns_servers
     return [(server, 53) for server in learned]
-
-
-_ipv6: bool | None = None
-
-
-def has_ipv6() -> bool:
-    """Whether the stack's core has IPv6 sockets (probed once per host)."""
-    global _ipv6
-    if _ipv6 is None:
-        if not _state.has_host():
-            return False
-        try:
-            probe = _state.current_host().stack.socket(AF_INET6, SOCK_DGRAM)
-        except OSError:
-            _ipv6 = False
-        else:
-            probe.close(0.0)
-            _ipv6 = True
-    return _ipv6
-
-
-def reset_probe() -> None:
-    global _ipv6
-    _ipv6 = None
 
 
 # ==================================================================================================
@@ -788,10 +768,6 @@ def getaddrinfo(host: Any, port: Any, family: int = 0, type: int = 0, proto: int
         if not addresses:
             raise _gai(EAI_ADDRFAMILY)
 
-    # The patched socket module's enum conversions, so both give the stdlib's family and kind alike;
-    # imported here as that module imports this one lazily.
-    from pytcp_green.patches.socket import _family_enum, _kind_enum
-
     result: list[tuple[Any, Any, int, str, tuple[Any, ...]]] = []
     for fam, text in addresses:
         for socktype, sproto, portnum in services:
@@ -805,7 +781,7 @@ def getaddrinfo(host: Any, port: Any, family: int = 0, type: int = 0, proto: int
                     scope_id = int(scope) if scope.isdigit() else _socket.if_nametoindex(scope)
                 sockaddr = (addr, portnum, 0, scope_id)
             cname = canonical if (flags & _socket.AI_CANONNAME and not result) else ""
-            result.append((_family_enum(fam), _kind_enum(socktype), sproto, cname, sockaddr))
+            result.append((family_enum(fam), kind_enum(socktype), sproto, cname, sockaddr))
     return result
 
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import errno
 import math
-import select as _stdselect
-import selectors as _stdselectors
 from collections.abc import Iterable
 from typing import Any
 
@@ -266,25 +264,13 @@ def poll() -> PollObject:
     return PollObject._new()
 
 
-# -- selectors ----------------------------------------------------------------------------------------
-def _selector_select(self: Any, r: Any, w: Any, x: Any, timeout: float | None = None) -> Any:
-    return select(r, w, x, timeout)
+# What this module replaces in ``select`` (see :func:`pytcp_green.patches._state.patch_module`).
+__implements__ = ["select", "poll"]
+__removes__ = ["epoll", "kqueue", "kevent", "devpoll"]
 
 
-REMOVED_SELECT = ("epoll", "kqueue", "kevent", "devpoll")
-REMOVED_SELECTORS = ("EpollSelector", "KqueueSelector", "DevpollSelector")
-
-
-def patch_select_modules() -> None:
-    """Install select/poll in ``select`` and a poll-based DefaultSelector in ``selectors``."""
-    _state.patch_item(_stdselect, "select", select)
-    if hasattr(_stdselect, "poll") or "poll" in _state._gevent_saved().get("select", {}):
-        _state.patch_item(_stdselect, "poll", poll)
-    for name in REMOVED_SELECT:
-        _state.remove_item(_stdselect, name)
-    # The selector classes captured select.poll/select.select at import time: point them at ours.
-    _stdselectors.PollSelector._selector_cls = staticmethod(poll)  # type: ignore[attr-defined]
-    _stdselectors.SelectSelector._select = _selector_select  # type: ignore[attr-defined]
-    for name in REMOVED_SELECTORS:
-        _state.remove_item(_stdselectors, name)
-    _state.patch_item(_stdselectors, "DefaultSelector", _stdselectors.PollSelector)
+def _will_patch(target: Any, items: list[str]) -> list[str]:
+    # poll only where the platform has one (or had, before gevent removed it).
+    if hasattr(target, "poll") or "poll" in _state._gevent_saved().get("select", {}):
+        return items
+    return [name for name in items if name != "poll"]

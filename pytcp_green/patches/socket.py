@@ -32,12 +32,19 @@ import socket as _stdsocket
 import struct
 import warnings
 from collections.abc import Iterable
+from types import ModuleType
 from typing import Any
 
 from gevent import socket as _gsocket
 
 from pytcp_green.green.sockets import USE_TIMEOUT, GreenSocket, Timeout, close_fd
-from pytcp_green.patches import _state
+from pytcp_green.patches import _state, dns
+from pytcp_green.patches._common import family_enum, has_ipv6, kind_enum
+
+# What this module replaces in ``socket`` (see :func:`pytcp_green.patches._state.patch_module`); the
+# resolver functions are :mod:`pytcp_green.patches.dns`'s.
+__implements__ = ["socket", "SocketType", "create_connection", "create_server", "has_dualstack_ipv6",
+                  "socketpair", "fromfd"]
 
 AF_INET = _socket.AF_INET
 AF_INET6 = _socket.AF_INET6
@@ -71,20 +78,6 @@ _MIN_SNDBUF = 4608
 
 def _ebadf() -> OSError:
     return OSError(errno.EBADF, _EBADF_MESSAGE)
-
-
-def _family_enum(value: int) -> Any:
-    try:
-        return _stdsocket.AddressFamily(value)
-    except ValueError:
-        return value
-
-
-def _kind_enum(value: int) -> Any:
-    try:
-        return _stdsocket.SocketKind(value)
-    except ValueError:
-        return value
 
 
 # -- the stack side: one handle per core socket, shared by dup()s ------------------------------------
@@ -152,9 +145,7 @@ def handle_for_fd(fd: int) -> Handle | None:
 
 
 def _stack_supports(family: int) -> bool:
-    from pytcp_green.patches import dns
-
-    return family == AF_INET or (family == AF_INET6 and dns.has_ipv6())
+    return family == AF_INET or (family == AF_INET6 and has_ipv6())
 
 
 def _new_green(family: int, type: int, proto: int = 0) -> GreenSocket:
@@ -185,8 +176,6 @@ def _host_arg(host: Any) -> str:
 
 def sockaddr_arg(family: int, address: Any, what: str) -> tuple[Any, ...]:
     """Validate and resolve a user's address tuple into the numeric tuple the core takes."""
-    from pytcp_green.patches import dns
-
     if family == AF_INET:
         if not isinstance(address, tuple):
             raise TypeError(f"AF_INET address must be tuple, not {type(address).__name__}")
@@ -362,16 +351,16 @@ class socket:  # the stdlib's name
     @property
     def family(self) -> Any:
         if self._kernel is not None:
-            return _family_enum(self._kernel.family)
+            return family_enum(self._kernel.family)
         assert self._handle is not None
-        return _family_enum(self._handle.family)
+        return family_enum(self._handle.family)
 
     @property
     def type(self) -> Any:
         if self._kernel is not None:
-            return _kind_enum(self._kernel.type)
+            return kind_enum(self._kernel.type)
         assert self._handle is not None
-        return _kind_enum(self._handle.type)
+        return kind_enum(self._handle.type)
 
     @property
     def proto(self) -> int:
@@ -1084,8 +1073,6 @@ def fromfd(fd: int, family: int, type: int, proto: int = 0) -> socket:
 def create_connection(address: tuple[Any, Any], timeout: Any = _GLOBAL_DEFAULT_TIMEOUT,
                       source_address: tuple[Any, Any] | None = None, *, all_errors: bool = False) -> socket:
     """Connect to ``(host, port)`` trying each address getaddrinfo gives, like the stdlib's."""
-    from pytcp_green.patches import dns
-
     host, port = address
     # As the stdlib's, look the class up in the socket module at call time (tests mock it), as long as
     # it is ours or a subclass, so this never opens a kernel socket.
@@ -1116,9 +1103,7 @@ def create_connection(address: tuple[Any, Any], timeout: Any = _GLOBAL_DEFAULT_T
 
 def has_dualstack_ipv6() -> bool:
     """True once the core's IPv6 sockets implement IPV6_V6ONLY (a ``v6only`` attribute)."""
-    from pytcp_green.patches import dns
-
-    if not dns.has_ipv6():
+    if not has_ipv6():
         return False
     host = _state.current_host()
     probe = host.stack.socket(AF_INET6, SOCK_STREAM)
@@ -1176,3 +1161,13 @@ def stack_readiness(obj: Any) -> Handle | None:
         return None
     return _by_fd.get(fd) if isinstance(fd, int) else None
 
+
+def _did_patch(target: ModuleType) -> None:
+    _state.patch_item(target, "has_ipv6", has_ipv6())
+    # gevent's servers (StreamServer, pywsgi) build listeners and accepted sockets from gevent's own
+    # socket class, bound at their import: point that name at ours.  They then watch the listener's
+    # fileno() with the hub (our readiness fd polls readable while a connection waits) and call
+    # _accept(), which our class provides.
+    import gevent.server as gserver
+
+    _state.patch_item(gserver, "GeventSocket", socket)

@@ -24,8 +24,11 @@ import warnings
 from typing import Any
 
 from pytcp_green.green.sockets import GreenSocket
-from pytcp_green.patches import _state
 from pytcp_green.patches.socket import _GLOBAL_DEFAULT_TIMEOUT, SOCK_STREAM, create_connection, socket
+
+# What this module replaces in ``ssl`` (see :func:`pytcp_green.patches._state.patch_module`); ssl imported
+# create_connection from socket (gevent's, after its patching: a kernel socket), so it is replaced too.
+__implements__ = ["SSLContext", "SSLSocket", "wrap_socket", "get_server_certificate", "create_connection"]
 
 _BaseContext: Any = _stdssl.SSLContext  # gevent's SSLContext when gevent patched first
 _READ_CHUNK = 65536
@@ -487,14 +490,3 @@ def get_server_certificate(addr: tuple[str, int], ssl_version: Any = _stdssl.PRO
             context.wrap_socket(sock, server_hostname=addr[0]) as sslsock:
         der = sslsock.getpeercert(True)
     return str(_stdssl.DER_cert_to_PEM_cert(der))
-
-
-def patch_ssl_module() -> bool:
-    """Install our SSLContext/SSLSocket and the module functions that build them in ``ssl``; True when done."""
-    _state.patch_item(_stdssl, "SSLContext", SSLContext)
-    _state.patch_item(_stdssl, "SSLSocket", SSLSocket)
-    _state.patch_item(_stdssl, "wrap_socket", wrap_socket)
-    _state.patch_item(_stdssl, "get_server_certificate", get_server_certificate)
-    # ssl imported create_connection from socket (gevent's, after its patching: a kernel socket).
-    _state.patch_item(_stdssl, "create_connection", create_connection)
-    return True
