@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import gevent
 from gevent.event import Event
@@ -34,14 +34,28 @@ log = logging.getLogger(__name__)
 READ_BATCH = 256
 
 
+class Stage(Protocol):
+    """One direction of a link between the stack and a device that holds frames for a while: an
+    :class:`~pytcp_green.link.impair.Impairment`, or the live faults in front of one."""
+
+    @property
+    def stats(self) -> dict[str, int]: ...
+
+    def push(self, frame: Frame, now: float) -> None: ...
+
+    def pop_due(self, now: float) -> list[bytes]: ...
+
+    def next_deadline(self) -> float | None: ...
+
+
 @dataclass
 class Attachment:
-    """A device bound to an interface, with optional impairment in each direction."""
+    """A device bound to an interface, with optional impairment (or faults) in each direction."""
 
     iface: Interface
     device: Device
-    impair_out: Impairment | None = None
-    impair_in: Impairment | None = None
+    impair_out: Stage | None = None
+    impair_in: Stage | None = None
     tx_errors: int = 0
 
 
@@ -107,7 +121,6 @@ class Runtime:
         watcher = self._hub.loop.io(device.fileno(), 1)
         receive = self.stack.receive
         pcap = self.pcap
-        impair = att.impair_in
         try:
             while True:
                 try:
@@ -119,6 +132,7 @@ class Runtime:
                     self._hub.wait(watcher)
                     continue
                 now = self.clock()
+                impair = att.impair_in  # read per batch: live faults install a stage at run time
                 if impair is not None:
                     for frame in frames:
                         impair.push(frame, now)
