@@ -71,6 +71,10 @@ def add_stack_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--dhcp", action="store_true",
                    help="lease an IPv4 address, router and DNS servers with DHCPv4 (with --lab, dnsmasq serves "
                         "them in the namespace); waits for the lease before going on")
+    g.add_argument("--ctl", metavar="PATH", default="auto",
+                   help="serve control requests (pytcp-green ctl) on the Unix socket PATH; 'auto' (default) is "
+                        "/run/pytcp-green/<pid>.sock, 'none' for no socket; programs and peers see its path "
+                        "in PYTCP_GREEN_CTL")
     g.add_argument("--dhcp-lease-file", metavar="FILE",
                    help="remember the lease in FILE and ask for the same address next time (INIT-REBOOT)")
 
@@ -85,7 +89,8 @@ def options_from_args(args: argparse.Namespace) -> StackOptions:
     return StackOptions(lab=args.lab, tap=args.tap, tun=args.tun, ip4=list(args.ip4), gateway4=args.gateway4,
                         mtu=args.mtu, pcap=args.pcap, impair=args.impair, log=args.log, sysctl=sysctl,
                         dhcp=args.dhcp, dhcp_lease_file=args.dhcp_lease_file,
-                        ip6=list(args.ip6), gateway6=args.gateway6, slaac=args.slaac)
+                        ip6=list(args.ip6), gateway6=args.gateway6, slaac=args.slaac,
+                        ctl=None if args.ctl == "none" else args.ctl)
 
 
 def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -253,6 +258,29 @@ def report_dependencies() -> None:
         raise ValueError(f"--report needs {' and '.join(missing)}: pip install 'pytcp-green[report]'")
 
 
+CTL_EPILOG = """\
+Requests:
+  faults add KIND [key=value ...]   start a fault on the link; KIND is latency (delay, jitter), bandwidth
+                                    (rate), timeout, down, slicer (size, delay), limit_data (bytes),
+                                    reset_peer (after), slow_close (delay); every kind also takes
+                                    direction=in|out|both, host=ADDR, port=N (the flows it touches)
+  faults remove ID | faults clear | faults list
+  address NEW/LEN [OLD/LEN]         renumber the link (the new address is announced, the old one goes)
+  ss                                TCP connections and listeners
+  stats [PREFIX]                    counters, e.g. stats tcp.
+  sysctl [NAME[=VALUE]]             read all, read one, or set one tunable
+Exit status: 0 done, 1 the stack refused the request (its reason and errno are printed), 2 no stack.
+Example: pytcp-green ctl faults add latency delay=100ms direction=in port=8000"""
+
+
+def cmd_ctl(args: argparse.Namespace) -> int:
+    from pytcp_green.control.client import main as ctl_main
+
+    if not args.words:
+        raise ValueError("give a request, e.g. `pytcp-green ctl stats` (see --help)")
+    return ctl_main(list(args.words), socket_path=args.socket, as_json=args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pytcp-green",
@@ -309,6 +337,17 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--log", metavar="LEVEL", default="warning", choices=["debug", "info", "warning", "error"],
                       help="log level (default warning)")
     comp.set_defaults(func=cmd_compare, program=[])
+    ctl = sub.add_parser("ctl", help="ask a running stack (serve/run) to add or remove faults, list sockets, "
+                                     "show counters or set sysctls",
+                         usage="%(prog)s [--socket PATH] [--json] REQUEST ...",
+                         description="Send one request to the control socket of a running stack and print the "
+                                     "answer. The socket is --socket PATH, else $PYTCP_GREEN_CTL (set for "
+                                     "programs and peer commands under a stack), else the only running stack's.",
+                         epilog=CTL_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ctl.add_argument("--socket", metavar="PATH", help="the stack's control socket")
+    ctl.add_argument("--json", action="store_true", help="print the answer as JSON")
+    ctl.add_argument("words", nargs=argparse.REMAINDER, metavar="REQUEST", help="the request, see below")
+    ctl.set_defaults(func=cmd_ctl, log="warning")
     ping = sub.add_parser("ping", help="ping a host from the stack (ICMP echo through its ping socket)",
                           description="Send ICMP echo requests from the stack and print the replies like ping(8); "
                                       "exit 0 if any reply came back, 1 if none.")
@@ -329,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = ("serve", "demo", "run", "ping", "compare")
+COMMANDS = ("serve", "demo", "run", "ping", "compare", "ctl")
 
 
 def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:

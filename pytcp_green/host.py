@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import gevent
 
+from pytcp_green.control.paths import ENV_SOCKET
+from pytcp_green.control.server import ControlServer
 from pytcp_green.faults.control import Faults
 from pytcp_green.green.runtime import Attachment, Runtime
 from pytcp_green.link.device import Device
@@ -60,6 +62,9 @@ class StackOptions:
     ip6: list[str] = field(default_factory=list)
     gateway6: str | None = None
     slaac: bool | None = None  # router solicitation + SLAAC (RFC 4862); None: on with an Ethernet link
+    # A control socket (pytcp_green.control) at this path, "auto" for /run/pytcp-green/<pid>.sock;
+    # not read from the environment, where PYTCP_GREEN_CTL names the socket of the stack one runs under.
+    ctl: str | None = None
 
     def validate(self) -> None:
         """Raise ValueError with a message a user can act on."""
@@ -173,6 +178,7 @@ class Host:
         self.link: Attachment | None = None  # the device's attachment (not loopback's)
         self._faults: Faults | None = None
         self._seed = seed
+        self.control: ControlServer | None = None
         try:
             self._build()
         except BaseException:
@@ -225,6 +231,8 @@ class Host:
             self._start_dhcp(self.iface)
         if self.iface is not None:
             self._wait_dad(self.iface)
+        if opts.ctl:
+            self.control = ControlServer(self, opts.ctl)
 
     def _start_dhcp(self, iface: Interface) -> None:
         """Lease an address (RFC 2131) and wait, bounded, until it is bound before going on."""
@@ -405,6 +413,8 @@ class Host:
             env["PYTCP_GREEN_PEER_IP6"] = str(self.lab.kernel_ip6.ip)
         elif self.options.gateway6:
             env["PYTCP_GREEN_PEER_IP6"] = self.options.gateway6
+        if self.control is not None:
+            env[ENV_SOCKET] = self.control.path
         return env
 
     def release_dhcp(self) -> None:
@@ -421,6 +431,10 @@ class Host:
                 gevent.sleep(0.01)
 
     def close(self) -> None:
+        if getattr(self, "control", None) is not None:
+            assert self.control is not None
+            self.control.close()
+            self.control = None
         if getattr(self, "dhcp", None) is not None:
             try:
                 self.release_dhcp()
