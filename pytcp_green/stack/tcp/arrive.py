@@ -51,6 +51,7 @@ _FIN_STATES = frozenset((SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOS
 
 
 def segment_arrives(tcb: Tcb, seg: TcpSegment, now: float) -> None:
+    """RFC 9293 §3.10.7: one segment for this connection, already checksummed and demultiplexed."""
     state = tcb.state
     if state == SYN_SENT:
         syn_sent_input(tcb, seg, now)
@@ -95,16 +96,10 @@ def segment_arrives(tcb: Tcb, seg: TcpSegment, now: float) -> None:
         tcb.ts_recent = seg.ts_val
 
     if flags & RST:  # second
-        if unwrap(seg.seq, tcb.rcv_nxt) == rcv_nxt:
-            reset_received(tcb, now)
-        else:
-            challenge_ack(tcb, now)
+        _rst_step(tcb, seg, rcv_nxt, now)
         return
-    if flags & SYN:  # fourth (RFC 5961 §4; RFC 9293 for a passive SYN-RECEIVED)
-        if state == SYN_RECEIVED and tcb.passive:
-            destroy(tcb)
-        else:
-            challenge_ack(tcb, now)
+    if flags & SYN:  # fourth
+        _syn_step(tcb, state, now)
         return
     if not flags & ACK or not _ack_step(tcb, seg, state, seq, plen, now):  # fifth
         return
@@ -185,6 +180,24 @@ def _trim(tcb: Tcb, seq: int, payload: memoryview, fin: int, rcv_nxt: int,
         fin = 0
         tcb.ack_now = True
     return seq, payload, fin
+
+
+def _rst_step(tcb: Tcb, seg: TcpSegment, rcv_nxt: int, now: float) -> None:
+    """RFC 9293 §3.10.7.4 second, as RFC 5961 §3.2 narrows it: a RST is acceptable only at exactly
+    RCV.NXT; any other in the window draws a challenge ACK."""
+    if unwrap(seg.seq, tcb.rcv_nxt) == rcv_nxt:
+        reset_received(tcb, now)
+    else:
+        challenge_ack(tcb, now)
+
+
+def _syn_step(tcb: Tcb, state: int, now: float) -> None:
+    """RFC 9293 §3.10.7.4 fourth: a SYN in a synchronized state gets RFC 5961 §4's challenge ACK; a
+    passive open's SYN-RECEIVED returns to LISTEN instead (the child is dropped)."""
+    if state == SYN_RECEIVED and tcb.passive:
+        destroy(tcb)
+    else:
+        challenge_ack(tcb, now)
 
 
 def reset_received(tcb: Tcb, now: float) -> None:

@@ -47,14 +47,13 @@ def output(tcb: Tcb, now: float) -> None:
 
 
 def window_output(tcb: Tcb, now: float) -> None:
+    """Send from SND.NXT while SND.UNA + min(SND.WND, cwnd) allows, Nagle and SWS avoidance permitting."""
     mss = tcb.eff_mss
-    sbuf = tcb.sbuf
-    end = sbuf.end
+    end = tcb.sbuf.end
     fin = tcb.fin_queued
     una = tcb.snd_una
     cwnd = tcb.cc.cwnd
-    rec = tcb.recovery
-    dupacks = rec.dupacks
+    dupacks = tcb.recovery.dupacks
     if 0 < dupacks < DUP_THRESH:
         cwnd += dupacks * mss  # RFC 3042 limited transmit
     snd_wnd = tcb.snd_wnd
@@ -62,39 +61,13 @@ def window_output(tcb: Tcb, now: float) -> None:
     nodelay = tcb.sock.nodelay
     options = sack_option_for(tcb)
     room = mss - len(options)
-    sb = rec.sb
     if tcb.snd_max == una:
         tcb.progress_at = now  # the line was idle: the user-timeout clock starts now
     while True:
         seq = tcb.snd_nxt
-        snd_max = tcb.snd_max
-        if seq < snd_max:
-            # Resending after a timeout (go-back-N), skipping what the peer has SACKed since.
-            if sb:
-                skip = sb.sacked_end_at(seq)
-                if skip != seq:
-                    tcb.snd_nxt = skip if skip < snd_max else snd_max
-                    continue
-            data_end = snd_max if snd_max < end else end
-            if seq < data_end:
-                length = min(room, data_end - seq, limit - seq)
-                if sb:
-                    nxt = sb.next_start_after(seq)
-                    if nxt is not None and nxt - seq < length:
-                        length = nxt - seq
-                if length <= 0:
-                    break
-                flags = ACK
-                if seq + length == end:
-                    flags |= PSH
-                    if fin and snd_max > end:
-                        flags |= FIN
-            else:  # only our FIN remains to resend
-                length = 0
-                flags = ACK | FIN
-            emit(tcb, seq, flags, length, now, options)
-            count_retransmission(tcb, now)
-            tcb.snd_nxt = seq + length + (1 if flags & FIN else 0)
+        if seq < tcb.snd_max:
+            if not _resend(tcb, seq, limit, room, options, now):
+                break
             continue
         avail = end - seq
         if avail > 0:
@@ -127,3 +100,37 @@ def window_output(tcb: Tcb, now: float) -> None:
             emit(tcb, seq, ACK | FIN, 0, now, options)
             tcb.snd_nxt = tcb.snd_max = end + 1
         break
+
+
+def _resend(tcb: Tcb, seq: int, limit: int, room: int, options: bytes, now: float) -> bool:
+    """Resend at ``seq`` < SND.MAX after a timeout (go-back-N), skipping what the peer has SACKed since;
+    False when the window allows nothing more."""
+    snd_max = tcb.snd_max
+    sb = tcb.recovery.sb
+    if sb:
+        skip = sb.sacked_end_at(seq)
+        if skip != seq:
+            tcb.snd_nxt = skip if skip < snd_max else snd_max
+            return True
+    end = tcb.sbuf.end
+    data_end = snd_max if snd_max < end else end
+    if seq < data_end:
+        length = min(room, data_end - seq, limit - seq)
+        if sb:
+            nxt = sb.next_start_after(seq)
+            if nxt is not None and nxt - seq < length:
+                length = nxt - seq
+        if length <= 0:
+            return False
+        flags = ACK
+        if seq + length == end:
+            flags |= PSH
+            if tcb.fin_queued and snd_max > end:
+                flags |= FIN
+    else:  # only our FIN remains to resend
+        length = 0
+        flags = ACK | FIN
+    emit(tcb, seq, flags, length, now, options)
+    count_retransmission(tcb, now)
+    tcb.snd_nxt = seq + length + (1 if flags & FIN else 0)
+    return True

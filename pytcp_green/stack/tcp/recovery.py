@@ -160,37 +160,13 @@ def new_ack(tcb: Tcb, ack: int, seg: TcpSegment, now: float) -> None:
     rec.last_advance = acked
     if rec.sb:
         rec.sb.advance(ack)
-    mss = tcb.eff_mss
     rearm = True
     if rec.active:
-        if ack >= rec.recover:
-            # Full acknowledgment: leave recovery (RFC 6582 §3.2 step 3, option 1; RFC 6675 §5).
-            rec.active = False
-            rec.rtx_log.clear()
-            rec.relost.clear()
-            cc = tcb.cc
-            cc.cwnd = min(cc.ssthresh, max(tcb.snd_max - ack, mss) + mss)
-        elif not tcb.sack_ok:
-            # NewReno partial ACK (RFC 6582 §3.2 step 5): the next hole is lost too.
-            retransmit(tcb, ack, now)
-            cwnd = tcb.cc.cwnd - acked
-            if acked >= mss:
-                cwnd += mss
-            tcb.cc.cwnd = max(cwnd, mss)
-            rearm = not rec.partial_acked  # "impatient" variant, RFC 6582 §4.1
-            rec.partial_acked = True
+        rearm = _recovery_ack(tcb, rec, ack, acked, now)
     else:
-        tcb.cc.on_ack(acked, mss, flight_before)
+        tcb.cc.on_ack(acked, tcb.eff_mss, flight_before)
     if rec.tlp_end is not None and ack >= rec.tlp_end:
-        # RFC 8985 §7.4: the probe's episode is over.  A retransmitted probe that got this far
-        # repaired a loss (we keep no D-SACK to prove it spurious): respond as fast recovery
-        # would, unless a recovery of the episode already did.
-        if rec.tlp_rxt and not rec.active:
-            tcb.stats["tcp.tlp_recovery"] += 1
-            tcb.cc.on_loss(flight_before, mss)
-            tcb.cc.cwnd = tcb.cc.ssthresh
-        rec.tlp_end = None
-        rec.tlp_rxt = False
+        _tlp_episode_over(tcb, rec, flight_before)
     rec.dupacks = 0
     if ack >= tcb.snd_max:
         tcb.rtx_timer.cancel()
@@ -202,6 +178,42 @@ def new_ack(tcb: Tcb, ack: int, seg: TcpSegment, now: float) -> None:
     if released and tcb.write_blocked and tcb.sock.writable():
         tcb.write_blocked = False
         tcb.sock.wake()
+
+
+def _recovery_ack(tcb: Tcb, rec: Recovery, ack: int, acked: int, now: float) -> bool:
+    """New data acknowledged during fast recovery; False if the retransmission timer must not be
+    restarted (RFC 6582 §4.1)."""
+    mss = tcb.eff_mss
+    if ack >= rec.recover:
+        # Full acknowledgment: leave recovery (RFC 6582 §3.2 step 3, option 1; RFC 6675 §5).
+        rec.active = False
+        rec.rtx_log.clear()
+        rec.relost.clear()
+        cc = tcb.cc
+        cc.cwnd = min(cc.ssthresh, max(tcb.snd_max - ack, mss) + mss)
+    elif not tcb.sack_ok:
+        # NewReno partial ACK (RFC 6582 §3.2 step 5): the next hole is lost too.
+        retransmit(tcb, ack, now)
+        cwnd = tcb.cc.cwnd - acked
+        if acked >= mss:
+            cwnd += mss
+        tcb.cc.cwnd = max(cwnd, mss)
+        rearm = not rec.partial_acked  # "impatient" variant, RFC 6582 §4.1
+        rec.partial_acked = True
+        return rearm
+    return True
+
+
+def _tlp_episode_over(tcb: Tcb, rec: Recovery, flight_before: int) -> None:
+    """RFC 8985 §7.4: the probe's episode is over.  A retransmitted probe that got this far repaired a
+    loss (we keep no D-SACK to prove it spurious): respond as fast recovery would, unless a recovery
+    of the episode already did."""
+    if rec.tlp_rxt and not rec.active:
+        tcb.stats["tcp.tlp_recovery"] += 1
+        tcb.cc.on_loss(flight_before, tcb.eff_mss)
+        tcb.cc.cwnd = tcb.cc.ssthresh
+    rec.tlp_end = None
+    rec.tlp_rxt = False
 
 
 def dupack(tcb: Tcb, now: float) -> None:
