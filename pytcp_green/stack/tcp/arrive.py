@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from pytcp_green.stack.tcp.opening import established, syn_sent_input
 from pytcp_green.stack.tcp.output import output
-from pytcp_green.stack.tcp.receive import data_input, enter_time_wait, fin_input
+from pytcp_green.stack.tcp.receive import data_input, enter_time_wait, fin_input, restart_time_wait
 from pytcp_green.stack.tcp.recovery import detect_lost_retransmissions, dupack, new_ack, sack_input
 from pytcp_green.stack.tcp.send import challenge_ack, send_ack, send_syn
 from pytcp_green.stack.tcp.seq import ts_before, unwrap
@@ -39,7 +39,7 @@ from pytcp_green.stack.tcp.state import (
     SYN_SENT,
     TIME_WAIT,
 )
-from pytcp_green.stack.tcp.user import destroy, drop
+from pytcp_green.stack.tcp.user import arm_orphan_timeout, destroy, drop
 from pytcp_green.stack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
 
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ def _unacceptable(tcb: Tcb, state: int, flags: int, now: float) -> None:
     """An unacceptable segment is answered with an ACK, unless it is a RST (RFC 9293 §3.10.7.4 first)."""
     if not flags & RST:
         if state == TIME_WAIT and flags & FIN:
-            tcb.misc_timer.arm(now + tcb.stack.sysctl.float("net.ipv4.tcp_tw_timeout"))
+            restart_time_wait(tcb, now)
         tcb.stats["tcp.rx_out_of_window"] += 1
         send_ack(tcb, now)
 
@@ -284,7 +284,7 @@ def _our_fin_acked(tcb: Tcb, now: float) -> bool:
         tcb.state = FIN_WAIT_2
         tcb.rtx_timer.cancel()
         if tcb.user_closed:
-            tcb.misc_timer.arm(now + tcb.stack.sysctl.float("net.ipv4.tcp_fin_timeout"))
+            arm_orphan_timeout(tcb, now)
         tcb.sock.wake()
     elif state == CLOSING:
         enter_time_wait(tcb, now)

@@ -53,7 +53,7 @@ def fin_input(tcb: Tcb, fin_seq: int, now: float) -> None:
     if tcb.fin_received:
         tcb.ack_now = True
         if tcb.state == TIME_WAIT:
-            tcb.misc_timer.arm(now + tcb.stack.sysctl.float("net.ipv4.tcp_tw_timeout"))
+            restart_time_wait(tcb, now)
         return
     if fin_seq != tcb.rcv_nxt:
         tcb.peer_fin = fin_seq  # beyond a gap: consumed once the gap fills
@@ -76,5 +76,10 @@ def fin_input(tcb: Tcb, fin_seq: int, now: float) -> None:
 def enter_time_wait(tcb: Tcb, now: float) -> None:
     tcb.state = TIME_WAIT
     tcb.rtx_timer.cancel()
-    tcb.misc_timer.arm(now + tcb.stack.sysctl.float("net.ipv4.tcp_tw_timeout"))
+    restart_time_wait(tcb, now)
     tcb.sock.wake()
+
+
+def restart_time_wait(tcb: Tcb, now: float) -> None:
+    """(Re)start the 2 MSL wait of TIME-WAIT (RFC 9293 §3.10.7.4 eighth; ``tcp_tw_timeout``)."""
+    tcb.misc_timer.arm(now + tcb.stack.sysctl.float("net.ipv4.tcp_tw_timeout"))

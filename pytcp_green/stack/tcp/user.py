@@ -101,9 +101,14 @@ def close(tcb: Tcb, now: float) -> None:
         drop(tcb, now, 0, rst=True)
         return
     if state == FIN_WAIT_2:
-        tcb.misc_timer.arm(now + tcb.stack.sysctl.float("net.ipv4.tcp_fin_timeout"))
+        arm_orphan_timeout(tcb, now)
         return
     shutdown_write(tcb, now)
+
+
+def arm_orphan_timeout(tcb: Tcb, now: float) -> None:
+    """A closed socket's connection in FIN-WAIT-2 waits ``tcp_fin_timeout`` for the peer's FIN, as Linux."""
+    tcb.misc_timer.arm(now + tcb.stack.sysctl.float("net.ipv4.tcp_fin_timeout"))
 
 
 def abort(tcb: Tcb, now: float) -> None:
