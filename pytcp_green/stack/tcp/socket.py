@@ -34,15 +34,8 @@ from pytcp_green.stack.sockbase import (
     sockaddr,
     would_block,
 )
-from pytcp_green.stack.tcp.tcb import (
-    CLOSE_WAIT,
-    CLOSED,
-    ESTABLISHED,
-    STATE_NAMES,
-    SYN_RECEIVED,
-    SYN_SENT,
-    Tcb,
-)
+from pytcp_green.stack.tcp.state import CLOSE_WAIT, CLOSED, ESTABLISHED, STATE_NAMES, SYN_RECEIVED, SYN_SENT
+from pytcp_green.stack.tcp.tcb import Tcb
 from pytcp_green.stack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
 
 if TYPE_CHECKING:

@@ -1,0 +1,85 @@
+"""The peer's data and FIN: RFC 9293 §3.10.7.4 seventh (segment text) and eighth (FIN) steps.
+
+* In-order text is appended at once (the fast path); out-of-order text goes to the reassembly
+  queue of :mod:`.buffers` and is acknowledged immediately (RFC 5681 §4.2), as is the text of
+  the first segments (quick-ACK, so the peer's slow start is not held back).
+* A FIN beyond a gap waits until the gap fills; the FIN moves the state on (CLOSE-WAIT, CLOSING,
+  TIME-WAIT) and (re)starts TIME-WAIT's timer (RFC 9293 §3.10.7.4 eighth, ``tcp_tw_timeout``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pytcp_green.stack.tcp.state import (
+    CLOSE_WAIT,
+    CLOSING,
+    ESTABLISHED,
+    FIN_WAIT_1,
+    FIN_WAIT_2,
+    SYN_RECEIVED,
+    TIME_WAIT,
+)
+
+if TYPE_CHECKING:
+    from pytcp_green.stack.tcp.tcb import Tcb
+
+
+def data_input(tcb: Tcb, seq: int, payload: memoryview, now: float) -> None:
+    rbuf = tcb.rbuf
+    size = len(payload)
+    was_empty = not rbuf.data
+    if size > tcb.rcv_mss:
+        tcb.rcv_mss = size if size <= tcb.adv_mss else tcb.adv_mss
+    if seq == tcb.rcv_nxt and not rbuf.blocks:
+        rbuf.data += payload
+        tcb.rcv_nxt = seq + size
+        tcb.ack_due += size
+        if tcb.quickacks:
+            tcb.quickacks -= 1
+            tcb.ack_now = True
+    else:
+        # Out of order, or filling a gap: acknowledge at once (RFC 5681 §4.2) so the sender learns.
+        tcb.rcv_nxt = rbuf.add(seq, payload, tcb.rcv_nxt)
+        tcb.ack_now = True
+        tcb.stats["tcp.rx_out_of_order"] += 1
+        if tcb.peer_fin is not None and tcb.peer_fin == tcb.rcv_nxt:
+            fin_input(tcb, tcb.rcv_nxt, now)
+    if was_empty and rbuf.data:
+        tcb.sock.wake()
+
+
+def fin_input(tcb: Tcb, fin_seq: int, now: float) -> None:
+    if tcb.fin_received:
+        tcb.ack_now = True
+        if tcb.state == TIME_WAIT:
+            restart_time_wait(tcb, now)
+        return
+    if fin_seq != tcb.rcv_nxt:
+        tcb.peer_fin = fin_seq  # beyond a gap: consumed once the gap fills
+        tcb.ack_now = True
+        return
+    tcb.rcv_nxt += 1
+    tcb.fin_received = True
+    tcb.peer_fin = None
+    tcb.ack_now = True
+    state = tcb.state
+    if state in (SYN_RECEIVED, ESTABLISHED):
+        tcb.state = CLOSE_WAIT
+    elif state == FIN_WAIT_1:
+        tcb.state = CLOSING
+    elif state == FIN_WAIT_2:
+        enter_time_wait(tcb, now)
+    tcb.sock.wake()
+
+
+def enter_time_wait(tcb: Tcb, now: float) -> None:
+    tcb.state = TIME_WAIT
+    tcb.rtx_timer.cancel()
+    restart_time_wait(tcb, now)
+    tcb.sock.wake()
+
+
+def restart_time_wait(tcb: Tcb, now: float) -> None:
+    """(Re)start the 2 MSL wait of TIME-WAIT (RFC 9293 §3.10.7.4 eighth; ``tcp_tw_timeout``)."""
+    tcb.misc_timer.arm(now + tcb.stack.sysctl.float("net.ipv4.tcp_tw_timeout"))

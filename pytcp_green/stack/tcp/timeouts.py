@@ -1,0 +1,174 @@
+"""What happens when a connection's timers expire.
+
+* Retransmission (RFC 6298 §5.4-5.6, RFC 5681 §3.1 loss window, RFC 2018 §8 forget SACK
+  information); SYN and SYN-ACK retransmission with ``net.ipv4.tcp_syn_retries`` /
+  ``tcp_synack_retries``; giving up after ``tcp_retries2`` (RFC 1122 §4.2.3.5).
+* Tail loss probe (RFC 8985 §7.3; its arming, §7.2, is in :mod:`.recovery`).
+* Persist: zero-window probing (RFC 9293 §3.8.6.1, RFC 1122 §4.2.2.17) and the small-window send
+  that overrides SWS avoidance; probes back off on their own count.
+* Delayed ACK (RFC 5681 §4.2, RFC 1122 §4.2.3.2).
+* Keep-alive (RFC 1122 §4.2.3.6), TIME-WAIT's end (RFC 9293 §3.10.7.4), the FIN-WAIT-2 timeout of an
+  orphan (Linux's tcp_fin_timeout), and the user timeout (RFC 9293 §3.8.5, RFC 5482-style).
+
+Four :class:`~pytcp_green.stack.tcp.timer.LazyTimer` per connection: ``rtx_timer`` (retransmission
+and persist: its handler tells which case holds), ``tlp_timer``, ``dack_timer`` and ``misc_timer``
+(keep-alive, FIN-WAIT-2, TIME-WAIT: never needed at the same time).
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING
+
+from pytcp_green.stack.tcp.output import window_output
+from pytcp_green.stack.tcp.recovery import retransmit, tlp_allowed
+from pytcp_green.stack.tcp.send import emit, sack_option_for, send_ack, send_syn
+from pytcp_green.stack.tcp.state import CLOSED, FIN_WAIT_2, KEEPALIVE, SENDING, SYN_RECEIVED, SYN_SENT, TIME_WAIT
+from pytcp_green.stack.tcp.user import destroy, drop
+from pytcp_green.stack.wire.tcp import ACK, FIN, PSH
+
+if TYPE_CHECKING:
+    from pytcp_green.stack.tcp.tcb import Tcb
+
+
+def on_rtx_timer(tcb: Tcb, now: float) -> None:
+    state = tcb.state
+    if state in (SYN_SENT, SYN_RECEIVED):
+        limit = tcb.stack.sysctl.int("net.ipv4.tcp_syn_retries" if state == SYN_SENT
+                                     else "net.ipv4.tcp_synack_retries")
+        if tcb.retries >= limit or user_timed_out(tcb, now):
+            if tcb.passive:
+                destroy(tcb)
+            else:
+                drop(tcb, now, tcb.soft_error or errno.ETIMEDOUT, rst=False)
+            return
+        tcb.retries += 1
+        tcb.rto.timed_out()
+        tcb.stats["tcp.syn_retransmit"] += 1
+        send_syn(tcb, now)
+        return
+    if state not in SENDING:
+        return
+    outstanding = tcb.snd_max > tcb.snd_una
+    if outstanding and tcb.snd_wnd:
+        retransmit_timeout(tcb, now)
+    elif outstanding or tcb.sbuf.end > tcb.snd_nxt or (tcb.fin_queued and tcb.snd_max <= tcb.sbuf.end):
+        # A zero window, with or without data in flight: go-back-N could send nothing, so the
+        # expiry is a window probe (RFC 9293 §3.8.6.1), which a live peer always answers, not a
+        # retransmission counted towards giving up.
+        persist(tcb, now)
+
+
+def user_timed_out(tcb: Tcb, now: float) -> bool:
+    timeout = tcb.sock.user_timeout
+    return bool(timeout) and now - tcb.progress_at >= timeout
+
+
+def retransmit_timeout(tcb: Tcb, now: float) -> None:
+    """RFC 6298 §5.4-5.6 and RFC 5681 §3.1 on expiry; RFC 2018 §8: forget SACK information."""
+    if user_timed_out(tcb, now) or (
+            not tcb.sock.user_timeout and tcb.retries >= tcb.stack.sysctl.int("net.ipv4.tcp_retries2")):
+        drop(tcb, now, tcb.soft_error or errno.ETIMEDOUT, rst=True)
+        return
+    tcb.stats["tcp.rto"] += 1
+    mss = tcb.eff_mss
+    tcb.cc.on_timeout(tcb.snd_max - tcb.snd_una, mss, first=tcb.retries == 0)
+    tcb.retries += 1
+    tcb.rto.timed_out()
+    tcb.recovery.forget(tcb.snd_max)
+    tcb.rtt_seq = None
+    tcb.snd_nxt = tcb.snd_una
+    window_output(tcb, now)
+    tcb.rtx_timer.arm(now + tcb.rto.rto)
+
+
+def on_tlp_timer(tcb: Tcb, now: float) -> None:
+    """RFC 8985 §7.3: nothing was acknowledged for a PTO.  Send one probe, new data if the peer's
+    window allows (whatever cwnd says), else the highest-sequence segment again, so the ACK it
+    draws carries the SACK information that starts fast recovery instead of a timeout."""
+    if not tlp_allowed(tcb):
+        return
+    tcb.stats["tcp.tlp"] += 1
+    una = tcb.snd_una
+    end = tcb.sbuf.end
+    seq = tcb.snd_max
+    right = una + tcb.snd_wnd
+    rec = tcb.recovery
+    if seq < end and seq < right:
+        options = sack_option_for(tcb)
+        length = min(tcb.eff_mss - len(options), end - seq, right - seq)
+        flags = ACK
+        if seq + length == end:
+            flags = ACK | PSH | FIN if tcb.fin_queued else ACK | PSH
+        emit(tcb, seq, flags, length, now, options)
+        if length < tcb.eff_mss:
+            tcb.snd_sml = seq + length
+        tcb.snd_nxt = tcb.snd_max = seq + length + (1 if flags & FIN else 0)
+        rec.tlp_rxt = False
+    else:
+        room = tcb.eff_mss - len(sack_option_for(tcb))
+        last = seq if seq < end else end
+        retransmit(tcb, max(una, last - room), now)
+        rec.tlp_rxt = True
+    rec.tlp_end = tcb.snd_max
+    tcb.rtx_timer.arm(now + tcb.rto.rto)  # §7.3: the RTO restarts after the probe
+
+
+def persist(tcb: Tcb, now: float) -> None:
+    """The peer's window stopped us (RFC 9293 §3.8.6.1, RFC 1122 §4.2.2.17).  A zero window gets a
+    probe (an already-acknowledged sequence number, so any receiver must answer with its window);
+    a small one is used despite SWS avoidance.  Probing goes on while the peer answers."""
+    if user_timed_out(tcb, now):
+        drop(tcb, now, errno.ETIMEDOUT, rst=True)
+        return
+    if tcb.snd_wnd == 0:
+        tcb.stats["tcp.window_probe"] += 1
+        emit(tcb, tcb.snd_una - 1, ACK, 0, now)
+    else:
+        tcb.sws_override = True
+        window_output(tcb, now)
+        tcb.sws_override = False
+    # Probes back off on their own count: the peer answering them says nothing about the RTT.
+    tcb.persist_backoff += 1
+    tcb.rtx_timer.arm(now + min(tcb.rto.rto * (1 << min(tcb.persist_backoff, 16)), tcb.rto.rto_max))
+
+
+def on_dack_timer(tcb: Tcb, now: float) -> None:
+    if tcb.ack_due and tcb.state not in (CLOSED, SYN_SENT):
+        tcb.stats["tcp.delayed_ack"] += 1
+        send_ack(tcb, now)
+
+
+def arm_keepalive(tcb: Tcb, now: float) -> None:
+    if tcb.sock.keepalive and tcb.state in KEEPALIVE:
+        tcb.misc_timer.arm(tcb.last_rx + tcb.sock.keepidle)
+
+
+def on_misc_timer(tcb: Tcb, now: float) -> None:
+    state = tcb.state
+    if state == TIME_WAIT:
+        destroy(tcb)
+    elif state == FIN_WAIT_2 and tcb.user_closed:
+        drop(tcb, now, 0, rst=True)  # tcp_fin_timeout for an orphan, as Linux
+    elif state in KEEPALIVE and tcb.sock.keepalive:
+        keepalive(tcb, now)
+
+
+def keepalive(tcb: Tcb, now: float) -> None:
+    """RFC 1122 §4.2.3.6: probe an idle connection; give up after keepcnt unanswered probes."""
+    sock = tcb.sock
+    idle = now - tcb.last_rx
+    if idle < sock.keepidle:
+        tcb.ka_probes = 0
+        tcb.misc_timer.arm(tcb.last_rx + sock.keepidle)
+        return
+    if tcb.snd_max > tcb.snd_una or tcb.sbuf.end > tcb.snd_nxt:
+        tcb.misc_timer.arm(now + sock.keepidle)  # data outstanding: the retransmission timer rules
+        return
+    if tcb.ka_probes >= sock.keepcnt or user_timed_out(tcb, now):
+        drop(tcb, now, tcb.soft_error or errno.ETIMEDOUT, rst=True)
+        return
+    tcb.ka_probes += 1
+    tcb.stats["tcp.keepalive_probe"] += 1
+    emit(tcb, tcb.snd_una - 1, ACK, 0, now)
+    tcb.misc_timer.arm(now + sock.keepintvl)
