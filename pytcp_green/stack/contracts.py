@@ -7,6 +7,7 @@ satisfy.  Down: a transport sends through :class:`Network`, both families behind
 (4 bytes IPv4, 16 bytes IPv6, a v4-mapped ``::ffff:a.b.c.d`` going out as IPv4, RFC 4291
 §2.5.5.2), which :class:`~pytcp_green.stack.stack.Stack` provides.  The Stack wires all of it,
 so no network layer imports a transport and no transport imports the Stack.
+:class:`ErrorDelivery` is the one piece of wiring both ICMP layers share.
 """
 
 from __future__ import annotations
@@ -46,3 +47,18 @@ class StreamTransport(Protocol):
 
     def icmp_error(self, src: bytes, dst: bytes, quoted: memoryview, err: int, mtu: int | None,
                    now: float) -> None: ...
+
+
+class ErrorDelivery:
+    """What both ICMP layers share: the transports that own the flows an error quotes.
+
+    An ICMP layer is built before the transports (it comes with its family), so the Stack hands
+    them over with :meth:`connect` once they exist.
+    """
+
+    udp: DatagramTransport
+    tcp: StreamTransport
+
+    def connect(self, udp: DatagramTransport, tcp: StreamTransport) -> None:
+        self.udp = udp
+        self.tcp = tcp

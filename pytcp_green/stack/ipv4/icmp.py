@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
+from pytcp_green.stack.contracts import ErrorDelivery
 from pytcp_green.stack.datagram.ping import PingLayer
 from pytcp_green.stack.icmp_ratelimit import IcmpRateLimit
 from pytcp_green.stack.interface import Interface
@@ -33,7 +34,6 @@ from pytcp_green.stack.wire.icmp4 import (
 from pytcp_green.stack.wire.ip4 import PROTO_ICMP, PROTO_TCP, PROTO_UDP, Ip4Packet
 
 if TYPE_CHECKING:
-    from pytcp_green.stack.contracts import DatagramTransport, StreamTransport
     from pytcp_green.stack.ipv4.ip import Ip4Layer
     from pytcp_green.stack.services import Services
 
@@ -61,22 +61,14 @@ UNREACH_ERRNO = {
 }
 
 
-class Icmp4Layer:
+class Icmp4Layer(ErrorDelivery):
     """ICMPv4 over ``ip4``; the transports errors are delivered to are wired in by :meth:`connect`."""
-
-    udp: DatagramTransport
-    tcp: StreamTransport
 
     def __init__(self, svc: Services, ip4: Ip4Layer) -> None:
         self.svc = svc
         self.ip4 = ip4
         self.ratelimit = IcmpRateLimit(svc.sysctl)  # paces the errors sent
         self.ping = PingLayer(svc, ip4)  # ICMP echo sockets (socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP))
-
-    def connect(self, udp: DatagramTransport, tcp: StreamTransport) -> None:
-        """The transports that own the flows an error quotes (they exist after this layer)."""
-        self.udp = udp
-        self.tcp = tcp
 
     # -- input ---------------------------------------------------------------------------------------
     def receive(self, iface: Interface, pkt: Ip4Packet, now: float, bcast: bool) -> None:

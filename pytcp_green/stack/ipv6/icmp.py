@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
+from pytcp_green.stack.contracts import ErrorDelivery
 from pytcp_green.stack.icmp_ratelimit import IcmpRateLimit
 from pytcp_green.stack.wire import Malformed
 from pytcp_green.stack.wire.icmp6 import (
@@ -59,7 +60,6 @@ from pytcp_green.stack.wire.ip6 import (
 )
 
 if TYPE_CHECKING:
-    from pytcp_green.stack.contracts import DatagramTransport, StreamTransport
     from pytcp_green.stack.ipv6.addr import If6
     from pytcp_green.stack.ipv6.ip import Ip6Layer
     from pytcp_green.stack.services import Services
@@ -78,21 +78,13 @@ UNREACH_ERRNO = {
 }
 
 
-class Icmp6Layer:
+class Icmp6Layer(ErrorDelivery):
     """ICMPv6 over ``ip6``; the transports errors are delivered to are wired in by :meth:`connect`."""
-
-    udp: DatagramTransport
-    tcp: StreamTransport
 
     def __init__(self, svc: Services, ip6: Ip6Layer) -> None:
         self.svc = svc
         self.ip6 = ip6
         self.ratelimit = IcmpRateLimit(svc.sysctl)  # paces the errors sent
-
-    def connect(self, udp: DatagramTransport, tcp: StreamTransport) -> None:
-        """The transports that own the flows an error quotes (they exist after this layer)."""
-        self.udp = udp
-        self.tcp = tcp
 
     # -- input ---------------------------------------------------------------------------------------
     def receive(self, if6: If6, pkt: Ip6Packet, payload: memoryview, now: float) -> None:
