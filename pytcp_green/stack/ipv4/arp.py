@@ -221,7 +221,7 @@ class ArpCache:
         self.svc.stats["arp.acd.announce"] += 1
         if remaining > 1:
             self.svc.timers.schedule(now + self._acd("announce_interval"),
-                                       lambda later: self.announce(ip, later, remaining - 1))
+                                     lambda later: self.announce(ip, later, remaining - 1))
 
     def _check_conflict(self, pkt: ArpPacket, now: float) -> bool:
         """RFC 5227 §2.1.1 and §2.4; True when ``pkt`` was about one of our (candidate) addresses."""

@@ -199,7 +199,7 @@ class Igmp:
     def _send(self, iface: Interface, dst: bytes, message: bytes, now: float) -> None:
         src = iface.ip4[0].ip.packed if iface.ip4 else UNSPECIFIED
         self.ip4.output(src, dst, PROTO_IGMP, message, now, ttl=1, tos=TOS_INTERNETWORK_CONTROL,
-                              iface=iface, options=ROUTER_ALERT)
+                        iface=iface, options=ROUTER_ALERT)
 
     def _send_v3(self, iface: Interface, records: list[IgmpRecord], now: float) -> None:
         for i in range(0, len(records), MAX_RECORDS_PER_REPORT):
@@ -298,7 +298,7 @@ class Igmp:
         if when < pending.timer.when:
             pending.timer.cancel()
             pending.timer = self.svc.timers.schedule(when, functools.partial(self._answer_group, state,
-                                                                               query.group))
+                                                                             query.group))
 
     def _arm_v12(self, state: IgmpIf, group: bytes, when: float) -> None:
         """RFC 2236 §3: start the group's timer, or shorten it; never lengthen a running one."""

@@ -307,7 +307,7 @@ class Addrconf:
             old.cancel()
         if ra.router_lifetime:
             if6.routers[src] = self.svc.timers.schedule(now + ra.router_lifetime,
-                                                          functools.partial(self._router_expired, if6, src))
+                                                        functools.partial(self._router_expired, if6, src))
         else:
             ip6.router_gone(if6, src)
         for info in opts.prefixes:

@@ -538,7 +538,7 @@ class Ip6Layer:
                 return False
             if action == ACTION_DISCARD_ICMP or not mcast:
                 self.icmp.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_UNKNOWN_OPTION, hdr.offset + opt.offset,
-                                            now, allow_multicast=action == ACTION_DISCARD_ICMP)
+                                     now, allow_multicast=action == ACTION_DISCARD_ICMP)
             return False
         return True
 

@@ -132,7 +132,7 @@ class Mld:
         for i in range(0, len(records), MAX_RECORDS_PER_REPORT):
             rest, body = mld_report(records[i : i + MAX_RECORDS_PER_REPORT])
             self.ip6.send_icmp(if6, src, ALL_MLDV2_ROUTERS, TYPE_MLD_V2_REPORT, 0, rest, body, now,
-                                     hop_limit=1, hbh=router_alert_hbh(NH_ICMP6))
+                               hop_limit=1, hbh=router_alert_hbh(NH_ICMP6))
             self.svc.stats["mld.tx.report"] += 1
 
     # -- queries ---------------------------------------------------------------------------------------
@@ -199,7 +199,7 @@ class Mld:
                 self._specific.pop(key).cancel()
         timeout = self._conf("mld_robustness") * QUERY_INTERVAL + QUERY_RESPONSE_INTERVAL
         self._v1_querier[if6] = self.svc.timers.schedule(now + timeout,
-                                                           functools.partial(self._older_querier_gone, if6))
+                                                         functools.partial(self._older_querier_gone, if6))
 
     def _older_querier_gone(self, if6: If6, now: float) -> None:
         self._v1_querier.pop(if6, None)
