@@ -6,6 +6,8 @@
 3. The import graph of ``stack/`` (every import, ``TYPE_CHECKING`` ones included) has no cycle,
    except between the pairs of :data:`ALLOWED_CYCLES`, each with its reason.
 4. No module of ``stack/`` imports inside a function (the usual way to hide a cycle).
+5. No layer of ``stack/ipv4``, ``stack/ipv6`` or ``stack/datagram`` keeps the Stack (``self.stack``):
+   each gets the services and the narrow contracts it uses, wired by the Stack.
 """
 
 from __future__ import annotations
@@ -156,6 +158,18 @@ def test_no_import_inside_a_function() -> None:
                 bad += [f"{_short(name)}:{node.lineno} in {func.name}()" for node in ast.walk(func)
                         if isinstance(node, (ast.Import, ast.ImportFrom))]
     assert not bad, "imports inside functions in stack/:\n" + "\n".join(sorted(set(bad)))
+
+
+def test_no_layer_keeps_the_stack() -> None:
+    layers = tuple(f"{PREFIX}.{package}" for package in ("ipv4", "ipv6", "datagram"))
+    bad = sorted(
+        f"{_short(name)}:{node.lineno}"
+        for name, tree in _trees() if name.startswith(layers)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr == "stack"
+        and isinstance(node.value, ast.Name) and node.value.id == "self"
+    )
+    assert not bad, "layers holding the Stack (self.stack):\n" + "\n".join(bad)
 
 
 @pytest.mark.parametrize(("cycle", "expected"), [
