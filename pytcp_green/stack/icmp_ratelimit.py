@@ -11,20 +11,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pytcp_green.stack.stack import Stack
+    from pytcp_green.stack.sysctl import Sysctl
 
 
 class IcmpRateLimit:
     """One bucket, full at creation; :meth:`take` says whether an error may go out ``now``."""
 
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
-        self._tokens = float(stack.sysctl.int("net.ipv4.icmp_msgs_burst"))
+    def __init__(self, sysctl: Sysctl) -> None:
+        self.sysctl = sysctl
+        self._tokens = float(sysctl.int("net.ipv4.icmp_msgs_burst"))
         self._refilled = 0.0
 
     def take(self, now: float) -> bool:
         """Spend a token if one is there, after adding those earned since the last call."""
-        sysctl = self.stack.sysctl
+        sysctl = self.sysctl
         rate = sysctl.int("net.ipv4.icmp_msgs_per_sec")
         burst = sysctl.int("net.ipv4.icmp_msgs_burst")
         self._tokens = min(float(burst), self._tokens + (now - self._refilled) * rate)

@@ -14,7 +14,7 @@ import functools
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pytcp_green.stack.stack import Stack
+    from pytcp_green.stack.services import Services
     from pytcp_green.stack.timers import Timer
 
 PMTU_CACHE_SIZE = 1024
@@ -31,8 +31,8 @@ class PmtuEntry:
 class PmtuCache:
     """Learned path MTUs by destination; ``stats`` is the counter prefix (``"ip4.pmtu."``)."""
 
-    def __init__(self, stack: Stack, stats: str, expires_sysctl: str) -> None:
-        self.stack = stack
+    def __init__(self, svc: Services, stats: str, expires_sysctl: str) -> None:
+        self.svc = svc
         self.entries: dict[bytes, PmtuEntry] = {}  # insertion order: oldest first
         self._stats = stats
         self._expires_sysctl = expires_sysctl
@@ -49,10 +49,10 @@ class PmtuCache:
             old.timer.cancel()
         elif len(self.entries) >= PMTU_CACHE_SIZE:
             self.entries.pop(next(iter(self.entries))).timer.cancel()
-        expires = now + self.stack.sysctl.float(self._expires_sysctl)
-        self.entries[dst] = PmtuEntry(mtu, self.stack.timers.schedule(expires, functools.partial(self._expire, dst)))
-        self.stack.stats[self._stats + "lowered"] += 1
+        expires = now + self.svc.sysctl.float(self._expires_sysctl)
+        self.entries[dst] = PmtuEntry(mtu, self.svc.timers.schedule(expires, functools.partial(self._expire, dst)))
+        self.svc.stats[self._stats + "lowered"] += 1
 
     def _expire(self, dst: bytes, now: float) -> None:
         if self.entries.pop(dst, None) is not None:
-            self.stack.stats[self._stats + "expired"] += 1
+            self.svc.stats[self._stats + "expired"] += 1

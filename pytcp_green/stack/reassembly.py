@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from pytcp_green.stack.timers import Timer
 
 if TYPE_CHECKING:
-    from pytcp_green.stack.stack import Stack
+    from pytcp_green.stack.services import Services
 
 # What a held fragment costs besides its payload: bookkeeping, header copy (Linux charges skb truesize).
 FRAGMENT_OVERHEAD = 128
@@ -84,8 +84,8 @@ class Reassembly(Generic[K]):
     (``"net.ipv4.ipfrag_"``), completed by ``time``, ``max_frags``, ``high_thresh``, ``low_thresh``.
     """
 
-    def __init__(self, stack: Stack, stats: str, sysctl: str) -> None:
-        self.stack = stack
+    def __init__(self, svc: Services, stats: str, sysctl: str) -> None:
+        self.svc = svc
         self.queues: OrderedDict[K, Fragments[K]] = OrderedDict()  # oldest first
         self.memory = 0  # bytes charged by every queue together
         self._timer: Timer | None = None
@@ -112,13 +112,13 @@ class Reassembly(Generic[K]):
         Returns its datagram, for the family to record the offset-0 fragment's headers and call
         :meth:`take_if_whole`; None when the fragment was refused or was a duplicate.
         """
-        stats = self.stack.stats
+        stats = self.svc.stats
         q = self.queues.get(key)
         if q is None:
             q = Fragments(key, now)
             self.queues[key] = q
             if self._timer is None:
-                self._arm(now + self.stack.sysctl.float(self._sysctl + "time"))
+                self._arm(now + self.svc.sysctl.float(self._sysctl + "time"))
         if q.dead:
             stats[self._stats + "drop.after_overlap"] += 1
             return None
@@ -138,7 +138,7 @@ class Reassembly(Generic[K]):
             stats[self._stats + "drop.overlap"] += 1
             self.reject(key)
             return None
-        if len(q.offsets) >= self.stack.sysctl.int(self._sysctl + "max_frags"):
+        if len(q.offsets) >= self.svc.sysctl.int(self._sysctl + "max_frags"):
             stats[self._stats + "drop.too_many_frags"] += 1
             self.reject(key)
             return None
@@ -160,7 +160,7 @@ class Reassembly(Generic[K]):
         if q.end is not None and q.held == q.end and q.head is not None:
             self._discard(q.key)
             return True
-        sysctl = self.stack.sysctl
+        sysctl = self.svc.sysctl
         if self.memory > sysctl.int(self._sysctl + "high_thresh"):
             self._evict(sysctl.int(self._sysctl + "low_thresh"))
         return False
@@ -174,17 +174,17 @@ class Reassembly(Generic[K]):
         """Drop the oldest datagrams until the memory held is at most ``low`` (Linux ip_evictor)."""
         while self.queues and self.memory > low:
             self._discard(next(iter(self.queues)))
-            self.stack.stats[self._stats + "drop.memory"] += 1
+            self.svc.stats[self._stats + "drop.memory"] += 1
 
     # -- the timeout ----------------------------------------------------------------------------------
     def _arm(self, when: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = self.stack.timers.schedule(when, self._expire)
+        self._timer = self.svc.timers.schedule(when, self._expire)
 
     def _expire(self, now: float) -> None:
         self._timer = None
-        timeout = self.stack.sysctl.float(self._sysctl + "time")
+        timeout = self.svc.sysctl.float(self._sysctl + "time")
         while self.queues:
             key, q = next(iter(self.queues.items()))
             if q.arrived + timeout > now:
@@ -193,7 +193,7 @@ class Reassembly(Generic[K]):
             self._discard(key)
             if q.dead:
                 continue
-            self.stack.stats[self._stats + "drop.timeout"] += 1
+            self.svc.stats[self._stats + "drop.timeout"] += 1
             if q.first is not None:
                 # RFC 1122 §3.3.2, RFC 8200 §4.5: time exceeded only if fragment zero is there to quote.
                 self.time_exceeded(q.first, now)

@@ -6,6 +6,12 @@ Entry points for a runtime (all take ``now``, monotonic seconds):
 * :meth:`Stack.poll` — fire the timers that are due; :meth:`Stack.next_deadline` says when;
 * socket calls on the objects :meth:`Stack.socket` returns.
 
+The Stack is the composition root: it makes the shared :class:`~.services.Services` and every
+layer, each given only what it uses, and wires the calls between them (IP input to the
+transports and to ICMP, ICMP to the transports' error handlers) once all of them exist.  No
+layer holds the Stack, except the transports that need the family-dispatching contract of
+:class:`~.contracts.Network` below.
+
 Frames to send accumulate in each :attr:`Interface.tx`; the runtime drains them.  Nothing in
 here reads a clock, sleeps, or touches a file descriptor, and no exception escapes
 :meth:`receive`: malformed input is counted under ``<proto>.drop.<reason>``.
@@ -26,6 +32,7 @@ from pytcp_green.stack.ipv4.icmp import Icmp4Layer
 from pytcp_green.stack.ipv4.ip import Ip4Layer
 from pytcp_green.stack.ipv6.icmp import Icmp6Layer
 from pytcp_green.stack.ipv6.ip import Ip6Layer
+from pytcp_green.stack.services import Services
 from pytcp_green.stack.sockbase import AF_INET, AF_INET6, oserror
 from pytcp_green.stack.stats import Stats
 from pytcp_green.stack.sysctl import Sysctl, Value
@@ -50,16 +57,22 @@ class Stack:
         self.timers = Timers()
         self.stats = Stats()
         self.sysctl = Sysctl(sysctl)
+        self.services = svc = Services(self.timers, self.stats, self.sysctl, self.rng)
         self.interfaces: dict[str, Interface] = {}
         # Name servers (numeric strings) for the stub resolver; set by options or learned by DHCP.
         self.dns_servers: list[str] = []
-        self.ip4 = Ip4Layer(self)
-        self.icmp4 = Icmp4Layer(self)
-        self.udp = UdpLayer(self)
-        self.ip6 = Ip6Layer(self)
-        self.icmp6 = Icmp6Layer(self)
-        self.tcp = TcpLayer(self)
         self.loopback = self.add_interface("lo", LinkKind.IP, mtu=65536)
+        # Built in this order, the order they draw from ``rng`` (a seeded stack must stay reproducible).
+        self.ip4 = Ip4Layer(svc, self.interfaces, self.loopback)
+        self.icmp4 = Icmp4Layer(svc, self.ip4)
+        self.udp = UdpLayer(svc, self, self.ip4)
+        self.ip6 = Ip6Layer(svc, self.loopback)
+        self.icmp6 = Icmp6Layer(svc, self.ip6)
+        self.tcp = TcpLayer(self)
+        self.ip4.connect(self.icmp4, self.udp, self.tcp)
+        self.icmp4.connect(self.udp, self.tcp)
+        self.ip6.connect(self.icmp6, self.udp, self.tcp)
+        self.icmp6.connect(self.udp, self.tcp)
         self.add_ip4("lo", "127.0.0.1/8")
         self.ip6.add_address(self.loopback, ipaddress.IPv6Interface("::1/128"), dad=False)
 
@@ -69,7 +82,7 @@ class Stack:
             raise ValueError(f"interface {name!r} exists")
         iface = Interface(name, kind, mtu, mac)
         if kind is LinkKind.ETHERNET:
-            iface.arp = ArpCache(self, iface)
+            iface.arp = ArpCache(self.services, iface, self.icmp4)
         self.interfaces[name] = iface
         return iface
 

@@ -19,7 +19,7 @@ from pytcp_green.stack.sockbase import AF_INET, POLLERR, POLLIN, POLLOUT, Addres
 
 if TYPE_CHECKING:
     from pytcp_green.stack.ports import Binding
-    from pytcp_green.stack.stack import Stack
+    from pytcp_green.stack.services import Services
 
 # What a queued datagram costs against SO_RCVBUF besides its payload (Linux charges skb truesize).
 DATAGRAM_OVERHEAD = 256
@@ -31,7 +31,7 @@ class DatagramSocket(CoreSocket):
     ``drop_stat`` counts the datagrams a full receive buffer refused (``"udp.drop.rcvbuf_full"``).
     """
 
-    def __init__(self, family: int, stack: Stack, drop_stat: str) -> None:
+    def __init__(self, family: int, svc: Services, drop_stat: str) -> None:
         super().__init__(family)
         self.wildcard = bytes(4 if family == AF_INET else 16)
         self.local_addr = self.wildcard
@@ -41,14 +41,14 @@ class DatagramSocket(CoreSocket):
         self.queue: deque[tuple[bytes, Address]] = deque()
         self.queued_bytes = 0
         self.closed = False
-        sysctl = stack.sysctl
+        sysctl = svc.sysctl
         self.rcvbuf = sysctl.int("net.core.rmem_default")
         self.sndbuf = sysctl.int("net.core.wmem_default")
         self.broadcast = False
         self.reuseaddr = False
         self.tos = 0
         self.ttl: int | None = None
-        self._stack = stack
+        self._stats = svc.stats
         self._drop_stat = drop_stat
 
     def _check_open(self) -> None:
@@ -75,7 +75,7 @@ class DatagramSocket(CoreSocket):
         """Queue one datagram from ``source``; False when the receive buffer had no room for it."""
         cost = len(data) + DATAGRAM_OVERHEAD
         if self.queued_bytes + cost > self.rcvbuf and self.queue:
-            self._stack.stats[self._drop_stat] += 1
+            self._stats[self._drop_stat] += 1
             return False
         self.queue.append((data, source))
         self.queued_bytes += cost

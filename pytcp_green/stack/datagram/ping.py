@@ -35,7 +35,8 @@ from pytcp_green.stack.wire.icmp4 import ICMP4_HEADER_LEN, TYPE_ECHO_REQUEST, Ic
 from pytcp_green.stack.wire.ip4 import IP4_HEADER_LEN, PROTO_ICMP
 
 if TYPE_CHECKING:
-    from pytcp_green.stack.stack import Stack
+    from pytcp_green.stack.ipv4.ip import Ip4Layer
+    from pytcp_green.stack.services import Services
 
 MAX_MESSAGE = 65535 - IP4_HEADER_LEN
 
@@ -44,7 +45,7 @@ class PingSocket(DatagramSocket):
     """One ICMP echo endpoint (IPv4); ``local_port`` is the echo identifier.  Non-blocking, like every core socket."""
 
     def __init__(self, layer: PingLayer) -> None:
-        super().__init__(AF_INET, layer.stack, "ping.drop.rcvbuf_full")
+        super().__init__(AF_INET, layer.svc, "ping.drop.rcvbuf_full")
         self.layer = layer
 
     # -- addressing ----------------------------------------------------------------------------------
@@ -53,8 +54,7 @@ class PingSocket(DatagramSocket):
         if self.binding is not None:
             raise oserror(errno.EINVAL, "already bound")
         local = pack_host(AF_INET, addr[0])
-        stack = self.layer.stack
-        if local != bytes(4) and local not in stack.ip4.local:
+        if local != bytes(4) and local not in self.layer.ip4.local:
             raise oserror(errno.EADDRNOTAVAIL, addr[0])
         self._claim(local, int(addr[1]))
 
@@ -73,7 +73,7 @@ class PingSocket(DatagramSocket):
             self._claim(bytes(4), 0)
         self.remote_addr = remote
         if self.local_addr == bytes(4):
-            source = self.layer.stack.ip4.select_source(remote)
+            source = self.layer.ip4.select_source(remote)
             if source is None:
                 raise oserror(errno.ENETUNREACH)
             self.local_addr = source
@@ -103,24 +103,24 @@ class PingSocket(DatagramSocket):
         view = memoryview(data)
         if size < ICMP4_HEADER_LEN or view[0] != TYPE_ECHO_REQUEST or view[1] != 0:
             raise oserror(errno.EINVAL, "a ping socket sends ICMP echo requests only")
-        stack = self.layer.stack
-        if (dst == b"\xff\xff\xff\xff" or dst in stack.ip4.broadcast) and not self.broadcast:
+        ip4 = self.layer.ip4
+        if (dst == b"\xff\xff\xff\xff" or dst in ip4.broadcast) and not self.broadcast:
             raise oserror(errno.EACCES, "sending to a broadcast address needs SO_BROADCAST")
         if self.binding is None:
             self._claim(bytes(4), 0)
         src = self.local_addr
         if src == bytes(4):
-            chosen = stack.ip4.select_source(dst)
+            chosen = ip4.select_source(dst)
             if chosen is None:
                 raise oserror(errno.ENETUNREACH)
             src = chosen
         buf = bytearray(data)
         seq = int.from_bytes(buf[6:8], "big")
         write_icmp4(buf, 0, TYPE_ECHO_REQUEST, 0, (self.local_port << 16) | seq, size - ICMP4_HEADER_LEN)
-        err = stack.ip4.output(src, dst, PROTO_ICMP, buf, now, tos=self.tos, ttl=self.ttl)
+        err = ip4.output(src, dst, PROTO_ICMP, buf, now, tos=self.tos, ttl=self.ttl)
         if err:
             raise oserror(err)
-        stack.stats["ping.tx"] += 1
+        self.layer.svc.stats["ping.tx"] += 1
         return size
 
     def shutdown(self, how: int, now: float) -> None:
@@ -139,12 +139,13 @@ class PingSocket(DatagramSocket):
 
 
 class PingLayer:
-    """The ping sockets of a stack, by identifier; fed by ICMP input."""
+    """The ping sockets of a stack, by identifier; fed by ICMP input, sending through ``ip4``."""
 
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
+    def __init__(self, svc: Services, ip4: Ip4Layer) -> None:
+        self.svc = svc
+        self.ip4 = ip4
         # Identifiers are the sockets' "ports": any non-zero 16-bit value (0 would mean "choose").
-        self.idents = PortTable(1, 65535, secret=stack.rng.randbytes(16))
+        self.idents = PortTable(1, 65535, secret=svc.rng.randbytes(16))
         self.sockets: SocketTable[PingSocket] = SocketTable()  # by identifier
 
     def socket(self) -> PingSocket:
@@ -162,7 +163,7 @@ class PingLayer:
         sock = self._lookup(msg.ident, dst)
         if sock is None:
             return False
-        self.stack.stats["ping.rx"] += 1
+        self.svc.stats["ping.rx"] += 1
         sock.deliver(bytes(raw), sockaddr(AF_INET, src, 0))
         return True
 
@@ -173,5 +174,5 @@ class PingLayer:
         sock = self._lookup(int.from_bytes(quoted[4:6], "big"), src)
         if sock is not None and sock.remote_addr == dst:
             sock.set_error(err)
-            self.stack.stats["ping.icmp_error_delivered"] += 1
+            self.svc.stats["ping.icmp_error_delivered"] += 1
 

@@ -28,8 +28,10 @@ from pytcp_green.stack.wire.ip6 import V4MAPPED_PREFIX
 from pytcp_green.stack.wire.udp import UDP_HEADER_LEN, UdpDatagram, write_udp
 
 if TYPE_CHECKING:
+    from pytcp_green.stack.contracts import Network
     from pytcp_green.stack.interface import Interface
-    from pytcp_green.stack.stack import Stack
+    from pytcp_green.stack.ipv4.ip import Ip4Layer
+    from pytcp_green.stack.services import Services
 
 MAX_PAYLOAD4 = 65535 - 20 - UDP_HEADER_LEN
 MAX_PAYLOAD6 = 65535 - UDP_HEADER_LEN  # the payload length field bounds it; no jumbograms (RFC 2675)
@@ -39,7 +41,7 @@ class UdpSocket(DatagramSocket):
     """One UDP endpoint.  Non-blocking: the runtime turns EAGAIN into a wait."""
 
     def __init__(self, layer: UdpLayer, family: int) -> None:
-        super().__init__(family, layer.stack, "udp.drop.rcvbuf_full")
+        super().__init__(family, layer.svc, "udp.drop.rcvbuf_full")
         self.layer = layer
         self.remote_port = 0
         self.reuseport = False
@@ -63,9 +65,9 @@ class UdpSocket(DatagramSocket):
             raise oserror(errno.EINVAL, "already bound")
         host, port = addr[0], int(addr[1])
         local = pack_host(self.family, host)
-        stack = self.layer.stack
+        layer = self.layer
         # A socket may bind a group's address to receive only that group, as Linux allows.
-        if (local != self.wildcard and not stack.is_local(local) and local not in stack.ip4.broadcast
+        if (local != self.wildcard and not layer.net.is_local(local) and local not in layer.ip4.broadcast
                 and not (len(local) == 4 and 224 <= local[0] < 240)):
             raise oserror(errno.EADDRNOTAVAIL, host)
         self._claim(local, port)
@@ -91,7 +93,7 @@ class UdpSocket(DatagramSocket):
         self._autobind()
         self.remote_addr, self.remote_port = remote, port
         if self.local_addr == self.wildcard:
-            source = self.layer.stack.select_source(remote)
+            source = self.layer.net.select_source(remote)
             if source is None:
                 raise oserror(errno.ENETUNREACH)
             # Linux fixes the source on connect, and getsockname() shows it.
@@ -124,15 +126,15 @@ class UdpSocket(DatagramSocket):
             raise oserror(errno.ENETUNREACH)
         if size > (MAX_PAYLOAD4 if v4 else MAX_PAYLOAD6):
             raise oserror(errno.EMSGSIZE)
-        stack = self.layer.stack
-        if (dst == b"\xff\xff\xff\xff" or dst in stack.ip4.broadcast) and not self.broadcast:
+        layer = self.layer
+        if (dst == b"\xff\xff\xff\xff" or dst in layer.ip4.broadcast) and not self.broadcast:
             raise oserror(errno.EACCES, "sending to a broadcast address needs SO_BROADCAST")
         self._autobind()
         src = self.local_addr
         mc_iface = (self.device or self._multicast_iface(dst)) if len(dst) == 4 and 224 <= dst[0] < 240 else None
-        if src == self.wildcard or src in stack.ip4.broadcast or (len(src) == 4 and 224 <= src[0] < 240):
-            chosen = stack.select_source(dst)
-            pinned = self.multicast_if in stack.ip4.local
+        if src == self.wildcard or src in layer.ip4.broadcast or (len(src) == 4 and 224 <= src[0] < 240):
+            chosen = layer.net.select_source(dst)
+            pinned = self.multicast_if in layer.ip4.local
             if mc_iface is not None and (chosen is None or pinned):
                 # IP_MULTICAST_IF's address is the source, as on Linux.
                 chosen = self.multicast_if if pinned else mc_iface.ip4_source_for(dst)
@@ -148,24 +150,24 @@ class UdpSocket(DatagramSocket):
         else:
             write_udp(buf, 0, self.local_port, dport, size, src, dst)
         if len(dst) == 4 and 224 <= dst[0] < 240:
-            err = stack.ip4.output(src, dst, PROTO_UDP, buf, now, tos=self.tos, ttl=self.multicast_ttl,
+            err = layer.ip4.output(src, dst, PROTO_UDP, buf, now, tos=self.tos, ttl=self.multicast_ttl,
                                    iface=mc_iface, mc_loop=self.multicast_loop)
         elif self.device is not None:
-            err = stack.ip4.output(src, dst, PROTO_UDP, buf, now, tos=self.tos, ttl=self.ttl, iface=self.device)
+            err = layer.ip4.output(src, dst, PROTO_UDP, buf, now, tos=self.tos, ttl=self.ttl, iface=self.device)
         elif len(dst) == 4:
-            err = stack.ip4.output(src, dst, PROTO_UDP, buf, now, tos=self.tos, ttl=self.ttl)
+            err = layer.ip4.output(src, dst, PROTO_UDP, buf, now, tos=self.tos, ttl=self.ttl)
         else:
-            err = stack.ip_output(src, dst, PROTO_UDP, buf, now, tos=self.tos)
+            err = layer.net.ip_output(src, dst, PROTO_UDP, buf, now, tos=self.tos)
         if err:
             raise oserror(err)
-        stack.stats["udp.tx"] += 1
+        layer.svc.stats["udp.tx"] += 1
         return size
 
     # -- multicast (RFC 1112 §7.1) ----------------------------------------------------------------------
     def _membership_iface(self, group: bytes, iface_addr: bytes) -> Interface:
         """The interface IP_ADD_MEMBERSHIP means: the one holding ``iface_addr``, or (0.0.0.0) the
         one the group routes through, as Linux's ip_mc_find_dev."""
-        ip4 = self.layer.stack.ip4
+        ip4 = self.layer.ip4
         if iface_addr != bytes(4):
             iface = ip4.local.get(iface_addr)
             if iface is None:
@@ -175,13 +177,13 @@ class UdpSocket(DatagramSocket):
         if found is None:
             # No route and no Ethernet interface with an address: a loopback-only host still has
             # multicast among its own sockets.
-            return self.layer.stack.loopback
+            return self.layer.ip4.loopback
         return found[0]
 
     def set_multicast_if(self, address: bytes) -> None:
         """IP_MULTICAST_IF: send to groups from the interface holding ``address`` (0.0.0.0: by route)."""
         self._check_open()
-        if address != bytes(4) and address not in self.layer.stack.ip4.local:
+        if address != bytes(4) and address not in self.layer.ip4.local:
             raise oserror(errno.EADDRNOTAVAIL)
         self.multicast_if = address
 
@@ -189,17 +191,17 @@ class UdpSocket(DatagramSocket):
         """Where a datagram to ``group`` leaves: IP_MULTICAST_IF's interface; else, when no route
         says (None: the route decides), an interface this socket joined on, else the loopback when
         the host's members are there."""
-        stack = self.layer.stack
+        layer = self.layer
         if self.multicast_if != bytes(4):
-            chosen = stack.ip4.local.get(self.multicast_if)
+            chosen = layer.ip4.local.get(self.multicast_if)
             if chosen is not None:
                 return chosen
-        if stack.ip4.route(group) is not None:
+        if layer.ip4.route(group) is not None:
             return None
         for _, iface in sorted(self.memberships, key=lambda m: m[0] != group):
             return iface
-        if stack.ip4.igmp.joined(stack.loopback, group):
-            return stack.loopback
+        if layer.ip4.igmp.joined(layer.ip4.loopback, group):
+            return layer.ip4.loopback
         return None
 
     def add_membership(self, group: bytes, iface_addr: bytes, now: float) -> None:
@@ -211,9 +213,9 @@ class UdpSocket(DatagramSocket):
         key = (group, iface)
         if key in self.memberships:
             raise oserror(errno.EADDRINUSE)
-        if len(self.memberships) >= self.layer.stack.sysctl.int("net.ipv4.igmp_max_memberships"):
+        if len(self.memberships) >= self.layer.svc.sysctl.int("net.ipv4.igmp_max_memberships"):
             raise oserror(errno.ENOBUFS)
-        self.layer.stack.ip4.igmp.join(iface, group, now)
+        self.layer.ip4.igmp.join(iface, group, now)
         self.memberships.add(key)
 
     def drop_membership(self, group: bytes, iface_addr: bytes, now: float) -> None:
@@ -227,7 +229,7 @@ class UdpSocket(DatagramSocket):
         if key not in self.memberships:
             raise oserror(errno.EADDRNOTAVAIL)
         self.memberships.discard(key)
-        self.layer.stack.ip4.igmp.leave(iface, group, now)
+        self.layer.ip4.igmp.leave(iface, group, now)
 
     def close(self, now: float | None = None) -> None:
         if self.closed:
@@ -236,7 +238,7 @@ class UdpSocket(DatagramSocket):
         if self.binding is not None:
             self.layer.ports.release(self.binding)
             self.layer.sockets.unregister(self)
-        igmp = self.layer.stack.ip4.igmp
+        igmp = self.layer.ip4.igmp
         for group, iface in sorted(self.memberships, key=lambda m: m[0]):
             igmp.leave(iface, group, 0.0 if now is None else now)
         self.memberships.clear()
@@ -245,10 +247,15 @@ class UdpSocket(DatagramSocket):
 
 
 class UdpLayer:
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
-        low, high = stack.sysctl.ints("net.ipv4.ip_local_port_range")
-        self.ports = PortTable(low, high, secret=stack.rng.randbytes(16))
+    """UDP over ``net`` (both families, as TCP), with ``ip4`` itself for broadcast, multicast and
+    SO_BINDTODEVICE, which only IPv4 has."""
+
+    def __init__(self, svc: Services, net: Network, ip4: Ip4Layer) -> None:
+        self.svc = svc
+        self.net = net
+        self.ip4 = ip4
+        low, high = svc.sysctl.ints("net.ipv4.ip_local_port_range")
+        self.ports = PortTable(low, high, secret=svc.rng.randbytes(16))
         self.sockets: SocketTable[UdpSocket] = SocketTable()
 
     def socket(self, family: int) -> UdpSocket:
@@ -256,7 +263,7 @@ class UdpLayer:
 
     def receive(self, src: bytes, dst: bytes, segment: memoryview, now: float, *, bcast: bool) -> bool:
         """Deliver one datagram; False when no socket listens on its port (the caller answers ICMP)."""
-        stats = self.stack.stats
+        stats = self.svc.stats
         try:
             dgram = UdpDatagram.parse(segment, src, dst)
         except Malformed as exc:
@@ -315,4 +322,4 @@ class UdpLayer:
         for sock in self.sockets.on_port(sport):
             if sock.remote_addr in (dst, V4MAPPED_PREFIX + dst) and sock.remote_port == dport:
                 sock.set_error(err)
-                self.stack.stats["udp.icmp_error_delivered"] += 1
+                self.svc.stats["udp.icmp_error_delivered"] += 1

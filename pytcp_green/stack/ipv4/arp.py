@@ -37,7 +37,7 @@ import ipaddress
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pytcp_green.stack.timers import Timer
 from pytcp_green.stack.wire.arp import ARP_LEN, ARP_OP_REPLY, ARP_OP_REQUEST, ArpPacket, write_arp
@@ -50,8 +50,7 @@ from pytcp_green.stack.wire.ethernet import (
 )
 
 if TYPE_CHECKING:
-    from pytcp_green.stack.interface import Interface
-    from pytcp_green.stack.stack import Stack
+    from pytcp_green.stack.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +90,24 @@ class Probe:
         self.timer: Timer | None = None
 
 
+class Link(Protocol):
+    """The interface a cache serves (:class:`~pytcp_green.stack.interface.Interface`, which holds the cache)."""
+
+    name: str
+    mac: bytes | None
+    link_header_len: int
+    tx: deque[bytes | bytearray]
+    ip4: list[ipaddress.IPv4Interface]
+
+    def ip4_source_for(self, dst: bytes) -> bytes | None: ...
+
+
+class LinkFailures(Protocol):
+    """Who learns that a queued datagram never left (:class:`~pytcp_green.stack.ipv4.icmp.Icmp4Layer`)."""
+
+    def local_unreachable(self, packet: memoryview, now: float) -> None: ...
+
+
 class ArpCache:
     """The neighbour cache of one Ethernet interface.
 
@@ -102,9 +119,10 @@ class ArpCache:
     STATS = "arp"  # counter prefix
     SYSCTL = "net.ipv4.neigh.default"  # tunables prefix
 
-    def __init__(self, stack: Stack, iface: Interface) -> None:
-        self.stack = stack
+    def __init__(self, svc: Services, iface: Link, failures: LinkFailures | None) -> None:
+        self.svc = svc
         self.iface = iface
+        self.failures = failures  # None: nobody to tell (IPv6, whose ND reports no link failure)
         assert iface.mac is not None
         self.mac: bytes = iface.mac
         self.entries: dict[bytes, Neighbour] = {}
@@ -114,15 +132,15 @@ class ArpCache:
         self.on_conflict: list[Callable[[bytes], None]] = []
 
     # -- tunables, read at each decision so run-time changes apply ---------------------------------
-    def _knob(self, name: str) -> float:
-        return self.stack.sysctl.float(f"{self.SYSCTL}.{name}")
+    def knob(self, name: str) -> float:
+        return self.svc.sysctl.float(f"{self.SYSCTL}.{name}")
 
     def _acd(self, name: str) -> float:
-        return self.stack.sysctl.float(f"net.ipv4.acd.{name}")
+        return self.svc.sysctl.float(f"net.ipv4.acd.{name}")
 
     def _reachable_time(self) -> float:
         # Randomised around the base, as RFC 4861 §6.3.2 asks, so hosts do not probe in lockstep.
-        return self._knob("base_reachable_time") * self.stack.rng.uniform(0.5, 1.5)
+        return self.knob("base_reachable_time") * self.svc.rng.uniform(0.5, 1.5)
 
     # -- sending --------------------------------------------------------------------------------------
     def output(self, nexthop: bytes, frame: bytearray, now: float) -> None:
@@ -130,18 +148,18 @@ class ArpCache:
         entry = self.entries.get(nexthop)
         if entry is not None and entry.mac is not None:
             if entry.state is NeighState.STALE:
-                self._enter(entry, NeighState.DELAY, now, self._knob("delay_first_probe_time"))
+                self._enter(entry, NeighState.DELAY, now, self.knob("delay_first_probe_time"))
             write_ethernet(frame, 0, entry.mac, self.mac, self.ETHERTYPE)
             self.iface.tx.append(frame)
             return
         if entry is None:
             entry = Neighbour(nexthop, NeighState.INCOMPLETE, None)
             self.entries[nexthop] = entry
-            self.stack.stats[self.STATS + ".resolve"] += 1
+            self.svc.stats[self.STATS + ".resolve"] += 1
             self._solicit(entry, now)
-        if len(entry.queue) >= int(self._knob("unres_qlen")):
+        if len(entry.queue) >= int(self.knob("unres_qlen")):
             entry.queue.popleft()
-            self.stack.stats[self.STATS + ".drop.unresolved_queue_full"] += 1
+            self.svc.stats[self.STATS + ".drop.unresolved_queue_full"] += 1
         entry.queue.append(frame)
 
     def _solicit(self, entry: Neighbour, now: float) -> None:
@@ -151,14 +169,14 @@ class ArpCache:
         dst_mac = entry.mac if unicast and entry.mac is not None else BROADCAST_MAC
         src_ip = self.iface.ip4_source_for(entry.ip) or bytes(4)
         self.send(ARP_OP_REQUEST, dst_mac, src_ip, ZERO_MAC, entry.ip)
-        self._arm(entry, now + self._knob("retrans_time"))
+        self._arm(entry, now + self.knob("retrans_time"))
 
     def send(self, oper: int, dst_mac: bytes, spa: bytes, tha: bytes, tpa: bytes) -> None:
         frame = bytearray(ETH_HEADER_LEN + ARP_LEN)
         write_ethernet(frame, 0, dst_mac, self.mac, ETHERTYPE_ARP)
         write_arp(frame, ETH_HEADER_LEN, oper, self.mac, spa, tha, tpa)
         self.iface.tx.append(frame)
-        self.stack.stats["arp.tx.request" if oper == ARP_OP_REQUEST else "arp.tx.reply"] += 1
+        self.svc.stats["arp.tx.request" if oper == ARP_OP_REQUEST else "arp.tx.reply"] += 1
 
     # -- RFC 5227 conflict detection --------------------------------------------------------------
     def probe(self, ip: bytes, now: float, on_done: Callable[[bool, float], None]) -> Probe:
@@ -167,9 +185,9 @@ class ArpCache:
             raise ValueError(f"{ipaddress.IPv4Address(ip)} is already being probed")
         probe = Probe(ip, on_done)
         self.probes[ip] = probe
-        self.stack.stats["arp.acd.probe_started"] += 1
-        delay = self.stack.rng.uniform(0.0, self._acd("probe_wait"))
-        probe.timer = self.stack.timers.schedule(now + delay, functools.partial(self._probe_step, probe))
+        self.svc.stats["arp.acd.probe_started"] += 1
+        delay = self.svc.rng.uniform(0.0, self._acd("probe_wait"))
+        probe.timer = self.svc.timers.schedule(now + delay, functools.partial(self._probe_step, probe))
         return probe
 
     def cancel_probe(self, ip: bytes) -> None:
@@ -183,15 +201,15 @@ class ArpCache:
         if probe.sent < int(self._acd("probe_num")):
             probe.sent += 1
             self.send(ARP_OP_REQUEST, BROADCAST_MAC, bytes(4), ZERO_MAC, probe.ip)
-            self.stack.stats["arp.acd.probe_sent"] += 1
+            self.svc.stats["arp.acd.probe_sent"] += 1
             if probe.sent < int(self._acd("probe_num")):
-                delay = self.stack.rng.uniform(self._acd("probe_min"), self._acd("probe_max"))
+                delay = self.svc.rng.uniform(self._acd("probe_min"), self._acd("probe_max"))
             else:
                 delay = self._acd("announce_wait")
-            probe.timer = self.stack.timers.schedule(now + delay, functools.partial(self._probe_step, probe))
+            probe.timer = self.svc.timers.schedule(now + delay, functools.partial(self._probe_step, probe))
             return
         del self.probes[probe.ip]
-        self.stack.stats["arp.acd.probe_ok"] += 1
+        self.svc.stats["arp.acd.probe_ok"] += 1
         probe.on_done(True, now)
 
     def announce(self, ip: bytes, now: float, count: int | None = None) -> None:
@@ -200,16 +218,16 @@ class ArpCache:
         if remaining <= 0 or not any(a.ip.packed == ip for a in self.iface.ip4):
             return
         self.send(ARP_OP_REQUEST, BROADCAST_MAC, ip, ZERO_MAC, ip)
-        self.stack.stats["arp.acd.announce"] += 1
+        self.svc.stats["arp.acd.announce"] += 1
         if remaining > 1:
-            self.stack.timers.schedule(now + self._acd("announce_interval"),
-                                       lambda later: self.announce(ip, later, remaining - 1))
+            self.svc.timers.schedule(now + self._acd("announce_interval"),
+                                     lambda later: self.announce(ip, later, remaining - 1))
 
     def _check_conflict(self, pkt: ArpPacket, now: float) -> bool:
         """RFC 5227 §2.1.1 and §2.4; True when ``pkt`` was about one of our (candidate) addresses."""
         spa = pkt.spa
         probe = self.probes.get(spa) or (self.probes.get(pkt.tpa) if pkt.is_probe else None)
-        stats = self.stack.stats
+        stats = self.svc.stats
         if probe is not None:
             # Someone uses the candidate, or probes for it at the same time: it is not ours to take.
             self.cancel_probe(probe.ip)
@@ -236,7 +254,7 @@ class ArpCache:
 
     # -- receiving ------------------------------------------------------------------------------------
     def receive(self, pkt: ArpPacket, now: float) -> None:
-        stats = self.stack.stats
+        stats = self.svc.stats
         spa, sha, tpa = pkt.spa, pkt.sha, pkt.tpa
         if sha == self.mac:
             stats["arp.drop.own_frame"] += 1
@@ -250,7 +268,7 @@ class ArpCache:
         entry = self.entries.get(spa)
         if spa != bytes(4) and (entry is not None or ours):
             # RFC 826 merge: learn or refresh the sender.  A probe (spa 0.0.0.0, RFC 5227) teaches nothing.
-            self._learn(spa, sha, pkt.oper == ARP_OP_REPLY, now)
+            self.learn(spa, sha, pkt.oper == ARP_OP_REPLY, now)
         if not ours:
             stats["arp.rx.not_for_us"] += 1
             return
@@ -260,12 +278,12 @@ class ArpCache:
         else:
             stats["arp.rx.reply"] += 1
 
-    def _learn(self, ip: bytes, mac: bytes, solicited: bool, now: float) -> None:
+    def learn(self, ip: bytes, mac: bytes, solicited: bool, now: float) -> None:
         entry = self.entries.get(ip)
         if entry is None:
             entry = Neighbour(ip, NeighState.STALE, mac)
             self.entries[ip] = entry
-            self._arm(entry, now + self._knob("gc_stale_time"))
+            self._arm(entry, now + self.knob("gc_stale_time"))
             return
         changed = entry.mac != mac
         entry.mac = mac
@@ -276,7 +294,7 @@ class ArpCache:
         elif changed or entry.state is NeighState.INCOMPLETE:
             # Unsolicited news (a request, a gratuitous ARP) is not proof of reachability: STALE.
             entry.probes = 0
-            self._enter(entry, NeighState.STALE, now, self._knob("gc_stale_time"))
+            self._enter(entry, NeighState.STALE, now, self.knob("gc_stale_time"))
         self._flush(entry)
 
     def _flush(self, entry: Neighbour) -> None:
@@ -304,31 +322,31 @@ class ArpCache:
     def _arm(self, entry: Neighbour, when: float) -> None:
         if entry.timer is not None:
             entry.timer.cancel()
-        entry.timer = self.stack.timers.schedule(when, functools.partial(self._expire, entry))
+        entry.timer = self.svc.timers.schedule(when, functools.partial(self._expire, entry))
 
     def _expire(self, entry: Neighbour, now: float) -> None:
         state = entry.state
         if state is NeighState.REACHABLE:
-            self._enter(entry, NeighState.STALE, now, self._knob("gc_stale_time"))
+            self._enter(entry, NeighState.STALE, now, self.knob("gc_stale_time"))
         elif state is NeighState.STALE:
             self._forget(entry, self.STATS + ".gc")
         elif state is NeighState.DELAY:
-            if entry.confirmed >= now - self._knob("delay_first_probe_time"):
+            if entry.confirmed >= now - self.knob("delay_first_probe_time"):
                 self._enter(entry, NeighState.REACHABLE, now, self._reachable_time())
             else:
                 entry.state = NeighState.PROBE
                 entry.probes = 0
                 self._solicit(entry, now)
         elif state is NeighState.PROBE:
-            if entry.probes < int(self._knob("ucast_solicit")):
+            if entry.probes < int(self.knob("ucast_solicit")):
                 self._solicit(entry, now)
             else:
                 self._forget(entry, self.STATS + ".probe_failed")
-        elif entry.probes < int(self._knob("mcast_solicit")):
+        elif entry.probes < int(self.knob("mcast_solicit")):
             self._solicit(entry, now)
         else:
             dropped = len(entry.queue)
-            self.stack.stats[self.STATS + ".drop.unresolved"] += dropped
+            self.svc.stats[self.STATS + ".drop.unresolved"] += dropped
             self._unreachable(entry, now)
             log.debug("%s: %s did not answer %s; %d packets dropped",
                       self.iface.name, ipaddress.ip_address(entry.ip), self.STATS, dropped)
@@ -337,14 +355,15 @@ class ArpCache:
     def _unreachable(self, entry: Neighbour, now: float) -> None:
         """The neighbour never answered: the senders of what was queued for it learn EHOSTUNREACH, as
         Linux reports a neighbour failure (ipv4_link_failure: a host unreachable to itself)."""
-        if self.ETHERTYPE != ETHERTYPE_IP4:
+        failures = self.failures
+        if failures is None:
             return
         lh = self.iface.link_header_len
         for frame in entry.queue:
-            self.stack.icmp4.local_unreachable(memoryview(frame)[lh:], now)
+            failures.local_unreachable(memoryview(frame)[lh:], now)
 
     def _forget(self, entry: Neighbour, counter: str) -> None:
-        self.stack.stats[counter] += 1
+        self.svc.stats[counter] += 1
         if entry.timer is not None:
             entry.timer.cancel()
         self.entries.pop(entry.ip, None)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
+from pytcp_green.stack.contracts import ErrorDelivery
 from pytcp_green.stack.datagram.ping import PingLayer
 from pytcp_green.stack.icmp_ratelimit import IcmpRateLimit
 from pytcp_green.stack.interface import Interface
@@ -33,7 +34,8 @@ from pytcp_green.stack.wire.icmp4 import (
 from pytcp_green.stack.wire.ip4 import PROTO_ICMP, PROTO_TCP, PROTO_UDP, Ip4Packet
 
 if TYPE_CHECKING:
-    from pytcp_green.stack.stack import Stack
+    from pytcp_green.stack.ipv4.ip import Ip4Layer
+    from pytcp_green.stack.services import Services
 
 ERROR_TYPES = frozenset((TYPE_DEST_UNREACH, 4, 5, TYPE_TIME_EXCEEDED, TYPE_PARAM_PROBLEM))
 MAX_ERROR_LEN = 576
@@ -59,15 +61,18 @@ UNREACH_ERRNO = {
 }
 
 
-class Icmp4Layer:
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
-        self.ratelimit = IcmpRateLimit(stack)  # paces the errors sent
-        self.ping = PingLayer(stack)  # ICMP echo sockets (socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP))
+class Icmp4Layer(ErrorDelivery):
+    """ICMPv4 over ``ip4``; the transports errors are delivered to are wired in by :meth:`connect`."""
+
+    def __init__(self, svc: Services, ip4: Ip4Layer) -> None:
+        self.svc = svc
+        self.ip4 = ip4
+        self.ratelimit = IcmpRateLimit(svc.sysctl)  # paces the errors sent
+        self.ping = PingLayer(svc, ip4)  # ICMP echo sockets (socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP))
 
     # -- input ---------------------------------------------------------------------------------------
     def receive(self, iface: Interface, pkt: Ip4Packet, now: float, bcast: bool) -> None:
-        stats = self.stack.stats
+        stats = self.svc.stats
         try:
             msg = Icmp4Message.parse(pkt.payload)
         except Malformed as exc:
@@ -76,7 +81,7 @@ class Icmp4Layer:
         kind = msg.type
         if kind == TYPE_ECHO_REQUEST:
             stats["icmp4.rx.echo_request"] += 1
-            sysctl = self.stack.sysctl
+            sysctl = self.svc.sysctl
             if sysctl.int("net.ipv4.icmp_echo_ignore_all") or (
                 bcast and sysctl.int("net.ipv4.icmp_echo_ignore_broadcasts")
             ):
@@ -101,11 +106,11 @@ class Icmp4Layer:
         """Hand an error to the transport that sent the quoted datagram (RFC 1122 §3.2.2.1)."""
         quoted = msg.body
         if len(quoted) < 28 or quoted[0] >> 4 != 4:
-            self.stack.stats["icmp4.drop.short_quote"] += 1
+            self.svc.stats["icmp4.drop.short_quote"] += 1
             return
         ihl = (quoted[0] & 0x0F) * 4
         if ihl < 20 or len(quoted) < ihl + 8:
-            self.stack.stats["icmp4.drop.short_quote"] += 1
+            self.svc.stats["icmp4.drop.short_quote"] += 1
             return
         proto = quoted[9]
         src, dst = bytes(quoted[12:16]), bytes(quoted[16:20])
@@ -114,23 +119,23 @@ class Icmp4Layer:
         if msg.type == TYPE_DEST_UNREACH:
             err = UNREACH_ERRNO.get(msg.code, errno.EHOSTUNREACH)
             if msg.code == CODE_FRAG_NEEDED:
-                if src not in self.stack.ip4.local:
+                if src not in self.ip4.local:
                     # RFC 5927 §4.1: a quote of a datagram we did not send is forged; ignore it.
-                    self.stack.stats["icmp4.drop.frag_needed_not_ours"] += 1
+                    self.svc.stats["icmp4.drop.frag_needed_not_ours"] += 1
                     return
                 quoted_len = int.from_bytes(quoted[2:4], "big")
-                learned = self.stack.ip4.frag_needed(dst, msg.next_hop_mtu, quoted_len, now)
-                mtu = learned or self.stack.ip4.path_mtu(dst)
+                learned = self.ip4.frag_needed(dst, msg.next_hop_mtu, quoted_len, now)
+                mtu = learned or self.ip4.path_mtu(dst)
         elif msg.type == TYPE_PARAM_PROBLEM:
             err = errno.EPROTO
         else:
             err = errno.EHOSTUNREACH
         if proto == PROTO_UDP:
-            self.stack.udp.icmp_error(src, dst, transport, err, now)
+            self.udp.icmp_error(src, dst, transport, err, now)
         elif proto == PROTO_ICMP:
             self.ping.icmp_error(src, dst, transport, err)
         elif proto == PROTO_TCP:
-            self.stack.tcp.icmp_error(src, dst, transport, err, mtu, now)
+            self.tcp.icmp_error(src, dst, transport, err, mtu, now)
 
     def local_unreachable(self, packet: memoryview, now: float) -> None:
         """A datagram we sent could not leave (its next hop never answered ARP): its UDP or ping socket
@@ -139,12 +144,12 @@ class Icmp4Layer:
             pkt = Ip4Packet.parse(packet)
         except Malformed:
             return
-        if pkt.frag_offset or len(pkt.payload) < 8 or pkt.src not in self.stack.ip4.local:
+        if pkt.frag_offset or len(pkt.payload) < 8 or pkt.src not in self.ip4.local:
             return
-        self.stack.stats["icmp4.local_error.host_unreachable"] += 1
+        self.svc.stats["icmp4.local_error.host_unreachable"] += 1
         transport = pkt.payload
         if pkt.proto == PROTO_UDP:
-            self.stack.udp.icmp_error(pkt.src, pkt.dst, transport, errno.EHOSTUNREACH, now)
+            self.udp.icmp_error(pkt.src, pkt.dst, transport, errno.EHOSTUNREACH, now)
         elif pkt.proto == PROTO_ICMP:
             self.ping.icmp_error(pkt.src, pkt.dst, transport, errno.EHOSTUNREACH)
         # TCP is left to its own retransmissions: Linux would abort a SYN-SENT connection here, but a
@@ -156,15 +161,15 @@ class Icmp4Layer:
         buf = bytearray(ICMP4_HEADER_LEN + len(body))
         buf[ICMP4_HEADER_LEN:] = body
         write_icmp4(buf, 0, kind, code, rest, len(body))
-        return self.stack.ip4.output(src, dst, PROTO_ICMP, buf, now)
+        return self.ip4.output(src, dst, PROTO_ICMP, buf, now)
 
     def port_unreachable(self, pkt: Ip4Packet, now: float) -> None:
         self.send_error(pkt, TYPE_DEST_UNREACH, CODE_PORT_UNREACH, 0, now)
 
     def send_error(self, pkt: Ip4Packet, kind: int, code: int, rest: int, now: float) -> None:
         """Answer ``pkt`` with an ICMP error, unless RFC 1122 §3.2.2 forbids it or the rate limit bites."""
-        stats = self.stack.stats
-        ip4 = self.stack.ip4
+        stats = self.svc.stats
+        ip4 = self.ip4
         src = pkt.src
         if pkt.frag_offset:
             stats["icmp4.error_suppressed.fragment"] += 1

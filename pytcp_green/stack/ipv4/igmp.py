@@ -27,7 +27,7 @@ from __future__ import annotations
 import errno
 import functools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pytcp_green.stack.timers import Timer
 from pytcp_green.stack.wire import Malformed
@@ -56,7 +56,7 @@ from pytcp_green.stack.wire.ip4 import PROTO_IGMP
 
 if TYPE_CHECKING:
     from pytcp_green.stack.interface import Interface
-    from pytcp_green.stack.stack import Stack
+    from pytcp_green.stack.services import Services
     from pytcp_green.stack.wire.ip4 import Ip4Packet
 
 UNSPECIFIED = bytes(4)
@@ -91,9 +91,19 @@ class IgmpIf:
     pending: dict[bytes, _Pending] = field(default_factory=dict)  # per-group answers (v3 and v1/v2)
 
 
+class IgmpHost(Protocol):
+    """What IGMP needs from IPv4 (:class:`~pytcp_green.stack.ipv4.ip.Ip4Layer`): the groups input accepts, output."""
+
+    groups: set[bytes]
+
+    def output(self, src: bytes, dst: bytes, proto: int, payload: bytes | bytearray | memoryview, now: float, *,
+               tos: int = 0, ttl: int | None = None, iface: Interface | None = None, options: bytes = b"") -> int: ...
+
+
 class Igmp:
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
+    def __init__(self, svc: Services, ip4: IgmpHost) -> None:
+        self.svc = svc
+        self.ip4 = ip4
         self.ifs: dict[Interface, IgmpIf] = {}
 
     def _state(self, iface: Interface) -> IgmpIf:
@@ -104,7 +114,7 @@ class Igmp:
 
     def version(self, iface: Interface, now: float) -> int:
         """The host compatibility mode on ``iface`` (RFC 3376 §7.2.1)."""
-        forced = self.stack.sysctl.int("net.ipv4.conf.default.force_igmp_version")
+        forced = self.svc.sysctl.int("net.ipv4.conf.default.force_igmp_version")
         if forced in (1, 2, 3):
             return forced
         state = self.ifs.get(iface)
@@ -129,8 +139,8 @@ class Igmp:
         state.groups[group] = count + 1
         if count:
             return
-        self.stack.ip4.groups.add(group)
-        self.stack.stats["igmp.join"] += 1
+        self.ip4.groups.add(group)
+        self.svc.stats["igmp.join"] += 1
         if reportable(group):
             self._state_change(state, group, True, now)
 
@@ -147,8 +157,8 @@ class Igmp:
         if pending is not None:
             pending.timer.cancel()
         if group != ALL_SYSTEMS and not any(group in s.groups for s in self.ifs.values()):
-            self.stack.ip4.groups.discard(group)
-        self.stack.stats["igmp.leave"] += 1
+            self.ip4.groups.discard(group)
+        self.svc.stats["igmp.leave"] += 1
         if reportable(group):
             self._state_change(state, group, False, now)
 
@@ -159,16 +169,16 @@ class Igmp:
             return  # IGMPv1 has no leave message
         if version < 3 and not joining:
             self._send(state.iface, ALL_ROUTERS, igmp_v2(TYPE_V2_LEAVE, group), now)  # leaves are not repeated
-            self.stack.stats["igmp.tx.leave"] += 1
+            self.svc.stats["igmp.tx.leave"] += 1
             return
         self._unsolicited(state, group, joining, version, now)
-        sysctl = self.stack.sysctl
+        sysctl = self.svc.sysctl
         interval = sysctl.float("net.ipv4.conf.default.igmpv3_unsolicited_report_interval" if version == 3 else
                                 "net.ipv4.conf.default.igmpv2_unsolicited_report_interval")
         when = now
         for _ in range(max(sysctl.int("net.ipv4.igmp_qrv") - 1, 0)):
-            when += self.stack.rng.uniform(0.0, interval)
-            self.stack.timers.schedule(when, functools.partial(self._repeat, state, group, joining))
+            when += self.svc.rng.uniform(0.0, interval)
+            self.svc.timers.schedule(when, functools.partial(self._repeat, state, group, joining))
 
     def _repeat(self, state: IgmpIf, group: bytes, joining: bool, now: float) -> None:
         if (group in state.groups) != joining:
@@ -188,22 +198,22 @@ class Igmp:
     # -- output ------------------------------------------------------------------------------------------
     def _send(self, iface: Interface, dst: bytes, message: bytes, now: float) -> None:
         src = iface.ip4[0].ip.packed if iface.ip4 else UNSPECIFIED
-        self.stack.ip4.output(src, dst, PROTO_IGMP, message, now, ttl=1, tos=TOS_INTERNETWORK_CONTROL,
-                              iface=iface, options=ROUTER_ALERT)
+        self.ip4.output(src, dst, PROTO_IGMP, message, now, ttl=1, tos=TOS_INTERNETWORK_CONTROL,
+                        iface=iface, options=ROUTER_ALERT)
 
     def _send_v3(self, iface: Interface, records: list[IgmpRecord], now: float) -> None:
         for i in range(0, len(records), MAX_RECORDS_PER_REPORT):
             self._send(iface, ALL_V3_ROUTERS, igmp_v3_report(records[i : i + MAX_RECORDS_PER_REPORT]), now)
-            self.stack.stats["igmp.tx.v3_report"] += 1
+            self.svc.stats["igmp.tx.v3_report"] += 1
 
     def _send_v12(self, iface: Interface, group: bytes, version: int, now: float) -> None:
         # v1/v2 reports go to the group itself (RFC 1112 appendix I, RFC 2236 §3).
         self._send(iface, group, igmp_v2(TYPE_V1_REPORT if version == 1 else TYPE_V2_REPORT, group), now)
-        self.stack.stats[f"igmp.tx.v{version}_report"] += 1
+        self.svc.stats[f"igmp.tx.v{version}_report"] += 1
 
     # -- input -------------------------------------------------------------------------------------------
     def receive(self, iface: Interface, pkt: Ip4Packet, now: float) -> None:
-        stats = self.stack.stats
+        stats = self.svc.stats
         try:
             msg = IgmpMessage.parse(pkt.payload)
         except Malformed as exc:
@@ -228,10 +238,10 @@ class Igmp:
         pending = state.pending.pop(group, None)
         if pending is not None:
             pending.timer.cancel()
-            self.stack.stats["igmp.report_suppressed"] += 1
+            self.svc.stats["igmp.report_suppressed"] += 1
 
     def _query(self, iface: Interface, dst: bytes, query: IgmpQuery, now: float) -> None:
-        stats = self.stack.stats
+        stats = self.svc.stats
         general = query.group == UNSPECIFIED
         if (general and dst != ALL_SYSTEMS) or (not general and dst != query.group):
             stats["igmp.drop.bad_query_destination"] += 1
@@ -244,7 +254,7 @@ class Igmp:
         if query.version < 3:
             # RFC 3376 §7.2.1: an older querier is present; §8.12 says for how long.
             qqi = QUERY_INTERVAL
-            timeout = self.stack.sysctl.int("net.ipv4.igmp_qrv") * qqi + QUERY_RESPONSE_INTERVAL
+            timeout = self.svc.sysctl.int("net.ipv4.igmp_qrv") * qqi + QUERY_RESPONSE_INTERVAL
             before = self.version(iface, now)
             if query.version == 1:
                 state.v1_until = now + timeout
@@ -253,7 +263,7 @@ class Igmp:
             if before == 3:
                 self._cancel_all(state)  # v3 answers pending are not what the querier can hear now
         max_resp = (query.max_resp or V1_MAX_RESP) if query.version == 1 else query.max_resp
-        delay = self.stack.rng.uniform(0.0, max_resp / 10.0)
+        delay = self.svc.rng.uniform(0.0, max_resp / 10.0)
         version = self.version(iface, now)
         if version < 3:
             groups = [g for g in state.groups if reportable(g)] if general else (
@@ -268,7 +278,7 @@ class Igmp:
         if general:
             if state.general is not None:
                 state.general.cancel()
-            state.general = self.stack.timers.schedule(when, functools.partial(self._answer_general, state))
+            state.general = self.svc.timers.schedule(when, functools.partial(self._answer_general, state))
             return
         if query.group not in state.groups or not reportable(query.group):
             stats["igmp.rx.query_not_member"] += 1
@@ -276,7 +286,7 @@ class Igmp:
         pending = state.pending.get(query.group)
         if pending is None or pending.timer.cancelled:
             # Rule 3: a new per-group answer, with the query's sources (empty: the whole group).
-            timer = self.stack.timers.schedule(when, functools.partial(self._answer_group, state, query.group))
+            timer = self.svc.timers.schedule(when, functools.partial(self._answer_group, state, query.group))
             state.pending[query.group] = _Pending(timer, set(query.sources))
             return
         # Rules 4-5: merge into the pending answer, due at the earlier time; a group-wide query
@@ -287,8 +297,8 @@ class Igmp:
             pending.sources.update(query.sources)
         if when < pending.timer.when:
             pending.timer.cancel()
-            pending.timer = self.stack.timers.schedule(when, functools.partial(self._answer_group, state,
-                                                                               query.group))
+            pending.timer = self.svc.timers.schedule(when, functools.partial(self._answer_group, state,
+                                                                             query.group))
 
     def _arm_v12(self, state: IgmpIf, group: bytes, when: float) -> None:
         """RFC 2236 §3: start the group's timer, or shorten it; never lengthen a running one."""
@@ -297,7 +307,7 @@ class Igmp:
             return
         if pending is not None:
             pending.timer.cancel()
-        timer = self.stack.timers.schedule(when, functools.partial(self._answer_v12, state, group))
+        timer = self.svc.timers.schedule(when, functools.partial(self._answer_v12, state, group))
         state.pending[group] = _Pending(timer)
 
     def _cancel_all(self, state: IgmpIf) -> None:
@@ -316,14 +326,14 @@ class Igmp:
                 self._send_v3(state.iface, [IgmpRecord(MODE_IS_EXCLUDE, group)], now)
             else:
                 self._send_v12(state.iface, group, version, now)
-            self.stack.stats["igmp.tx.query_answer"] += 1
+            self.svc.stats["igmp.tx.query_answer"] += 1
 
     def _answer_general(self, state: IgmpIf, now: float) -> None:
         state.general = None
         records = [IgmpRecord(MODE_IS_EXCLUDE, g) for g in state.groups if reportable(g)]
         if records:
             self._send_v3(state.iface, records, now)
-            self.stack.stats["igmp.tx.query_answer"] += 1
+            self.svc.stats["igmp.tx.query_answer"] += 1
 
     def _answer_group(self, state: IgmpIf, group: bytes, now: float) -> None:
         pending = state.pending.pop(group, None)
@@ -335,4 +345,4 @@ class Igmp:
         else:
             record = IgmpRecord(MODE_IS_EXCLUDE, group)
         self._send_v3(state.iface, [record], now)
-        self.stack.stats["igmp.tx.query_answer"] += 1
+        self.svc.stats["igmp.tx.query_answer"] += 1

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Protocol
 
 from pytcp_green.stack.interface import Interface, LinkKind
 from pytcp_green.stack.ipv4.igmp import Igmp
-from pytcp_green.stack.ipv4.reassembly import Reassembler
+from pytcp_green.stack.ipv4.reassembly import Icmp4Errors, Reassembler
 from pytcp_green.stack.ipv4.route import Route4, RouteTable4
 from pytcp_green.stack.pmtu import PmtuCache
 from pytcp_green.stack.wire import Malformed
@@ -42,7 +42,8 @@ from pytcp_green.stack.wire.ip4 import (
 )
 
 if TYPE_CHECKING:
-    from pytcp_green.stack.stack import Stack
+    from pytcp_green.stack.contracts import DatagramTransport, StreamTransport
+    from pytcp_green.stack.services import Services
 
 LIMITED_BROADCAST = b"\xff\xff\xff\xff"
 MAX_DATAGRAM = 65535
@@ -55,19 +56,44 @@ def multicast_mac(group: bytes) -> bytes:
     return b"\x01\x00\x5e" + bytes((group[1] & 0x7F, group[2], group[3]))
 
 
+class Icmp4Input(Icmp4Errors, Protocol):
+    """ICMPv4 as IPv4 input sees it (:class:`~pytcp_green.stack.ipv4.icmp.Icmp4Layer`)."""
+
+    def receive(self, iface: Interface, pkt: Ip4Packet, now: float, bcast: bool) -> None: ...
+
+    def port_unreachable(self, pkt: Ip4Packet, now: float) -> None: ...
+
+
 class Ip4Layer:
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
+    """IPv4 of one stack.  ``interfaces`` is the stack's table (read, never changed here).
+
+    The protocols above are wired in by :meth:`connect`, once they exist: they need this layer first.
+    """
+
+    icmp: Icmp4Input
+    udp: DatagramTransport
+    tcp: StreamTransport
+
+    def __init__(self, svc: Services, interfaces: Mapping[str, Interface], loopback: Interface) -> None:
+        self.svc = svc
+        self.interfaces = interfaces
+        self.loopback = loopback
         self.routes = RouteTable4()
         self.local: dict[bytes, Interface] = {}  # our unicast addresses
         self.broadcast: dict[bytes, Interface] = {}  # directed broadcasts of our subnets
         self.groups: set[bytes] = {bytes((224, 0, 0, 1))}  # all-hosts is always joined (RFC 1112 §7.2)
-        self._ident = stack.rng.randrange(0x10000)
-        self.reassembler = Reassembler(stack)
+        self._ident = svc.rng.randrange(0x10000)
+        self.reassembler = Reassembler(svc)
         # Called with (interface, address) when a conflict took an address away (the DHCP client listens).
         self.on_address_lost: list[Callable[[Interface, ipaddress.IPv4Interface], None]] = []
-        self.pmtu = PmtuCache(stack, "ip4.pmtu.", "net.ipv4.route.mtu_expires")
-        self.igmp = Igmp(stack)
+        self.pmtu = PmtuCache(svc, "ip4.pmtu.", "net.ipv4.route.mtu_expires")
+        self.igmp = Igmp(svc, self)
+
+    def connect(self, icmp: Icmp4Input, udp: DatagramTransport, tcp: StreamTransport) -> None:
+        """The layers input hands datagrams to (and asks for ICMP errors), by protocol number."""
+        self.icmp = self.reassembler.icmp = icmp
+        self.udp = udp
+        self.tcp = tcp
 
     # -- configuration -------------------------------------------------------------------------------
     def add_address(self, iface: Interface, address: ipaddress.IPv4Interface, now: float | None = None) -> None:
@@ -106,7 +132,7 @@ class Ip4Layer:
                 except ValueError:
                     ok = False
             else:
-                self.stack.stats["ip4.address_conflict"] += 1
+                self.svc.stats["ip4.address_conflict"] += 1
             on_done(ok, when)
 
         arp.probe(address.ip.packed, now, done)
@@ -134,13 +160,13 @@ class Ip4Layer:
         if route is None or route.gateway is not None:
             raise ValueError(f"gateway {gateway} is not on a connected subnet")
         default = ipaddress.IPv4Network("0.0.0.0/0")
-        for iface in self.stack.interfaces.values():
+        for iface in self.interfaces.values():
             self.routes.remove_where(iface, default)
         self.routes.add(Route4(default, route.iface, gateway.packed))
 
     # -- input ---------------------------------------------------------------------------------------
     def receive(self, iface: Interface, buf: memoryview, now: float) -> None:
-        stats = self.stack.stats
+        stats = self.svc.stats
         try:
             pkt = Ip4Packet.parse(buf)
         except Malformed as exc:
@@ -169,18 +195,18 @@ class Ip4Layer:
             if bcast:
                 stats["ip4.drop.tcp_broadcast"] += 1
                 return
-            self.stack.tcp.receive(src, dst, pkt.payload, now)
+            self.tcp.receive(src, dst, pkt.payload, now)
         elif proto == PROTO_UDP:
-            if not self.stack.udp.receive(src, dst, pkt.payload, now, bcast=bcast) and not bcast:
-                self.stack.icmp4.port_unreachable(pkt, now)
+            if not self.udp.receive(src, dst, pkt.payload, now, bcast=bcast) and not bcast:
+                self.icmp.port_unreachable(pkt, now)
         elif proto == PROTO_ICMP:
-            self.stack.icmp4.receive(iface, pkt, now, bcast)
+            self.icmp.receive(iface, pkt, now, bcast)
         elif proto == PROTO_IGMP:
             self.igmp.receive(iface, pkt, now)
         else:
             stats["ip4.drop.unknown_protocol"] += 1
             if not bcast:
-                self.stack.icmp4.send_error(pkt, TYPE_DEST_UNREACH, CODE_PROTO_UNREACH, 0, now)
+                self.icmp.send_error(pkt, TYPE_DEST_UNREACH, CODE_PROTO_UNREACH, 0, now)
 
     def _martian(self, iface: Interface, pkt: Ip4Packet) -> str:
         """Why ``pkt`` must not be processed (RFC 6890 special-purpose addresses, RFC 1122 §3.2.1.3), or ''.
@@ -211,7 +237,7 @@ class Ip4Layer:
             return "reserved_source"  # RFC 6890 §2.2.2 240.0.0.0/4, "Reserved", never a source
         if src in self.broadcast:
             return "broadcast_source"  # one of our subnets' directed broadcasts
-        if (first == 127 or dst[0] == 127) and iface is not self.stack.loopback:
+        if (first == 127 or dst[0] == 127) and iface is not self.loopback:
             return "loopback_off_link"  # RFC 1122 §3.2.1.3 (g): 127/8 never appears on a wire
         return ""
 
@@ -219,12 +245,12 @@ class Ip4Layer:
     def route(self, dst: bytes) -> tuple[Interface, bytes | None] | None:
         """(interface, gateway) toward ``dst``; our own addresses go through loopback."""
         if dst in self.local:
-            return self.stack.loopback, None
+            return self.loopback, None
         route = self.routes.lookup(dst)
         if route is None:
             if dst == LIMITED_BROADCAST or 224 <= dst[0] < 240:
                 # No route for broadcast/multicast: use the first interface with an address.
-                for iface in self.stack.interfaces.values():
+                for iface in self.interfaces.values():
                     if iface.ip4 and iface.kind is LinkKind.ETHERNET:
                         return iface, None
             return None
@@ -262,9 +288,9 @@ class Ip4Layer:
             # RFC 1191 §5: an old router; guess the next plateau below what we sent.  A value not
             # below what was sent is as useless, and is treated the same way (Linux does too).
             mtu = next((p for p in MTU_PLATEAUS if p < quoted_len), 68)
-        mtu = max(mtu, self.stack.sysctl.int("net.ipv4.route.min_pmtu"))
+        mtu = max(mtu, self.svc.sysctl.int("net.ipv4.route.min_pmtu"))
         if mtu >= current:
-            self.stack.stats["ip4.pmtu.ignored"] += 1
+            self.svc.stats["ip4.pmtu.ignored"] += 1
             return None
         self.pmtu.lower(dst, mtu, now)
         return mtu
@@ -291,7 +317,7 @@ class Ip4Layer:
         are only for datagrams that need no fragmenting.  ``mc_loop`` (IP_MULTICAST_LOOP) also
         delivers a datagram for a group this host joined to the host itself (RFC 1112 §6.1).
         """
-        stats = self.stack.stats
+        stats = self.svc.stats
         multicast = 224 <= dst[0] < 240
         found = self.route(dst)
         if iface is not None and (found is None or dst == LIMITED_BROADCAST or multicast):
@@ -309,7 +335,7 @@ class Ip4Layer:
         if options and hlen + size > min(iface.mtu, MAX_DATAGRAM):
             return errno.EMSGSIZE
         if ttl is None:
-            ttl = self.stack.sysctl.int("net.ipv4.ip_default_ttl")
+            ttl = self.svc.sysctl.int("net.ipv4.ip_default_ttl")
         self._ident = ident = (self._ident + 1) & 0xFFFF
         lh = iface.link_header_len
         mtu = self.pmtu.clamp(dst, iface.mtu)
@@ -318,7 +344,7 @@ class Ip4Layer:
             frame[lh + hlen :] = payload
             write_ip4(frame, lh, src=src, dst=dst, proto=proto, total_len=hlen + size,
                       ident=ident, ttl=ttl, tos=tos, df=True, options=options)
-            if mc_loop and multicast and dst in self.groups and iface is not self.stack.loopback:
+            if mc_loop and multicast and dst in self.groups and iface is not self.loopback:
                 self._loop_copy(frame[lh:])
             self._link_output(iface, gateway or dst, frame, now)
             stats["ip4.tx"] += 1
@@ -332,7 +358,7 @@ class Ip4Layer:
             frame[lh + IP4_HEADER_LEN :] = piece
             write_ip4(frame, lh, src=src, dst=dst, proto=proto, total_len=IP4_HEADER_LEN + len(piece),
                       ident=ident, ttl=ttl, tos=tos, mf=offset + chunk < size, frag_offset=offset)
-            if mc_loop and multicast and dst in self.groups and iface is not self.stack.loopback:
+            if mc_loop and multicast and dst in self.groups and iface is not self.loopback:
                 self._loop_copy(frame[lh:])
             self._link_output(iface, gateway or dst, frame, now)
             stats["ip4.tx.fragment"] += 1
@@ -341,10 +367,8 @@ class Ip4Layer:
 
     def _loop_copy(self, packet: bytearray) -> None:
         """A copy of an outgoing multicast for our own members, through the loopback interface."""
-        loopback = getattr(self.stack, "loopback", None)
-        if loopback is not None:
-            loopback.tx.append(bytes(packet))
-            self.stack.stats["ip4.tx.multicast_loop"] += 1
+        self.loopback.tx.append(bytes(packet))
+        self.svc.stats["ip4.tx.multicast_loop"] += 1
 
     def _link_output(self, iface: Interface, nexthop: bytes, frame: bytearray, now: float) -> None:
         if iface.kind is LinkKind.IP:

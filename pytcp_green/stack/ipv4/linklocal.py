@@ -21,13 +21,14 @@ from __future__ import annotations
 import ipaddress
 import random
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pytcp_green.stack.timers import Timer
 
 if TYPE_CHECKING:
     from pytcp_green.stack.interface import Interface
-    from pytcp_green.stack.stack import Stack
+    from pytcp_green.stack.ipv4.ip import Ip4Layer
+    from pytcp_green.stack.services import Services
 
 FIRST = int(ipaddress.IPv4Address("169.254.1.0"))
 COUNT = 254 * 256  # 169.254.1.0 .. 169.254.254.255
@@ -39,12 +40,23 @@ def candidates(mac: bytes) -> random.Random:
     return random.Random(int.from_bytes(mac, "big"))
 
 
+class LinkLocalHost(Protocol):
+    """What link-local configuration needs of the stack (:class:`~pytcp_green.stack.stack.Stack`)."""
+
+    @property
+    def services(self) -> Services: ...
+
+    @property
+    def ip4(self) -> Ip4Layer: ...
+
+
 class LinkLocal:
     """Claims and keeps one 169.254/16 address on ``iface``; ``on_change(address or None)`` reports it."""
 
-    def __init__(self, stack: Stack, iface: Interface,
+    def __init__(self, stack: LinkLocalHost, iface: Interface,
                  on_change: Callable[[ipaddress.IPv4Interface | None], None] | None = None) -> None:
-        self.stack = stack
+        self.svc = stack.services
+        self.ip4 = stack.ip4
         self.iface = iface
         self.on_change = on_change
         self.address: ipaddress.IPv4Interface | None = None  # once claimed
@@ -53,19 +65,19 @@ class LinkLocal:
         self.running = False
         self._rng = candidates(iface.mac or bytes(6))
         self._timer: Timer | None = None
-        stack.ip4.on_address_lost.append(self._lost)
+        self.ip4.on_address_lost.append(self._lost)
 
     def _next_candidate(self) -> ipaddress.IPv4Interface:
         while True:
             ip = ipaddress.IPv4Address(FIRST + self._rng.randrange(COUNT))
-            if ip.packed not in self.stack.ip4.local:
+            if ip.packed not in self.ip4.local:
                 return ipaddress.IPv4Interface(f"{ip}/{PREFIX_LEN}")
 
     def start(self, now: float) -> None:
         if self.running:
             return
         self.running = True
-        self.stack.stats["linklocal.start"] += 1
+        self.svc.stats["linklocal.start"] += 1
         self._try(now)
 
     def _try(self, now: float) -> None:
@@ -73,18 +85,18 @@ class LinkLocal:
         if not self.running:
             return
         self.candidate = candidate = self._next_candidate()
-        self.stack.stats["linklocal.probe"] += 1
-        self.stack.ip4.probe_address(self.iface, candidate, now, lambda ok, when: self._probed(candidate, ok, when))
+        self.svc.stats["linklocal.probe"] += 1
+        self.ip4.probe_address(self.iface, candidate, now, lambda ok, when: self._probed(candidate, ok, when))
 
     def _probed(self, candidate: ipaddress.IPv4Interface, ok: bool, now: float) -> None:
         if not self.running or candidate != self.candidate:
             if ok:  # stopped while probing: the address was just added, take it back
-                self.stack.ip4.remove_address(self.iface, candidate)
+                self.ip4.remove_address(self.iface, candidate)
             return
         self.candidate = None
         if ok:
             self.address = candidate
-            self.stack.stats["linklocal.claimed"] += 1
+            self.svc.stats["linklocal.claimed"] += 1
             if self.on_change is not None:
                 self.on_change(candidate)
             return
@@ -92,12 +104,12 @@ class LinkLocal:
 
     def _conflict(self, now: float) -> None:
         self.conflicts += 1
-        self.stack.stats["linklocal.conflict"] += 1
-        sysctl = self.stack.sysctl
+        self.svc.stats["linklocal.conflict"] += 1
+        sysctl = self.svc.sysctl
         if self.conflicts >= sysctl.int("net.ipv4.linklocal.max_conflicts"):
             # §2.2.1: past MAX_CONFLICTS, at most one new candidate per RATE_LIMIT_INTERVAL.
             when = now + sysctl.float("net.ipv4.linklocal.rate_limit_interval")
-            self._timer = self.stack.timers.schedule(when, self._try)
+            self._timer = self.svc.timers.schedule(when, self._try)
         else:
             self._try(now)
 
@@ -109,7 +121,7 @@ class LinkLocal:
         if self.on_change is not None:
             self.on_change(None)
         if self.running:
-            self._timer = self.stack.timers.schedule(0.0, self._conflict)
+            self._timer = self.svc.timers.schedule(0.0, self._conflict)
 
     def stop(self) -> None:
         """Stop, and remove the address if one was claimed."""
@@ -118,8 +130,8 @@ class LinkLocal:
             self._timer.cancel()
             self._timer = None
         if self.address is not None and self.address in self.iface.ip4:
-            self.stack.ip4.remove_address(self.iface, self.address)
-            self.stack.stats["linklocal.removed"] += 1
+            self.ip4.remove_address(self.iface, self.address)
+            self.svc.stats["linklocal.removed"] += 1
         self.address = None
-        if self._lost in self.stack.ip4.on_address_lost:
-            self.stack.ip4.on_address_lost.remove(self._lost)
+        if self._lost in self.ip4.on_address_lost:
+            self.ip4.on_address_lost.remove(self._lost)

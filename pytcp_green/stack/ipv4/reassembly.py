@@ -23,7 +23,7 @@ Fragments may arrive in any order; the bookkeeping, memory caps and timeout are
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pytcp_green.stack.reassembly import Reassembly
 from pytcp_green.stack.wire import Malformed
@@ -32,22 +32,30 @@ from pytcp_green.stack.wire.ip4 import Ip4Packet, write_ip4
 
 if TYPE_CHECKING:
     from pytcp_green.stack.reassembly import Fragments
-    from pytcp_green.stack.stack import Stack
+    from pytcp_green.stack.services import Services
 
 MAX_DATAGRAM = 65535
 
 Key = tuple[bytes, bytes, int, int]
 
 
+class Icmp4Errors(Protocol):
+    """The ICMPv4 error generator (:class:`~pytcp_green.stack.ipv4.icmp.Icmp4Layer`), RFC 1122 §3.2.2 rules inside."""
+
+    def send_error(self, pkt: Ip4Packet, kind: int, code: int, rest: int, now: float) -> None: ...
+
+
 class Reassembler(Reassembly[Key]):
     """Reassembly queues of one host; :meth:`add` returns the whole datagram once the last piece is in."""
 
-    def __init__(self, stack: Stack) -> None:
-        super().__init__(stack, "ip4.reasm.", "net.ipv4.ipfrag_")
+    icmp: Icmp4Errors  # sends the Time Exceeded; wired by Ip4Layer.connect
+
+    def __init__(self, svc: Services) -> None:
+        super().__init__(svc, "ip4.reasm.", "net.ipv4.ipfrag_")
 
     def add(self, pkt: Ip4Packet, now: float) -> Ip4Packet | None:
         """Take one fragment; the reassembled datagram when it completes one, else None."""
-        stats = self.stack.stats
+        stats = self.svc.stats
         stats["ip4.reasm.fragments"] += 1
         start = pkt.frag_offset
         data = pkt.payload
@@ -86,9 +94,9 @@ class Reassembler(Reassembly[Key]):
         try:
             whole = Ip4Packet.parse(memoryview(buf))
         except Malformed as exc:  # cannot happen with a header we just wrote; never raise on receive
-            self.stack.stats["ip4.reasm.drop." + exc.reason] += 1
+            self.svc.stats["ip4.reasm.drop." + exc.reason] += 1
             return None
-        self.stack.stats["ip4.reasm.ok"] += 1
+        self.svc.stats["ip4.reasm.ok"] += 1
         return whole
 
     def time_exceeded(self, first: bytes, now: float) -> None:
@@ -97,4 +105,4 @@ class Reassembler(Reassembly[Key]):
             pkt = Ip4Packet.parse(memoryview(first))
         except Malformed:
             return
-        self.stack.icmp4.send_error(pkt, TYPE_TIME_EXCEEDED, CODE_REASSEMBLY_EXCEEDED, 0, now)
+        self.icmp.send_error(pkt, TYPE_TIME_EXCEEDED, CODE_REASSEMBLY_EXCEEDED, 0, now)

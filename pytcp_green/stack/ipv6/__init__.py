@@ -1,7 +1,9 @@
 """IPv6 and the protocols a host runs with it, one module per protocol:
 
-* :mod:`.ip` — the IPv6 layer: addresses with their DAD state, extension headers, input,
-  output, fragmentation (RFC 8200), path MTU (RFC 8201), source selection (RFC 6724 §5);
+* :mod:`.ip` — the IPv6 layer: addresses, extension headers, input, output, fragmentation
+  (RFC 8200), path MTU (RFC 8201), source selection (RFC 6724 §5);
+* :mod:`.addr` — the per-interface state all of them share: addresses with their DAD state
+  (RFC 4862, RFC 4429), groups, routers, prefixes;
 * :mod:`.reassembly` — fragment reassembly (RFC 8200 §4.5, RFC 5722, RFC 6946);
 * :mod:`.icmp` — ICMPv6 (RFC 4443): echo, errors and their rate limit, ND/MLD dispatch;
 * :mod:`.nd` — Neighbor Discovery: neighbour cache, NS/NA, redirects (RFC 4861 §7-8);

@@ -45,16 +45,20 @@ import functools
 import hashlib
 import ipaddress
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pytcp_green.stack.interface import LinkKind
-from pytcp_green.stack.ipv6.ip import INFINITE, Addr6, AddrState, If6
+from pytcp_green.stack.ipv6.addr import Addr6, AddrState, If6, LinkSender
 from pytcp_green.stack.wire.icmp6 import OPT_SLLA, TYPE_ROUTER_SOLICIT, RouterAdvert, nd_opt_lla
 from pytcp_green.stack.wire.ip6 import ALL_ROUTERS, IP6_MIN_MTU, UNSPECIFIED, is_link_local6, solicited_node
 
 if TYPE_CHECKING:
-    from pytcp_green.stack.stack import Stack
+    from pytcp_green.stack.interface import Interface
+    from pytcp_green.stack.ipv6.mld import Mld
+    from pytcp_green.stack.services import Services
     from pytcp_green.stack.timers import Timer
+
+INFINITE = 0xFFFFFFFF  # an RA lifetime that never runs out (RFC 4861 §4.6.2)
 
 log = logging.getLogger(__name__)
 
@@ -100,23 +104,48 @@ def stable_iid(prefix: bytes, ifname: str, dad_counter: int, secret: bytes) -> b
     return digest[:8]
 
 
+class AddrconfHost(LinkSender, Protocol):
+    """What SLAAC and DAD need from the IPv6 layer (:class:`~pytcp_green.stack.ipv6.ip.Ip6Layer`),
+    which calls them back when it adds an address or starts an interface."""
+
+    local: dict[bytes, Addr6]
+
+    def add_address(self, iface: Interface, address: ipaddress.IPv6Interface, *, origin: str = "static",
+                    now: float = 0.0, dad: bool | None = None, optimistic: bool | None = None) -> Addr6: ...
+
+    def remove_address(self, addr: Addr6, now: float) -> None: ...
+
+    def dad_ended(self, addr: Addr6, now: float) -> None: ...
+
+    def add_onlink(self, if6: If6, net: ipaddress.IPv6Network, timer: Timer | None) -> None: ...
+
+    def remove_onlink(self, if6: If6, net: ipaddress.IPv6Network) -> None: ...
+
+    def router_gone(self, if6: If6, router: bytes) -> None: ...
+
+
 class Addrconf:
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
+    """SLAAC, DAD and router discovery of every interface; addresses are made through ``ip6``,
+    solicited-node groups joined through ``mld``."""
+
+    def __init__(self, svc: Services, ip6: AddrconfHost, mld: Mld) -> None:
+        self.svc = svc
+        self.ip6 = ip6
+        self.mld = mld
         self._secret: bytes | None = None
         self.temporary: dict[Addr6, _Temporary] = {}  # RFC 8981 addresses alive (DAD running or done)
 
     def _conf(self, name: str) -> float:
-        return self.stack.sysctl.float(f"net.ipv6.conf.default.{name}")
+        return self.svc.sysctl.float(f"net.ipv6.conf.default.{name}")
 
     # -- identifiers ----------------------------------------------------------------------------------
     def _secret_key(self) -> bytes:
         if self._secret is None:
-            given = str(self.stack.sysctl["net.ipv6.conf.default.stable_secret"])
+            given = str(self.svc.sysctl["net.ipv6.conf.default.stable_secret"])
             if given:
                 self._secret = ipaddress.IPv6Address(given).packed  # Linux takes it as an IPv6 literal
             else:
-                self._secret = self.stack.rng.randbytes(16)
+                self._secret = self.svc.rng.randbytes(16)
         return self._secret
 
     def iid(self, if6: If6, prefix: bytes, dad_counter: int = 0) -> bytes:
@@ -131,7 +160,7 @@ class Addrconf:
         """Link-local address (RFC 4862 §5.3) with DAD; router solicitation follows once it is usable."""
         prefix = bytes.fromhex("fe80000000000000")
         ip = prefix + self.iid(if6, prefix)
-        self.stack.ip6.add_address(if6.iface, ipaddress.IPv6Interface((ip, 64)), origin="link", now=now)
+        self.ip6.add_address(if6.iface, ipaddress.IPv6Interface((ip, 64)), origin="link", now=now)
         if not any(a.origin == "link" and a.tentative for a in if6.addrs):
             # No DAD on this interface, or an optimistic link-local (RFC 4429 §2.4): solicit at once.
             self._link_local_ready(if6, now)
@@ -145,40 +174,40 @@ class Addrconf:
         # first probe after the link came up by a random time so that hosts rebooting together do
         # not collide.  An optimistic address is in use already: no delay (RFC 4429 §3), so that
         # the window in which it could be someone else's stays short.
-        self.stack.ip6.mld.join(if6, solicited_node(addr.ip), now)
-        delay = 0.0 if optimistic else self.stack.rng.uniform(0.0, self._conf("router_solicitation_delay"))
+        self.mld.join(if6, solicited_node(addr.ip), now)
+        delay = 0.0 if optimistic else self.svc.rng.uniform(0.0, self._conf("router_solicitation_delay"))
         if addr.dad_left == 0:
-            self.stack.timers.schedule(now, functools.partial(self._dad_done, addr))
+            self.svc.timers.schedule(now, functools.partial(self._dad_done, addr))
             return
-        addr.valid_timer = self.stack.timers.schedule(now + delay, functools.partial(self._dad_probe, addr))
+        addr.valid_timer = self.svc.timers.schedule(now + delay, functools.partial(self._dad_probe, addr))
 
     def _dad_probe(self, addr: Addr6, now: float) -> None:
-        if not addr.dad_pending or self.stack.ip6.local.get(addr.ip) is not addr:
+        if not addr.dad_pending or self.ip6.local.get(addr.ip) is not addr:
             return
         if addr.dad_left <= 0:
             self._dad_done(addr, now)
             return
         addr.dad_left -= 1
-        self.stack.ip6.send_ns(addr.if6, addr.ip, None, now, dad=True)
-        retrans = addr.if6.nd._knob("retrans_time") if addr.if6.nd is not None else 1.0
-        addr.valid_timer = self.stack.timers.schedule(now + retrans, functools.partial(self._dad_probe, addr))
+        self.ip6.send_ns(addr.if6, addr.ip, None, now, dad=True)
+        retrans = addr.if6.nd.knob("retrans_time") if addr.if6.nd is not None else 1.0
+        addr.valid_timer = self.svc.timers.schedule(now + retrans, functools.partial(self._dad_probe, addr))
 
     def _dad_done(self, addr: Addr6, now: float) -> None:
-        if not addr.dad_pending or self.stack.ip6.local.get(addr.ip) is not addr:
+        if not addr.dad_pending or self.ip6.local.get(addr.ip) is not addr:
             return
         addr.valid_timer = None
         addr.state = AddrState.PREFERRED
-        self.stack.stats["ip6.dad.ok"] += 1
+        self.svc.stats["ip6.dad.ok"] += 1
         log.info("%s: %s is ours (DAD done)", addr.if6.iface.name, addr.interface)
         self._apply_lifetimes(addr, now)
         if addr.origin == "link":
             self._link_local_ready(addr.if6, now)
-        self.stack.ip6.dad_ended(addr, now)
+        self.ip6.dad_ended(addr, now)
 
     def dad_conflict(self, addr: Addr6, how: str, now: float) -> None:
         """RFC 4862 §5.4.5: the tentative address belongs to someone else; never use it.  An optimistic
         one is withdrawn the same way (RFC 4429 §3), though it may have been in use already."""
-        stats = self.stack.stats
+        stats = self.svc.stats
         stats["ip6.dad.duplicate"] += 1
         stats["ip6.dad.duplicate_" + how] += 1
         if addr.optimistic:
@@ -187,7 +216,7 @@ class Addrconf:
                     how)
         if addr.valid_timer is not None:
             addr.valid_timer.cancel()
-        ip6 = self.stack.ip6
+        ip6 = self.ip6
         ip6.remove_address(addr, now)
         addr.state = AddrState.DUPLICATE
         if6 = addr.if6
@@ -214,9 +243,9 @@ class Addrconf:
             return
         if6.link_local_done = True
         if if6.slaac and if6.iface.kind is LinkKind.ETHERNET:
-            delay = self.stack.rng.uniform(0.0, self._conf("router_solicitation_delay"))
+            delay = self.svc.rng.uniform(0.0, self._conf("router_solicitation_delay"))
             if6.rs_interval = 0.0
-            if6.rs_timer = self.stack.timers.schedule(now + delay, functools.partial(self._solicit, if6))
+            if6.rs_timer = self.svc.timers.schedule(now + delay, functools.partial(self._solicit, if6))
 
     def _solicit(self, if6: If6, now: float) -> None:
         if6.rs_timer = None
@@ -229,23 +258,23 @@ class Addrconf:
         src = if6.link_local or UNSPECIFIED
         # §4.1: the source link-layer option only when the source is not the unspecified address.
         body = b"" if src == UNSPECIFIED else nd_opt_lla(OPT_SLLA, if6.iface.mac)
-        self.stack.ip6.send_icmp(if6, src, ALL_ROUTERS, TYPE_ROUTER_SOLICIT, 0, 0, body, now)
-        self.stack.stats["nd.tx.rs"] += 1
+        self.ip6.send_icmp(if6, src, ALL_ROUTERS, TYPE_ROUTER_SOLICIT, 0, 0, body, now)
+        self.svc.stats["nd.tx.rs"] += 1
         if6.rs_sent += 1
         # RFC 7559 §2: exponential backoff with ±10% randomisation, capped.
         irt = self._conf("router_solicitation_interval")
         mrt = self._conf("router_solicitation_max_interval")
-        rand = self.stack.rng.uniform(-0.1, 0.1)
+        rand = self.svc.rng.uniform(-0.1, 0.1)
         prev = if6.rs_interval
         rt = irt + rand * irt if prev == 0.0 else 2 * prev + rand * prev
         if rt > mrt:
             rt = mrt + rand * mrt
         if6.rs_interval = rt
-        if6.rs_timer = self.stack.timers.schedule(now + rt, functools.partial(self._solicit, if6))
+        if6.rs_timer = self.svc.timers.schedule(now + rt, functools.partial(self._solicit, if6))
 
     # -- router advertisements (RFC 4861 §6.1.2, §6.3.4) -------------------------------------------------
     def receive_ra(self, if6: If6, src: bytes, hop_limit: int, ra: RouterAdvert, now: float) -> None:
-        stats = self.stack.stats
+        stats = self.svc.stats
         if not is_link_local6(src) or hop_limit != 255:
             stats["nd.drop.invalid_ra"] += 1  # §6.1.2: only from a link-local source, never forwarded
             return
@@ -253,7 +282,7 @@ class Addrconf:
             stats["nd.rx.ra_ignored"] += 1
             return
         stats["nd.rx.ra"] += 1
-        ip6 = self.stack.ip6
+        ip6 = self.ip6
         if6.ra_seen = True
         if if6.rs_timer is not None:
             if6.rs_timer.cancel()
@@ -277,8 +306,8 @@ class Addrconf:
         if old is not None:
             old.cancel()
         if ra.router_lifetime:
-            if6.routers[src] = self.stack.timers.schedule(now + ra.router_lifetime,
-                                                          functools.partial(self._router_expired, if6, src))
+            if6.routers[src] = self.svc.timers.schedule(now + ra.router_lifetime,
+                                                        functools.partial(self._router_expired, if6, src))
         else:
             ip6.router_gone(if6, src)
         for info in opts.prefixes:
@@ -290,23 +319,23 @@ class Addrconf:
                 if info.valid == 0:
                     ip6.remove_onlink(if6, net)
                 else:
-                    timer = None if info.valid == INFINITE else self.stack.timers.schedule(
+                    timer = None if info.valid == INFINITE else self.svc.timers.schedule(
                         now + info.valid, functools.partial(self._onlink_expired, if6, net))
-                    ip6._add_onlink(if6, net, timer)
+                    ip6.add_onlink(if6, net, timer)
             if info.autonomous:
                 self._slaac(if6, net, info.valid, info.preferred, now)
 
     def _router_expired(self, if6: If6, router: bytes, now: float) -> None:
         if6.routers.pop(router, None)
-        self.stack.ip6.router_gone(if6, router)
-        self.stack.stats["nd.router_expired"] += 1
+        self.ip6.router_gone(if6, router)
+        self.svc.stats["nd.router_expired"] += 1
 
     def _onlink_expired(self, if6: If6, net: ipaddress.IPv6Network, now: float) -> None:
         if6.onlink.pop(net, None)
 
     def _slaac(self, if6: If6, net: ipaddress.IPv6Network, valid: int, preferred: int, now: float) -> None:
         """RFC 4862 §5.5.3: form or refresh the address for an autonomous prefix."""
-        stats = self.stack.stats
+        stats = self.svc.stats
         if preferred > valid:
             stats["nd.rx.ra_prefix_bad_lifetimes"] += 1  # §5.5.3 c
             return
@@ -327,9 +356,9 @@ class Addrconf:
                 self._conf("addr_gen_mode")) not in (2, 3):
             return  # DAD already failed for the EUI-64 address on this prefix
         ip = prefix[:8] + self.iid(if6, prefix)
-        if ip in self.stack.ip6.local:
+        if ip in self.ip6.local:
             return  # configured statically already
-        addr = self.stack.ip6.add_address(if6.iface, ipaddress.IPv6Interface((ip, 64)), origin="slaac", now=now)
+        addr = self.ip6.add_address(if6.iface, ipaddress.IPv6Interface((ip, 64)), origin="slaac", now=now)
         addr.valid_until = None if valid == INFINITE else now + valid
         addr.preferred_until = None if preferred == INFINITE else now + preferred
         stats["ip6.slaac.address"] += 1
@@ -351,7 +380,7 @@ class Addrconf:
 
     def _apply_lifetimes(self, addr: Addr6, now: float) -> None:
         """(Re)arm the preferred and valid lifetime timers of a non-tentative address."""
-        timers = self.stack.timers
+        timers = self.svc.timers
         for timer in (addr.preferred_timer, addr.valid_timer):
             if timer is not None:
                 timer.cancel()
@@ -368,17 +397,17 @@ class Addrconf:
     def _deprecate(self, addr: Addr6, now: float) -> None:
         if addr.state is AddrState.PREFERRED:
             addr.state = AddrState.DEPRECATED
-            self.stack.stats["ip6.slaac.deprecated"] += 1
+            self.svc.stats["ip6.slaac.deprecated"] += 1
 
     def _invalidate(self, addr: Addr6, now: float) -> None:
-        self.stack.ip6.remove_address(addr, now)
-        self.stack.stats["ip6.slaac.expired"] += 1
+        self.ip6.remove_address(addr, now)
+        self.svc.stats["ip6.slaac.expired"] += 1
         self._forget_temporary(addr)
 
     # -- temporary addresses (RFC 8981) --------------------------------------------------------------------
     def _regen_advance(self, if6: If6) -> float:
         """§3.8 REGEN_ADVANCE = 2 + TEMP_IDGEN_RETRIES * DupAddrDetectTransmits * RetransTimer."""
-        retrans = if6.nd._knob("retrans_time") if if6.nd is not None else 1.0
+        retrans = if6.nd.knob("retrans_time") if if6.nd is not None else 1.0
         return 2.0 + self._conf("regen_max_retry") * max(self._conf("dad_transmits"), 0.0) * retrans
 
     def _temporaries(self, if6: If6, prefix: bytes, public: Addr6, valid: int, preferred: int,
@@ -416,14 +445,14 @@ class Addrconf:
         if temp.regenerated or addr.preferred_until is None:
             return
         when = addr.preferred_until - self._regen_advance(addr.if6)
-        temp.regen_timer = self.stack.timers.schedule(when, functools.partial(self._regenerate, addr))
+        temp.regen_timer = self.svc.timers.schedule(when, functools.partial(self._regenerate, addr))
 
     def _make_temporary(self, if6: If6, prefix: bytes, public: Addr6, now: float, *, attempt: int = 0,
                         created: float | None = None, desync: float | None = None) -> Addr6 | None:
         """§3.3.1 random identifier, §3.4 lifetimes and DAD; None when the preferred lifetime it would
         get does not exceed REGEN_ADVANCE (it would have to be replaced at once)."""
-        stats = self.stack.stats
-        rng = self.stack.rng
+        stats = self.svc.stats
+        rng = self.svc.rng
         temp_preferred = self._conf("temp_prefered_lft")
         regen_advance = self._regen_advance(if6)
         if desync is None:
@@ -437,9 +466,9 @@ class Addrconf:
         while True:
             iid = rng.getrandbits(64)
             ip = prefix[:8] + iid.to_bytes(8, "big")
-            if not reserved_iid(iid) and ip not in self.stack.ip6.local:
+            if not reserved_iid(iid) and ip not in self.ip6.local:
                 break
-        addr = self.stack.ip6.add_address(if6.iface, ipaddress.IPv6Interface((ip, 64)), origin="temporary", now=now)
+        addr = self.ip6.add_address(if6.iface, ipaddress.IPv6Interface((ip, 64)), origin="temporary", now=now)
         addr.dad_counter = attempt
         self.temporary[addr] = temp
         self._temporary_lifetimes(addr, temp, public, now)
@@ -467,7 +496,7 @@ class Addrconf:
         if public is None or public.state is not AddrState.PREFERRED:
             return
         temp.regenerated = True
-        self.stack.stats["ip6.temporary.regenerated"] += 1
+        self.svc.stats["ip6.temporary.regenerated"] += 1
         self._make_temporary(addr.if6, addr.ip, public, now)
 
     def _temporary_duplicate(self, addr: Addr6, now: float) -> None:
@@ -478,12 +507,12 @@ class Addrconf:
         if temp.regen_timer is not None:
             temp.regen_timer.cancel()
         if addr.dad_counter >= int(self._conf("regen_max_retry")):
-            self.stack.stats["ip6.temporary.gave_up"] += 1
+            self.svc.stats["ip6.temporary.gave_up"] += 1
             return
         public = self._public_for(addr.if6, addr.ip)
         if public is None:
             return
-        self.stack.stats["ip6.temporary.retry"] += 1
+        self.svc.stats["ip6.temporary.retry"] += 1
         self._make_temporary(addr.if6, addr.ip, public, now, attempt=addr.dad_counter + 1, created=temp.created,
                              desync=temp.desync)
 

@@ -24,12 +24,27 @@ from __future__ import annotations
 import functools
 import ipaddress
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from pytcp_green.stack.ipv6.addr import AddrState
 from pytcp_green.stack.wire.ip6 import LOOPBACK6, V4MAPPED_PREFIX, is_link_local6
 
 if TYPE_CHECKING:
-    from pytcp_green.stack.stack import Stack
+    from pytcp_green.stack.ipv4.ip import Ip4Layer
+    from pytcp_green.stack.ipv6.ip import Ip6Layer
+
+
+class Sources(Protocol):
+    """What ordering asks of the stack (:class:`~pytcp_green.stack.stack.Stack`): its source selection
+    for ``Source(D)`` and the addresses of both families."""
+
+    @property
+    def ip4(self) -> Ip4Layer: ...
+
+    @property
+    def ip6(self) -> Ip6Layer: ...
+
+    def select_source(self, dst: bytes) -> bytes | None: ...
 
 SCOPE_LINK = 2
 SCOPE_SITE = 5
@@ -86,7 +101,7 @@ class _Candidate:
     __slots__ = ("dst", "matching_prefix", "precedence", "same_label", "scope", "source", "source_deprecated",
                  "source_scope", "v4")
 
-    def __init__(self, stack: Stack, dst: bytes) -> None:
+    def __init__(self, stack: Sources, dst: bytes) -> None:
         self.dst = dst
         self.v4 = dst[:12] == V4MAPPED_PREFIX
         self.scope = scope(dst)
@@ -105,10 +120,8 @@ class _Candidate:
         self.matching_prefix = min(_common_prefix_len(dst, src), prefixlen)
 
 
-def _source_facts(stack: Stack, src: bytes) -> tuple[bool, int]:
+def _source_facts(stack: Sources, src: bytes) -> tuple[bool, int]:
     """(deprecated, prefix length) of one of our addresses, 16 octets (IPv4 as v4-mapped)."""
-    from pytcp_green.stack.ipv6.ip import AddrState
-
     if src[:12] == V4MAPPED_PREFIX:
         iface = stack.ip4.local.get(src[12:])
         for ifaddr in iface.ip4 if iface is not None else ():
@@ -144,7 +157,7 @@ def _compare(a: _Candidate, b: _Candidate) -> int:
     return 0  # rule 10
 
 
-def order_destinations(stack: Stack, destinations: Sequence[bytes]) -> list[int]:
+def order_destinations(stack: Sources, destinations: Sequence[bytes]) -> list[int]:
     """Indexes of ``destinations`` (16 octets each, IPv4 as v4-mapped) in RFC 6724 §6 order."""
     candidates = [_Candidate(stack, dst) for dst in destinations]
     # A comparison, not a key: rule 9 applies only between destinations of the same family.

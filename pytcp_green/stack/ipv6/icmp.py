@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
+from pytcp_green.stack.contracts import ErrorDelivery
 from pytcp_green.stack.icmp_ratelimit import IcmpRateLimit
 from pytcp_green.stack.wire import Malformed
 from pytcp_green.stack.wire.icmp6 import (
@@ -59,8 +60,9 @@ from pytcp_green.stack.wire.ip6 import (
 )
 
 if TYPE_CHECKING:
-    from pytcp_green.stack.ipv6.ip import If6
-    from pytcp_green.stack.stack import Stack
+    from pytcp_green.stack.ipv6.addr import If6
+    from pytcp_green.stack.ipv6.ip import Ip6Layer
+    from pytcp_green.stack.services import Services
 
 MAX_QUOTE = IP6_MIN_MTU - IP6_HEADER_LEN - ICMP6_HEADER_LEN
 
@@ -76,14 +78,17 @@ UNREACH_ERRNO = {
 }
 
 
-class Icmp6Layer:
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
-        self.ratelimit = IcmpRateLimit(stack)  # paces the errors sent
+class Icmp6Layer(ErrorDelivery):
+    """ICMPv6 over ``ip6``; the transports errors are delivered to are wired in by :meth:`connect`."""
+
+    def __init__(self, svc: Services, ip6: Ip6Layer) -> None:
+        self.svc = svc
+        self.ip6 = ip6
+        self.ratelimit = IcmpRateLimit(svc.sysctl)  # paces the errors sent
 
     # -- input ---------------------------------------------------------------------------------------
     def receive(self, if6: If6, pkt: Ip6Packet, payload: memoryview, now: float) -> None:
-        stats = self.stack.stats
+        stats = self.svc.stats
         src, dst = pkt.src, pkt.dst
         try:
             msg = Icmp6Message.parse(payload, src, dst)
@@ -103,19 +108,19 @@ class Icmp6Layer:
                           TYPE_ROUTER_SOLICIT):
                 self._nd(if6, pkt, msg, now)
             elif kind == TYPE_MLD_QUERY:
-                self.stack.ip6.mld.receive_query(if6, pkt, MldQuery.parse(msg), now)
+                self.ip6.mld.receive_query(if6, pkt, MldQuery.parse(msg), now)
             elif kind in (TYPE_MLD_V1_REPORT, TYPE_MLD_V1_DONE, TYPE_MLD_V2_REPORT):
                 stats["icmp6.rx.mld_report"] += 1  # RFC 3810 §6: a host ignores other hosts' MLDv2 reports
                 if kind == TYPE_MLD_V1_REPORT and len(msg.body) >= 16:
                     # but an MLDv1 Report can suppress ours (RFC 2710 §4)
-                    self.stack.ip6.mld.receive_v1_report(if6, bytes(msg.body[:16]))
+                    self.ip6.mld.receive_v1_report(if6, bytes(msg.body[:16]))
             else:
                 stats["icmp6.rx.other"] += 1  # RFC 4443 §2.4 b: unknown informational, discarded
         except Malformed as exc:
             stats["icmp6.drop." + exc.reason] += 1
 
     def _nd(self, if6: If6, pkt: Ip6Packet, msg: Icmp6Message, now: float) -> None:
-        stats = self.stack.stats
+        stats = self.svc.stats
         if msg.code != 0:
             stats["nd.drop.bad_code"] += 1  # RFC 4861 §6.1, §7.1: code must be 0
             return
@@ -129,7 +134,7 @@ class Icmp6Layer:
         elif kind == TYPE_NEIGHBOR_ADVERT:
             nd.receive_na(pkt.dst, pkt.hop_limit, NeighborAdvert.parse(msg), now)
         elif kind == TYPE_ROUTER_ADVERT:
-            self.stack.ip6.addrconf.receive_ra(if6, pkt.src, pkt.hop_limit, RouterAdvert.parse(msg), now)
+            self.ip6.addrconf.receive_ra(if6, pkt.src, pkt.hop_limit, RouterAdvert.parse(msg), now)
         elif kind == TYPE_REDIRECT:
             self._redirect(if6, pkt, Redirect.parse(msg), now)
         else:
@@ -137,8 +142,8 @@ class Icmp6Layer:
 
     def _redirect(self, if6: If6, pkt: Ip6Packet, rd: Redirect, now: float) -> None:
         """RFC 4861 §8.1 validation, §8.3 processing: a better first hop for one destination."""
-        stats = self.stack.stats
-        ip6 = self.stack.ip6
+        stats = self.svc.stats
+        ip6 = self.ip6
         found = ip6.route(rd.dest)
         current = found[1] if found is not None else None
         if (not is_link_local6(pkt.src) or pkt.hop_limit != 255 or rd.dest[0] == 0xFF
@@ -148,7 +153,7 @@ class Icmp6Layer:
         stats["nd.rx.redirect"] += 1
         assert if6.nd is not None
         if rd.options.tlla is not None:
-            if6.nd._learn(rd.target, rd.options.tlla, False, now)
+            if6.nd.learn(rd.target, rd.options.tlla, False, now)
         if rd.target == rd.dest:
             ip6.redirects[rd.dest] = (if6, rd.dest)  # the destination is on-link
         else:
@@ -156,24 +161,24 @@ class Icmp6Layer:
             if6.nd.routers.add(rd.target)
 
     def _echo(self, pkt: Ip6Packet, msg: Icmp6Message, now: float) -> None:
-        stats = self.stack.stats
+        stats = self.svc.stats
         stats["icmp6.rx.echo_request"] += 1
-        sysctl = self.stack.sysctl
+        sysctl = self.svc.sysctl
         mcast = pkt.dst[0] == 0xFF
         if sysctl.int("net.ipv6.icmp.echo_ignore_all") or (mcast and sysctl.int("net.ipv6.icmp.echo_ignore_multicast")):
             stats["icmp6.drop.echo_ignored"] += 1
             return
         # RFC 4443 §4.2: reply from the address the request went to; for a group, one of ours.
-        src = self.stack.ip6.select_source(pkt.src) if mcast else pkt.dst
+        src = self.ip6.select_source(pkt.src) if mcast else pkt.dst
         if src is None:
             return
         reply = build_icmp6(TYPE_ECHO_REPLY, 0, msg.rest, msg.body, src, pkt.src)
-        if self.stack.ip6.output(src, pkt.src, NH_ICMP6, reply, now) == 0:
+        if self.ip6.output(src, pkt.src, NH_ICMP6, reply, now) == 0:
             stats["icmp6.tx.echo_reply"] += 1
 
     def _deliver_error(self, msg: Icmp6Message, now: float) -> None:
         """Hand an error to the transport that sent the quoted packet (RFC 4443 §2.4 d, §3)."""
-        stats = self.stack.stats
+        stats = self.svc.stats
         quoted = msg.body
         if len(quoted) < IP6_HEADER_LEN or quoted[0] >> 4 != 6:
             stats["icmp6.drop.short_quote"] += 1
@@ -187,7 +192,7 @@ class Icmp6Layer:
         if off + 4 > len(quoted):
             stats["icmp6.drop.short_quote"] += 1
             return
-        if not self.stack.ip6.usable(src):
+        if not self.ip6.usable(src):
             stats["icmp6.drop.error_not_ours"] += 1  # RFC 5927 §4.1: a quote of something we never sent
             return
         mtu: int | None = None
@@ -196,8 +201,8 @@ class Icmp6Layer:
             err = UNREACH_ERRNO.get(msg.code, errno.EHOSTUNREACH)
         elif kind == TYPE_PACKET_TOO_BIG:
             err = errno.EMSGSIZE
-            learned = self.stack.ip6.packet_too_big(dst, msg.mtu, now)
-            mtu = learned or self.stack.ip6.path_mtu(dst)
+            learned = self.ip6.packet_too_big(dst, msg.mtu, now)
+            mtu = learned or self.ip6.path_mtu(dst)
         elif kind == TYPE_PARAM_PROBLEM:
             err = errno.ECONNREFUSED if msg.code == CODE_UNKNOWN_NEXT_HEADER else errno.EPROTO
         elif kind == TYPE_TIME_EXCEEDED:
@@ -208,15 +213,15 @@ class Icmp6Layer:
         transport = quoted[off:]
         if upper == NH_UDP:
             if kind != TYPE_PACKET_TOO_BIG:  # UDP has nothing to do with a smaller PMTU but fragment
-                self.stack.udp.icmp_error(src, dst, transport, err, now)
+                self.udp.icmp_error(src, dst, transport, err, now)
         elif upper == NH_TCP:
-            self.stack.tcp.icmp_error(src, dst, transport, err, mtu, now)
+            self.tcp.icmp_error(src, dst, transport, err, mtu, now)
 
     # -- output --------------------------------------------------------------------------------------
     def send_error(self, pkt: Ip6Packet, kind: int, code: int, rest: int, now: float, *,
                    allow_multicast: bool = False) -> None:
         """Answer ``pkt`` with an ICMPv6 error unless RFC 4443 §2.4 (e) forbids it or the rate limit bites."""
-        stats = self.stack.stats
+        stats = self.svc.stats
         src, dst = pkt.src, pkt.dst
         if dst[0] == 0xFF and not (allow_multicast or kind == TYPE_PACKET_TOO_BIG):
             stats["icmp6.error_suppressed.multicast"] += 1
@@ -234,7 +239,7 @@ class Icmp6Layer:
         if not self.ratelimit.take(now):
             stats["icmp6.error_suppressed.ratelimit"] += 1
             return
-        ip6 = self.stack.ip6
+        ip6 = self.ip6
         source = dst if ip6.usable(dst) else ip6.select_source(src)
         if source is None:
             return

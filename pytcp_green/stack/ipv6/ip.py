@@ -1,10 +1,11 @@
 """The IPv6 layer of a host (RFC 8200, RFC 4861 §5-6 host model, RFC 6724 source selection, RFC 8201 PMTU).
 
-Per interface (:class:`If6`): addresses with their DAD state (tentative, or optimistic and usable
-at once per RFC 4429, then preferred/deprecated, or duplicate), the multicast groups joined
-(all-nodes always, the solicited-node group of every address, RFC 4291 §2.8), the neighbour
-cache (:mod:`pytcp_green.stack.ipv6.nd`), default routers and on-link prefixes learned from router
-advertisements (:mod:`pytcp_green.stack.ipv6.addrconf`), the link MTU (an RA may lower it).
+Per interface (:class:`~pytcp_green.stack.ipv6.addr.If6`): addresses with their DAD state
+(tentative, or optimistic and usable at once per RFC 4429, then preferred/deprecated, or
+duplicate), the multicast groups joined (all-nodes always, the solicited-node group of every
+address, RFC 4291 §2.8), the neighbour cache (:mod:`pytcp_green.stack.ipv6.nd`), default
+routers and on-link prefixes learned from router advertisements
+(:mod:`pytcp_green.stack.ipv6.addrconf`), the link MTU (an RA may lower it).
 
 Input (RFC 8200 §4): a packet is taken when its destination is one of our usable unicast
 addresses (weak host model, as Linux) or a group joined on the receiving interface; a
@@ -26,15 +27,19 @@ to detect an increase").
 
 from __future__ import annotations
 
-import enum
 import errno
 import ipaddress
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pytcp_green.stack import sysctl as _sysctl
 from pytcp_green.stack.interface import Interface, LinkKind
+from pytcp_green.stack.ipv6.addr import Addr6, AddrState, If6
+from pytcp_green.stack.ipv6.addrconf import Addrconf
+from pytcp_green.stack.ipv6.mld import Mld
+from pytcp_green.stack.ipv6.nd import NdCache
+from pytcp_green.stack.ipv6.reassembly import Icmp6Errors, Reassembler6
 from pytcp_green.stack.pmtu import PmtuCache
 from pytcp_green.stack.timers import Timer
 from pytcp_green.stack.wire import Malformed
@@ -56,7 +61,6 @@ from pytcp_green.stack.wire.ip6 import (
     ACTION_DISCARD,
     ACTION_DISCARD_ICMP,
     ACTION_SKIP,
-    ALL_NODES,
     FRAGMENT_HEADER_LEN,
     IP6_HEADER_LEN,
     IP6_MIN_MTU,
@@ -87,8 +91,8 @@ from pytcp_green.stack.wire.ip6 import (
 )
 
 if TYPE_CHECKING:
-    from pytcp_green.stack.ipv6.nd import NdCache
-    from pytcp_green.stack.stack import Stack
+    from pytcp_green.stack.contracts import DatagramTransport, StreamTransport
+    from pytcp_green.stack.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -139,106 +143,6 @@ for _name, _value in SYSCTLS.items():
     _sysctl.DEFAULTS.setdefault(_name, _value)
 
 MAX_PAYLOAD = 65535
-INFINITE = 0xFFFFFFFF  # an RA lifetime that never runs out (RFC 4861 §4.6.2)
-
-
-class AddrState(enum.Enum):
-    TENTATIVE = "tentative"  # DAD running (RFC 4862 §5.4), not usable
-    OPTIMISTIC = "optimistic"  # DAD running, usable under RFC 4429's restrictions
-    PREFERRED = "preferred"
-    DEPRECATED = "deprecated"  # preferred lifetime over: existing flows only (RFC 4862 §5.5.4)
-    DUPLICATE = "duplicate"  # DAD failed: never used
-
-
-_USABLE = frozenset((AddrState.PREFERRED, AddrState.DEPRECATED, AddrState.OPTIMISTIC))
-
-
-class Addr6:
-    """One address of an interface and its life: DAD state, lifetimes, where it came from."""
-
-    __slots__ = ("dad_counter", "dad_left", "if6", "ip", "origin", "preferred_timer", "preferred_until", "prefixlen",
-                 "state", "valid_timer", "valid_until")
-
-    def __init__(self, if6: If6, ip: bytes, prefixlen: int, origin: str) -> None:
-        self.if6 = if6
-        self.ip = ip
-        self.prefixlen = prefixlen
-        self.origin = origin  # "static", "link" (link-local), "slaac", "temporary" (RFC 8981)
-        self.state = AddrState.TENTATIVE
-        self.dad_left = 0
-        self.dad_counter = 0  # RFC 7217 DAD_Counter
-        self.valid_timer: Timer | None = None
-        self.preferred_timer: Timer | None = None
-        self.valid_until: float | None = None  # None: forever
-        self.preferred_until: float | None = None
-
-    @property
-    def tentative(self) -> bool:
-        """DAD running and the address not usable yet (classic DAD)."""
-        return self.state is AddrState.TENTATIVE
-
-    @property
-    def optimistic(self) -> bool:
-        return self.state is AddrState.OPTIMISTIC
-
-    @property
-    def dad_pending(self) -> bool:
-        """DAD has not ended: an NS from ``::`` or an NA for the address means it is someone else's."""
-        return self.state is AddrState.TENTATIVE or self.state is AddrState.OPTIMISTIC
-
-    @property
-    def usable(self) -> bool:
-        """May be a source or destination: preferred, deprecated or optimistic (RFC 4429 §2.1)."""
-        return self.state in _USABLE
-
-    @property
-    def confirmed(self) -> bool:
-        """Usable and past DAD: may also speak for itself in ND (RFC 4429 §2.2: an optimistic one may not)."""
-        return self.state is AddrState.PREFERRED or self.state is AddrState.DEPRECATED
-
-    @property
-    def interface(self) -> ipaddress.IPv6Interface:
-        return ipaddress.IPv6Interface((self.ip, self.prefixlen))
-
-    def __repr__(self) -> str:
-        return f"<Addr6 {self.interface} {self.origin} {self.state.value}>"
-
-
-class If6:
-    """IPv6 state of one interface."""
-
-    def __init__(self, iface: Interface) -> None:
-        self.iface = iface
-        self.addrs: list[Addr6] = []
-        self.groups: dict[bytes, int] = {ALL_NODES: 1}  # group -> how many users joined it
-        self.nd: NdCache | None = None
-        self.mtu = iface.mtu
-        self.hop_limit: int | None = None  # an RA's Cur Hop Limit overrides the sysctl
-        self.nd_overrides: dict[str, float] = {}  # RA ReachableTime / RetransTimer
-        self.routers: dict[bytes, Timer | None] = {}  # default router -> its lifetime timer (None: static)
-        self.onlink: dict[ipaddress.IPv6Network, Timer | None] = {}  # prefix -> valid lifetime timer
-        self.slaac = False
-        self.rs_timer: Timer | None = None
-        self.rs_sent = 0
-        self.rs_interval = 0.0
-        self.ra_seen = False
-        self.link_local_done = False
-
-    @property
-    def link_local(self) -> bytes | None:
-        """The link-local address once DAD confirmed it; an optimistic one does not source ND or MLD."""
-        for a in self.addrs:
-            if a.origin == "link" and a.confirmed:
-                return a.ip
-        return None
-
-    @property
-    def has_optimistic(self) -> bool:
-        return any(a.optimistic for a in self.addrs)
-
-    def __repr__(self) -> str:
-        return f"<If6 {self.iface.name} {self.addrs}>"
-
 
 def _common_prefix_len(a: bytes, b: bytes) -> int:
     x = int.from_bytes(a, "big") ^ int.from_bytes(b, "big")
@@ -254,25 +158,43 @@ def _scope(addr: bytes) -> int:
     return 14
 
 
-class Ip6Layer:
-    def __init__(self, stack: Stack) -> None:
-        from pytcp_green.stack.ipv6.addrconf import Addrconf
-        from pytcp_green.stack.ipv6.mld import Mld
-        from pytcp_green.stack.ipv6.reassembly import Reassembler6
+class Icmp6Input(Icmp6Errors, Protocol):
+    """ICMPv6 as IPv6 input sees it (:class:`~pytcp_green.stack.ipv6.icmp.Icmp6Layer`)."""
 
-        self.stack = stack
+    def receive(self, if6: If6, pkt: Ip6Packet, payload: memoryview, now: float) -> None: ...
+
+
+class Ip6Layer:
+    """IPv6 of one stack, with the ND, SLAAC and MLD of its interfaces.
+
+    The protocols above are wired in by :meth:`connect`, once they exist: they need this layer first.
+    """
+
+    icmp: Icmp6Input
+    udp: DatagramTransport
+    tcp: StreamTransport
+
+    def __init__(self, svc: Services, loopback: Interface) -> None:
+        self.svc = svc
+        self.loopback = loopback
         self.ifs: dict[Interface, If6] = {}
         self.local: dict[bytes, Addr6] = {}  # every address, tentative ones included
         # Static routes: (network, interface, gateway or None), longest prefix first.
         self.routes: list[tuple[ipaddress.IPv6Network, Interface, bytes | None]] = []
         self.redirects: dict[bytes, tuple[If6, bytes]] = {}  # destination -> better first hop (RFC 4861 §8)
-        self.pmtu = PmtuCache(stack, "ip6.pmtu.", "net.ipv6.route.mtu_expires")
+        self.pmtu = PmtuCache(svc, "ip6.pmtu.", "net.ipv6.route.mtu_expires")
         self.is_router = False
         # Called with an address whose DAD just ended (PREFERRED or DUPLICATE): lets a runtime wait for it.
         self.dad_listeners: list[Callable[[Addr6], None]] = []
-        self.reassembler = Reassembler6(stack)
-        self.addrconf = Addrconf(stack)
-        self.mld = Mld(stack)
+        self.reassembler = Reassembler6(svc)
+        self.mld = Mld(svc, self)
+        self.addrconf = Addrconf(svc, self, self.mld)
+
+    def connect(self, icmp: Icmp6Input, udp: DatagramTransport, tcp: StreamTransport) -> None:
+        """The layers input hands packets to (and asks for ICMPv6 errors), by next header."""
+        self.icmp = self.reassembler.icmp = icmp
+        self.udp = udp
+        self.tcp = tcp
 
     # -- configuration -------------------------------------------------------------------------------------
     def enable(self, iface: Interface, *, slaac: bool = False, now: float = 0.0) -> If6:
@@ -283,11 +205,9 @@ class Ip6Layer:
         if6 = If6(iface)
         self.ifs[iface] = if6
         if iface.kind is LinkKind.ETHERNET:
-            from pytcp_green.stack.ipv6.nd import NdCache
-
-            if6.nd = NdCache(self.stack, iface, if6)
+            if6.nd = NdCache(self.svc, iface, if6, self, self.addrconf)
             if6.slaac = slaac
-            self._add_onlink(if6, ipaddress.IPv6Network("fe80::/64"), None)
+            self.add_onlink(if6, ipaddress.IPv6Network("fe80::/64"), None)
             self.addrconf.start(if6, now)
         return if6
 
@@ -307,12 +227,12 @@ class Ip6Layer:
         if6.addrs.append(addr)
         self.local[packed] = addr
         if origin not in ("slaac", "temporary") and address.network.prefixlen < 128:
-            self._add_onlink(if6, address.network, None)
+            self.add_onlink(if6, address.network, None)
         if dad is None:
-            dad = iface.kind is LinkKind.ETHERNET and self.stack.sysctl.int("net.ipv6.conf.default.accept_dad") > 0
+            dad = iface.kind is LinkKind.ETHERNET and self.svc.sysctl.int("net.ipv6.conf.default.accept_dad") > 0
         if dad:
             if optimistic is None:
-                optimistic = origin in ("link", "slaac", "temporary") and self.stack.sysctl.int(
+                optimistic = origin in ("link", "slaac", "temporary") and self.svc.sysctl.int(
                     "net.ipv6.conf.default.optimistic_dad") > 0
             self.addrconf.start_dad(addr, now, optimistic=optimistic)
         else:
@@ -345,7 +265,7 @@ class Ip6Layer:
         self.routes.append((ipaddress.IPv6Network("::/0"), iface, gw))
         self.routes.sort(key=lambda r: -r[0].prefixlen)
 
-    def _add_onlink(self, if6: If6, net: ipaddress.IPv6Network, timer: Timer | None) -> None:
+    def add_onlink(self, if6: If6, net: ipaddress.IPv6Network, timer: Timer | None) -> None:
         old = if6.onlink.get(net)
         if old is not None:
             old.cancel()
@@ -408,8 +328,8 @@ class Ip6Layer:
             return None
         out_iface = found[0]
         dscope = _scope(dst)
-        avoid_optimistic = self.stack.sysctl.int("net.ipv6.conf.default.use_optimistic") == 0
-        prefer_temporary = self.stack.sysctl.int("net.ipv6.conf.default.use_tempaddr") >= 2
+        avoid_optimistic = self.svc.sysctl.int("net.ipv6.conf.default.use_optimistic") == 0
+        prefer_temporary = self.svc.sysctl.int("net.ipv6.conf.default.use_tempaddr") >= 2
         best: tuple[tuple[int, int, bool, bool, bool, int], bytes] | None = None
         for addr in self.local.values():
             if not addr.usable or addr.ip == LOOPBACK6:
@@ -455,7 +375,7 @@ class Ip6Layer:
     def route(self, dst: bytes) -> tuple[Interface, bytes] | None:
         """(interface, next hop) toward ``dst``; our own addresses go through loopback."""
         if self.usable(dst):
-            return self.stack.loopback, dst
+            return self.loopback, dst
         if dst[0] == 0xFF or is_link_local6(dst):
             iface = self._first_link()
             return (iface, dst) if iface is not None else None
@@ -499,7 +419,7 @@ class Ip6Layer:
             return None
         mtu = max(mtu, IP6_MIN_MTU)  # RFC 8201 §4: never below the IPv6 minimum link MTU
         if mtu >= current:
-            self.stack.stats["ip6.pmtu.ignored"] += 1
+            self.svc.stats["ip6.pmtu.ignored"] += 1
             return None
         self.pmtu.lower(dst, mtu, now)
         return mtu
@@ -507,7 +427,7 @@ class Ip6Layer:
     # -- input ---------------------------------------------------------------------------------------
     def receive(self, iface: Interface, buf: memoryview, now: float, *, link_multicast: bool = False) -> None:
         """One packet from ``iface``; ``link_multicast``: it came in a link-layer multicast/broadcast frame."""
-        stats = self.stack.stats
+        stats = self.svc.stats
         try:
             pkt = Ip6Packet.parse(buf)
         except Malformed as exc:
@@ -543,29 +463,29 @@ class Ip6Layer:
 
     def _process(self, if6: If6, pkt: Ip6Packet, nh: int, off: int, nh_off: int, mcast: bool, now: float) -> None:
         """Walk the extension headers from ``off`` (``nh_off``: where the octet naming ``nh`` is)."""
-        stats = self.stack.stats
+        stats = self.svc.stats
         packet = pkt.packet
         while True:
             if nh == NH_UDP:
                 payload = packet[off:]
-                if not self.stack.udp.receive(pkt.src, pkt.dst, payload, now, bcast=mcast) and not mcast:
-                    self.stack.icmp6.send_error(pkt, TYPE_DEST_UNREACH, CODE_PORT_UNREACH, 0, now)
+                if not self.udp.receive(pkt.src, pkt.dst, payload, now, bcast=mcast) and not mcast:
+                    self.icmp.send_error(pkt, TYPE_DEST_UNREACH, CODE_PORT_UNREACH, 0, now)
                 return
             if nh == NH_TCP:
                 if mcast:
                     stats["ip6.drop.tcp_multicast"] += 1
                     return
-                self.stack.tcp.receive(pkt.src, pkt.dst, packet[off:], now)
+                self.tcp.receive(pkt.src, pkt.dst, packet[off:], now)
                 return
             if nh == NH_ICMP6:
-                self.stack.icmp6.receive(if6, pkt, packet[off:], now)
+                self.icmp.receive(if6, pkt, packet[off:], now)
                 return
             if nh == NH_NONE:
                 stats["ip6.rx.no_next_header"] += 1  # RFC 8200 §4.7: ignore what follows
                 return
             if nh not in (NH_HOP_BY_HOP, NH_DEST_OPTS, NH_ROUTING, NH_FRAGMENT):
                 stats["ip6.drop.unknown_next_header"] += 1
-                self.stack.icmp6.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_UNKNOWN_NEXT_HEADER, nh_off, now)
+                self.icmp.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_UNKNOWN_NEXT_HEADER, nh_off, now)
                 return
             try:
                 hdr = parse_ext_header(nh, packet, off)
@@ -576,7 +496,7 @@ class Ip6Layer:
                 if off != IP6_HEADER_LEN:
                     # RFC 8200 §4.1: hop-by-hop only right after the IPv6 header.
                     stats["ip6.drop.misplaced_hop_by_hop"] += 1
-                    self.stack.icmp6.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_UNKNOWN_NEXT_HEADER, nh_off, now)
+                    self.icmp.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_UNKNOWN_NEXT_HEADER, nh_off, now)
                     return
                 if not self._options(pkt, hdr, mcast, now, hop_by_hop=True):
                     return
@@ -589,7 +509,7 @@ class Ip6Layer:
                     # RFC 8200 §4.4: segments left and a type we do not implement (all of them: a host
                     # does not forward, and type 0 is deprecated by RFC 5095) -> code 0 at the type octet.
                     stats["ip6.drop.routing_header"] += 1
-                    self.stack.icmp6.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_BAD_HEADER, off + 2, now)
+                    self.icmp.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_BAD_HEADER, off + 2, now)
                     return
             else:
                 self._fragment(if6, pkt, hdr, nh_off, mcast, now)
@@ -600,7 +520,7 @@ class Ip6Layer:
 
     def _options(self, pkt: Ip6Packet, hdr: ExtHeader, mcast: bool, now: float, *, hop_by_hop: bool) -> bool:
         """RFC 8200 §4.2 TLV options; False when the packet must be discarded."""
-        stats = self.stack.stats
+        stats = self.svc.stats
         try:
             options = parse_options(hdr.data)
         except Malformed as exc:
@@ -617,13 +537,13 @@ class Ip6Layer:
             if action == ACTION_DISCARD:
                 return False
             if action == ACTION_DISCARD_ICMP or not mcast:
-                self.stack.icmp6.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_UNKNOWN_OPTION, hdr.offset + opt.offset,
-                                            now, allow_multicast=action == ACTION_DISCARD_ICMP)
+                self.icmp.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_UNKNOWN_OPTION, hdr.offset + opt.offset,
+                                     now, allow_multicast=action == ACTION_DISCARD_ICMP)
             return False
         return True
 
     def _fragment(self, if6: If6, pkt: Ip6Packet, hdr: ExtHeader, nh_off: int, mcast: bool, now: float) -> None:
-        stats = self.stack.stats
+        stats = self.svc.stats
         fh = FragmentHeader.parse(hdr.data)
         off = hdr.offset
         data_start = off + FRAGMENT_HEADER_LEN
@@ -635,11 +555,11 @@ class Ip6Layer:
         data = pkt.packet[data_start:]
         if fh.more and len(data) % 8:
             stats["ip6.drop.fragment_not_multiple_of_8"] += 1  # RFC 8200 §4.5: pointer to Payload Length
-            self.stack.icmp6.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_BAD_HEADER, 4, now)
+            self.icmp.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_BAD_HEADER, 4, now)
             return
         if fh.offset + len(data) > MAX_PAYLOAD:
             stats["ip6.drop.fragment_too_big"] += 1  # RFC 8200 §4.5: pointer to the Fragment Offset field
-            self.stack.icmp6.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_BAD_HEADER, off + 2, now)
+            self.icmp.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_BAD_HEADER, off + 2, now)
             return
         if fh.offset == 0:
             # RFC 7112 §5 (RFC 8200 §4.5): the first fragment must hold the whole header chain.
@@ -650,7 +570,7 @@ class Ip6Layer:
             if upper_off > len(pkt.packet) or (upper in (NH_TCP, NH_UDP, NH_ICMP6)
                                                and upper_off + (8 if upper != NH_TCP else 20) > len(pkt.packet)):
                 stats["ip6.drop.incomplete_chain"] += 1
-                self.stack.icmp6.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_INCOMPLETE_CHAIN, 0, now)
+                self.icmp.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_INCOMPLETE_CHAIN, 0, now)
                 return
         whole = self.reassembler.add(pkt, fh, off, nh_off, data, now)
         if whole is None:
@@ -682,7 +602,7 @@ class Ip6Layer:
 
         ``iface`` forces the link (ND and MLD traffic, whose next hop is the destination itself).
         """
-        stats = self.stack.stats
+        stats = self.svc.stats
         if iface is not None:
             nexthop = dst
         else:
@@ -696,7 +616,7 @@ class Ip6Layer:
         if size > MAX_PAYLOAD:
             return errno.EMSGSIZE
         if hop_limit is None:
-            hop_limit = (if6.hop_limit if if6 is not None and if6.hop_limit else None) or self.stack.sysctl.int(
+            hop_limit = (if6.hop_limit if if6 is not None and if6.hop_limit else None) or self.svc.sysctl.int(
                 "net.ipv6.conf.default.hop_limit")
         mtu = self.pmtu.clamp(dst, if6.mtu if if6 is not None else iface.mtu)
         lh = iface.link_header_len
@@ -715,7 +635,7 @@ class Ip6Layer:
         # multiples of 8 octets; the identifier is random (RFC 7739 §5.1).
         unfrag = bytes((NH_FRAGMENT,)) + hbh[1:] if hbh else b""
         chunk = (mtu - IP6_HEADER_LEN - len(unfrag) - FRAGMENT_HEADER_LEN) & ~7
-        ident = self.stack.rng.getrandbits(32)
+        ident = self.svc.rng.getrandbits(32)
         view = memoryview(payload)
         total = len(payload)
         for offset in range(0, total, chunk):
@@ -745,7 +665,7 @@ class Ip6Layer:
             return
         if6 = self.ifs.get(iface)
         if if6 is None or if6.nd is None:
-            self.stack.stats["ip6.tx.no_neighbour_cache"] += 1
+            self.svc.stats["ip6.tx.no_neighbour_cache"] += 1
             return
         if6.nd.output(nexthop, frame, now)
 
@@ -767,12 +687,12 @@ class Ip6Layer:
             if src is None:
                 # An NS from :: is a DAD probe (RFC 4862 §5.4.2), and one from an optimistic address is
                 # forbidden (RFC 4429 §2.2): with no other source, no solicitation (as Linux's ndisc).
-                self.stack.stats["nd.tx.ns_no_source"] += 1
+                self.svc.stats["nd.tx.ns_no_source"] += 1
                 return
         body = target if src == UNSPECIFIED else target + nd_opt_lla(OPT_SLLA, if6.iface.mac)
         dst = target if unicast_mac is not None else solicited_node(target)
         self.send_icmp(if6, src, dst, TYPE_NEIGHBOR_SOLICIT, 0, 0, body, now)
-        self.stack.stats["nd.tx.ns_dad" if dad else "nd.tx.ns"] += 1
+        self.svc.stats["nd.tx.ns_dad" if dad else "nd.tx.ns"] += 1
 
     def table(self) -> list[str]:
         """Addresses, one "if addr/len origin state" line each, for tools and tests."""

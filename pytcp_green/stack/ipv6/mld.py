@@ -59,8 +59,8 @@ from pytcp_green.stack.wire.ip6 import (
 )
 
 if TYPE_CHECKING:
-    from pytcp_green.stack.ipv6.ip import If6
-    from pytcp_green.stack.stack import Stack
+    from pytcp_green.stack.ipv6.addr import If6, LinkSender
+    from pytcp_green.stack.services import Services
 
 MAX_RECORDS_PER_REPORT = 60  # 20 octets each, so a report stays well inside a 1280-octet packet
 QUERY_INTERVAL = 125.0  # RFC 3810 §9.2 default; an MLDv1 query does not tell us the querier's own
@@ -72,15 +72,18 @@ def reportable(group: bytes) -> bool:
 
 
 class Mld:
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
+    """The listener of every interface; reports go out through ``ip6`` (the IPv6 layer)."""
+
+    def __init__(self, svc: Services, ip6: LinkSender) -> None:
+        self.svc = svc
+        self.ip6 = ip6
         self._general: dict[If6, Timer] = {}  # pending answer to a general query, per interface
         self._specific: dict[tuple[If6, bytes], Timer] = {}
         self._v1_querier: dict[If6, Timer] = {}  # Older Version Querier Present timer (§8.2.1)
         self._v1_reports: dict[tuple[If6, bytes], Timer] = {}  # MLDv1 per-group report delay (RFC 2710 §4)
 
     def _conf(self, name: str) -> float:
-        return self.stack.sysctl.float(f"net.ipv6.conf.default.{name}")
+        return self.svc.sysctl.float(f"net.ipv6.conf.default.{name}")
 
     def v1_mode(self, if6: If6) -> bool:
         """Host Compatibility Mode is MLDv1 (§8.2.1): an MLDv1 querier was heard lately, or forced."""
@@ -112,8 +115,8 @@ class Mld:
         self._send(if6, [MldRecord(kind, group)], now)
         interval = self._conf("mldv2_unsolicited_report_interval")
         for _ in range(int(self._conf("mld_robustness")) - 1):
-            when = now + self.stack.rng.uniform(0.0, interval)
-            self.stack.timers.schedule(when, functools.partial(self._retransmit, if6, group, kind))
+            when = now + self.svc.rng.uniform(0.0, interval)
+            self.svc.timers.schedule(when, functools.partial(self._retransmit, if6, group, kind))
 
     def _retransmit(self, if6: If6, group: bytes, kind: int, now: float) -> None:
         member = group in if6.groups
@@ -128,13 +131,13 @@ class Mld:
         src = if6.link_local or UNSPECIFIED
         for i in range(0, len(records), MAX_RECORDS_PER_REPORT):
             rest, body = mld_report(records[i : i + MAX_RECORDS_PER_REPORT])
-            self.stack.ip6.send_icmp(if6, src, ALL_MLDV2_ROUTERS, TYPE_MLD_V2_REPORT, 0, rest, body, now,
-                                     hop_limit=1, hbh=router_alert_hbh(NH_ICMP6))
-            self.stack.stats["mld.tx.report"] += 1
+            self.ip6.send_icmp(if6, src, ALL_MLDV2_ROUTERS, TYPE_MLD_V2_REPORT, 0, rest, body, now,
+                               hop_limit=1, hbh=router_alert_hbh(NH_ICMP6))
+            self.svc.stats["mld.tx.report"] += 1
 
     # -- queries ---------------------------------------------------------------------------------------
     def receive_query(self, if6: If6, pkt: Ip6Packet, query: MldQuery, now: float) -> None:
-        stats = self.stack.stats
+        stats = self.svc.stats
         if not is_link_local6(pkt.src) or pkt.hop_limit != 1:
             stats["mld.drop.invalid_query"] += 1
             return
@@ -148,7 +151,7 @@ class Mld:
             self._v1_query(if6, query, now)
             return
         stats["mld.rx.query"] += 1
-        delay = self.stack.rng.uniform(0.0, query.max_resp_ms / 1000.0)
+        delay = self.svc.rng.uniform(0.0, query.max_resp_ms / 1000.0)
         when = now + delay
         if query.group == UNSPECIFIED:
             pending = self._general.get(if6)
@@ -156,7 +159,7 @@ class Mld:
                 return  # §6.2 case 1: an earlier answer is already scheduled
             if pending is not None:
                 pending.cancel()
-            self._general[if6] = self.stack.timers.schedule(when, functools.partial(self._answer_general, if6))
+            self._general[if6] = self.svc.timers.schedule(when, functools.partial(self._answer_general, if6))
             return
         if query.group not in if6.groups or not reportable(query.group):
             stats["mld.rx.query_not_member"] += 1
@@ -167,7 +170,7 @@ class Mld:
             old.cancel()
         record = MldRecord(MODE_IS_INCLUDE, query.group, query.sources) if query.sources else MldRecord(
             MODE_IS_EXCLUDE, query.group)
-        self._specific[key] = self.stack.timers.schedule(when, functools.partial(self._answer, key, record))
+        self._specific[key] = self.svc.timers.schedule(when, functools.partial(self._answer, key, record))
 
     def _answer_general(self, if6: If6, now: float) -> None:
         self._general.pop(if6, None)
@@ -188,19 +191,19 @@ class Mld:
         if old is not None:
             old.cancel()
         else:
-            self.stack.stats["mld.mode.v1"] += 1
+            self.svc.stats["mld.mode.v1"] += 1
             pending = self._general.pop(if6, None)
             if pending is not None:
                 pending.cancel()
             for key in [k for k in self._specific if k[0] is if6]:
                 self._specific.pop(key).cancel()
         timeout = self._conf("mld_robustness") * QUERY_INTERVAL + QUERY_RESPONSE_INTERVAL
-        self._v1_querier[if6] = self.stack.timers.schedule(now + timeout,
-                                                           functools.partial(self._older_querier_gone, if6))
+        self._v1_querier[if6] = self.svc.timers.schedule(now + timeout,
+                                                         functools.partial(self._older_querier_gone, if6))
 
     def _older_querier_gone(self, if6: If6, now: float) -> None:
         self._v1_querier.pop(if6, None)
-        self.stack.stats["mld.mode.v2"] += 1
+        self.svc.stats["mld.mode.v2"] += 1
         for key in [k for k in self._v1_reports if k[0] is if6]:
             self._v1_reports.pop(key).cancel()
 
@@ -212,7 +215,7 @@ class Mld:
         elif query.group in if6.groups and reportable(query.group):
             groups = [query.group]
         else:
-            self.stack.stats["mld.rx.query_not_member"] += 1
+            self.svc.stats["mld.rx.query_not_member"] += 1
             return
         max_delay = query.max_resp_ms / 1000.0
         for group in groups:
@@ -222,8 +225,8 @@ class Mld:
                 continue
             if running is not None:
                 running.cancel()
-            when = now + self.stack.rng.uniform(0.0, max_delay)
-            self._v1_reports[key] = self.stack.timers.schedule(when, functools.partial(self._v1_report_due, key))
+            when = now + self.svc.rng.uniform(0.0, max_delay)
+            self._v1_reports[key] = self.svc.timers.schedule(when, functools.partial(self._v1_report_due, key))
 
     def _v1_report_due(self, key: tuple[If6, bytes], now: float) -> None:
         self._v1_reports.pop(key, None)
@@ -235,7 +238,7 @@ class Mld:
         timer = self._v1_reports.pop((if6, group), None)
         if timer is not None:
             timer.cancel()
-            self.stack.stats["mld.v1.report_suppressed"] += 1
+            self.svc.stats["mld.v1.report_suppressed"] += 1
 
     def _v1_state_change(self, if6: If6, group: bytes, joined: bool, now: float) -> None:
         """RFC 2710 §4: join -> Report now and repeated within the Unsolicited Report Interval;
@@ -249,8 +252,8 @@ class Mld:
         self._send_v1(if6, TYPE_MLD_V1_REPORT, group, now)
         interval = self._conf("mldv1_unsolicited_report_interval")
         for _ in range(int(self._conf("mld_robustness")) - 1):
-            when = now + self.stack.rng.uniform(0.0, interval)
-            self.stack.timers.schedule(when, functools.partial(self._v1_repeat, if6, group))
+            when = now + self.svc.rng.uniform(0.0, interval)
+            self.svc.timers.schedule(when, functools.partial(self._v1_repeat, if6, group))
 
     def _v1_repeat(self, if6: If6, group: bytes, now: float) -> None:
         if group in if6.groups and self.v1_mode(if6):
@@ -263,5 +266,5 @@ class Mld:
             return
         src = if6.link_local or UNSPECIFIED
         dst = group if kind == TYPE_MLD_V1_REPORT else ALL_ROUTERS
-        self.stack.ip6.send_icmp(if6, src, dst, kind, 0, 0, group, now, hop_limit=1, hbh=router_alert_hbh(NH_ICMP6))
-        self.stack.stats["mld.tx.v1_report" if kind == TYPE_MLD_V1_REPORT else "mld.tx.v1_done"] += 1
+        self.ip6.send_icmp(if6, src, dst, kind, 0, 0, group, now, hop_limit=1, hbh=router_alert_hbh(NH_ICMP6))
+        self.svc.stats["mld.tx.v1_report" if kind == TYPE_MLD_V1_REPORT else "mld.tx.v1_done"] += 1

@@ -23,9 +23,10 @@ link-layer address is known (§2.3), or waits until a DAD ends (the RFC's other 
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pytcp_green.stack.ipv4.arp import ArpCache, Neighbour, NeighState
+from pytcp_green.stack.ipv6.addr import LinkSender
 from pytcp_green.stack.wire.ethernet import ETHERTYPE_IP6
 from pytcp_green.stack.wire.icmp6 import (
     OPT_TLLA,
@@ -39,8 +40,27 @@ from pytcp_green.stack.wire.ip6 import ALL_NODES, UNSPECIFIED, is_multicast6, so
 
 if TYPE_CHECKING:
     from pytcp_green.stack.interface import Interface
-    from pytcp_green.stack.ipv6.ip import If6
-    from pytcp_green.stack.stack import Stack
+    from pytcp_green.stack.ipv6.addr import Addr6, If6
+    from pytcp_green.stack.services import Services
+
+
+class NdHost(LinkSender, Protocol):
+    """What Neighbor Discovery needs from the IPv6 layer (:class:`~pytcp_green.stack.ipv6.ip.Ip6Layer`)."""
+
+    local: dict[bytes, Addr6]
+    is_router: bool
+
+    def usable(self, addr: bytes) -> bool: ...
+
+    def ns_source(self, if6: If6, prompt: bytes | None) -> bytes | None: ...
+
+    def router_gone(self, if6: If6, router: bytes) -> None: ...
+
+
+class DadConflicts(Protocol):
+    """Who decides what an NS or NA about one of our DAD-pending addresses means (:mod:`.addrconf`)."""
+
+    def dad_conflict(self, addr: Addr6, how: str, now: float) -> None: ...
 
 
 class NdCache(ArpCache):
@@ -50,9 +70,11 @@ class NdCache(ArpCache):
     STATS = "nd"
     SYSCTL = "net.ipv6.neigh.default"
 
-    def __init__(self, stack: Stack, iface: Interface, if6: If6) -> None:
-        super().__init__(stack, iface)
+    def __init__(self, svc: Services, iface: Interface, if6: If6, ip6: NdHost, dad: DadConflicts) -> None:
+        super().__init__(svc, iface, None)
         self.if6 = if6
+        self.ip6 = ip6
+        self.dad = dad
         self.routers: set[bytes] = set()  # neighbours whose IsRouter flag is set (§7.2.5)
         # (next hop, frame) waiting for a DAD to end: only optimistic sources could resolve them.
         self.held: deque[tuple[bytes, bytearray]] = deque()
@@ -62,13 +84,13 @@ class NdCache(ArpCache):
             router = self._router_with_mac(nexthop)
             if router is None:
                 # RFC 4429 §2.3: no resolution from an optimistic address; keep it until a DAD ends.
-                if len(self.held) >= int(self._knob("unres_qlen")):
+                if len(self.held) >= int(self.knob("unres_qlen")):
                     self.held.popleft()
-                    self.stack.stats["nd.drop.optimistic_held_full"] += 1
+                    self.svc.stats["nd.drop.optimistic_held_full"] += 1
                 self.held.append((nexthop, frame))
-                self.stack.stats["nd.optimistic_held"] += 1
+                self.svc.stats["nd.optimistic_held"] += 1
                 return
-            self.stack.stats["nd.tx.optimistic_via_router"] += 1  # §2.3: the router forwards or redirects
+            self.svc.stats["nd.tx.optimistic_via_router"] += 1  # §2.3: the router forwards or redirects
             nexthop = router
         self._prompt: bytearray | None = frame  # the packet prompting a solicitation, if one is needed
         try:
@@ -78,7 +100,7 @@ class NdCache(ArpCache):
 
     def _optimistic_only(self, frame: bytearray) -> bool:
         """True when resolving for ``frame`` would need an NS from an optimistic address (RFC 4429 §2.2)."""
-        ip6 = self.stack.ip6
+        ip6 = self.ip6
         return self.if6.has_optimistic and ip6.ns_source(self.if6, bytes(frame[22:38])) is None
 
     def _router_with_mac(self, nexthop: bytes) -> bytes | None:
@@ -92,15 +114,15 @@ class NdCache(ArpCache):
         """A DAD ended on the interface: what was held may be resolvable now (or must be dropped)."""
         held, self.held = self.held, deque()
         for nexthop, frame in held:
-            if not self.stack.ip6.usable(bytes(frame[22:38])):
-                self.stack.stats["nd.drop.optimistic_source_gone"] += 1  # withdrawn after DAD failed
+            if not self.ip6.usable(bytes(frame[22:38])):
+                self.svc.stats["nd.drop.optimistic_source_gone"] += 1  # withdrawn after DAD failed
                 continue
             self.output(nexthop, frame, now)
 
-    def _knob(self, name: str) -> float:
+    def knob(self, name: str) -> float:
         # A router may announce ReachableTime and RetransTimer (RFC 4861 §6.3.4); they override.
         override = self.if6.nd_overrides.get(name)
-        return override if override is not None else super()._knob(name)
+        return override if override is not None else super().knob(name)
 
     # -- asking -----------------------------------------------------------------------------------------
     def _solicit(self, entry: Neighbour, now: float) -> None:
@@ -110,12 +132,12 @@ class NdCache(ArpCache):
         # §7.2.2: from the source of the packet that prompted the solicitation, when it is ours.
         prompt = getattr(self, "_prompt", None) or (entry.queue[-1] if entry.queue else None)
         src = bytes(prompt[22:38]) if prompt is not None else None
-        self.stack.ip6.send_ns(self.if6, entry.ip, entry.mac if unicast else None, now, src=src)
-        self._arm(entry, now + self._knob("retrans_time"))
+        self.ip6.send_ns(self.if6, entry.ip, entry.mac if unicast else None, now, src=src)
+        self._arm(entry, now + self.knob("retrans_time"))
 
     # -- receiving ----------------------------------------------------------------------------------------
     def receive_ns(self, src: bytes, dst: bytes, hop_limit: int, ns: NeighborSolicit, now: float) -> None:
-        stats = self.stack.stats
+        stats = self.svc.stats
         target = ns.target
         if hop_limit != 255 or is_multicast6(target):
             stats["nd.drop.invalid_ns"] += 1
@@ -124,23 +146,23 @@ class NdCache(ArpCache):
         if unspecified and (dst != solicited_node(target) or ns.options.slla is not None):
             stats["nd.drop.invalid_ns"] += 1  # §7.1.1: a DAD probe goes to the solicited-node group, bare
             return
-        ip6 = self.stack.ip6
+        ip6 = self.ip6
         addr = ip6.local.get(target)
         if addr is None or addr.if6 is not self.if6:
             stats["nd.rx.ns_not_for_us"] += 1
             return
         if addr.tentative:
             if unspecified:
-                ip6.addrconf.dad_conflict(addr, "ns", now)  # RFC 4862 §5.4.3: someone else probes it too
+                self.dad.dad_conflict(addr, "ns", now)  # RFC 4862 §5.4.3: someone else probes it too
             else:
                 stats["nd.rx.ns_for_tentative"] += 1  # §5.4.3: ignore, we cannot answer yet
             return
         if addr.optimistic and unspecified:
-            ip6.addrconf.dad_conflict(addr, "ns", now)  # RFC 4429 §2.2: never answered, a duplicate
+            self.dad.dad_conflict(addr, "ns", now)  # RFC 4429 §2.2: never answered, a duplicate
             return
         stats["nd.rx.ns"] += 1
         if not unspecified and ns.options.slla is not None:
-            self._learn(src, ns.options.slla, False, now)  # §7.2.3: create or update as STALE
+            self.learn(src, ns.options.slla, False, now)  # §7.2.3: create or update as STALE
         # §7.2.4: answer to the solicitor, or to all nodes when it has no address yet (S clear then).
         # For an optimistic address the Override flag stays clear (RFC 4429 §2.2), so a cache that
         # holds the rightful owner's link-layer address keeps it.
@@ -153,17 +175,17 @@ class NdCache(ArpCache):
             stats["nd.tx.na_optimistic"] += 1
 
     def receive_na(self, dst: bytes, hop_limit: int, na: NeighborAdvert, now: float) -> None:
-        stats = self.stack.stats
+        stats = self.svc.stats
         target = na.target
         if hop_limit != 255 or is_multicast6(target) or (is_multicast6(dst) and na.solicited):
             stats["nd.drop.invalid_na"] += 1  # §7.1.2
             return
-        ip6 = self.stack.ip6
+        ip6 = self.ip6
         addr = ip6.local.get(target)
         if addr is not None and addr.if6 is self.if6:
             if addr.dad_pending:
                 # RFC 4862 §5.4.4 (and RFC 4429 §2.2 for an optimistic one): the address is taken.
-                ip6.addrconf.dad_conflict(addr, "na", now)
+                self.dad.dad_conflict(addr, "na", now)
             else:
                 stats["nd.rx.na_for_our_address"] += 1  # someone else claims it; logged, not acted on
             return
@@ -177,15 +199,15 @@ class NdCache(ArpCache):
             if tlla is None:
                 stats["nd.drop.na_without_tlla"] += 1
                 return
-            self._learn(target, tlla, na.solicited, now)
+            self.learn(target, tlla, na.solicited, now)
         elif not na.override and tlla is not None and tlla != entry.mac:
             # §7.2.5: a different address without Override does not replace ours; a REACHABLE entry
             # becomes STALE so that NUD checks which one is right.
             if entry.state is NeighState.REACHABLE:
-                self._enter(entry, NeighState.STALE, now, self._knob("gc_stale_time"))
+                self._enter(entry, NeighState.STALE, now, self.knob("gc_stale_time"))
             return
         else:
-            self._learn(target, tlla if tlla is not None else entry.mac or b"", na.solicited, now)
+            self.learn(target, tlla if tlla is not None else entry.mac or b"", na.solicited, now)
         if na.router:
             self.routers.add(target)
         elif target in self.routers:
@@ -196,7 +218,7 @@ class NdCache(ArpCache):
     def learn_router(self, ip: bytes, mac: bytes | None, now: float) -> None:
         """An RA's source link-layer option (RFC 4861 §6.3.4): update or create a STALE entry, IsRouter set."""
         if mac is not None:
-            self._learn(ip, mac, False, now)
+            self.learn(ip, mac, False, now)
         self.routers.add(ip)
 
     def is_reachable(self, ip: bytes) -> bool:

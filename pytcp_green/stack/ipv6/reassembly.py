@@ -25,7 +25,7 @@ The bookkeeping, memory caps and timeout are :mod:`pytcp_green.stack.reassembly`
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pytcp_green.stack.reassembly import Reassembly
 from pytcp_green.stack.wire import Malformed
@@ -34,21 +34,30 @@ from pytcp_green.stack.wire.ip6 import IP6_HEADER_LEN, FragmentHeader, Ip6Packet
 
 if TYPE_CHECKING:
     from pytcp_green.stack.reassembly import Fragments
-    from pytcp_green.stack.stack import Stack
+    from pytcp_green.stack.services import Services
 
 MAX_PAYLOAD = 65535
 
 Key = tuple[bytes, bytes, int]
 
 
+class Icmp6Errors(Protocol):
+    """The ICMPv6 error generator (:class:`~pytcp_green.stack.ipv6.icmp.Icmp6Layer`), RFC 4443 §2.4 rules inside."""
+
+    def send_error(self, pkt: Ip6Packet, kind: int, code: int, rest: int, now: float, *,
+                   allow_multicast: bool = False) -> None: ...
+
+
 class Reassembler6(Reassembly[Key]):
-    def __init__(self, stack: Stack) -> None:
-        super().__init__(stack, "ip6.reasm.", "net.ipv6.ip6frag_")
+    icmp: Icmp6Errors  # sends the Time Exceeded; wired by Ip6Layer.connect
+
+    def __init__(self, svc: Services) -> None:
+        super().__init__(svc, "ip6.reasm.", "net.ipv6.ip6frag_")
 
     def add(self, pkt: Ip6Packet, fh: FragmentHeader, frag_off: int, nh_off: int, data: memoryview,
             now: float) -> bytearray | None:
         """Take one fragment (its header at ``frag_off``); the whole packet's bytes when complete."""
-        self.stack.stats["ip6.reasm.fragments"] += 1
+        self.svc.stats["ip6.reasm.fragments"] += 1
         start = fh.offset
         q = self.admit((pkt.src, pkt.dst, fh.ident), start, data, fh.more, now)
         if q is None:
@@ -69,13 +78,13 @@ class Reassembler6(Reassembly[Key]):
         head = len(q.head)
         payload_len = head - IP6_HEADER_LEN + q.end
         if payload_len > MAX_PAYLOAD:
-            self.stack.stats["ip6.reasm.drop.too_big"] += 1
+            self.svc.stats["ip6.reasm.drop.too_big"] += 1
             return None
         buf = bytearray(head + q.end)
         buf[:head] = q.head
         buf[4:6] = payload_len.to_bytes(2, "big")
         q.payload_into(buf, head)
-        self.stack.stats["ip6.reasm.ok"] += 1
+        self.svc.stats["ip6.reasm.ok"] += 1
         return buf
 
     def reject(self, key: Key) -> None:
@@ -94,4 +103,4 @@ class Reassembler6(Reassembly[Key]):
             pkt = Ip6Packet.parse(memoryview(first))
         except Malformed:
             return
-        self.stack.icmp6.send_error(pkt, TYPE_TIME_EXCEEDED, CODE_REASSEMBLY_TIME, 0, now)
+        self.icmp.send_error(pkt, TYPE_TIME_EXCEEDED, CODE_REASSEMBLY_TIME, 0, now)

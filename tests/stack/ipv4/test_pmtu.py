@@ -80,7 +80,7 @@ def test_tcp_learns_the_mtu_through_icmp_error() -> None:
         def icmp_error(self, src: bytes, dst: bytes, quoted: object, err: int, mtu: int | None, now: float) -> None:
             seen.append(mtu)
 
-    stack.tcp = FakeTcp()  # type: ignore[assignment]
+    stack.icmp4.tcp = FakeTcp()  # type: ignore[assignment]  # where the Stack wired TCP's error handler
     quoted = IPerror(src=STACK_IP, dst=PEER_IP, len=1500, proto=6) / UDPerror(sport=5000, dport=80)
     icmp = Ether(src=PEER_MAC, dst=STACK_MAC) / IP(src=PEER_IP, dst=STACK_IP) / ICMP(type=3, code=4, nexthopmtu=1280)
     stack.receive(iface, bytes(icmp / quoted), 1.0)

@@ -26,9 +26,9 @@ import ipaddress
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from pytcp_green.stack.datagram.udp import UdpSocket
+from pytcp_green.stack.datagram.udp import UdpLayer, UdpSocket
 from pytcp_green.stack.ipv4.dhcp import wire
 from pytcp_green.stack.ipv4.dhcp.wire import Dhcp4Message, build_dhcp4
 from pytcp_green.stack.sockbase import AF_INET
@@ -37,7 +37,8 @@ from pytcp_green.stack.wire import Malformed
 
 if TYPE_CHECKING:
     from pytcp_green.stack.interface import Interface
-    from pytcp_green.stack.stack import Stack
+    from pytcp_green.stack.ipv4.ip import Ip4Layer
+    from pytcp_green.stack.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -85,14 +86,34 @@ class Lease:
                    0.0, 0.0, 0.0, 0.0, list(data.get("routers", [])), list(data.get("dns", [])), data.get("domain"))
 
 
+class Dhcp4Host(Protocol):
+    """What the client needs of the stack (:class:`~pytcp_green.stack.stack.Stack`): a UDP socket, the
+    IPv4 layer it configures, and the resolver's name server list, which a lease fills in place."""
+
+    @property
+    def services(self) -> Services: ...
+
+    @property
+    def ip4(self) -> Ip4Layer: ...
+
+    @property
+    def udp(self) -> UdpLayer: ...
+
+    @property
+    def dns_servers(self) -> list[str]: ...
+
+
 class Dhcp4Client:
     """One client on one Ethernet interface.  ``on_change(client)`` is called after every state change."""
 
-    def __init__(self, stack: Stack, iface: Interface, *, hostname: str | None = None,
+    def __init__(self, stack: Dhcp4Host, iface: Interface, *, hostname: str | None = None,
                  remembered: Lease | None = None, on_change: Callable[[Dhcp4Client], None] | None = None) -> None:
         if iface.mac is None:
             raise ValueError("DHCPv4 needs an interface with a MAC address")
-        self.stack = stack
+        self.svc = stack.services
+        self.ip4 = stack.ip4
+        self.udp = stack.udp
+        self.dns_servers = stack.dns_servers  # the Stack's list, only ever updated in place
         self.iface = iface
         self.mac: bytes = iface.mac
         self.hostname = hostname
@@ -110,15 +131,15 @@ class Dhcp4Client:
         self._lease_timers: list[Timer] = []
         self._drain_pending = False
         self.sock: UdpSocket | None = None
-        stack.ip4.on_address_lost.append(self._address_lost)
+        self.ip4.on_address_lost.append(self._address_lost)
 
     # -- knobs -----------------------------------------------------------------------------------------
     def _knob(self, name: str) -> float:
-        return self.stack.sysctl.float(f"net.ipv4.dhcp.{name}")
+        return self.svc.sysctl.float(f"net.ipv4.dhcp.{name}")
 
     # -- life cycle ------------------------------------------------------------------------------------
     def start(self, now: float) -> None:
-        sock = self.stack.udp.socket(AF_INET)
+        sock = self.udp.socket(AF_INET)
         sock.broadcast = True
         sock.device = self.iface
         sock.bind(("", wire.CLIENT_PORT))
@@ -137,7 +158,7 @@ class Dhcp4Client:
         if lease is not None and self.state in (Dhcp4State.BOUND, Dhcp4State.RENEWING, Dhcp4State.REBINDING):
             self._send(wire.RELEASE, now, dst=str(ipaddress.IPv4Address(lease.server)), ciaddr=lease.address.ip.packed,
                        options=[(wire.OPT_SERVER_ID, lease.server)], broadcast=False)
-            self.stack.stats["dhcp4.release"] += 1
+            self.svc.stats["dhcp4.release"] += 1
         self.stop()
 
     def stop(self) -> None:
@@ -147,8 +168,8 @@ class Dhcp4Client:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
-        if self._address_lost in self.stack.ip4.on_address_lost:
-            self.stack.ip4.on_address_lost.remove(self._address_lost)
+        if self._address_lost in self.ip4.on_address_lost:
+            self.ip4.on_address_lost.remove(self._address_lost)
         self._set_state(Dhcp4State.STOPPED)
 
     # -- states ----------------------------------------------------------------------------------------
@@ -156,12 +177,12 @@ class Dhcp4Client:
         if state is not self.state:
             log.info("dhcp4 %s: %s -> %s", self.iface.name, self.state.value, state.value)
             self.state = state
-            self.stack.stats["dhcp4.state." + state.value] += 1
+            self.svc.stats["dhcp4.state." + state.value] += 1
             if self.on_change is not None:
                 self.on_change(self)
 
     def _new_exchange(self, now: float) -> None:
-        self.xid = self.stack.rng.getrandbits(32)
+        self.xid = self.svc.rng.getrandbits(32)
         self.started = now
         self.attempts = 0
         self.timeout = self._knob("initial_timeout")
@@ -202,17 +223,17 @@ class Dhcp4Client:
         """RFC 2131 §4.1: exponential backoff with ±1 s of randomisation; back to INIT after ``give_up`` tries."""
         self.attempts += 1
         if give_up and self.attempts > give_up:
-            self.stack.stats["dhcp4.gave_up_waiting"] += 1
+            self.svc.stats["dhcp4.gave_up_waiting"] += 1
             self._schedule(now + self.timeout, self._init)
             return
-        delay = max(0.0, self.timeout + self.stack.rng.uniform(-1.0, 1.0) * min(1.0, self.timeout / 4))
+        delay = max(0.0, self.timeout + self.svc.rng.uniform(-1.0, 1.0) * min(1.0, self.timeout / 4))
         self.timeout = min(self.timeout * 2, self._knob("max_timeout"))
         self._schedule(now + delay, action)
 
     def _schedule(self, when: float, action: Callable[[float], None]) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = self.stack.timers.schedule(when, action)
+        self._timer = self.svc.timers.schedule(when, action)
 
     def _cancel_timers(self) -> None:
         if self._timer is not None:
@@ -239,10 +260,10 @@ class Dhcp4Client:
         try:
             self.sock.sendto(msg, (dst, wire.SERVER_PORT), now)
         except OSError as exc:
-            self.stack.stats["dhcp4.tx_error"] += 1
+            self.svc.stats["dhcp4.tx_error"] += 1
             log.debug("dhcp4 %s: sending %s failed: %s", self.iface.name, wire.TYPE_NAMES[msg_type], exc)
             return
-        self.stack.stats["dhcp4.tx." + wire.TYPE_NAMES[msg_type].lower()] += 1
+        self.svc.stats["dhcp4.tx." + wire.TYPE_NAMES[msg_type].lower()] += 1
 
     # -- receiving -------------------------------------------------------------------------------------
     def _readable(self) -> None:
@@ -250,7 +271,7 @@ class Dhcp4Client:
         # at the next timer run (a deadline already due), where every decision gets one.
         if not self._drain_pending:
             self._drain_pending = True
-            self.stack.timers.schedule(float("-inf"), self._drain)
+            self.svc.timers.schedule(float("-inf"), self._drain)
 
     def _drain(self, now: float) -> None:
         self._drain_pending = False
@@ -261,7 +282,7 @@ class Dhcp4Client:
             sock = self.sock
 
     def _handle(self, data: bytes, now: float) -> None:
-        stats = self.stack.stats
+        stats = self.svc.stats
         try:
             msg = Dhcp4Message.parse(memoryview(data))
         except Malformed as exc:
@@ -304,7 +325,7 @@ class Dhcp4Client:
         if server is None and self.lease is not None:
             server = self.lease.server
         if server is None or ack.yiaddr == bytes(4):
-            self.stack.stats["dhcp4.drop.bad_ack"] += 1
+            self.svc.stats["dhcp4.drop.bad_ack"] += 1
             return
         mask = ack.address(wire.OPT_SUBNET_MASK)
         try:
@@ -332,11 +353,11 @@ class Dhcp4Client:
             return
         self.lease = lease
         self._set_state(Dhcp4State.PROBING)
-        if not self.stack.sysctl.int("net.ipv4.dhcp.acd"):
-            self.stack.ip4.add_address(self.iface, lease.address, now)
+        if not self.svc.sysctl.int("net.ipv4.dhcp.acd"):
+            self.ip4.add_address(self.iface, lease.address, now)
             self._bind(now)
             return
-        self.stack.ip4.probe_address(self.iface, lease.address, now, self._probed)
+        self.ip4.probe_address(self.iface, lease.address, now, self._probed)
 
     def _probed(self, ok: bool, now: float) -> None:
         if self.state is not Dhcp4State.PROBING or self.lease is None:
@@ -351,7 +372,7 @@ class Dhcp4Client:
         self._send(wire.DECLINE, now, options=[(wire.OPT_REQUESTED_IP, lease.address.ip.packed),
                                                (wire.OPT_SERVER_ID, lease.server),
                                                (wire.OPT_CLIENT_ID, self.client_id)])
-        self.stack.stats["dhcp4.decline"] += 1
+        self.svc.stats["dhcp4.decline"] += 1
         self._set_state(Dhcp4State.DECLINED)
         self._schedule(now + self._knob("decline_wait"), self._init)
 
@@ -362,18 +383,18 @@ class Dhcp4Client:
         lease = self.lease
         assert lease is not None
         if not self._configured():
-            self.stack.ip4.add_address(self.iface, lease.address, now)
+            self.ip4.add_address(self.iface, lease.address, now)
         for router in lease.routers[:1]:
             try:
-                self.stack.set_gateway4(router)
+                self.ip4.set_gateway(ipaddress.IPv4Address(router))
             except ValueError:
-                self.stack.stats["dhcp4.router_not_on_link"] += 1
+                self.svc.stats["dhcp4.router_not_on_link"] += 1
         if lease.dns:
-            self.stack.dns_servers[:] = lease.dns
+            self.dns_servers[:] = lease.dns
         self.remembered = lease
         for t in self._lease_timers:
             t.cancel()
-        timers = self.stack.timers
+        timers = self.svc.timers
         # Lease times run from when the ACK arrived (RFC 2131 §4.4.1 counts from the request; the
         # difference is one round trip, and the ACK time is the one we know for sure).
         start = lease.acquired
@@ -419,25 +440,25 @@ class Dhcp4Client:
 
     def _expire(self, now: float) -> None:
         log.warning("dhcp4 %s: lease expired", self.iface.name)
-        self.stack.stats["dhcp4.expired"] += 1
+        self.svc.stats["dhcp4.expired"] += 1
         self.remembered = None
         self._init(now)
 
     def _unconfigure(self) -> None:
         lease = self.lease
         if lease is not None and self._configured():
-            self.stack.ip4.remove_address(self.iface, lease.address)
+            self.ip4.remove_address(self.iface, lease.address)
             if lease.routers:
-                self.stack.ip4.routes.remove_where(self.iface, ipaddress.IPv4Network("0.0.0.0/0"))
+                self.ip4.routes.remove_where(self.iface, ipaddress.IPv4Network("0.0.0.0/0"))
             for dns in lease.dns:
-                if dns in self.stack.dns_servers:
-                    self.stack.dns_servers.remove(dns)
+                if dns in self.dns_servers:
+                    self.dns_servers.remove(dns)
         self.lease = None
 
     def _address_lost(self, iface: Interface, address: ipaddress.IPv4Interface) -> None:
         """ACD took our leased address away (RFC 5227 §2.4): start over, as after a NAK."""
         if iface is self.iface and self.lease is not None and self.lease.address == address:
-            self.stack.stats["dhcp4.address_lost"] += 1
+            self.svc.stats["dhcp4.address_lost"] += 1
             self.lease = None
             self.remembered = None
             self._schedule(float("-inf"), self._init)  # at the next timer run, which gives a ``now``
