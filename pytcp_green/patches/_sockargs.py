@@ -8,13 +8,10 @@ C ``int`` parameter takes and bytes-like buffers get CPython's TypeError/Overflo
 
 from __future__ import annotations
 
-import _socket
 from typing import Any
 
 from pytcp_green.patches import dns
-
-AF_INET = _socket.AF_INET
-AF_INET6 = _socket.AF_INET6
+from pytcp_green.patches._common import AF_INET, AF_INET6
 
 
 def c_int(value: Any) -> int:

@@ -14,13 +14,7 @@ import struct
 from typing import Any
 
 from pytcp_green.green.sockets import GreenSocket
-
-SOL_SOCKET = _socket.SOL_SOCKET
-IPPROTO_IP = _socket.IPPROTO_IP
-IPPROTO_IPV6 = _socket.IPPROTO_IPV6
-IPPROTO_TCP = _socket.IPPROTO_TCP
-IPPROTO_UDP = _socket.IPPROTO_UDP
-SOCK_STREAM = _socket.SOCK_STREAM
+from pytcp_green.patches._common import IPPROTO_IP, IPPROTO_IPV6, IPPROTO_TCP, IPPROTO_UDP, SOCK_STREAM, SOL_SOCKET
 
 # Linux charges SO_RCVBUF/SO_SNDBUF twice what is asked (bookkeeping overhead) and enforces minimums.
 _MIN_RCVBUF = 2304

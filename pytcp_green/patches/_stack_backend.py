@@ -21,19 +21,20 @@ from typing import Any
 
 from pytcp_green.green.sockets import USE_TIMEOUT, GreenSocket, Timeout, close_fd
 from pytcp_green.patches import _state
-from pytcp_green.patches._common import has_ipv6
+from pytcp_green.patches._common import (
+    AF_INET,
+    AF_INET6,
+    IPPROTO_ICMP,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    SOCK_CLOEXEC,
+    SOCK_DGRAM,
+    SOCK_NONBLOCK,
+    SOCK_STREAM,
+    has_ipv6,
+)
 from pytcp_green.patches._sockargs import as_bytes_like, c_int, recvmsg_checks, sockaddr_arg
 from pytcp_green.patches._sockopts import Options, get_option, set_option
-
-AF_INET = _socket.AF_INET
-AF_INET6 = _socket.AF_INET6
-SOCK_STREAM = _socket.SOCK_STREAM
-SOCK_DGRAM = _socket.SOCK_DGRAM
-SOCK_NONBLOCK = getattr(_socket, "SOCK_NONBLOCK", 0)
-SOCK_CLOEXEC = getattr(_socket, "SOCK_CLOEXEC", 0)
-IPPROTO_TCP = _socket.IPPROTO_TCP
-IPPROTO_UDP = _socket.IPPROTO_UDP
-IPPROTO_ICMP = _socket.IPPROTO_ICMP
 
 MSG_OOB = _socket.MSG_OOB
 MSG_PEEK = _socket.MSG_PEEK

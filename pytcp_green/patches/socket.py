@@ -32,7 +32,19 @@ from types import ModuleType
 from typing import Any
 
 from pytcp_green.patches import _state, dns
-from pytcp_green.patches._common import family_enum, has_ipv6, kind_enum
+from pytcp_green.patches._common import (
+    AF_INET,
+    AF_INET6,
+    IPPROTO_IPV6,
+    SOCK_CLOEXEC,
+    SOCK_DGRAM,
+    SOCK_NONBLOCK,
+    SOCK_STREAM,
+    SOL_SOCKET,
+    family_enum,
+    has_ipv6,
+    kind_enum,
+)
 from pytcp_green.patches._kernel_backend import KernelBackend, kernel_socketpair
 from pytcp_green.patches._stack_backend import Handle, StackBackend, handle_for_fd, park_duplicate
 
@@ -43,14 +55,6 @@ __implements__ = ["socket", "SocketType", "create_connection", "create_server", 
 __all__ = ["Handle", "SocketType", "create_connection", "create_server", "fromfd", "handle_for_fd",
            "has_dualstack_ipv6", "socket", "socketpair", "stack_readiness"]
 
-AF_INET = _socket.AF_INET
-AF_INET6 = _socket.AF_INET6
-SOCK_STREAM = _socket.SOCK_STREAM
-SOCK_DGRAM = _socket.SOCK_DGRAM
-SOCK_NONBLOCK = getattr(_socket, "SOCK_NONBLOCK", 0)
-SOCK_CLOEXEC = getattr(_socket, "SOCK_CLOEXEC", 0)
-SOL_SOCKET = _socket.SOL_SOCKET
-IPPROTO_IPV6 = _socket.IPPROTO_IPV6
 
 _GLOBAL_DEFAULT_TIMEOUT: object = _stdsocket._GLOBAL_DEFAULT_TIMEOUT  # type: ignore[attr-defined]
 _BLOCKING_ERRNOS = {errno.EAGAIN, errno.EWOULDBLOCK}

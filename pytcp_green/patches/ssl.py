@@ -24,8 +24,9 @@ import warnings
 from typing import Any
 
 from pytcp_green.green.sockets import GreenSocket
+from pytcp_green.patches._common import SOCK_STREAM
 from pytcp_green.patches._stack_backend import StackBackend
-from pytcp_green.patches.socket import _GLOBAL_DEFAULT_TIMEOUT, SOCK_STREAM, create_connection, socket
+from pytcp_green.patches.socket import _GLOBAL_DEFAULT_TIMEOUT, create_connection, socket
 
 # What this module replaces in ``ssl`` (see :func:`pytcp_green.patches._state.patch_module`); ssl imported
 # create_connection from socket (gevent's, after its patching: a kernel socket), so it is replaced too.
