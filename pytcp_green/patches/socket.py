@@ -55,7 +55,6 @@ __implements__ = ["socket", "SocketType", "create_connection", "create_server", 
 __all__ = ["Handle", "SocketType", "create_connection", "create_server", "fromfd", "handle_for_fd",
            "has_dualstack_ipv6", "socket", "socketpair", "stack_readiness"]
 
-
 _GLOBAL_DEFAULT_TIMEOUT: object = _stdsocket._GLOBAL_DEFAULT_TIMEOUT  # type: ignore[attr-defined]
 _BLOCKING_ERRNOS = {errno.EAGAIN, errno.EWOULDBLOCK}
 Backend = StackBackend | KernelBackend
