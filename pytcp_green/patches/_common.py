@@ -2,7 +2,8 @@
 
 * the stdlib's enum conversions (``AddressFamily``/``SocketKind``, falling back to the integer for
   values the enums do not name, as CPython's socket module does);
-* whether the running host's core has IPv6 sockets, probed once per host.
+* whether the running host's core has IPv6 sockets, probed once per host;
+* the ``_socket`` constants they use, under the stdlib's names.
 """
 
 from __future__ import annotations
@@ -12,6 +13,19 @@ import socket as _stdsocket
 from typing import Any
 
 from pytcp_green.patches import _state
+
+AF_INET = _socket.AF_INET
+AF_INET6 = _socket.AF_INET6
+SOCK_STREAM = _socket.SOCK_STREAM
+SOCK_DGRAM = _socket.SOCK_DGRAM
+SOCK_NONBLOCK = getattr(_socket, "SOCK_NONBLOCK", 0)
+SOCK_CLOEXEC = getattr(_socket, "SOCK_CLOEXEC", 0)
+SOL_SOCKET = _socket.SOL_SOCKET
+IPPROTO_IP = _socket.IPPROTO_IP
+IPPROTO_IPV6 = _socket.IPPROTO_IPV6
+IPPROTO_TCP = _socket.IPPROTO_TCP
+IPPROTO_UDP = _socket.IPPROTO_UDP
+IPPROTO_ICMP = _socket.IPPROTO_ICMP
 
 
 def family_enum(value: int) -> Any:

@@ -1,7 +1,7 @@
 """``select.select``, ``select.poll`` and ``selectors`` over stack sockets and real fds together.
 
 A stack socket is recognised either as a socket object or by its descriptor
-(:func:`pytcp_green.patches.socket.handle_for_fd`), so code that registers plain integers
+(:func:`pytcp_green.patches._stack_backend.handle_for_fd`), so code that registers plain integers
 (asyncio, selectors) works too.  Its readiness comes from the core's poll mask; a real fd's
 from the kernel (the original ``select``/``poll`` with a zero timeout).  To wait, the calling
 greenlet sleeps on one gevent Event that both the stack sockets' readiness observers and
@@ -24,7 +24,8 @@ from gevent.hub import get_hub
 from gevent.select import select as _gevent_select  # imported now, while select.select is the original
 
 from pytcp_green.patches import _state
-from pytcp_green.patches.socket import Handle, stack_readiness
+from pytcp_green.patches._stack_backend import Handle
+from pytcp_green.patches.socket import stack_readiness
 from pytcp_green.stack.sockbase import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLPRI
 
 POLLNVAL = 0x020

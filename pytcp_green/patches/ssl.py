@@ -24,7 +24,9 @@ import warnings
 from typing import Any
 
 from pytcp_green.green.sockets import GreenSocket
-from pytcp_green.patches.socket import _GLOBAL_DEFAULT_TIMEOUT, SOCK_STREAM, create_connection, socket
+from pytcp_green.patches._common import SOCK_STREAM
+from pytcp_green.patches._stack_backend import StackBackend
+from pytcp_green.patches.socket import _GLOBAL_DEFAULT_TIMEOUT, create_connection, socket
 
 # What this module replaces in ``ssl`` (see :func:`pytcp_green.patches._state.patch_module`); ssl imported
 # create_connection from socket (gevent's, after its patching: a kernel socket), so it is replaced too.
@@ -70,15 +72,11 @@ class SSLSocket(socket):
             raise ValueError("check_hostname requires server_hostname")
         self = cls.__new__(cls)
         timeout = sock.gettimeout()
-        handle = sock._handle
-        assert handle is not None
+        impl = sock._impl
+        assert isinstance(impl, StackBackend)
         # Take the stack socket over as the stdlib does with detach(): the old object is closed.
-        self._init_stack(handle)
-        self._fd = sock._fd
-        sock._fd = -1
-        sock._released = True
+        self._init(impl.hand_over())
         sock._closed = True
-        handle.refs -= 1
         self._green().timeout = timeout
         self._context = context
         self.server_side = server_side
@@ -93,7 +91,7 @@ class SSLSocket(socket):
         self._record_head = b""
         self._record_left = 0
         try:
-            self.getpeername()
+            self._impl.getpeername()
             connected = True
         except OSError as exc:
             if exc.errno != errno.ENOTCONN:
@@ -106,7 +104,7 @@ class SSLSocket(socket):
                 try:
                     if timeout == 0.0:
                         raise ValueError("do_handshake_on_connect should not be specified for non-blocking sockets")
-                    self.do_handshake()
+                    self._do_handshake()
                 except BaseException:
                     self.close()
                     raise
@@ -120,6 +118,11 @@ class SSLSocket(socket):
         # socket, as the stdlib's SSLSocket does, rather than the SSLObject.
         sslobj._sslobj.owner = self
         return sslobj
+
+    def _green(self) -> GreenSocket:
+        impl = self._impl
+        assert isinstance(impl, StackBackend)  # _create() only wraps stack sockets
+        return impl.green()
 
     def _sslsock(self) -> SSLSocket:
         """gevent's wrappers of those callbacks unwrap ``conn._sslsock()`` (a weakref call on its sockets)."""
@@ -228,13 +231,21 @@ class SSLSocket(socket):
     def _check_connected(self) -> None:
         if not self._connected:
             # Like the stdlib: raises ENOTCONN if the socket is not connected.
-            self.getpeername()
+            self._impl.getpeername()
 
+    # The public TLS and socket methods go to private ones and never to each other through ``self`` (a
+    # subclass may override any of them to call another); makefile() and sendfile() use the same hooks.
     def do_handshake(self, block: bool = False) -> None:
+        self._do_handshake()
+
+    def _do_handshake(self) -> None:
         self._check_connected()
         self._io(self._sslobj.do_handshake)
 
     def read(self, len: int = 1024, buffer: Any = None) -> Any:
+        return self._read(len, buffer)
+
+    def _read(self, len: int, buffer: Any) -> Any:
         if self._sslobj is None:
             raise ValueError("Read on closed or unwrapped SSL socket.")
         try:
@@ -247,6 +258,9 @@ class SSLSocket(socket):
             raise
 
     def write(self, data: Any) -> int:
+        return self._write(data)
+
+    def _write(self, data: Any) -> int:
         if self._sslobj is None:
             raise ValueError("Write on closed or unwrapped SSL socket.")
         return int(self._io(self._sslobj.write, data))
@@ -255,18 +269,21 @@ class SSLSocket(socket):
         return int(self._sslobj.pending()) if self._sslobj is not None else 0
 
     def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
+        return self._recv(buflen, flags)
+
+    def _recv(self, buflen: int, flags: int) -> bytes:
         if self._sslobj is None:
-            return super().recv(buflen, flags)
+            return super()._recv(buflen, flags)
         if flags:
             raise ValueError(f"non-zero flags not allowed in calls to recv() on {type(self)}")
         if buflen == 0:
             return b""
-        data: bytes = self.read(buflen)
+        data: bytes = self._read(buflen, None)
         return data
 
-    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+    def _recv_into(self, buffer: Any, nbytes: int, flags: int) -> int:
         if self._sslobj is None:
-            return super().recv_into(buffer, nbytes, flags)
+            return super()._recv_into(buffer, nbytes, flags)
         if flags:
             raise ValueError(f"non-zero flags not allowed in calls to recv_into() on {type(self)}")
         view = memoryview(buffer).cast("B")
@@ -274,17 +291,20 @@ class SSLSocket(socket):
             nbytes = len(view)
         if nbytes == 0:
             return 0
-        return int(self.read(nbytes, view))
+        return int(self._read(nbytes, view))
 
     def recvfrom(self, buflen: int = 1024, flags: int = 0) -> tuple[bytes, Any]:
+        return self._recvfrom(buflen, flags)
+
+    def _recvfrom(self, buflen: int, flags: int) -> tuple[bytes, Any]:
         if self._sslobj is not None:
             raise ValueError(f"recvfrom not allowed on instances of {type(self)}")
-        return super().recvfrom(buflen, flags)
+        return super()._recvfrom(buflen, flags)
 
-    def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
+    def _recvfrom_into(self, buffer: Any, nbytes: int, flags: int) -> tuple[int, Any]:
         if self._sslobj is not None:
             raise ValueError(f"recvfrom_into not allowed on instances of {type(self)}")
-        return super().recvfrom_into(buffer, nbytes, flags)
+        return super()._recvfrom_into(buffer, nbytes, flags)
 
     def recvmsg(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"recvmsg not allowed on instances of {type(self)}")
@@ -292,34 +312,31 @@ class SSLSocket(socket):
     def recvmsg_into(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"recvmsg_into not allowed on instances of {type(self)}")
 
-    def send(self, data: Any, flags: int = 0) -> int:
+    def _send(self, data: Any, flags: int) -> int:
         if self._sslobj is None:
-            return super().send(data, flags)
+            return super()._send(data, flags)
         if flags:
             raise ValueError(f"non-zero flags not allowed in calls to send() on {type(self)}")
-        return self.write(data)
+        return self._write(data)
 
-    def sendall(self, data: Any, flags: int = 0) -> None:
+    def _sendall(self, data: Any, flags: int) -> None:
         if self._sslobj is None:
-            super().sendall(data, flags)
+            super()._sendall(data, flags)
             return
         if flags:
             raise ValueError(f"non-zero flags not allowed in calls to sendall() on {type(self)}")
         view = memoryview(data).cast("B")
         sent = 0
         while sent < len(view):
-            sent += self.write(view[sent:])
+            sent += self._write(view[sent:])
 
-    def sendto(self, data: Any, *args: Any) -> int:
+    def _sendto(self, data: Any, *args: Any) -> int:
         if self._sslobj is not None:
             raise ValueError(f"sendto not allowed on instances of {type(self)}")
-        return super().sendto(data, *args)
+        return super()._sendto(data, *args)
 
     def sendmsg(self, *args: Any, **kwargs: Any) -> int:
         raise NotImplementedError(f"sendmsg not allowed on instances of {type(self)}")
-
-    def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
-        return super().sendfile(file, offset, count)
 
     def getpeercert(self, binary_form: bool = False) -> Any:
         self._check_connected()
@@ -398,7 +415,7 @@ class SSLSocket(socket):
             return rc
         self._connected = True
         if self.do_handshake_on_connect:
-            self.do_handshake()
+            self._do_handshake()
         return 0
 
     def connect(self, address: Any) -> None:
@@ -415,7 +432,7 @@ class SSLSocket(socket):
 
 
 def _is_stack_socket(sock: Any) -> bool:
-    return isinstance(sock, socket) and sock._kernel is None and sock._handle is not None
+    return isinstance(sock, socket) and isinstance(sock._impl, StackBackend)
 
 
 class SSLContext(_BaseContext):  # type: ignore[misc]

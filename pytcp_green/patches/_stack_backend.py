@@ -1,0 +1,553 @@
+"""The stack backend of the patched socket class: a core socket of the current host's stack.
+
+One :class:`Handle` per core socket, shared by the socket objects ``dup()``/``fromfd()``/
+``socket(fileno=...)`` open on it; :class:`StackBackend` is one socket object's view of it (its
+descriptor, remembered options, shut-down read side) and implements every socket operation the
+way Linux answers it (socket(7), tcp(7), udp(7)).
+
+File descriptors.  A stack socket's descriptor is a real, unique one: an eventfd, created on
+first use, that a real poller sees **readable exactly while the socket is readable** and
+**always writable**.  :func:`handle_for_fd` maps descriptors back to the stack socket they stand
+for, which is how ``dup``/``fromfd``/``detach`` and ``select``/``poll`` over plain integers work.
+"""
+
+from __future__ import annotations
+
+import _socket
+import errno
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pytcp_green.green.sockets import USE_TIMEOUT, GreenSocket, Timeout, close_fd
+from pytcp_green.patches import _state
+from pytcp_green.patches._common import (
+    AF_INET,
+    AF_INET6,
+    IPPROTO_ICMP,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    SOCK_CLOEXEC,
+    SOCK_DGRAM,
+    SOCK_NONBLOCK,
+    SOCK_STREAM,
+    has_ipv6,
+)
+from pytcp_green.patches._sockargs import as_bytes_like, c_int, recvmsg_checks, sockaddr_arg
+from pytcp_green.patches._sockopts import Options, get_option, set_option
+
+MSG_OOB = _socket.MSG_OOB
+MSG_PEEK = _socket.MSG_PEEK
+MSG_DONTWAIT = getattr(_socket, "MSG_DONTWAIT", 0x40)
+MSG_WAITALL = _socket.MSG_WAITALL
+MSG_TRUNC = getattr(_socket, "MSG_TRUNC", 0x20)
+_MAX_DATAGRAM = 65535  # no UDP payload is longer (IPv4's limit; the stack has no jumbograms)
+_EBADF_MESSAGE = os.strerror(errno.EBADF)
+
+
+def _ebadf() -> OSError:
+    return OSError(errno.EBADF, _EBADF_MESSAGE)
+
+
+# -- the stack side: one handle per core socket, shared by dup()s ------------------------------------
+class Handle:
+    """One stack socket as the descriptor table sees it: the green socket, its identity, its fds.
+
+    ``refs`` counts the socket objects open on it plus descriptors handed out by ``detach()``
+    that no socket object has taken back yet; the core socket closes when it drops to zero.
+    """
+
+    __slots__ = ("closed", "family", "fds", "green", "proto", "refs", "type")
+
+    def __init__(self, green: GreenSocket, family: int, type: int, proto: int) -> None:
+        self.green = green
+        self.family = family
+        self.type = type
+        self.proto = proto
+        self.refs = 0
+        self.fds: set[int] = set()
+        self.closed = False
+
+    def new_fd(self) -> int:
+        """A descriptor for one more socket object on this handle."""
+        green = self.green
+        # A second object gets another fd on the same eventfd file: same readiness, distinct number.
+        fd = os.dup(green.fileno()) if green.has_fd() else green.fileno()
+        self.fds.add(fd)
+        _by_fd[fd] = self
+        return fd
+
+    def drop_fd(self, fd: int) -> None:
+        """Close one descriptor of this handle (never the last ref's core socket: see :meth:`release`)."""
+        if fd not in self.fds:
+            return
+        self.fds.discard(fd)
+        if _by_fd.get(fd) is self:
+            del _by_fd[fd]
+        green = self.green
+        if green.has_fd() and green.fileno() == fd:
+            green.release_fd()
+            if self.fds:
+                green.adopt_fd(next(iter(self.fds)))
+        close_fd(fd)
+
+    def release(self) -> None:
+        self.refs -= 1
+        if self.refs <= 0 and not self.closed:
+            self.closed = True
+            for fd in list(self.fds):
+                self.drop_fd(fd)
+            self.green.close()
+
+    def poll_mask(self) -> int:
+        if self.closed:
+            return 0
+        return self.green.poll_mask()
+
+
+_by_fd: dict[int, Handle] = {}
+
+
+def handle_for_fd(fd: int) -> Handle | None:
+    """The stack socket a descriptor stands for, or None for a kernel fd."""
+    return _by_fd.get(fd)
+
+
+def _stack_supports(family: int) -> bool:
+    return family == AF_INET or (family == AF_INET6 and has_ipv6())
+
+
+def _new_green(family: int, type: int, proto: int = 0) -> GreenSocket:
+    host = _state.current_host()
+    if proto == IPPROTO_ICMP:
+        # An ICMP echo ("ping") socket, as Linux gives socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP).
+        return GreenSocket(host.runtime, host.stack.icmp4.ping.socket())
+    core = host.stack.socket(family, type)
+    return GreenSocket(host.runtime, core)
+
+
+def _flag_timeout(flags: int) -> Timeout:
+    if flags & MSG_OOB:
+        raise OSError(errno.EOPNOTSUPP, "pytcp_green: out-of-band data is not supported")
+    return 0.0 if flags & MSG_DONTWAIT else USE_TIMEOUT
+
+
+# Descriptors handed out by detach() that no socket object has taken back yet.
+_parked: set[int] = set()
+
+
+def park_duplicate(handle: Handle, fd: int) -> int:
+    """A new descriptor for ``handle`` (a dup of its ``fd``) holding one ref until a socket object takes it:
+    ``fromfd()``'s, which then wraps it with ``socket(fileno=...)``."""
+    new = os.dup(fd)
+    handle.fds.add(new)
+    _by_fd[new] = handle
+    handle.refs += 1
+    _parked.add(new)
+    return new
+
+
+class StackBackend:
+    """One socket object's view of a :class:`Handle`; the caller counts it in ``handle.refs``."""
+
+    __slots__ = ("borrowed", "fd", "handle", "options", "released", "shut_rd")
+
+    def __init__(self, handle: Handle) -> None:
+        self.handle = handle
+        self.fd = -1
+        self.options: Options = {}
+        self.shut_rd = False
+        self.released = False
+        self.borrowed = False  # another object owns this descriptor (socket(fileno=...) on a live one)
+
+    @classmethod
+    def open(cls, family: int, type: int, proto: int) -> StackBackend:
+        """A new stack socket, as ``socket(family, type, proto)`` (``type`` may carry SOCK_NONBLOCK)."""
+        base_type = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)
+        expected = IPPROTO_TCP if base_type == SOCK_STREAM else IPPROTO_UDP
+        if base_type == SOCK_DGRAM and family == AF_INET and proto == IPPROTO_ICMP:
+            expected = IPPROTO_ICMP
+        elif proto not in (0, expected):
+            raise OSError(errno.EPROTONOSUPPORT, os.strerror(errno.EPROTONOSUPPORT))
+        if not _stack_supports(family):
+            raise OSError(errno.EAFNOSUPPORT, os.strerror(errno.EAFNOSUPPORT))
+        green = _new_green(family, base_type, expected)
+        handle = Handle(green, family, base_type, proto)  # .proto shows what was asked (0), as CPython
+        handle.refs = 1
+        green.timeout = 0.0 if type & SOCK_NONBLOCK else _socket.getdefaulttimeout()
+        return cls(handle)
+
+    @classmethod
+    def adopt(cls, handle: Handle, fd: int) -> StackBackend:
+        """A socket object for ``fd`` of ``handle`` (after detach/fromfd/dup)."""
+        backend = cls(handle)
+        backend.fd = fd
+        # A detached descriptor already holds a ref; a live one being wrapped a second time gets one.
+        if fd in _parked:
+            _parked.discard(fd)
+        else:
+            handle.refs += 1
+            backend.borrowed = True
+        # As CPython's socket(fileno=...): the new object starts with the default timeout.
+        handle.green.timeout = _socket.getdefaulttimeout()
+        return backend
+
+    def hand_over(self) -> StackBackend:
+        """Give this object's ref and descriptor to a new view (ssl's wrap_socket takes a socket over)."""
+        backend = StackBackend(self.handle)
+        backend.fd, self.fd = self.fd, -1
+        self.released = True
+        return backend
+
+    # -- identity ------------------------------------------------------------------------------------
+    @property
+    def family(self) -> int:
+        return self.handle.family
+
+    @property
+    def type(self) -> int:
+        return self.handle.type
+
+    @property
+    def proto(self) -> int:
+        return self.handle.proto
+
+    def green(self) -> GreenSocket:
+        """The green socket, or OSError(EBADF) once closed."""
+        # Not the object's ``_closed``: a socket closed while makefile() files are open still works
+        # for them, as in CPython, until the last one closes (``released``).
+        handle = self.handle
+        if self.released or handle.closed:
+            raise _ebadf()
+        return handle.green
+
+    def fileno(self) -> int:
+        if self.released or self.handle.closed:
+            return -1
+        if self.fd < 0:
+            self.fd = self.handle.new_fd()
+        return self.fd
+
+    def _check_fd(self) -> int:
+        fd = self.fileno()
+        if fd < 0:
+            raise _ebadf()
+        return fd
+
+    # -- timeouts ------------------------------------------------------------------------------------
+    def settimeout(self, value: float | None) -> None:
+        if value is not None:
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise TypeError("Timeout value must be int, float or None") from None
+            if value != value or value < 0:  # NaN or negative
+                raise ValueError("Timeout value out of range")
+        self.green().timeout = value
+
+    def gettimeout(self) -> float | None:
+        return self.handle.green.timeout
+
+    def setblocking(self, flag: bool) -> None:
+        self.green().timeout = None if flag else 0.0
+
+    def getblocking(self) -> bool:
+        return self.green().timeout != 0.0
+
+    # -- addressing ----------------------------------------------------------------------------------
+    def bind(self, address: Any) -> None:
+        green = self.green()
+        green.bind(sockaddr_arg(self.handle.family, address, "bind"))
+
+    def listen(self, backlog: int) -> None:
+        green = self.green()
+        backlog = c_int(backlog)
+        if self.handle.type != SOCK_STREAM:
+            raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+        green.listen(max(0, min(backlog, 4096)))
+
+    def connect(self, address: Any) -> None:
+        green = self.green()
+        green.connect(sockaddr_arg(self.handle.family, address, "connect"))
+
+    def connect_ex(self, address: Any) -> int:
+        try:
+            self.connect(address)
+        except TimeoutError:
+            return errno.EAGAIN  # what CPython's connect_ex returns when its timeout expires
+        except OSError as exc:
+            if exc.errno is None:
+                raise
+            return exc.errno
+        return 0
+
+    def getsockname(self) -> Any:
+        return self.green().getsockname()
+
+    def getpeername(self) -> Any:
+        return self.green().getpeername()
+
+    # -- connections ---------------------------------------------------------------------------------
+    def accept(self) -> tuple[StackBackend, Any]:
+        green = self.green()
+        if self.handle.type != SOCK_STREAM:
+            raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+        conn_green, addr = green.accept()
+        # Like CPython, the new socket is of the base class and takes the default timeout.
+        conn_green.timeout = _socket.getdefaulttimeout()
+        handle = Handle(conn_green, self.handle.family, SOCK_STREAM, self.handle.proto)
+        handle.refs = 1
+        return StackBackend(handle), addr
+
+    def accept_fd(self) -> tuple[int, Any]:
+        """The stdlib's private ``_accept``: a new connection's descriptor and the peer address."""
+        conn, addr = self.accept()
+        return conn.detach(False), addr
+
+    # -- data ----------------------------------------------------------------------------------------
+    def recv(self, bufsize: int, flags: int) -> bytes:
+        green = self.green()
+        if bufsize < 0:
+            raise ValueError("negative buffersize in recv")
+        timeout = _flag_timeout(flags)
+        if self.handle.type == SOCK_DGRAM:
+            if self.shut_rd:
+                return b""
+            return green.recvfrom(bufsize, timeout, peek=bool(flags & MSG_PEEK))[0]
+        if flags & MSG_WAITALL and not flags & MSG_PEEK:
+            return _recv_waitall(green, bufsize, timeout)
+        return green.recv(bufsize, timeout, peek=bool(flags & MSG_PEEK))
+
+    def recv_into(self, buffer: Any, nbytes: int, flags: int) -> int:
+        view = memoryview(buffer).cast("B")
+        if nbytes < 0:
+            raise ValueError("negative buffersize in recv_into")
+        if nbytes == 0 or nbytes > len(view):
+            if nbytes > len(view):
+                raise ValueError("buffer too small for requested bytes")
+            nbytes = len(view)
+        data = self.recv(nbytes, flags)
+        view[: len(data)] = data
+        return len(data)
+
+    def recvfrom(self, bufsize: int, flags: int) -> tuple[bytes, Any]:
+        green = self.green()
+        if bufsize < 0:
+            raise ValueError("negative buffersize in recvfrom")
+        timeout = _flag_timeout(flags)
+        if self.handle.type == SOCK_DGRAM:
+            return green.recvfrom(bufsize, timeout, peek=bool(flags & MSG_PEEK))
+        # A stream socket reports no source address, as Linux does.
+        return self.recv(bufsize, flags), None
+
+    def recvfrom_into(self, buffer: Any, nbytes: int, flags: int) -> tuple[int, Any]:
+        view = memoryview(buffer).cast("B")
+        if nbytes < 0:
+            raise ValueError("negative buffersize in recvfrom_into")
+        if nbytes > len(view):
+            raise ValueError("nbytes is greater than the length of the buffer")
+        data, addr = self.recvfrom(nbytes or len(view), flags)
+        view[: len(data)] = data
+        return len(data), addr
+
+    def recvmsg(self, bufsize: int, ancbufsize: int, flags: int) -> tuple[bytes, list[Any], int, Any]:
+        bufsize = c_int(bufsize)
+        if bufsize < 0:
+            raise ValueError("negative buffer size in recvmsg()")
+        recvmsg_checks(ancbufsize, flags)
+        data, addr, msg_flags = self._recv_datagram_or_bytes(bufsize, flags)
+        return data, [], msg_flags, addr
+
+    def recvmsg_into(self, buffers: Iterable[Any], ancbufsize: int, flags: int) -> tuple[int, list[Any], int, Any]:
+        try:
+            items = list(buffers)
+        except TypeError:
+            raise TypeError("recvmsg_into() argument 1 must be an iterable") from None
+        views = []
+        for item in items:
+            try:
+                view = memoryview(item)
+            except TypeError:
+                raise TypeError(f"a bytes-like object is required, not '{type(item).__name__}'") from None
+            if view.readonly:
+                raise TypeError(f"recvmsg_into() argument 1 must be an iterable of single-segment read-write "
+                                f"buffers, not {type(item).__name__}")
+            views.append(view.cast("B"))
+        recvmsg_checks(ancbufsize, flags)
+        data, addr, msg_flags = self._recv_datagram_or_bytes(sum(len(v) for v in views), flags)
+        offset = 0
+        for view in views:
+            piece = data[offset: offset + len(view)]
+            view[: len(piece)] = piece
+            offset += len(piece)
+        return len(data), [], msg_flags, addr
+
+    def _recv_datagram_or_bytes(self, bufsize: int, flags: int) -> tuple[bytes, Any, int]:
+        """recvfrom() for recvmsg: a datagram is taken whole, so a cut one is flagged MSG_TRUNC (the rest
+        is discarded either way, as recv(2) does)."""
+        if self.handle.type == SOCK_DGRAM and bufsize < _MAX_DATAGRAM:
+            data, addr = self.recvfrom(_MAX_DATAGRAM, flags)
+            return data[:bufsize], addr, MSG_TRUNC if len(data) > bufsize else 0
+        data, addr = self.recvfrom(bufsize, flags)
+        return data, addr, 0
+
+    def send(self, data: Any, flags: int) -> int:
+        green = self.green()
+        view = as_bytes_like(data)
+        timeout = _flag_timeout(flags)
+        if self.handle.type == SOCK_DGRAM:
+            return green.sendto(view, None, timeout)
+        return green.send(view, timeout)
+
+    def sendall(self, data: Any, flags: int) -> None:
+        green = self.green()
+        view = as_bytes_like(data)
+        timeout = _flag_timeout(flags)
+        if self.handle.type == SOCK_DGRAM:
+            green.sendto(view, None, timeout)
+            return
+        green.sendall(view, timeout)
+
+    def sendto(self, data: Any, *args: Any) -> int:
+        if len(args) == 1:
+            flags, address = 0, args[0]
+        elif len(args) == 2:
+            flags, address = c_int(args[0]), args[1]
+        else:
+            raise TypeError(f"sendto() takes 2 or 3 arguments ({len(args) + 1} given)")
+        green = self.green()
+        view = as_bytes_like(data)
+        timeout = _flag_timeout(flags)
+        if self.handle.type == SOCK_STREAM:
+            return green.send(view, timeout)  # Linux ignores the address on a connected TCP socket
+        return green.sendto(view, sockaddr_arg(self.handle.family, address, "sendto"), timeout)
+
+    def sendmsg(self, buffers: Iterable[Any], ancdata: Iterable[Any], flags: int, address: Any) -> int:
+        # Every argument is checked before anything is sent, as CPython does.
+        try:
+            items = list(buffers)
+        except TypeError:
+            raise TypeError("sendmsg() argument 1 must be an iterable") from None
+        data = b"".join(bytes(as_bytes_like(b)) for b in items)
+        try:
+            cmsgs = list(ancdata)
+        except TypeError:
+            raise TypeError("sendmsg() argument 2 must be an iterable") from None
+        for cmsg in cmsgs:
+            if not isinstance(cmsg, tuple) or len(cmsg) != 3:
+                raise TypeError("sendmsg() ancillary data items must be (level, type, data) tuples")
+            c_int(cmsg[0])
+            c_int(cmsg[1])
+            as_bytes_like(cmsg[2])
+        flags = c_int(flags)
+        if address is not None:
+            sockaddr_arg(self.handle.family, address, "sendmsg")
+        if cmsgs:
+            raise OSError(errno.EOPNOTSUPP, "pytcp_green: ancillary data is not supported")
+        if address is not None:
+            return self.sendto(data, flags, address)
+        return self.send(data, flags)
+
+    def sendmsg_afalg(self, *args: Any, **kwargs: Any) -> int:
+        raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+
+    def sendfile(self, file: Any, offset: int, count: int | None, sendall: Callable[[bytes], None]) -> int:
+        """Send a file's bytes with ``sendall`` (the object's own, so TLS encrypts them: no zero-copy
+        path exists into a user-space stack)."""
+        if "b" not in getattr(file, "mode", "b"):
+            raise ValueError("file should be opened in binary mode")
+        if self.handle.type != SOCK_STREAM:
+            raise ValueError("only SOCK_STREAM type sockets are supported")
+        if count is not None and (not isinstance(count, int) or count <= 0):
+            raise ValueError(f"count must be a positive integer (got {count!r})")
+        if offset:
+            file.seek(offset)
+        total = 0
+        try:
+            while count is None or total < count:
+                want = 65536 if count is None else min(65536, count - total)
+                chunk = file.read(want)
+                if not chunk:
+                    break
+                sendall(chunk)
+                total += len(chunk)
+        finally:
+            if total > 0 and hasattr(file, "seek"):
+                file.seek(offset + total)
+        return total
+
+    # -- options -------------------------------------------------------------------------------------
+    def setsockopt(self, level: int, optname: int, value: Any, optlen: int | None) -> None:
+        set_option(self.green(), self.handle.type, self.options, level, optname, value)
+
+    def getsockopt(self, level: int, optname: int, buflen: int | None) -> Any:
+        green = self.green()
+        return get_option(green, self.handle.family, self.handle.type, self.options, level, optname, buflen)
+
+    # -- ending --------------------------------------------------------------------------------------
+    def shutdown(self, how: int) -> None:
+        green = self.green()
+        how = c_int(how)
+        if how not in (_socket.SHUT_RD, _socket.SHUT_WR, _socket.SHUT_RDWR):
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        if self.handle.type == SOCK_DGRAM:
+            green.getpeername()  # ENOTCONN when not connected, as Linux
+            if how in (_socket.SHUT_RD, _socket.SHUT_RDWR):
+                self.shut_rd = True
+            return
+        green.shutdown(how)
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            self.handle.drop_fd(fd)
+        if not self.released:
+            self.released = True
+            self.handle.release()
+
+    def detach(self, closed: bool) -> int:
+        """Give up this view without closing the stack socket; returns its descriptor (-1 if the object
+        was ``closed`` already, even with makefile() files still open on it)."""
+        if closed or self.released or self.handle.closed:
+            return -1
+        fd = self.fileno()
+        self.fd = -1
+        self.released = True
+        if self.borrowed:
+            # socket(fileno=fd) over a descriptor another object owns, then detach(): as in CPython,
+            # only this object goes away (http.client's response.fileno() users do this).
+            self.handle.release()
+            return fd
+        # The descriptor keeps this view's ref until a socket(fileno=fd) takes it back.
+        _parked.add(fd)
+        return fd
+
+    def dup(self) -> StackBackend:
+        self.green()
+        self.handle.refs += 1
+        clone = StackBackend(self.handle)
+        clone.fd = self.handle.new_fd()
+        return clone
+
+    def get_inheritable(self) -> bool:
+        return os.get_inheritable(self._check_fd())
+
+    def set_inheritable(self, inheritable: bool) -> None:
+        os.set_inheritable(self._check_fd(), inheritable)
+
+
+def _recv_waitall(green: GreenSocket, bufsize: int, timeout: Timeout) -> bytes:
+    parts: list[bytes] = []
+    got = 0
+    while got < bufsize:
+        try:
+            data = green.recv(bufsize - got, timeout)
+        except (BlockingIOError, TimeoutError):
+            if parts:
+                break
+            raise
+        if not data:
+            break
+        parts.append(data)
+        got += len(data)
+    return b"".join(parts)
