@@ -29,9 +29,11 @@ import secrets
 import time
 from typing import Any
 
+from pytcp_green.green.sockets import GreenSocket
 from pytcp_green.patches import _state
 from pytcp_green.patches._common import family_enum, has_ipv6, kind_enum
 from pytcp_green.stack.dns import Exchange, Failure, HostsTable, Lookup, Resolver, Transport, parse_hosts
+from pytcp_green.stack.ipv6.addrsel import order_destinations
 from pytcp_green.stack.wire.dns import TYPE_A, TYPE_AAAA, TYPE_PTR, reverse_name
 
 # What this module replaces in ``socket`` (see :func:`pytcp_green.patches._state.patch_module`).
@@ -178,8 +180,6 @@ def _resolve(name: str, qtypes: list[int], *, search: bool = True) -> Lookup:
 
 def _exchange(exchange: Exchange, lookup: Lookup) -> None:
     """Send one message and feed the replies to ``lookup`` until it is satisfied; OSError on timeout."""
-    from pytcp_green.green.sockets import GreenSocket
-
     host = _state.current_host()
     family = AF_INET6 if ":" in exchange.server[0] else AF_INET
     tcp = exchange.transport is Transport.TCP
@@ -264,8 +264,6 @@ def rfc6724_order(addrs: list[tuple[int, str]]) -> list[tuple[int, str]]:
     current host's stack for the source of each; unchanged with no host or a single address."""
     if len(addrs) < 2 or not _state.has_host():
         return addrs
-    from pytcp_green.stack.ipv6.addrsel import order_destinations
-
     packed = [(b"\0" * 10 + b"\xff\xff" + _socket.inet_aton(text)) if fam == AF_INET
               else _socket.inet_pton(AF_INET6, text.partition("%")[0]) for fam, text in addrs]
     return [addrs[i] for i in order_destinations(_state.current_host().stack, packed)]
