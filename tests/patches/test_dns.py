@@ -195,3 +195,17 @@ def test_dns_servers_from_the_environment_and_none_configured() -> None:
     assert out["servers"] == [["127.0.0.1", 5353], ["198.18.0.1", 53]]
     # 127.0.0.1:5353 refuses (ICMP port unreachable over the loopback) and 198.18.0.1 has no route:
     assert out["err"] == socket.EAI_AGAIN
+
+
+def test_hosts_file_is_read_again_when_it_changes(tmp_path: Path) -> None:
+    from pytcp_green.patches.dns import _HostsFile
+
+    path = tmp_path / "hosts"
+    hosts = _HostsFile(str(path))
+    assert hosts.table().by_name("a.test") == []  # no file yet: an empty table, no error
+    path.write_text("198.18.0.1 a.test\n")
+    assert [e.address for e in hosts.table().by_name("a.test")] == ["198.18.0.1"]
+    path.write_text("198.18.0.22 a.test\n")  # another size: read again
+    assert [e.address for e in hosts.table().by_name("a.test")] == ["198.18.0.22"]
+    path.unlink()
+    assert hosts.table().by_name("a.test") == []
