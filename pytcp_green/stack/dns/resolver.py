@@ -15,6 +15,7 @@ The caller drives it exactly as a Query: perform each :meth:`Lookup.next_exchang
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 
 from pytcp_green.stack.dns.query import Exchange, Failure, Query, Server
@@ -130,10 +131,9 @@ class Lookup:
         self.results: list[tuple[int, str]] = []
         self.failure: Failure | None = None
         self._resolver = resolver
-        self._names = names
-        self._qtypes = qtypes
         self._servers = servers
-        self._step = 0  # index into names x qtypes
+        self._plan = deque((name, qtype) for name in names for qtype in qtypes)
+        self._name = names[0]  # the candidate being asked
         self._query: Query | None = None
         self._errors: list[Failure] = []
 
@@ -160,22 +160,20 @@ class Lookup:
 
     def _advance(self, now: float) -> bool:
         """Take the next (name, qtype) step from the cache or start its query; False when none is left."""
-        per_name = len(self._qtypes)
-        name_done = per_name == 0 or self._step % per_name == 0
-        if per_name == 0 or self._step == len(self._names) * per_name or (name_done and self.results):
+        plan = self._plan
+        if not plan or (self.results and plan[0][0] != self._name):  # a name with records ends the search
             self._finish()
             return False
-        name, qtype = self._names[self._step // per_name], self._qtypes[self._step % per_name]
-        self._step += 1
+        self._name, qtype = plan.popleft()
         resolver = self._resolver
-        hit = resolver.cache.get(name, qtype, now)
+        hit = resolver.cache.get(self._name, qtype, now)
         if hit is not None:
             self._take(qtype, hit)
         elif not self._servers:
             self._errors.append(Failure.NO_NAME)
         else:
-            self._query = Query(name, qtype, self._servers, timeout=resolver.timeout, attempts=resolver.attempts,
-                                ident=resolver.ident)
+            self._query = Query(self._name, qtype, self._servers, timeout=resolver.timeout,
+                                attempts=resolver.attempts, ident=resolver.ident)
         return True
 
     def _settle(self, query: Query, now: float) -> None:
