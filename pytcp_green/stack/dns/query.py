@@ -69,6 +69,7 @@ class Query:
         self.name = name
         self.qtype = qtype
         self.reply: Message | None = None
+        self.replied_at = 0.0  # when :attr:`reply` arrived: its TTLs count from then
         self.failure: Failure | None = None
         self._timeout = timeout
         self._ident = ident
@@ -143,7 +144,7 @@ class Query:
                 return True
         self._current = None
         if reply.rcode in (RCODE_NOERROR, RCODE_NXDOMAIN):
-            self.reply = reply
+            self.reply, self.replied_at = reply, now
         else:
             self._last = Failure.AGAIN if reply.rcode in (RCODE_SERVFAIL, RCODE_REFUSED) else Failure.FAIL
         return True

@@ -144,7 +144,7 @@ class Lookup:
                 exchange = query.next_exchange(now)
                 if exchange is not None:
                     return exchange
-                self._settle(query, now)
+                self._settle(query)
                 self._query = None
             if not self._advance(now):
                 return None
@@ -176,11 +176,11 @@ class Lookup:
                                 attempts=resolver.attempts, ident=resolver.ident)
         return True
 
-    def _settle(self, query: Query, now: float) -> None:
+    def _settle(self, query: Query) -> None:
         if query.reply is None:
             self._errors.append(query.failure or Failure.AGAIN)
             return
-        answer = interpret(query.reply, query.name, query.qtype, now)
+        answer = interpret(query.reply, query.name, query.qtype, query.replied_at)
         self._resolver.cache.put(query.name, query.qtype, answer)
         self._take(query.qtype, answer)
 

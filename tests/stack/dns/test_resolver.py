@@ -168,3 +168,14 @@ def test_cache_empties_when_full() -> None:
     cache.put("b", TYPE_A, answer)
     cache.put("c", TYPE_A, answer)
     assert cache.get("a", TYPE_A, 1.0) is None and cache.get("c", TYPE_A, 1.0) is answer
+
+
+def test_ttls_count_from_when_the_reply_arrived() -> None:
+    resolver = _resolver()
+    lookup = resolver.lookup("t.test", [TYPE_A], [SERVER])
+    ex = lookup.next_exchange(0.0)
+    assert ex is not None
+    assert lookup.receive(reply_to(ex, [("t.test", TYPE_A, 60, "198.18.0.1")]), 10.0)
+    assert lookup.next_exchange(50.0) is None and lookup.results == [(TYPE_A, "198.18.0.1")]
+    assert resolver.lookup("t.test", [TYPE_A], [SERVER]).next_exchange(69.9) is None  # cached until 10 + 60
+    assert resolver.lookup("t.test", [TYPE_A], [SERVER]).next_exchange(70.0) is not None
