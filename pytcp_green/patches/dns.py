@@ -11,8 +11,11 @@ With no name servers at all, names that the first three steps do not know fail w
 
 Implements ``getaddrinfo``, ``gethostbyname``, ``gethostbyname_ex``, ``gethostbyaddr``,
 ``getnameinfo`` and ``getfqdn`` with the stdlib's signatures, results and errors
-(``socket.gaierror``/``socket.herror`` with the glibc ``EAI_*`` codes and messages), and the DNS
-message codec (:class:`Message`) used by the resolver and by tests' toy servers.
+(``socket.gaierror``/``socket.herror`` with the glibc ``EAI_*`` codes and messages).  The
+resolver itself is the sans-I/O core in :mod:`pytcp_green.stack.dns` (messages:
+:mod:`pytcp_green.stack.wire.dns`); this module reads the hosts file, picks the servers and
+performs the exchanges the core asks for over the stack's sockets, on ``time.monotonic``, the
+runtime's clock.
 """
 
 from __future__ import annotations
@@ -23,13 +26,15 @@ import ipaddress
 import os
 import re
 import secrets
-import struct
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
+from pytcp_green.green.sockets import GreenSocket
 from pytcp_green.patches import _state
 from pytcp_green.patches._common import family_enum, has_ipv6, kind_enum
+from pytcp_green.stack.dns import Exchange, Failure, HostsTable, Lookup, Resolver, Transport, parse_hosts
+from pytcp_green.stack.ipv6.addrsel import order_destinations
+from pytcp_green.stack.wire.dns import TYPE_A, TYPE_AAAA, TYPE_PTR, reverse_name
 
 # What this module replaces in ``socket`` (see :func:`pytcp_green.patches._state.patch_module`).
 __implements__ = ["getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr", "getnameinfo", "getfqdn"]
@@ -67,264 +72,32 @@ def _gai(code: int) -> gaierror:
 
 
 # ==================================================================================================
-# RFC 1035 messages
-# ==================================================================================================
-TYPE_A = 1
-TYPE_NS = 2
-TYPE_CNAME = 5
-TYPE_SOA = 6
-TYPE_PTR = 12
-TYPE_AAAA = 28
-CLASS_IN = 1
-
-RCODE_NOERROR = 0
-RCODE_FORMERR = 1
-RCODE_SERVFAIL = 2
-RCODE_NXDOMAIN = 3
-RCODE_REFUSED = 5
-
-_HEADER = struct.Struct("!HHHHHH")
-_QFIXED = struct.Struct("!HH")
-_RRFIXED = struct.Struct("!HHIH")
-
-
-class DnsFormatError(ValueError):
-    """A message that does not parse; the resolver treats it as no answer from that server."""
-
-
-@dataclass
-class Question:
-    name: str
-    qtype: int
-    qclass: int = CLASS_IN
-
-
-@dataclass
-class Record:
-    """A resource record; ``data`` is decoded for A/AAAA (address string) and CNAME/PTR/NS (a name)."""
-
-    name: str
-    rtype: int
-    rclass: int
-    ttl: int
-    data: str | bytes
-
-
-@dataclass
-class Message:
-    id: int = 0
-    qr: bool = False
-    opcode: int = 0
-    aa: bool = False
-    tc: bool = False
-    rd: bool = True
-    ra: bool = False
-    rcode: int = RCODE_NOERROR
-    questions: list[Question] = field(default_factory=list)
-    answers: list[Record] = field(default_factory=list)
-    authority: list[Record] = field(default_factory=list)
-    additional: list[Record] = field(default_factory=list)
-
-    # -- encoding ------------------------------------------------------------------------------------
-    def encode(self) -> bytes:
-        flags = ((self.qr << 15) | ((self.opcode & 0xF) << 11) | (self.aa << 10) | (self.tc << 9)
-                 | (self.rd << 8) | (self.ra << 7) | (self.rcode & 0xF))
-        out = bytearray(_HEADER.pack(self.id, flags, len(self.questions), len(self.answers),
-                                     len(self.authority), len(self.additional)))
-        names: dict[str, int] = {}
-        for q in self.questions:
-            _encode_name(out, q.name, names)
-            out += _QFIXED.pack(q.qtype, q.qclass)
-        for rr in (*self.answers, *self.authority, *self.additional):
-            _encode_name(out, rr.name, names)
-            rdata = _encode_rdata(rr, out, names)
-            out += _RRFIXED.pack(rr.rtype, rr.rclass, rr.ttl, len(rdata))
-            out += rdata
-        return bytes(out)
-
-    # -- decoding ------------------------------------------------------------------------------------
-    @classmethod
-    def decode(cls, data: bytes) -> Message:
-        if len(data) < _HEADER.size:
-            raise DnsFormatError("shorter than a header")
-        ident, flags, qd, an, ns, ar = _HEADER.unpack_from(data)
-        msg = cls(id=ident, qr=bool(flags >> 15), opcode=(flags >> 11) & 0xF, aa=bool(flags & 0x400),
-                  tc=bool(flags & 0x200), rd=bool(flags & 0x100), ra=bool(flags & 0x80), rcode=flags & 0xF)
-        offset = _HEADER.size
-        for _ in range(qd):
-            name, offset = _decode_name(data, offset)
-            if offset + 4 > len(data):
-                raise DnsFormatError("truncated question")
-            qtype, qclass = _QFIXED.unpack_from(data, offset)
-            offset += 4
-            msg.questions.append(Question(name, qtype, qclass))
-        for section, count in ((msg.answers, an), (msg.authority, ns), (msg.additional, ar)):
-            for _ in range(count):
-                rr, offset = _decode_record(data, offset)
-                section.append(rr)
-        return msg
-
-
-def _encode_name(out: bytearray, name: str, names: dict[str, int]) -> None:
-    """Append ``name``, pointing at an earlier occurrence of any suffix (RFC 1035 §4.1.4)."""
-    labels = [label for label in name.rstrip(".").split(".") if label] if name not in ("", ".") else []
-    encoded = [label.encode("idna") if not label.isascii() else label.encode("ascii") for label in labels]
-    if sum(len(e) + 1 for e in encoded) + 1 > 255:
-        raise DnsFormatError(f"name too long: {name!r}")
-    for i in range(len(encoded)):
-        suffix = ".".join(labels[i:]).lower()
-        pointer = names.get(suffix)
-        if pointer is not None:
-            out += struct.pack("!H", 0xC000 | pointer)
-            return
-        if len(out) < 0x4000:
-            names[suffix] = len(out)
-        if not 0 < len(encoded[i]) <= 63:
-            raise DnsFormatError(f"bad label in {name!r}")
-        out.append(len(encoded[i]))
-        out += encoded[i]
-    out.append(0)
-
-
-def _decode_name(data: bytes, offset: int) -> tuple[str, int]:
-    """A name at ``offset`` and the offset after it (after the first pointer, if compressed)."""
-    labels: list[str] = []
-    end: int | None = None
-    jumps = 0
-    total = 0
-    while True:
-        if offset >= len(data):
-            raise DnsFormatError("name runs past the message")
-        length = data[offset]
-        if length & 0xC0 == 0xC0:
-            if offset + 1 >= len(data):
-                raise DnsFormatError("truncated pointer")
-            if end is None:
-                end = offset + 2
-            jumps += 1
-            if jumps > 64:  # a pointer loop
-                raise DnsFormatError("compression loop")
-            offset = ((length & 0x3F) << 8) | data[offset + 1]
-            continue
-        if length & 0xC0:
-            raise DnsFormatError("reserved label type")
-        offset += 1
-        if length == 0:
-            break
-        if offset + length > len(data):
-            raise DnsFormatError("label runs past the message")
-        total += length + 1
-        if total > 255:
-            raise DnsFormatError("name longer than 255 octets")
-        labels.append(data[offset: offset + length].decode("ascii", "replace"))
-        offset += length
-    return ".".join(labels), (offset if end is None else end)
-
-
-def _encode_rdata(rr: Record, out: bytearray, names: dict[str, int]) -> bytes:
-    if rr.rtype == TYPE_A and isinstance(rr.data, str):
-        return ipaddress.IPv4Address(rr.data).packed
-    if rr.rtype == TYPE_AAAA and isinstance(rr.data, str):
-        return ipaddress.IPv6Address(rr.data).packed
-    if rr.rtype in (TYPE_CNAME, TYPE_PTR, TYPE_NS) and isinstance(rr.data, str):
-        # Compression inside RDATA needs the final offset: the name starts after the fixed fields.
-        scratch = bytearray(out)
-        scratch += b"\0" * _RRFIXED.size
-        start = len(scratch)
-        _encode_name(scratch, rr.data, names)
-        return bytes(scratch[start:])
-    return bytes(rr.data) if isinstance(rr.data, (bytes, bytearray)) else rr.data.encode()
-
-
-def _decode_record(data: bytes, offset: int) -> tuple[Record, int]:
-    name, offset = _decode_name(data, offset)
-    if offset + _RRFIXED.size > len(data):
-        raise DnsFormatError("truncated record")
-    rtype, rclass, ttl, rdlength = _RRFIXED.unpack_from(data, offset)
-    offset += _RRFIXED.size
-    end = offset + rdlength
-    if end > len(data):
-        raise DnsFormatError("rdata runs past the message")
-    value: str | bytes
-    if rtype == TYPE_A and rdlength == 4:
-        value = str(ipaddress.IPv4Address(data[offset:end]))
-    elif rtype == TYPE_AAAA and rdlength == 16:
-        value = str(ipaddress.IPv6Address(data[offset:end]))
-    elif rtype in (TYPE_CNAME, TYPE_PTR, TYPE_NS):
-        value, _ = _decode_name(data, offset)
-    else:
-        value = bytes(data[offset:end])
-    return Record(name, rtype, rclass, ttl & 0x7FFFFFFF, value), end
-
-
-def reverse_name(address: str) -> str:
-    """The PTR owner name of an address (in-addr.arpa / ip6.arpa)."""
-    return ipaddress.ip_address(address).reverse_pointer
-
-
-# ==================================================================================================
 # Configuration: hosts file, name servers
 # ==================================================================================================
 HOSTS_FILE_ENV = "PYTCP_GREEN_HOSTS_FILE"
 DNS_ENV = "PYTCP_GREEN_DNS"
 
 
-@dataclass
-class HostsEntry:
-    address: str
-    canonical: str
-    aliases: list[str]
-
-
-class HostsFile:
-    """/etc/hosts, re-read when its modification time changes."""
+class _HostsFile:
+    """The hosts file's table, read again when the file's modification time or size changes."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._stamp: tuple[int, int] | None = None
-        self.entries: list[HostsEntry] = []
+        self._table = HostsTable()
 
-    def _load(self) -> None:
+    def table(self) -> HostsTable:
         try:
             st = os.stat(self.path)
         except OSError:
-            self.entries, self._stamp = [], None
-            return
+            self._table, self._stamp = HostsTable(), None
+            return self._table
         stamp = (st.st_mtime_ns, st.st_size)
-        if stamp == self._stamp:
-            return
-        entries: list[HostsEntry] = []
-        with open(self.path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                fields = line.split("#", 1)[0].split()
-                if len(fields) < 2:
-                    continue
-                try:
-                    addr = str(ipaddress.ip_address(fields[0].split("%", 1)[0]))
-                except ValueError:
-                    continue
-                entries.append(HostsEntry(addr, fields[1], fields[2:]))
-        self.entries, self._stamp = entries, stamp
-
-    def by_name(self, name: str) -> list[HostsEntry]:
-        self._load()
-        key = name.lower().rstrip(".")
-        return [e for e in self.entries if e.canonical.lower() == key or key in (a.lower() for a in e.aliases)]
-
-    def by_address(self, address: str) -> HostsEntry | None:
-        self._load()
-        for e in self.entries:
-            if e.address == address:
-                return e
-        return None
-
-
-@dataclass
-class Config:
-    servers: list[tuple[str, int]] = field(default_factory=list)
-    hosts_path: str = "/etc/hosts"
-    timeout: float = 2.0
-    attempts: int = 2
+        if stamp != self._stamp:
+            with open(self.path, encoding="utf-8", errors="replace") as f:
+                self._table = HostsTable(parse_hosts(f))
+            self._stamp = stamp
+        return self._table
 
 
 def parse_servers(spec: list[str] | str | None) -> list[tuple[str, int]]:
@@ -354,36 +127,37 @@ def parse_servers(spec: list[str] | str | None) -> list[tuple[str, int]]:
     return out
 
 
-_config = Config()
-_hosts = HostsFile(_config.hosts_path)
+_servers: list[tuple[str, int]] = []
+_hosts = _HostsFile("/etc/hosts")
+# Message ids from the OS's CSPRNG (RFC 5452 §9.2).
+_resolver = Resolver(lambda: secrets.randbelow(0x10000))
 
 
 def configure(servers: list[str] | str | None = None, hosts_path: str | None = None,
               timeout: float | None = None) -> None:
     """Set the resolver's name servers and hosts file (patch_all calls this)."""
-    global _hosts
+    global _hosts, _servers
     if servers is None:
         servers = os.environ.get(DNS_ENV) or None
-    _config.servers = parse_servers(servers)
+    _servers = parse_servers(servers)
     path = hosts_path or os.environ.get(HOSTS_FILE_ENV) or "/etc/hosts"
-    if path != _config.hosts_path or _hosts.path != path:
-        _config.hosts_path = path
-        _hosts = HostsFile(path)
+    if path != _hosts.path:
+        _hosts = _HostsFile(path)
     if timeout is not None:
-        _config.timeout = timeout
-    _cache.clear()
+        _resolver.timeout = timeout
+    _resolver.cache.clear()
 
 
 def name_servers() -> list[tuple[str, int]]:
     """The servers given explicitly (``patch_all(dns=...)``, ``--dns``, ``PYTCP_GREEN_DNS``)."""
-    return list(_config.servers)
+    return list(_servers)
 
 
 def effective_servers() -> list[tuple[str, int]]:
     """The servers queries go to: the explicit ones, else those the stack learned (DHCP option 6,
     RFC 2132 §3.8, kept current across renewals in ``Stack.dns_servers``)."""
-    if _config.servers:
-        return list(_config.servers)
+    if _servers:
+        return list(_servers)
     if not _state.has_host():
         return []
     learned = _state.current_host().stack.dns_servers
@@ -391,170 +165,50 @@ def effective_servers() -> list[tuple[str, int]]:
 
 
 # ==================================================================================================
-# The stub resolver
+# Driving the resolver core over the stack's sockets
 # ==================================================================================================
-class _Answer:
-    __slots__ = ("addresses", "canonical", "expires", "rcode")
-
-    def __init__(self, rcode: int, canonical: str, addresses: list[str], expires: float) -> None:
-        self.rcode = rcode
-        self.canonical = canonical
-        self.addresses = addresses
-        self.expires = expires
-
-
-_cache: dict[tuple[str, int], _Answer] = {}
-_NEGATIVE_TTL = 5.0
-_CACHE_LIMIT = 1024
+def _resolve(name: str, qtypes: list[int], *, search: bool = True) -> Lookup:
+    """Run a look-up to its end: each exchange the core asks for over the stack's UDP or TCP."""
+    lookup = _resolver.lookup(name, qtypes, effective_servers(), search=search)
+    while (exchange := lookup.next_exchange(time.monotonic())) is not None:
+        try:
+            _exchange(exchange, lookup)
+        except OSError:  # timed out, refused (ICMP port unreachable), reset
+            lookup.fail()
+    return lookup
 
 
-class ResolverError(Exception):
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
-
-
-def query(name: str, qtype: int) -> tuple[str, list[str]]:
-    """Ask the name servers for ``qtype`` records of ``name``; (canonical name, values).
-
-    Raises :class:`ResolverError` with an EAI_* code: EAI_NONAME (NXDOMAIN, or no servers),
-    EAI_NODATA (the name exists without such records), EAI_AGAIN (no server answered usefully).
-    """
-    key = (name.lower().rstrip("."), qtype)
-    now = time.monotonic()
-    hit = _cache.get(key)
-    if hit is not None and hit.expires > now:
-        return _from_answer(hit)
-    servers = effective_servers()
-    if not servers:
-        raise ResolverError(_socket.EAI_NONAME)
-    answer = _ask_servers(key[0], qtype, servers)
-    if len(_cache) >= _CACHE_LIMIT:
-        _cache.clear()
-    _cache[key] = answer
-    return _from_answer(answer)
-
-
-def _from_answer(answer: _Answer) -> tuple[str, list[str]]:
-    if answer.rcode == RCODE_NXDOMAIN:
-        raise ResolverError(_socket.EAI_NONAME)
-    if not answer.addresses:
-        raise ResolverError(EAI_NODATA)
-    return answer.canonical, list(answer.addresses)
-
-
-def _ask_servers(name: str, qtype: int, servers: list[tuple[str, int]]) -> _Answer:
-    last = _socket.EAI_AGAIN
-    for _attempt in range(_config.attempts):
-        for server in servers:
-            try:
-                reply = _exchange(server, name, qtype)
-            except (OSError, DnsFormatError):
-                continue
-            if reply.rcode in (RCODE_NOERROR, RCODE_NXDOMAIN):
-                return _interpret(reply, name, qtype)
-            last = _socket.EAI_AGAIN if reply.rcode in (RCODE_SERVFAIL, RCODE_REFUSED) else _socket.EAI_FAIL
-    raise ResolverError(last)
-
-
-def _interpret(reply: Message, name: str, qtype: int) -> _Answer:
-    """Follow the CNAME chain from ``name`` through the answer section (RFC 1034 §3.6.2)."""
-    now = time.monotonic()
-    canonical = name
-    ttl: float | None = None
-    seen = {canonical.lower()}
-    while True:
-        for rr in reply.answers:
-            if rr.rtype == TYPE_CNAME and rr.name.lower() == canonical.lower() and isinstance(rr.data, str):
-                canonical = rr.data
-                ttl = rr.ttl if ttl is None else min(ttl, rr.ttl)
-                break
+def _exchange(exchange: Exchange, lookup: Lookup) -> None:
+    """Send one message and feed the replies to ``lookup`` until it is satisfied; OSError on timeout."""
+    host = _state.current_host()
+    family = AF_INET6 if ":" in exchange.server[0] else AF_INET
+    tcp = exchange.transport is Transport.TCP
+    sock = GreenSocket(host.runtime, host.stack.socket(family, SOCK_STREAM if tcp else SOCK_DGRAM),
+                       timeout=_resolver.timeout)
+    try:
+        if tcp:
+            sock.connect(exchange.server)
+            sock.sendall(exchange.data)
         else:
-            break
-        if canonical.lower() in seen:
-            break
-        seen.add(canonical.lower())
-    values: list[str] = []
-    for rr in reply.answers:
-        if rr.rtype == qtype and rr.name.lower() == canonical.lower() and isinstance(rr.data, str):
-            values.append(rr.data)
-            ttl = rr.ttl if ttl is None else min(ttl, rr.ttl)
-    if reply.rcode == RCODE_NXDOMAIN or not values:
-        return _Answer(reply.rcode, canonical, [], now + _NEGATIVE_TTL)
-    return _Answer(reply.rcode, canonical, values, now + (ttl or 0))
-
-
-def _exchange(server: tuple[str, int], name: str, qtype: int) -> Message:
-    """One query to one server over the stack's UDP; retried over TCP when the reply is truncated."""
-    from pytcp_green.green.sockets import GreenSocket
-
-    host = _state.current_host()
-    family = AF_INET6 if ":" in server[0] else AF_INET
-    ident = secrets.randbelow(0x10000)
-    query_bytes = Message(id=ident, rd=True, questions=[Question(name, qtype)]).encode()
-    sock = GreenSocket(host.runtime, host.stack.socket(family, SOCK_DGRAM), timeout=_config.timeout)
-    try:
-        # A connected socket only receives from the server (the core's demultiplexer filters), and
-        # learns ICMP port-unreachable as ECONNREFUSED, so a dead server fails fast.
-        sock.core.connect(server, host.runtime.now())
-        sock.sendto(query_bytes, None)
-        deadline = host.runtime.now() + _config.timeout
+            # A connected socket only receives from the server (the core's demultiplexer filters), and
+            # learns ICMP port-unreachable as ECONNREFUSED, so a dead server fails fast.
+            sock.core.connect(exchange.server, host.runtime.now())
+            sock.sendto(exchange.data, None)
         while True:
-            remaining = deadline - host.runtime.now()
+            remaining = exchange.deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError("timed out")
-            data, _source = sock.recvfrom(65535, remaining)
-            try:
-                reply = Message.decode(data)
-            except DnsFormatError:
-                continue
-            if _matches(reply, ident, name, qtype):
-                break
-    finally:
-        sock.close()
-    if reply.tc:
-        return _exchange_tcp(server, family, name, qtype)
-    return reply
-
-
-def _exchange_tcp(server: tuple[str, int], family: int, name: str, qtype: int) -> Message:
-    """RFC 1035 §4.2.2 (and RFC 7766): the same query over TCP, each message prefixed by its length."""
-    from pytcp_green.green.sockets import GreenSocket
-
-    host = _state.current_host()
-    ident = secrets.randbelow(0x10000)
-    query_bytes = Message(id=ident, rd=True, questions=[Question(name, qtype)]).encode()
-    sock = GreenSocket(host.runtime, host.stack.socket(family, SOCK_STREAM), timeout=_config.timeout)
-    try:
-        deadline = host.runtime.now() + _config.timeout
-        sock.connect(server)
-        sock.sendall(struct.pack("!H", len(query_bytes)) + query_bytes)
-        buf = b""
-        while True:
-            if len(buf) >= 2 and len(buf) >= 2 + struct.unpack_from("!H", buf)[0]:
-                break
-            remaining = deadline - host.runtime.now()
-            if remaining <= 0:
-                raise TimeoutError("timed out")
-            chunk = sock.recv(65537, remaining)
-            if not chunk:
+            data = sock.recv(65537, remaining) if tcp else sock.recvfrom(65535, remaining)[0]
+            if tcp and not data:
                 raise OSError(errno.ECONNRESET, "name server closed the connection early")
-            buf += chunk
-        length = struct.unpack_from("!H", buf)[0]
-        reply = Message.decode(buf[2: 2 + length])
-        if not _matches(reply, ident, name, qtype):
-            raise DnsFormatError("reply does not match the query")
-        return reply
+            if lookup.receive(data, time.monotonic()):
+                return
     finally:
         sock.close()
 
 
-def _matches(reply: Message, ident: int, name: str, qtype: int) -> bool:
-    """Accept only the reply to our question (RFC 5452: id and question must match)."""
-    if not reply.qr or reply.id != ident or len(reply.questions) != 1:
-        return False
-    q = reply.questions[0]
-    return q.qtype == qtype and q.name.lower().rstrip(".") == name.lower().rstrip(".")
+_EAI_OF = {Failure.NO_NAME: _socket.EAI_NONAME, Failure.NO_DATA: EAI_NODATA, Failure.AGAIN: _socket.EAI_AGAIN,
+           Failure.FAIL: _socket.EAI_FAIL}
 
 
 # ==================================================================================================
@@ -610,8 +264,6 @@ def rfc6724_order(addrs: list[tuple[int, str]]) -> list[tuple[int, str]]:
     current host's stack for the source of each; unchanged with no host or a single address."""
     if len(addrs) < 2 or not _state.has_host():
         return addrs
-    from pytcp_green.stack.ipv6.addrsel import order_destinations
-
     packed = [(b"\0" * 10 + b"\xff\xff" + _socket.inet_aton(text)) if fam == AF_INET
               else _socket.inet_pton(AF_INET6, text.partition("%")[0]) for fam, text in addrs]
     return [addrs[i] for i in order_destinations(_state.current_host().stack, packed)]
@@ -629,7 +281,7 @@ def _lookup_unordered(name: str, family: int) -> tuple[str, list[tuple[int, str]
         if not addrs:
             raise _gai(EAI_ADDRFAMILY)
         return name, addrs, []
-    entries = _hosts.by_name(name)
+    entries = _hosts.table().by_name(name)
     if entries:
         found = []
         for e in entries:
@@ -638,27 +290,13 @@ def _lookup_unordered(name: str, family: int) -> tuple[str, list[tuple[int, str]
                 found.append((fam, e.address))
         if found:
             return entries[0].canonical, found, list(entries[0].aliases)
-    results: list[tuple[int, str]] = []
-    canonical = name
-    errors: list[int] = []
-    for fam, qtype, wanted in ((AF_INET, TYPE_A, want4), (AF_INET6, TYPE_AAAA, want6)):
-        if not wanted:
-            continue
-        try:
-            canon, values = query(name, qtype)
-        except ResolverError as exc:
-            errors.append(exc.code)
-            continue
-        canonical = canon
-        results.extend((fam, v) for v in values)
-    if results:
-        aliases = [name] if canonical.lower() != name.lower().rstrip(".") else []
-        return canonical, results, aliases
-    if _socket.EAI_AGAIN in errors:
-        raise _gai(_socket.EAI_AGAIN)
-    if errors and all(code == EAI_NODATA for code in errors):
-        raise _gai(EAI_NODATA)
-    raise _gai(_socket.EAI_NONAME)
+    qtypes = [qtype for qtype, wanted in ((TYPE_A, want4), (TYPE_AAAA, want6)) if wanted]
+    lookup = _resolve(name, qtypes)
+    if lookup.failure is not None:
+        raise _gai(_EAI_OF[lookup.failure])
+    canonical = lookup.canonical
+    aliases = [name] if canonical.lower() != name.lower().rstrip(".") else []
+    return canonical, [(AF_INET if qtype == TYPE_A else AF_INET6, value) for qtype, value in lookup.results], aliases
 
 
 def resolve_for_socket(host: str, family: int) -> str:
@@ -820,17 +458,17 @@ def gethostbyaddr(ip_address: Any) -> tuple[str, list[str], list[str]]:
         numeric = addrs[0]
     _family, address = numeric
     address = address.split("%", 1)[0]
-    entry = _hosts.by_address(address)
+    entry = _hosts.table().by_address(address)
     if entry is not None:
         return (entry.canonical, list(entry.aliases), [address])
     if address in ("127.0.0.1", "::1"):
         return ("localhost", [], [address])
-    try:
-        _canonical, names = query(reverse_name(address), TYPE_PTR)
-    except ResolverError as exc:
-        if exc.code == _socket.EAI_AGAIN:
-            raise herror(2, "Host name lookup failure") from None
-        raise herror(1, "Unknown host") from None
+    lookup = _resolve(reverse_name(address), [TYPE_PTR], search=False)
+    if lookup.failure is Failure.AGAIN:
+        raise herror(2, "Host name lookup failure")
+    if lookup.failure is not None:
+        raise herror(1, "Unknown host")
+    names = [value for _qtype, value in lookup.results]
     return (names[0].rstrip("."), [n.rstrip(".") for n in names[1:]], [address])
 
 
@@ -884,6 +522,6 @@ def getfqdn(name: str = "") -> str:
 
 
 __all__ = [
-    "Message", "Question", "Record", "configure", "effective_servers", "getaddrinfo", "getfqdn", "gethostbyaddr",
-    "gethostbyname", "gethostbyname_ex", "getnameinfo", "has_ipv6", "name_servers", "query", "resolve_for_socket",
+    "configure", "effective_servers", "getaddrinfo", "getfqdn", "gethostbyaddr", "gethostbyname", "gethostbyname_ex",
+    "getnameinfo", "has_ipv6", "name_servers", "resolve_for_socket",
 ]

@@ -1,4 +1,6 @@
-"""Name resolution without libc: numeric, localhost, hosts file, and the stub resolver over the stack."""
+"""Name resolution without libc: numeric, localhost, hosts file, and the stub resolver over the stack.
+
+The message codec is tested in tests/stack/wire/test_dns.py, the resolver core in tests/stack/dns."""
 
 from __future__ import annotations
 
@@ -6,68 +8,7 @@ import socket
 import textwrap
 from pathlib import Path
 
-import pytest
-from scapy.layers.dns import DNS, DNSQR, DNSRR
-
-from pytcp_green.patches.dns import (
-    CLASS_IN,
-    TYPE_A,
-    TYPE_CNAME,
-    DnsFormatError,
-    Message,
-    Question,
-    Record,
-)
-
 from .helpers import run_patched
-
-# -- the codec, checked against scapy ----------------------------------------------------------------
-
-
-def test_query_we_encode_is_what_scapy_reads() -> None:
-    raw = Message(id=0x1234, rd=True, questions=[Question("www.example.org", TYPE_A)]).encode()
-    pkt = DNS(raw)
-    assert pkt.id == 0x1234 and pkt.qr == 0 and pkt.rd == 1 and pkt.qdcount == 1
-    assert pkt.qd[0].qname == b"www.example.org." and pkt.qd[0].qtype == 1 and pkt.qd[0].qclass == 1
-
-
-def test_response_scapy_encodes_is_what_we_read_including_compression() -> None:
-    pkt = DNS(id=7, qr=1, rd=1, ra=1, qd=DNSQR(qname="alias.example.org", qtype="A"),
-              an=[DNSRR(rrname="alias.example.org", type="CNAME", ttl=60, rdata="real.example.org"),
-                  DNSRR(rrname="real.example.org", type="A", ttl=30, rdata="198.18.0.9"),
-                  DNSRR(rrname="real.example.org", type="A", ttl=30, rdata="198.18.0.10")])
-    msg = Message.decode(bytes(pkt))
-    assert (msg.id, msg.qr, msg.rcode) == (7, True, 0)
-    assert [(q.name, q.qtype) for q in msg.questions] == [("alias.example.org", 1)]
-    assert [(r.name, r.rtype, r.ttl, r.data) for r in msg.answers] == [
-        ("alias.example.org", 5, 60, "real.example.org"),
-        ("real.example.org", 1, 30, "198.18.0.9"),
-        ("real.example.org", 1, 30, "198.18.0.10"),
-    ]
-
-
-def test_our_compressed_response_is_what_scapy_reads() -> None:
-    msg = Message(id=9, qr=True, questions=[Question("a.example.org", TYPE_A)], answers=[
-        Record("a.example.org", TYPE_CNAME, CLASS_IN, 5, "b.example.org"),
-        Record("b.example.org", TYPE_A, CLASS_IN, 5, "198.18.0.1"),
-    ])
-    raw = msg.encode()
-    assert raw.count(b"example") == 1  # every later "example.org" is a pointer
-    pkt = DNS(raw)
-    assert pkt.an[0].rdata == b"b.example.org." and pkt.an[1].rdata == "198.18.0.1"
-    assert Message.decode(raw) == msg
-
-
-@pytest.mark.parametrize("raw", [
-    b"\x00\x01\x81\x80\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0c\x00\x01\x00\x01",  # pointer to itself
-    b"\x00\x01\x81\x80\x00\x01\x00\x00\x00\x00\x00\x00\x05ab",  # label past the end
-    b"\x00\x01\x81",  # shorter than a header
-    b"\x00\x01\x81\x80\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01\x00\x01\x00\x00\x00\x05\x00\x09\x01",
-])
-def test_malformed_messages_raise_format_error(raw: bytes) -> None:
-    with pytest.raises(DnsFormatError):
-        Message.decode(raw)
-
 
 # -- getaddrinfo and friends in a patched process ------------------------------------------------------
 
@@ -151,7 +92,7 @@ def test_numeric_localhost_and_hosts_file_without_libc(tmp_path: Path) -> None:
 
 TOY_SERVER = """
 import socket, gevent, struct
-from pytcp_green.patches.dns import Message, Record, Question, TYPE_A, TYPE_CNAME, TYPE_PTR, CLASS_IN
+from pytcp_green.stack.wire.dns import Message, Record, Question, TYPE_A, TYPE_CNAME, TYPE_PTR, CLASS_IN
 queries = []
 ZONE = {"web.test": ("CNAME", "real.test"), "real.test": ("A", ["198.18.0.80"]), "loop.test": ("A", ["127.0.0.9"]),
         "many.test": ("A", [f"198.18.1.{i}" for i in range(1, 60)])}
@@ -254,3 +195,17 @@ def test_dns_servers_from_the_environment_and_none_configured() -> None:
     assert out["servers"] == [["127.0.0.1", 5353], ["198.18.0.1", 53]]
     # 127.0.0.1:5353 refuses (ICMP port unreachable over the loopback) and 198.18.0.1 has no route:
     assert out["err"] == socket.EAI_AGAIN
+
+
+def test_hosts_file_is_read_again_when_it_changes(tmp_path: Path) -> None:
+    from pytcp_green.patches.dns import _HostsFile
+
+    path = tmp_path / "hosts"
+    hosts = _HostsFile(str(path))
+    assert hosts.table().by_name("a.test") == []  # no file yet: an empty table, no error
+    path.write_text("198.18.0.1 a.test\n")
+    assert [e.address for e in hosts.table().by_name("a.test")] == ["198.18.0.1"]
+    path.write_text("198.18.0.22 a.test\n")  # another size: read again
+    assert [e.address for e in hosts.table().by_name("a.test")] == ["198.18.0.22"]
+    path.unlink()
+    assert hosts.table().by_name("a.test") == []

@@ -20,7 +20,7 @@ needs_dnsmasq = pytest.mark.skipif(shutil.which("dnsmasq") is None, reason="dnsm
 LEARNED = """
 import socket, gevent
 from pytcp_green.patches import _state, dns
-from pytcp_green.patches.dns import Message, Record, TYPE_A, CLASS_IN
+from pytcp_green.stack.wire.dns import Message, Record, TYPE_A, CLASS_IN
 udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 udp.bind(("127.0.0.1", 53))
 def serve():
