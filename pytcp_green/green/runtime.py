@@ -65,11 +65,7 @@ class Runtime:
 
     def attach(self, iface: Interface, device: Device, *, impair: ImpairSpec | None = None) -> Attachment:
         """Connect ``device`` to ``iface``; ``impair`` applies the same spec both ways (seeds differ)."""
-        out_imp = in_imp = None
-        if impair is not None:
-            out_imp = Impairment(impair)
-            # The inbound stream gets its own seed derived from the outbound one, so a run replays.
-            in_imp = Impairment(impair, seed=out_imp.seed + 1)
+        out_imp, in_imp = Impairment.pair(impair) if impair is not None else (None, None)
         att = Attachment(iface, device, out_imp, in_imp)
         self.attachments.append(att)
         if self.running:
