@@ -7,16 +7,16 @@
 * After every entry into the core (a batch received, a timer fired, a socket call) the
   transmit queues are drained to the devices and the timer is re-armed: :meth:`Runtime.kick`.
 
+What happens to frames and timers at each of those moments is :mod:`pytcp_green.link.drive`,
+which the simulator runs too; this module only adds the waiting and the monotonic clock.
 Everything runs in the hub's thread, so the core needs no locks.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import gevent
@@ -24,6 +24,7 @@ from gevent.event import Event
 from gevent.hub import get_hub
 
 from pytcp_green.link.device import Device, Frame
+from pytcp_green.link.drive import Port, earliest, run_timers
 from pytcp_green.link.impair import Impairment, ImpairSpec
 from pytcp_green.link.pcap import PcapWriter
 from pytcp_green.stack.interface import Interface
@@ -34,17 +35,6 @@ log = logging.getLogger(__name__)
 READ_BATCH = 256
 
 
-@dataclass
-class Attachment:
-    """A device bound to an interface, with optional impairment in each direction."""
-
-    iface: Interface
-    device: Device
-    impair_out: Impairment | None = None
-    impair_in: Impairment | None = None
-    tx_errors: int = 0
-
-
 class Runtime:
     """Drives one stack; create it, :meth:`attach` devices, :meth:`start`, later :meth:`stop`."""
 
@@ -53,7 +43,7 @@ class Runtime:
         self.stack = stack
         self.pcap = pcap
         self.clock = clock
-        self.attachments: list[Attachment] = []
+        self.attachments: list[Port[Interface]] = []
         self._hub = get_hub()
         self._timer: Any = None
         self._armed_for: float | None = None
@@ -63,10 +53,11 @@ class Runtime:
         self._progress = Event()
         self._watchers = 0
 
-    def attach(self, iface: Interface, device: Device, *, impair: ImpairSpec | None = None) -> Attachment:
+    def attach(self, iface: Interface, device: Device, *, impair: ImpairSpec | None = None) -> Port[Interface]:
         """Connect ``device`` to ``iface``; ``impair`` applies the same spec both ways (seeds differ)."""
         out_imp, in_imp = Impairment.pair(impair) if impair is not None else (None, None)
-        att = Attachment(iface, device, out_imp, in_imp)
+        tap = self._capture if self.pcap is not None else None
+        att = Port(self.stack, iface, device, out_imp, in_imp, tap)
         self.attachments.append(att)
         if self.running:
             self._readers.append(gevent.spawn(self._reader, att))
@@ -97,13 +88,14 @@ class Runtime:
     def now(self) -> float:
         return self.clock()
 
+    def _capture(self, frame: Frame) -> None:
+        assert self.pcap is not None  # the tap of attachments made while there was a pcap
+        self.pcap.write(frame, time.time())
+
     # -- the reader ----------------------------------------------------------------------------------
-    def _reader(self, att: Attachment) -> None:
-        device, iface = att.device, att.iface
+    def _reader(self, att: Port[Interface]) -> None:
+        device = att.device
         watcher = self._hub.loop.io(device.fileno(), 1)
-        receive = self.stack.receive
-        pcap = self.pcap
-        impair = att.impair_in
         try:
             while True:
                 try:
@@ -115,31 +107,12 @@ class Runtime:
                     self._hub.wait(watcher)
                     continue
                 now = self.clock()
-                if impair is not None:
-                    for frame in frames:
-                        impair.push(frame, now)
-                    self._deliver_impaired(att, now)
-                else:
-                    self.stack.begin_batch()
-                    for frame in frames:
-                        if pcap is not None:
-                            pcap.write(frame, time.time())
-                        receive(iface, frame, now)
-                    self.stack.end_batch(now)
+                att.receive(frames, now)
                 self.kick(now)
                 if len(frames) == READ_BATCH:
                     gevent.sleep(0)  # a busy device must not starve the application's greenlets
         finally:
             watcher.close()
-
-    def _deliver_impaired(self, att: Attachment, now: float) -> None:
-        assert att.impair_in is not None
-        self.stack.begin_batch()
-        for frame in att.impair_in.pop_due(now):
-            if self.pcap is not None:
-                self.pcap.write(frame, time.time())
-            self.stack.receive(att.iface, frame, now)
-        self.stack.end_batch(now)
 
     # -- after every core entry ----------------------------------------------------------------------
     def kick(self, now: float | None = None) -> None:
@@ -147,9 +120,7 @@ class Runtime:
         if now is None:
             now = self.clock()
         for att in self.attachments:
-            tx = att.iface.tx
-            if tx or att.impair_out is not None:
-                self._transmit(att, tx, now)
+            att.transmit(now)
         self._arm()
         if self._watchers:
             self._progress.set()
@@ -177,46 +148,10 @@ class Runtime:
         finally:
             self._watchers -= 1
 
-    def _transmit(self, att: Attachment, tx: Any, now: float) -> None:
-        write = att.device.write
-        pcap = self.pcap
-        impair = att.impair_out
-        while tx:
-            frame: Frame = tx.popleft()
-            if impair is not None:
-                impair.push(bytes(frame), now)
-                continue
-            if pcap is not None:
-                pcap.write(frame, time.time())
-            self._write(att, write, frame)
-        if impair is not None:
-            for frame in impair.pop_due(now):
-                if pcap is not None:
-                    pcap.write(frame, time.time())
-                self._write(att, write, frame)
-
-    def _write(self, att: Attachment, write: Callable[[Frame], None], frame: Frame) -> None:
-        try:
-            write(frame)
-        except OSError as exc:
-            # A full device queue loses the frame as a congested wire would; TCP recovers it.
-            att.tx_errors += 1
-            self.stack.stats["link.tx_error." + errno.errorcode.get(exc.errno or 0, "unknown")] += 1
-
-    def _earliest(self) -> float | None:
-        deadline = self.stack.next_deadline()
-        for att in self.attachments:
-            for imp in (att.impair_out, att.impair_in):
-                if imp is not None:
-                    d = imp.next_deadline()
-                    if d is not None and (deadline is None or d < deadline):
-                        deadline = d
-        return deadline
-
     def _arm(self) -> None:
         if not self.running:
             return
-        deadline = self._earliest()
+        deadline = earliest([self.stack.next_deadline(), *(att.next_deadline() for att in self.attachments)])
         if deadline == self._armed_for:
             return
         if self._timer is not None:
@@ -233,8 +168,7 @@ class Runtime:
         self._armed_for = None
         self._timer = None
         now = self.clock()
-        self.stack.poll(now)
+        run_timers(self.stack, now)
         for att in self.attachments:
-            if att.impair_in is not None:
-                self._deliver_impaired(att, now)
+            att.deliver_due(now)
         self.kick(now)
