@@ -31,13 +31,12 @@ import os
 import random
 import sys
 import weakref
-from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
 from pytcp_green.link.device import Device
-from pytcp_green.link.drive import Port, earliest, run_timers
+from pytcp_green.link.drive import DrivenInterface, DrivenStack, Port, earliest, run_timers
 from pytcp_green.link.impair import Impairment, ImpairSpec
 from pytcp_green.link.loopback import LoopbackDevice
 from pytcp_green.link.pair import make_pair
@@ -49,37 +48,17 @@ from pytcp_green.stack.interface import LinkKind
 _CABLE_QUEUE_LIMIT = sys.maxsize
 
 
-class SimInterface(Protocol):
-    """What the simulator uses of an interface: a name and the queue of frames to send."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def tx(self) -> deque[bytes | bytearray]: ...
-
+# What the simulator uses of an interface: a name and the queue of frames to send.
+SimInterface = DrivenInterface
 
 IfaceT = TypeVar("IfaceT", bound=SimInterface)
 
 
-class SimStack(Protocol[IfaceT]):
-    """What the simulator uses of a stack (see the module docstring)."""
+class SimStack(DrivenStack[IfaceT], Protocol[IfaceT]):
+    """What the simulator uses of a stack: what the drive loop does, and its interfaces by name."""
 
     @property
     def interfaces(self) -> Mapping[str, IfaceT]: ...
-
-    @property
-    def stats(self) -> Counter[str]: ...
-
-    def receive(self, iface: IfaceT, frame: bytes, now: float, /) -> None: ...
-
-    def begin_batch(self) -> None: ...
-
-    def end_batch(self, now: float, /) -> None: ...
-
-    def poll(self, now: float, /) -> None: ...
-
-    def next_deadline(self) -> float | None: ...
 
 
 @dataclasses.dataclass(eq=False)
