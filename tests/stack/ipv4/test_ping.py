@@ -19,7 +19,7 @@ from scapy.layers.l2 import Ether
 from pytcp_green.stack.datagram.ping import PingSocket
 from pytcp_green.stack.stack import Stack
 
-from .helpers import PEER_IP, PEER_MAC, STACK_IP, STACK_MAC, learned_stack, sent
+from ..helpers import PEER_IP, PEER_MAC, STACK_IP, STACK_MAC, learned_stack, sent
 
 REPO = Path(__file__).resolve().parents[2]
 
