@@ -227,7 +227,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     program = Program(list(args.program), peer=args.peer, wait_port=args.wait_port,
                       impair=ImpairSpec.parse(args.impair) if args.impair else None,
                       stack_args=list(args.stack_args), timeout=args.timeout)
-    keep = args.keep
+    if args.report:
+        report_dependencies()
+    keep = args.report or args.keep
     with tempfile.TemporaryDirectory(prefix="pytcp-green-compare-") as scratch:
         workdir = Path(keep) if keep else Path(scratch)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -235,7 +237,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(result.text())
         if args.json:
             write_json(result, args.json)
+        if args.report:
+            from pytcp_green.compare.html_report import write_report
+
+            print(f"report: {write_report(result, workdir)}")
     return 0 if result.same else 1
+
+
+def report_dependencies() -> None:
+    """Refuse --report before the runs when the plotting and templating libraries are missing."""
+    import importlib.util
+
+    missing = [name for name in ("matplotlib", "jinja2") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ValueError(f"--report needs {' and '.join(missing)}: pip install 'pytcp-green[report]'")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -269,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run, program=[])
     comp = sub.add_parser("compare", help="run a Python program over the kernel and over the stack; show what differs",
                           usage="%(prog)s [--peer CMD] [--wait-port PORT] [--impair SPEC] [--runs N] [--json FILE] "
-                                "[--keep DIR] [--stack ARG] -- (script.py | -m module) [args ...]",
+                                "[--keep DIR] [--report DIR] [--stack ARG] -- (script.py | -m module) [args ...]",
                           description="Run a program twice with the same arguments, environment and kernel-side "
                                       "peer: once over the Linux kernel, once over the stack (needs root), and "
                                       "report exit status, output, wall time and what the captures show, side "
@@ -284,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="run N times over each and report median and spread of the wall time (default 1)")
     comp.add_argument("--json", metavar="FILE", help="also write the whole comparison as JSON to FILE")
     comp.add_argument("--keep", metavar="DIR", help="keep both runs' captures (kernel-N.pcap, stack-N.pcap) in DIR")
+    comp.add_argument("--report", metavar="DIR",
+                      help="write DIR/index.html (the comparison with a time-sequence graph per connection, "
+                           "kernel beside stack), comparison.json and the captures; needs pytcp-green[report]")
     comp.add_argument("--stack", metavar="ARG", dest="stack_args", action="append", default=[],
                       help="a stack option for the stack run, e.g. --stack=--sysctl=net.ipv4.tcp_sack=0 (repeatable)")
     comp.add_argument("--timeout", metavar="SEC", type=float, default=300.0,

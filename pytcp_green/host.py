@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import gevent
 
-from pytcp_green.green.runtime import Runtime
+from pytcp_green.faults.control import Faults
+from pytcp_green.green.runtime import Attachment, Runtime
 from pytcp_green.link.device import Device
 from pytcp_green.link.impair import ImpairSpec
 from pytcp_green.link.loopback import LoopbackDevice
@@ -169,6 +170,9 @@ class Host:
         # instead of after DAD (1-2 s), and the stack keeps to the RFC's rules meanwhile.
         self.stack = Stack(sysctl={"net.ipv6.conf.default.optimistic_dad": 1, **options.sysctl}, seed=seed)
         self.pcap: PcapWriter | None = None
+        self.link: Attachment | None = None  # the device's attachment (not loopback's)
+        self._faults: Faults | None = None
+        self._seed = seed
         try:
             self._build()
         except BaseException:
@@ -211,7 +215,7 @@ class Host:
                     stack.set_gateway4(opts.gateway4)
             self._start_ip6(self.iface)
             impair = ImpairSpec.parse(opts.impair) if opts.impair else None
-            self.runtime.attach(self.iface, device, impair=impair)
+            self.link = self.runtime.attach(self.iface, device, impair=impair)
         self.runtime.start()
         if device is not None and self.iface is not None and probe:
             self._probe_addresses(self.iface, addresses)
@@ -361,6 +365,15 @@ class Host:
         for addr in ip6.ifs[iface].addrs:
             if addr.state.value == "duplicate":
                 log.warning("ipv6: %s is in use on the link (DAD); not using it", addr.interface)
+
+    @property
+    def faults(self) -> Faults:
+        """Live faults on the link (:mod:`pytcp_green.faults`): ``host.faults.add("latency", delay="50ms")``."""
+        if self._faults is None:
+            if self.link is None:
+                raise RuntimeError("faults need a link: this host has only its loopback interface")
+            self._faults = Faults(self.runtime, self.link, seed=self._seed or 0)
+        return self._faults
 
     @property
     def stack_ip6(self) -> ipaddress.IPv6Address | None:

@@ -59,26 +59,28 @@ class Comparison:
                       "captures": [c.summary() for c in self.stack_capture]},
         }
 
-    def text(self) -> str:
-        out = [f"{'':24}{'kernel':>16}{'stack':>16}"]
-
-        def row(label: str, a: object, b: object) -> None:
-            out.append(f"{label:24}{a!s:>16}{b!s:>16}")
-
-        row("exit status", self.kernel[0].status, self.stack[0].status)
+    def rows(self) -> list[tuple[str, object, object]]:
+        """The numbers side by side, (label, kernel, stack): exit status, wall time, what the captures show."""
+        rows: list[tuple[str, object, object]] = [("exit status", self.kernel[0].status, self.stack[0].status)]
         kw, sw = _spread(self.kernel), _spread(self.stack)
-        row("wall time (median s)", _fmt(kw["median"]), _fmt(sw["median"]))
+        rows.append(("wall time (median s)", _fmt(kw["median"]), _fmt(sw["median"])))
         if len(self.kernel) > 1:
-            row("wall time (min-max s)", f"{_fmt(kw['min'])}-{_fmt(kw['max'])}", f"{_fmt(sw['min'])}-{_fmt(sw['max'])}")
+            rows.append(("wall time (min-max s)", f"{_fmt(kw['min'])}-{_fmt(kw['max'])}",
+                         f"{_fmt(sw['min'])}-{_fmt(sw['max'])}"))
         kc, sc = self.kernel_capture[0], self.stack_capture[0]
         for key in ("connections", "bytes_out", "bytes_in", "retransmissions", "resets", "malformed"):
-            a, b = kc.summary()[key], sc.summary()[key]
-            row(key.replace("_", " "), a, b)
+            rows.append((key.replace("_", " "), kc.summary()[key], sc.summary()[key]))
         for i, (a_conn, b_conn) in enumerate(zip(kc.connections, sc.connections, strict=False), 1):
-            row(f"conn {i} mss c/s", _pair(a_conn.mss), _pair(b_conn.mss))
-            row(f"conn {i} wscale c/s", _pair(a_conn.wscale), _pair(b_conn.wscale))
-            row(f"conn {i} largest segment", a_conn.largest_segment, b_conn.largest_segment)
-            row(f"conn {i} median rtt ms", a_conn.summary()["median_rtt_ms"], b_conn.summary()["median_rtt_ms"])
+            rows.append((f"conn {i} mss c/s", _pair(a_conn.mss), _pair(b_conn.mss)))
+            rows.append((f"conn {i} wscale c/s", _pair(a_conn.wscale), _pair(b_conn.wscale)))
+            rows.append((f"conn {i} largest segment", a_conn.largest_segment, b_conn.largest_segment))
+            rows.append((f"conn {i} median rtt ms", a_conn.summary()["median_rtt_ms"],
+                         b_conn.summary()["median_rtt_ms"]))
+        return rows
+
+    def text(self) -> str:
+        out = [f"{'':24}{'kernel':>16}{'stack':>16}"]
+        out += [f"{label:24}{a!s:>16}{b!s:>16}" for label, a, b in self.rows()]
         out.append("")
         if self.same:
             out.append(f"same behaviour: exit status and output identical over {len(self.kernel)} run(s) each")

@@ -3,7 +3,7 @@
 * One reader greenlet per device: it reads frames until the device has none (EAGAIN), feeds
   the whole batch to the core, and only then waits for readability on the hub — waiting
   before every frame costs about five times the frame rate (DESIGN.md, measured facts).
-* One hub timer tracks the earliest of the core's deadline and the impairment queues'.
+* One hub timer tracks the earliest of the core's deadline and the stages' (impairment, faults).
 * After every entry into the core (a batch received, a timer fired, a socket call) the
   transmit queues are drained to the devices and the timer is re-armed: :meth:`Runtime.kick`.
 
@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 
 READ_BATCH = 256
 
+# A device bound to one of the stack's interfaces, with an optional stage (impairment, live
+# faults) in each direction; what attach() returns.
+Attachment = Port[Interface]
+
 
 class Runtime:
     """Drives one stack; create it, :meth:`attach` devices, :meth:`start`, later :meth:`stop`."""
@@ -43,7 +47,7 @@ class Runtime:
         self.stack = stack
         self.pcap = pcap
         self.clock = clock
-        self.attachments: list[Port[Interface]] = []
+        self.attachments: list[Attachment] = []
         self._hub = get_hub()
         self._timer: Any = None
         self._armed_for: float | None = None
@@ -53,11 +57,11 @@ class Runtime:
         self._progress = Event()
         self._watchers = 0
 
-    def attach(self, iface: Interface, device: Device, *, impair: ImpairSpec | None = None) -> Port[Interface]:
+    def attach(self, iface: Interface, device: Device, *, impair: ImpairSpec | None = None) -> Attachment:
         """Connect ``device`` to ``iface``; ``impair`` applies the same spec both ways (seeds differ)."""
         out_imp, in_imp = Impairment.pair(impair) if impair is not None else (None, None)
         tap = self._capture if self.pcap is not None else None
-        att = Port(self.stack, iface, device, out_imp, in_imp, tap)
+        att = Attachment(self.stack, iface, device, out_imp, in_imp, tap)
         self.attachments.append(att)
         if self.running:
             self._readers.append(gevent.spawn(self._reader, att))
@@ -93,7 +97,7 @@ class Runtime:
         self.pcap.write(frame, time.time())
 
     # -- the reader ----------------------------------------------------------------------------------
-    def _reader(self, att: Port[Interface]) -> None:
+    def _reader(self, att: Attachment) -> None:
         device = att.device
         watcher = self._hub.loop.io(device.fileno(), 1)
         try:

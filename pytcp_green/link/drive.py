@@ -3,9 +3,10 @@
 Whoever owns the clock, a stack is driven by three moves, all at a time ``now`` the caller passes:
 
 * :meth:`Port.transmit`: drain an interface's transmit queue into its device, through the
-  outbound impairment when there is one (frames it holds leave once they are due);
+  outbound :class:`Stage` (an impairment, live faults) when there is one (frames it holds leave
+  once they are due);
 * :meth:`Port.receive`: hand the frames of one device read to the stack between
-  ``begin_batch`` and ``end_batch``, through the inbound impairment when there is one, so TCP
+  ``begin_batch`` and ``end_batch``, through the inbound stage when there is one, so TCP
   sends one cumulative ACK per connection per read (RFC 5681 §4.2; see ``TcpLayer.begin_batch``);
 * :func:`run_timers`: fire the stack's timers that are due.
 
@@ -23,7 +24,6 @@ from collections.abc import Callable, Iterable
 from typing import Generic, Protocol, TypeVar
 
 from pytcp_green.link.device import Device, Frame
-from pytcp_green.link.impair import Impairment
 
 
 class DrivenInterface(Protocol):
@@ -57,22 +57,37 @@ class DrivenStack(Protocol[IfaceT_contra]):
     def next_deadline(self) -> float | None: ...
 
 
+class Stage(Protocol):
+    """One direction of a link between the stack and a device that holds frames for a while: an
+    :class:`~pytcp_green.link.impair.Impairment`, or the live faults in front of one."""
+
+    @property
+    def stats(self) -> dict[str, int]: ...
+
+    def push(self, frame: Frame, now: float) -> None: ...
+
+    def pop_due(self, now: float) -> list[bytes]: ...
+
+    def next_deadline(self) -> float | None: ...
+
+
 Tap = Callable[[Frame], None]
 
 
 @dataclasses.dataclass(eq=False)
 class Port(Generic[IfaceT]):
-    """A device bound to an interface of ``stack``, with optional impairment in each direction.
+    """A device bound to an interface of ``stack``, with an optional stage in each direction.
 
-    ``tap`` sees every frame written to the device and every frame handed to the stack (after
+    The stages are read at every move, so one installed while the port runs (live faults) takes
+    effect at once.  ``tap`` sees every frame written to the device and every frame handed to the stack (after
     the impairments: what the stack really sent and received), e.g. to write a capture.
     """
 
     stack: DrivenStack[IfaceT]
     iface: IfaceT
     device: Device
-    impair_out: Impairment | None = None
-    impair_in: Impairment | None = None
+    impair_out: Stage | None = None
+    impair_in: Stage | None = None
     tap: Tap | None = None
     tx_errors: int = 0
 
@@ -129,7 +144,7 @@ class Port(Generic[IfaceT]):
         stack.end_batch(now)
 
     def next_deadline(self) -> float | None:
-        """When an impairment of this port next has a frame due, or None."""
+        """When a stage of this port next has a frame due, or None."""
         return earliest(imp.next_deadline() for imp in (self.impair_out, self.impair_in) if imp is not None)
 
 

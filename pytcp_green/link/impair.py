@@ -104,7 +104,7 @@ def _parse_probability(key: str, text: str) -> float:
     return float(value)
 
 
-def _parse_time(key: str, text: str) -> float:
+def parse_time(key: str, text: str) -> float:
     value, unit = _split_number(key, text)
     if unit not in _TIME_UNITS:
         # A bare "10" is refused: seconds or milliseconds is exactly the kind of guess that goes wrong.
@@ -112,7 +112,7 @@ def _parse_time(key: str, text: str) -> float:
     return float(value / _TIME_UNITS[unit])
 
 
-def _parse_rate(key: str, text: str) -> float:
+def parse_rate(key: str, text: str) -> float:
     value, unit = _split_number(key, text)
     if value == 0 and not unit:
         return 0.0
@@ -219,9 +219,9 @@ class ImpairSpec:
             if field in _PROBABILITIES:
                 values[field] = _parse_probability(key, value)
             elif field in ("delay", "jitter"):
-                values[field] = _parse_time(key, value)
+                values[field] = parse_time(key, value)
             elif field == "rate":
-                values[field] = _parse_rate(key, value)
+                values[field] = parse_rate(key, value)
             else:
                 values[field] = _parse_int(key, value)
         return cls(**values)  # type: ignore[arg-type]  # keys and value types checked above

@@ -73,8 +73,9 @@ class Direction:
 
     @property
     def impairment(self) -> Impairment:
-        assert self.src.impair_out is not None  # the simulator gives every port one
-        return self.src.impair_out
+        impairment = self.src.impair_out
+        assert isinstance(impairment, Impairment)  # the simulator gives every port one
+        return impairment
 
     @property
     def stats(self) -> dict[str, int]:
