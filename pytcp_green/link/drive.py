@@ -59,7 +59,8 @@ class DrivenStack(Protocol[IfaceT_contra]):
 
 class Stage(Protocol):
     """One direction of a link between the stack and a device that holds frames for a while: an
-    :class:`~pytcp_green.link.impair.Impairment`, or the live faults in front of one."""
+    :class:`~pytcp_green.link.impair.Impairment`, or the live faults in front of one.  ``push``
+    keeps its own copy of the frame: the caller may reuse the buffer."""
 
     @property
     def stats(self) -> dict[str, int]: ...
@@ -79,8 +80,8 @@ class Port(Generic[IfaceT]):
     """A device bound to an interface of ``stack``, with an optional stage in each direction.
 
     The stages are read at every move, so one installed while the port runs (live faults) takes
-    effect at once.  ``tap`` sees every frame written to the device and every frame handed to the stack (after
-    the impairments: what the stack really sent and received), e.g. to write a capture.
+    effect at once.  ``tap`` sees every frame written to the device and every frame handed to the
+    stack (after the stages: what the stack really sent and received), e.g. to write a capture.
     """
 
     stack: DrivenStack[IfaceT]
@@ -101,7 +102,7 @@ class Port(Generic[IfaceT]):
                 self._write(tx.popleft())
             return moved
         while tx:
-            impair.push(tx.popleft(), now)  # push copies: the queue's buffer may be reused
+            impair.push(tx.popleft(), now)
         due = impair.pop_due(now)
         for frame in due:
             self._write(frame)
@@ -118,7 +119,7 @@ class Port(Generic[IfaceT]):
             self.stack.stats["link.tx_error." + errno.errorcode.get(exc.errno or 0, "unknown")] += 1
 
     def receive(self, frames: list[bytes], now: float) -> None:
-        """Feed the frames of one device read to the stack (those the inbound impairment lets through)."""
+        """Feed the frames of one device read to the stack (those the inbound stage lets through)."""
         impair = self.impair_in
         if impair is None:
             self._deliver(frames, now)
@@ -128,7 +129,7 @@ class Port(Generic[IfaceT]):
         self.deliver_due(now)
 
     def deliver_due(self, now: float) -> None:
-        """Feed the stack the frames the inbound impairment has made due by ``now``."""
+        """Feed the stack the frames the inbound stage has made due by ``now``."""
         if self.impair_in is not None:
             self._deliver(self.impair_in.pop_due(now), now)
 
