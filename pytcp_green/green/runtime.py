@@ -3,27 +3,28 @@
 * One reader greenlet per device: it reads frames until the device has none (EAGAIN), feeds
   the whole batch to the core, and only then waits for readability on the hub — waiting
   before every frame costs about five times the frame rate (DESIGN.md, measured facts).
-* One hub timer tracks the earliest of the core's deadline and the impairment queues'.
+* One hub timer tracks the earliest of the core's deadline and the stages' (impairment, faults).
 * After every entry into the core (a batch received, a timer fired, a socket call) the
   transmit queues are drained to the devices and the timer is re-armed: :meth:`Runtime.kick`.
 
+What happens to frames and timers at each of those moments is :mod:`pytcp_green.link.drive`,
+which the simulator runs too; this module only adds the waiting and the monotonic clock.
 Everything runs in the hub's thread, so the core needs no locks.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import gevent
 from gevent.event import Event
 from gevent.hub import get_hub
 
 from pytcp_green.link.device import Device, Frame
+from pytcp_green.link.drive import Port, earliest, run_timers
 from pytcp_green.link.impair import Impairment, ImpairSpec
 from pytcp_green.link.pcap import PcapWriter
 from pytcp_green.stack.interface import Interface
@@ -33,30 +34,9 @@ log = logging.getLogger(__name__)
 
 READ_BATCH = 256
 
-
-class Stage(Protocol):
-    """One direction of a link between the stack and a device that holds frames for a while: an
-    :class:`~pytcp_green.link.impair.Impairment`, or the live faults in front of one."""
-
-    @property
-    def stats(self) -> dict[str, int]: ...
-
-    def push(self, frame: Frame, now: float) -> None: ...
-
-    def pop_due(self, now: float) -> list[bytes]: ...
-
-    def next_deadline(self) -> float | None: ...
-
-
-@dataclass
-class Attachment:
-    """A device bound to an interface, with optional impairment (or faults) in each direction."""
-
-    iface: Interface
-    device: Device
-    impair_out: Stage | None = None
-    impair_in: Stage | None = None
-    tx_errors: int = 0
+# A device bound to one of the stack's interfaces, with an optional stage (impairment, live
+# faults) in each direction; what attach() returns.
+Attachment = Port[Interface]
 
 
 class Runtime:
@@ -79,12 +59,9 @@ class Runtime:
 
     def attach(self, iface: Interface, device: Device, *, impair: ImpairSpec | None = None) -> Attachment:
         """Connect ``device`` to ``iface``; ``impair`` applies the same spec both ways (seeds differ)."""
-        out_imp = in_imp = None
-        if impair is not None:
-            out_imp = Impairment(impair)
-            # The inbound stream gets its own seed derived from the outbound one, so a run replays.
-            in_imp = Impairment(impair, seed=out_imp.seed + 1)
-        att = Attachment(iface, device, out_imp, in_imp)
+        out_imp, in_imp = Impairment.pair(impair) if impair is not None else (None, None)
+        tap = self._capture if self.pcap is not None else None
+        att = Attachment(self.stack, iface, device, out_imp, in_imp, tap)
         self.attachments.append(att)
         if self.running:
             self._readers.append(gevent.spawn(self._reader, att))
@@ -115,12 +92,14 @@ class Runtime:
     def now(self) -> float:
         return self.clock()
 
+    def _capture(self, frame: Frame) -> None:
+        assert self.pcap is not None  # the tap of attachments made while there was a pcap
+        self.pcap.write(frame, time.time())
+
     # -- the reader ----------------------------------------------------------------------------------
     def _reader(self, att: Attachment) -> None:
-        device, iface = att.device, att.iface
+        device = att.device
         watcher = self._hub.loop.io(device.fileno(), 1)
-        receive = self.stack.receive
-        pcap = self.pcap
         try:
             while True:
                 try:
@@ -132,32 +111,12 @@ class Runtime:
                     self._hub.wait(watcher)
                     continue
                 now = self.clock()
-                impair = att.impair_in  # read per batch: live faults install a stage at run time
-                if impair is not None:
-                    for frame in frames:
-                        impair.push(frame, now)
-                    self._deliver_impaired(att, now)
-                else:
-                    self.stack.begin_batch()
-                    for frame in frames:
-                        if pcap is not None:
-                            pcap.write(frame, time.time())
-                        receive(iface, frame, now)
-                    self.stack.end_batch(now)
+                att.receive(frames, now)
                 self.kick(now)
                 if len(frames) == READ_BATCH:
                     gevent.sleep(0)  # a busy device must not starve the application's greenlets
         finally:
             watcher.close()
-
-    def _deliver_impaired(self, att: Attachment, now: float) -> None:
-        assert att.impair_in is not None
-        self.stack.begin_batch()
-        for frame in att.impair_in.pop_due(now):
-            if self.pcap is not None:
-                self.pcap.write(frame, time.time())
-            self.stack.receive(att.iface, frame, now)
-        self.stack.end_batch(now)
 
     # -- after every core entry ----------------------------------------------------------------------
     def kick(self, now: float | None = None) -> None:
@@ -165,9 +124,8 @@ class Runtime:
         if now is None:
             now = self.clock()
         for att in self.attachments:
-            tx = att.iface.tx
-            if tx or att.impair_out is not None:
-                self._transmit(att, tx, now)
+            if att.iface.tx or att.impair_out is not None:  # kick is hot: an idle port costs no call
+                att.transmit(now)
         self._arm()
         if self._watchers:
             self._progress.set()
@@ -195,46 +153,13 @@ class Runtime:
         finally:
             self._watchers -= 1
 
-    def _transmit(self, att: Attachment, tx: Any, now: float) -> None:
-        write = att.device.write
-        pcap = self.pcap
-        impair = att.impair_out
-        while tx:
-            frame: Frame = tx.popleft()
-            if impair is not None:
-                impair.push(bytes(frame), now)
-                continue
-            if pcap is not None:
-                pcap.write(frame, time.time())
-            self._write(att, write, frame)
-        if impair is not None:
-            for frame in impair.pop_due(now):
-                if pcap is not None:
-                    pcap.write(frame, time.time())
-                self._write(att, write, frame)
-
-    def _write(self, att: Attachment, write: Callable[[Frame], None], frame: Frame) -> None:
-        try:
-            write(frame)
-        except OSError as exc:
-            # A full device queue loses the frame as a congested wire would; TCP recovers it.
-            att.tx_errors += 1
-            self.stack.stats["link.tx_error." + errno.errorcode.get(exc.errno or 0, "unknown")] += 1
-
-    def _earliest(self) -> float | None:
-        deadline = self.stack.next_deadline()
-        for att in self.attachments:
-            for imp in (att.impair_out, att.impair_in):
-                if imp is not None:
-                    d = imp.next_deadline()
-                    if d is not None and (deadline is None or d < deadline):
-                        deadline = d
-        return deadline
-
     def _arm(self) -> None:
         if not self.running:
             return
-        deadline = self._earliest()
+        deadline = self.stack.next_deadline()
+        for att in self.attachments:
+            if att.impair_out is not None or att.impair_in is not None:  # hot, as in kick
+                deadline = earliest((deadline, att.next_deadline()))
         if deadline == self._armed_for:
             return
         if self._timer is not None:
@@ -251,8 +176,7 @@ class Runtime:
         self._armed_for = None
         self._timer = None
         now = self.clock()
-        self.stack.poll(now)
+        run_timers(self.stack, now)
         for att in self.attachments:
-            if att.impair_in is not None:
-                self._deliver_impaired(att, now)
+            att.deliver_due(now)
         self.kick(now)

@@ -1,9 +1,11 @@
 """An in-memory cable: two devices in one process, where a frame written on one end is read on the other.
 
-It lets two stacks (or a stack and a test) talk without TAP devices or privileges.  Each end
-has its own receive queue and eventfd (see :class:`~pytcp_green.link.loopback.SignalledQueue`),
-so the runtime waits on either end exactly as on a TAP.  The cable itself is perfect; put an
-:class:`~pytcp_green.link.impair.Impairment` in front of it to make it lossy.
+It lets two stacks (or a stack and a test) talk without TAP devices or privileges; the
+simulator (:mod:`pytcp_green.sim`) cables its stacks with it.  Each end has its own receive
+queue and eventfd (see :class:`~pytcp_green.link.loopback.SignalledQueue`), so the runtime
+waits on either end exactly as on a TAP.  The cable itself is perfect; put an
+:class:`~pytcp_green.link.impair.Impairment` in front of it to make it lossy (a
+:class:`~pytcp_green.link.drive.Port` does).
 
 Not thread-safe: the runtime touches devices only from the hub's thread.
 """

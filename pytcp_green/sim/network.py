@@ -1,21 +1,27 @@
 """Several stacks on impaired links under a virtual clock: reproducible network scenarios in one process.
 
-A :class:`Simulation` owns the clock.  It moves frames from each interface's transmit queue
-into an :class:`~pytcp_green.link.impair.Impairment` (one per direction of a link), hands the
-frames that come out to the stack at the far end, and fires the stacks' timers, all at the
-virtual time ``now``.  When nothing more can happen at ``now`` it jumps straight to the
-earliest next event (a frame due on a link or a stack deadline).  Nothing ever sleeps, so
-seconds of protocol time (retransmission timeouts, TIME-WAIT) pass in microseconds, and
-everything random is derived from the simulation's seed, so a failing scenario is replayed by
-rerunning it with the same seed.
+A :class:`Simulation` owns the clock and drives every stack exactly as the gevent runtime
+drives one, with the same code (:mod:`pytcp_green.link.drive`): a link is an in-memory cable
+(:func:`~pytcp_green.link.pair.make_pair`, or a :class:`~pytcp_green.link.loopback.LoopbackDevice`
+for a loopback link) whose each end is a :class:`~pytcp_green.link.drive.Port` with a seeded
+:class:`~pytcp_green.link.impair.Impairment` on its way out.  At the virtual time ``now`` the
+simulation drains the transmit queues through the impairments onto the cables, hands what the
+far ends read to their stacks in one batch, and fires the stacks' due timers, again until
+nothing changes.  Then it jumps straight to the earliest next event (a frame due on a link or
+a stack deadline).  Nothing ever sleeps, so seconds of protocol time (retransmission timeouts,
+TIME-WAIT) pass in microseconds, and everything random is derived from the simulation's seed,
+so a failing scenario is replayed by rerunning it with the same seed.
 
 The simulator only moves bytes; it does not care what link kind the frames are.  It needs this
-much of a stack (the runtime contract of :mod:`pytcp_green.stack`)::
+much of a stack (:class:`~pytcp_green.link.drive.DrivenStack`, the runtime contract of
+:mod:`pytcp_green.stack`, plus the interfaces by name)::
 
     stack.interfaces: Mapping[str, iface]    # iface.name: str, iface.tx: deque of frames to send
     stack.receive(iface, frame, now) -> None
+    stack.begin_batch() / stack.end_batch(now)
     stack.poll(now) -> None                  # fires due timers
     stack.next_deadline() -> float | None
+    stack.stats: Counter[str]                # counts frames a device refused
 """
 
 from __future__ import annotations
@@ -23,53 +29,53 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
-from collections import deque
+import sys
+import weakref
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
+from pytcp_green.link.device import Device
+from pytcp_green.link.drive import DrivenInterface, DrivenStack, Port, earliest, run_timers
 from pytcp_green.link.impair import Impairment, ImpairSpec
+from pytcp_green.link.loopback import LoopbackDevice
+from pytcp_green.link.pair import make_pair
 from pytcp_green.link.pcap import PcapWriter, linktype_for
 from pytcp_green.stack.interface import LinkKind
 
+# The cables never drop: each round reads every frame written to them, and loss is the
+# impairments' business, where it is seeded and counted.
+_CABLE_QUEUE_LIMIT = sys.maxsize
 
-class SimInterface(Protocol):
-    """What the simulator uses of an interface: a name and the queue of frames to send."""
 
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def tx(self) -> deque[bytes | bytearray]: ...
-
+# What the simulator uses of an interface: a name and the queue of frames to send.
+SimInterface = DrivenInterface
 
 IfaceT = TypeVar("IfaceT", bound=SimInterface)
 
 
-class SimStack(Protocol[IfaceT]):
-    """What the simulator uses of a stack (see the module docstring)."""
+class SimStack(DrivenStack[IfaceT], Protocol[IfaceT]):
+    """What the simulator uses of a stack: what the drive loop does, and its interfaces by name."""
 
     @property
     def interfaces(self) -> Mapping[str, IfaceT]: ...
 
-    def receive(self, iface: IfaceT, frame: bytes | memoryview, now: float, /) -> None: ...
-
-    def poll(self, now: float, /) -> None: ...
-
-    def next_deadline(self) -> float | None: ...
-
 
 @dataclasses.dataclass(eq=False)
 class Direction:
-    """One way of a link: frames sent on ``src_iface`` arrive on ``dst_iface`` through ``impairment``."""
+    """One way of a link: frames sent on ``src``'s interface arrive on ``dst``'s through ``impairment``
+    (the outbound impairment of ``src``).  A loopback link's one direction has ``src is dst``."""
 
-    src_stack: SimStack[Any]
-    src_iface: SimInterface
-    dst_stack: SimStack[Any]
-    dst_iface: SimInterface
-    impairment: Impairment
+    src: Port[Any]
+    dst: Port[Any]
     pcap: PcapWriter | None = None
     delivered: int = 0
+
+    @property
+    def impairment(self) -> Impairment:
+        impairment = self.src.impair_out
+        assert isinstance(impairment, Impairment)  # the simulator gives every port one
+        return impairment
 
     @property
     def stats(self) -> dict[str, int]:
@@ -90,6 +96,11 @@ class Link:
         return (self.ab,) if self.ba is None else (self.ab, self.ba)
 
 
+def _close_devices(devices: list[Device]) -> None:
+    for device in devices:
+        device.close()
+
+
 class Simulation:
     """A virtual clock and the links between stacks.  See the module docstring.
 
@@ -107,6 +118,10 @@ class Simulation:
         self.stats: dict[str, int] = {"delivered": 0, "unplugged": 0}
         self._directions: list[Direction] = []
         self._attached: list[SimInterface] = []  # compared by identity
+        # The cables' eventfds are released by close(), or when the simulation is collected (a
+        # scenario that never closes it must not leak two descriptors per link).
+        self._devices: list[Device] = []
+        self._release = weakref.finalize(self, _close_devices, self._devices)
 
     # --- building the network -------------------------------------------------------------
 
@@ -150,12 +165,19 @@ class Simulation:
         imp_ab = self._impairment(spec_ab, latency, index, "ab", ia)
         imp_ba = self._impairment(spec_ba, latency, index, "ba", ib)
         writer = self._open_pcap(pcap, ia, ib)
-        ab = Direction(stack_a, ia, stack_b, ib, imp_ab, writer)
-        ba = Direction(stack_b, ib, stack_a, ia, imp_ba, writer)
+        # The ends' MACs go unused (the stacks' interfaces have their own), but come from the seed too.
+        end_a, end_b = make_pair(kind=getattr(ia, "kind", LinkKind.ETHERNET), names=(ia.name, ib.name),
+                                 queue_limit=_CABLE_QUEUE_LIMIT,
+                                 rng=random.Random(self.derive_seed(f"link{index}:cable")))
+        port_a: Port[Any] = Port(stack_a, ia, end_a, imp_ab)
+        port_b: Port[Any] = Port(stack_b, ib, end_b, imp_ba)
+        ab = Direction(port_a, port_b, writer)
+        ba = Direction(port_b, port_a, writer)
         link = Link(f"{ia.name}<->{ib.name}", ab, ba, writer)
         self.links.append(link)
         self._directions += [ab, ba]
         self._attached += [ia, ib]
+        self._devices += [end_a, end_b]
         self.add_stack(stack_a)
         self.add_stack(stack_b)
         return link
@@ -174,11 +196,14 @@ class Simulation:
         self._check_free(i)
         imp = self._impairment(spec, latency, len(self.links), "ab", i)
         writer = self._open_pcap(pcap, i, i)
-        d = Direction(stack, i, stack, i, imp, writer)
+        device = LoopbackDevice(i.name, queue_limit=_CABLE_QUEUE_LIMIT)
+        port: Port[Any] = Port(stack, i, device, imp)
+        d = Direction(port, port, writer)
         link = Link(i.name, d, None, writer)
         self.links.append(link)
         self._directions.append(d)
         self._attached.append(i)
+        self._devices.append(device)
         self.add_stack(stack)
         return link
 
@@ -221,19 +246,14 @@ class Simulation:
     # --- running ------------------------------------------------------------------------------
 
     def _settle(self) -> None:
-        """Do everything that happens at ``now``: move frames, deliver the due ones, fire due
-        timers, and again, until a round changes nothing."""
+        """Do everything that happens at ``now``: move frames onto the cables, deliver what they
+        carry, fire due timers, and again, until a round changes nothing."""
         now = self.now
         stats = self.stats
         for _ in range(self.max_rounds):
             busy = False
             for d in self._directions:
-                tx = d.src_iface.tx
-                if tx:
-                    busy = True
-                    push = d.impairment.push
-                    while tx:
-                        push(tx.popleft(), now)
+                busy = d.src.transmit(now) or busy
             for stack in self.stacks:
                 # Interfaces on no link are unplugged: what they send is lost, not hoarded.
                 for iface in stack.interfaces.values():
@@ -241,28 +261,18 @@ class Simulation:
                         stats["unplugged"] += len(iface.tx)
                         iface.tx.clear()
             for d in self._directions:
-                deadline = d.impairment.next_deadline()
-                if deadline is None or deadline > now:
-                    continue
-                busy = True
                 # Frames due at one instant arrive as one batch, as one read of a device returns them.
-                begin = getattr(d.dst_stack, "begin_batch", None)
-                end = getattr(d.dst_stack, "end_batch", None)
-                if begin is not None:
-                    begin()
-                for frame in d.impairment.pop_due(now):
-                    d.delivered += 1
-                    stats["delivered"] += 1
-                    if d.pcap is not None:
+                frames = d.dst.device.read_batch(_CABLE_QUEUE_LIMIT)
+                if not frames:
+                    continue
+                d.delivered += len(frames)
+                stats["delivered"] += len(frames)
+                if d.pcap is not None:
+                    for frame in frames:
                         d.pcap.write(frame, now)
-                    d.dst_stack.receive(d.dst_iface, frame, now)
-                if end is not None:
-                    end(now)
+                d.dst.receive(frames, now)
             for stack in self.stacks:
-                deadline = stack.next_deadline()
-                if deadline is not None and deadline <= now:
-                    busy = True
-                    stack.poll(now)
+                busy = run_timers(stack, now) or busy
             if not busy:
                 return
         raise RuntimeError(
@@ -279,16 +289,8 @@ class Simulation:
         for stack in self.stacks:
             if any(iface.tx for iface in stack.interfaces.values()):
                 return self.now
-        best: float | None = None
-        for d in self._directions:
-            t = d.impairment.next_deadline()
-            if t is not None and (best is None or t < best):
-                best = t
-        for stack in self.stacks:
-            t = stack.next_deadline()
-            if t is not None and (best is None or t < best):
-                best = t
-        return best
+        return earliest([*(d.src.next_deadline() for d in self._directions),
+                         *(stack.next_deadline() for stack in self.stacks)])
 
     def step(self) -> bool:
         """Settle everything due at ``now``, then advance ``now`` to the next event (without
@@ -328,10 +330,11 @@ class Simulation:
     # --- teardown -----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the pcap files; idempotent."""
+        """Close the pcap files and the cables; idempotent."""
         for link in self.links:
             if link.pcap is not None:
                 link.pcap.close()
+        self._release()
 
     def __enter__(self) -> Simulation:
         return self

@@ -7,12 +7,12 @@ import pytest
 from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Ether
+from stack.helpers import PEER_IP as PEER
+from stack.helpers import PEER_MAC, STACK_MAC
+from stack.helpers import STACK_IP as STACK
 
 from pytcp_green.faults.engine import FaultEngine
 from pytcp_green.faults.kinds import FaultSpec, make
-
-STACK_MAC, PEER_MAC = "02:00:00:00:00:02", "02:00:00:00:00:01"
-STACK, PEER = "198.18.0.2", "198.18.0.1"
 
 
 def inbound(payload: bytes, seq: int = 1000, ack: int = 5000, flags: str = "PA", v6: bool = False) -> bytes:

@@ -19,12 +19,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from lab.helpers import KernelPeer
 
 from pytcp_green.cli import in_thread
 from pytcp_green.green.sockets import GreenSocket
 from pytcp_green.stack.stack import SOCK_STREAM
-
-from .conftest import KernelPeer
 
 pytestmark = pytest.mark.lab
 

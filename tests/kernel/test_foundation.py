@@ -11,12 +11,11 @@ import subprocess
 import sys
 
 import pytest
+from lab.helpers import KernelPeer, start_kernel_udp_peer
 
 from pytcp_green.green.sockets import GreenSocket
 from pytcp_green.stack.sockbase import AF_INET
 from pytcp_green.stack.stack import SOCK_DGRAM
-
-from .conftest import KernelPeer, start_kernel_udp_peer
 
 pytestmark = pytest.mark.lab
 
@@ -105,10 +104,10 @@ def test_tshark_finds_no_malformed_frame_or_bad_checksum(kernel: KernelPeer) -> 
 
 
 def test_runtime_impairment_duplicates_every_frame_as_told() -> None:
+    from lab.helpers import lab_skip_reason
+
     from pytcp_green.cli import in_thread
     from pytcp_green.host import Host, StackOptions
-
-    from .conftest import lab_skip_reason
 
     reason = lab_skip_reason()
     if reason:

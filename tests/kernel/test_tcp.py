@@ -23,6 +23,7 @@ from pathlib import Path
 
 import gevent
 import pytest
+from lab.helpers import KernelPeer, lab_skip_reason
 
 from pytcp_green.cli import in_thread
 from pytcp_green.green.sockets import GreenSocket
@@ -30,8 +31,6 @@ from pytcp_green.host import Host, StackOptions
 from pytcp_green.stack.sockbase import POLLIN
 from pytcp_green.stack.stack import SOCK_STREAM
 from pytcp_green.stack.tcp.tcb import STATE_NAMES, TIME_WAIT
-
-from .conftest import KernelPeer, lab_skip_reason
 
 pytestmark = pytest.mark.lab
 

@@ -22,15 +22,6 @@ def report(value):
 """
 
 
-def lab_reason() -> str | None:
-    """Why lab tests cannot run here, or None."""
-    try:
-        from pytcp_green.lab import lab_unavailable_reason
-    except ImportError as exc:
-        return f"no lab module: {exc}"
-    return lab_unavailable_reason()
-
-
 def run_python(args: list[str], *, env: dict[str, str] | None = None, timeout: float = 120,
                cwd: str | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("PYTCP_GREEN_")}

@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from lab.helpers import lab_skip_reason
 
-from .helpers import lab_reason, run_fetch_from_kernel_http
+from .helpers import run_fetch_from_kernel_http
 
-pytestmark = [pytest.mark.lab, pytest.mark.skipif(lab_reason() is not None, reason=str(lab_reason()))]
+pytestmark = [pytest.mark.lab, pytest.mark.skipif(lab_skip_reason() is not None, reason=str(lab_skip_reason()))]
 
 FETCH = """
 import hashlib, json, os, requests

@@ -22,10 +22,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from lab.helpers import lab_skip_reason
 
-from .helpers import lab_reason, run_python
+from .helpers import run_python
 
-pytestmark = [pytest.mark.lab, pytest.mark.skipif(lab_reason() is not None, reason=str(lab_reason()))]
+pytestmark = [pytest.mark.lab, pytest.mark.skipif(lab_skip_reason() is not None, reason=str(lab_skip_reason()))]
 
 BIG = 50 * 1024 * 1024
 SMALL = 16 * 1024

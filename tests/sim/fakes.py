@@ -6,7 +6,7 @@ receives with the time, and can echo each received frame back after a delay.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 
 from pytcp_green.stack.interface import LinkKind
@@ -36,6 +36,7 @@ class FakeStack:
         self.timers = Timers()
         self.received: list[tuple[float, str, bytes]] = []
         self.polls = 0
+        self.stats: Counter[str] = Counter()
 
     @property
     def eth0(self) -> FakeIface:
@@ -48,6 +49,12 @@ class FakeStack:
         self.received.append((now, iface.name, data))
         if self.echo_after is not None:
             self.timers.schedule(now + self.echo_after, self._sender(iface, b"echo:" + data))
+
+    def begin_batch(self) -> None:
+        pass  # no acknowledgements to coalesce
+
+    def end_batch(self, now: float) -> None:
+        pass
 
     def poll(self, now: float) -> None:
         self.polls += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -352,6 +353,34 @@ def test_wiring_errors() -> None:
 
 
 # --- pcap tap ------------------------------------------------------------------------------------
+
+
+def test_the_cables_release_their_descriptors() -> None:
+    """Each link is an in-memory cable with an eventfd per end: close() releases them, and so does
+    dropping a simulation nobody closed (a scenario run returns without closing its simulation)."""
+
+    def fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    def run_one(seed: int) -> Simulation:
+        sim = Simulation(seed=seed)
+        a, b, lo = FakeStack("a"), FakeStack("b"), FakeStack("lo", ("lo",), kind=LinkKind.IP)
+        sim.connect(a, "eth0", b, "eth0")
+        sim.loopback(lo, "lo")
+        a.send_now(b"x")
+        sim.run()
+        assert b.received
+        return sim
+
+    before = fds()
+    for seed in range(20):
+        run_one(seed)
+    assert fds() == before
+    sim = run_one(0)
+    assert fds() == before + 3
+    sim.close()
+    sim.close()  # idempotent
+    assert fds() == before
 
 
 def test_pcap_tap_records_every_delivery_at_virtual_time(tmp_path: Path) -> None:

@@ -8,26 +8,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, UDP, IPerror, UDPerror
-from scapy.layers.l2 import ARP, Ether
+from scapy.layers.l2 import Ether
 
 from pytcp_green.stack.datagram.udp import UdpSocket
 from pytcp_green.stack.sockbase import AF_INET
 from pytcp_green.stack.stack import SOCK_DGRAM
 
-from .helpers import PEER_IP, PEER_MAC, STACK_IP, STACK_MAC, make_stack, sent
+from .helpers import PEER_IP, PEER_MAC, STACK_IP, STACK_MAC, learned_stack, make_stack, sent
 
 
 def udp_frame(dport: int, payload: bytes = b"data", dst: str = STACK_IP, sport: int = 4000,
               eth_dst: str = STACK_MAC) -> bytes:
     return bytes(Ether(src=PEER_MAC, dst=eth_dst) / IP(src=PEER_IP, dst=dst) / UDP(sport=sport, dport=dport) / payload)
-
-
-def learned_stack():  # type: ignore[no-untyped-def]
-    stack, iface = make_stack()
-    arp = Ether(src=PEER_MAC, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=PEER_MAC, psrc=PEER_IP, pdst=STACK_IP)
-    stack.receive(iface, bytes(arp), 0.0)
-    sent(iface)
-    return stack, iface
 
 
 def udp(stack, port: int, host: str = "") -> UdpSocket:  # type: ignore[no-untyped-def]

@@ -11,7 +11,7 @@ from scapy.layers.l2 import ARP, Ether
 from pytcp_green.stack.interface import Interface
 from pytcp_green.stack.stack import Stack
 
-from .helpers import PEER_MAC, STACK_IP, STACK_MAC, make_stack, sent
+from ..helpers import PEER_MAC, STACK_IP, STACK_MAC, make_stack, sent
 
 FAST = {
     "net.ipv4.acd.probe_wait": 0.5,

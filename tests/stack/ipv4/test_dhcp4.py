@@ -13,7 +13,7 @@ from pytcp_green.stack.ipv4.dhcp import Dhcp4Client, Dhcp4State, Lease
 from pytcp_green.stack.ipv4.dhcp.wire import Dhcp4Message, build_dhcp4, client_id
 from pytcp_green.stack.stack import Stack
 
-from .helpers import PEER_MAC, STACK_MAC, make_stack, sent
+from ..helpers import PEER_MAC, STACK_MAC, make_stack, sent
 
 SERVER = "198.18.0.1"
 OFFERED = "198.18.0.120"

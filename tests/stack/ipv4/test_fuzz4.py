@@ -14,7 +14,7 @@ from pytcp_green.stack.wire import Malformed
 from pytcp_green.stack.wire.checksum import checksum
 from pytcp_green.stack.wire.igmp import IgmpMessage
 
-from .helpers import PEER_IP, STACK_IP, learned_stack, udp_socket
+from ..helpers import PEER_IP, STACK_IP, learned_stack, udp_socket
 
 RA = [IPOption_Router_Alert()]
 SEEDS = [

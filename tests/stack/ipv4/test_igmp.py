@@ -29,7 +29,7 @@ from pytcp_green.stack.wire.igmp import (
     igmp_v3_report,
 )
 
-from .helpers import PEER_IP, PEER_MAC, STACK_IP, learned_stack, sent, udp_socket
+from ..helpers import PEER_IP, PEER_MAC, STACK_IP, learned_stack, sent, udp_socket
 
 GROUP = "239.1.2.3"
 G = socket.inet_aton(GROUP)

@@ -8,10 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 from gevent.event import AsyncResult
+from lab.helpers import python, run, tshark_problems
 
 from pytcp_green.host import Host, StackOptions
-
-from .lab import python, run, tshark_problems
 
 pytestmark = pytest.mark.lab
 

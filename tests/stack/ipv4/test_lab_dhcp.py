@@ -9,12 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from lab.helpers import poll_external, run, tshark_problems
 
 from pytcp_green.cli import in_thread
 from pytcp_green.host import Host, StackOptions
 from pytcp_green.stack.ipv4.dhcp import Dhcp4State
-
-from .lab import poll_external, run, tshark_problems
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(shutil.which("dnsmasq") is None, reason="dnsmasq is not installed")]
 

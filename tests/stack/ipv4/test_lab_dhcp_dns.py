@@ -12,8 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from .test_ping import REPO, run_patched
+from patches.helpers import REPO, run_patched
 
 needs_dnsmasq = pytest.mark.skipif(shutil.which("dnsmasq") is None, reason="dnsmasq is not installed")
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from lab.helpers import python, run, tshark_problems
 
 from pytcp_green.cli import in_thread
 from pytcp_green.green.services import start_services
@@ -17,8 +18,6 @@ from pytcp_green.green.sockets import GreenSocket
 from pytcp_green.host import Host, StackOptions
 from pytcp_green.stack.sockbase import AF_INET
 from pytcp_green.stack.stack import SOCK_DGRAM
-
-from .lab import python, run, tshark_problems
 
 pytestmark = pytest.mark.lab
 

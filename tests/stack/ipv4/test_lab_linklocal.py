@@ -9,10 +9,9 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+from lab.helpers import run, tshark_problems
 
 from pytcp_green.host import Host, StackOptions
-
-from .lab import run, tshark_problems
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(shutil.which("dnsmasq") is None, reason="dnsmasq is not installed")]
 

@@ -11,7 +11,7 @@ from pytcp_green.stack.interface import Interface
 from pytcp_green.stack.ipv4.linklocal import LinkLocal
 from pytcp_green.stack.stack import Stack
 
-from .helpers import PEER_MAC, STACK_MAC, make_stack, sent
+from ..helpers import PEER_MAC, STACK_MAC, make_stack, sent
 from .test_acd import FAST, run_until_idle
 
 LINK_LOCAL = ipaddress.IPv4Network("169.254.0.0/16")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import errno
 
-from .test_ping import run_patched
+from patches.helpers import run_patched
 
 
 def test_membership_and_multicast_options_through_setsockopt() -> None:

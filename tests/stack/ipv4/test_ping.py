@@ -4,35 +4,16 @@
 from __future__ import annotations
 
 import errno
-import json
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
-from typing import Any
 
 import pytest
+from patches.helpers import run_patched
 from scapy.layers.inet import ICMP, IP, IPerror, fragment
 from scapy.layers.l2 import Ether
 
 from pytcp_green.stack.datagram.ping import PingSocket
 from pytcp_green.stack.stack import Stack
 
-from .helpers import PEER_IP, PEER_MAC, STACK_IP, STACK_MAC, learned_stack, sent
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def run_patched(code: str) -> Any:
-    """``code`` in a fresh interpreter after patch_all() (patching is process-wide); what it report()s."""
-    prelude = "import json, pytcp_green\npytcp_green.patch_all()\ndef report(v):\n    print(json.dumps(v))\n"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTCP_GREEN_")}
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True, text=True,
-                          timeout=120, env=env, cwd=REPO)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.splitlines()[-1])
+from ..helpers import PEER_IP, PEER_MAC, STACK_IP, STACK_MAC, learned_stack, sent
 
 
 def request(seq: int, data: bytes = b"abcdefgh", ident: int = 0) -> bytes:

@@ -11,7 +11,7 @@ from pytcp_green.stack.datagram.udp import UdpSocket
 from pytcp_green.stack.sockbase import AF_INET
 from pytcp_green.stack.stack import SOCK_DGRAM
 
-from .helpers import PEER_IP, PEER_MAC, STACK_IP, STACK_MAC, learned_stack, sent
+from ..helpers import PEER_IP, PEER_MAC, STACK_IP, STACK_MAC, learned_stack, sent
 
 PEER = bytes(map(int, PEER_IP.split(".")))
 

@@ -11,7 +11,7 @@ from pytcp_green.stack.datagram.udp import UdpSocket
 from pytcp_green.stack.reassembly import FRAGMENT_OVERHEAD
 from pytcp_green.stack.stack import Stack
 
-from .helpers import PEER_IP, PEER_MAC, STACK_IP, STACK_MAC, learned_stack, sent, udp_socket
+from ..helpers import PEER_IP, PEER_MAC, STACK_IP, STACK_MAC, learned_stack, sent, udp_socket
 
 
 def frags(payload: bytes, size: int = 1480, ident: int = 77, **ip: object) -> list[bytes]:

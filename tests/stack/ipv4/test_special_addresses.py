@@ -12,7 +12,7 @@ from scapy.layers.l2 import Ether
 from pytcp_green.stack.sockbase import AF_INET
 from pytcp_green.stack.stack import SOCK_STREAM
 
-from .helpers import PEER_IP, PEER_MAC, STACK_IP, STACK_MAC, learned_stack, sent, udp_socket
+from ..helpers import PEER_IP, PEER_MAC, STACK_IP, STACK_MAC, learned_stack, sent, udp_socket
 
 
 def frame(src: str, dst: str = STACK_IP, mac: str = STACK_MAC, **ip: Any) -> Ether:

@@ -1,4 +1,5 @@
-"""A stack with IPv6 on one Ethernet interface, fed frames built by scapy, and a virtual clock."""
+"""What only the IPv6 tests need: a stack with IPv6 on one Ethernet interface (its addresses past DAD),
+frames to it, its timers run up to a virtual time.  The MACs and ``sent`` are tests/stack/helpers.py's."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from scapy.layers.l2 import Ether
 from pytcp_green.stack.interface import Interface, LinkKind
 from pytcp_green.stack.stack import Stack
 
-STACK_MAC = "02:00:00:00:00:02"
-PEER_MAC = "02:00:00:00:00:01"
+from ..helpers import PEER_MAC, STACK_MAC
+
 STACK_LL = "fe80::ff:fe00:2"  # modified EUI-64 of STACK_MAC
 PEER_LL = "fe80::1"
 STACK_IP6 = "fd00:77::2"
@@ -43,12 +44,6 @@ def run_until(stack: Stack, until: float) -> float:
         now = deadline
         stack.poll(now)
     return now
-
-
-def sent(iface: Interface) -> list[Ether]:
-    frames = [Ether(bytes(f)) for f in iface.tx]
-    iface.tx.clear()
-    return frames
 
 
 def to_stack(pkt: IPv6, dst_mac: str = STACK_MAC) -> bytes:

@@ -41,20 +41,8 @@ from pytcp_green.stack.ipv6.ip import AddrState
 from pytcp_green.stack.sockbase import AF_INET6
 from pytcp_green.stack.stack import SOCK_DGRAM
 
-from .helpers import (
-    PEER_IP6,
-    PEER_LL,
-    PEER_MAC,
-    STACK_IP6,
-    STACK_LL,
-    STACK_MAC,
-    learn_peer,
-    make_stack6,
-    packed,
-    run_until,
-    sent,
-    to_stack,
-)
+from ..helpers import PEER_MAC, STACK_MAC, sent
+from .helpers import PEER_IP6, PEER_LL, STACK_IP6, STACK_LL, learn_peer, make_stack6, packed, run_until, to_stack
 
 # -- link-local, DAD, MLD --------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import gevent
 import pytest
-from kernel.conftest import start_kernel_udp_peer
+from lab.helpers import run, start_kernel_udp_peer
 
 from pytcp_green.cli import in_thread
 from pytcp_green.green.sockets import GreenSocket
@@ -22,21 +22,15 @@ from pytcp_green.stack.ipv6.addrconf import eui64_iid
 from pytcp_green.stack.sockbase import AF_INET6
 from pytcp_green.stack.stack import SOCK_DGRAM, SOCK_STREAM
 
-pytestmark = pytest.mark.lab
+from .helpers import PEER_IP6 as KERNEL_IP6
+from .helpers import STACK_IP6
 
-KERNEL_IP6 = "fd00:77::1"
-STACK_IP6 = "fd00:77::2"
+pytestmark = pytest.mark.lab
 
 
 def wait_for(host: Host, predicate: Callable[[], bool], timeout: float, what: str) -> None:
     """Wait (woken by every core entry, see Runtime.wait_until) until ``predicate`` holds; fail after ``timeout``."""
     assert host.runtime.wait_until(predicate, timeout), f"timed out waiting for {what}"
-
-
-def run(host: Host, argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    assert host.lab is not None
-    done: subprocess.CompletedProcess[str] = in_thread(host.lab.run, argv, timeout=timeout)
-    return done
 
 
 def tshark(pcap: Path, display_filter: str, fields: list[str] | None = None) -> list[str]:

@@ -19,7 +19,8 @@ from scapy.layers.inet6 import (
 )
 from scapy.layers.l2 import Ether
 
-from .helpers import PEER_IP6, STACK_IP6, STACK_MAC, learn_peer, make_stack6, sent, to_stack
+from ..helpers import STACK_MAC, sent
+from .helpers import PEER_IP6, STACK_IP6, learn_peer, make_stack6, to_stack
 
 MACS = [
     (STACK_MAC, True),  # unicast frame: errors as usual

@@ -19,7 +19,8 @@ from scapy.layers.l2 import Ether
 from pytcp_green.stack.interface import Interface
 from pytcp_green.stack.stack import Stack
 
-from .helpers import PEER_LL, STACK_LL, make_stack6, run_until, sent, to_stack
+from ..helpers import sent
+from .helpers import PEER_LL, STACK_LL, make_stack6, run_until, to_stack
 
 SOLICITED = "ff02::1:ff00:2"  # the solicited-node group of both STACK_LL and STACK_IP6
 TIMEOUT = 2 * 125.0 + 10.0  # RFC 3810 §9.12 with the §9.1-§9.3 defaults

@@ -24,7 +24,8 @@ from pytcp_green.stack.ipv6.ip import AddrState
 from pytcp_green.stack.sockbase import AF_INET6
 from pytcp_green.stack.stack import SOCK_DGRAM, Stack
 
-from .helpers import PEER_IP6, PEER_LL, PEER_MAC, STACK_IP6, STACK_LL, STACK_MAC, packed, run_until, sent, to_stack
+from ..helpers import PEER_MAC, STACK_MAC, sent
+from .helpers import PEER_IP6, PEER_LL, STACK_IP6, STACK_LL, packed, run_until, to_stack
 
 OTHER_IP6 = "fd00:77::3"  # another neighbour, never resolved before
 

@@ -18,9 +18,10 @@ from pytcp_green.stack.sockbase import AF_INET, AF_INET6
 from pytcp_green.stack.stack import SOCK_DGRAM, SOCK_STREAM, Stack
 from pytcp_green.stack.tcp import TcpSocket
 
-from .helpers import PEER_IP6, PEER_MAC, STACK_MAC, learn_peer, make_stack6, sent, to_stack
-
-PEER4, STACK4 = "198.18.0.1", "198.18.0.2"
+from ..helpers import PEER_IP as PEER4
+from ..helpers import PEER_MAC, STACK_MAC, sent
+from ..helpers import STACK_IP as STACK4
+from .helpers import PEER_IP6, learn_peer, make_stack6, to_stack
 
 
 def dual_stack() -> tuple[Stack, object]:

@@ -17,17 +17,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kernel.conftest import KernelPeer, lab_skip_reason
 from kernel.test_tcp import MB, bulk, options_check
+from lab.helpers import KernelPeer, lab_skip_reason
 from patches.helpers import run_fetch_from_kernel_http, run_python
 
 from pytcp_green.host import Host, StackOptions
 from pytcp_green.stack.sockbase import AF_INET6
 
-pytestmark = pytest.mark.lab
+from .helpers import PEER_IP6 as KERNEL_IP6
+from .helpers import STACK_IP6
 
-KERNEL_IP6 = "fd00:77::1"
-STACK_IP6 = "fd00:77::2"
+pytestmark = pytest.mark.lab
 
 
 @contextlib.contextmanager

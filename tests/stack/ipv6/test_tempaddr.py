@@ -12,7 +12,8 @@ from pytcp_green.stack.ipv6.addrconf import reserved_iid
 from pytcp_green.stack.ipv6.ip import Addr6, AddrState
 from pytcp_green.stack.stack import Stack
 
-from .helpers import PEER_LL, PEER_MAC, make_stack6, packed, run_until, sent, to_stack
+from ..helpers import PEER_MAC, sent
+from .helpers import PEER_LL, make_stack6, packed, run_until, to_stack
 
 PREFIX = "fd00:99::"
 PUBLIC = packed("fd00:99::ff:fe00:2")  # EUI-64 of the stack's MAC
