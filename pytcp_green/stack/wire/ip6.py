@@ -28,6 +28,7 @@ offsets counted from the start of the IPv6 header — which is why every offset 
 
 from __future__ import annotations
 
+import ipaddress
 import struct
 from collections.abc import Iterable
 
@@ -137,8 +138,6 @@ class Ip6Packet:
         return self
 
     def __repr__(self) -> str:
-        import ipaddress
-
         return (
             f"Ip6Packet(src={ipaddress.IPv6Address(self.src)}, dst={ipaddress.IPv6Address(self.dst)}, "
             f"nh={self.next_header}, hlim={self.hop_limit}, plen={self.payload_len})"
