@@ -203,7 +203,8 @@ class Host:
 
             device = open_tap(opts.tap or opts.tun or "", tun=bool(opts.tun), mtu=opts.mtu)
         if self.options.pcap:
-            linktype = LINKTYPE_RAW if device is not None and device.kind is LinkKind.IP else LINKTYPE_ETHERNET
+            # Without a device the capture is the loopback's, whose frames are bare IP.
+            linktype = LINKTYPE_RAW if device is None or device.kind is LinkKind.IP else LINKTYPE_ETHERNET
             self.pcap = PcapWriter(self.options.pcap, linktype)
         self.runtime = Runtime(stack, pcap=self.pcap)
         loop_dev = LoopbackDevice()

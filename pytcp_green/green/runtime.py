@@ -26,7 +26,7 @@ from gevent.hub import get_hub
 from pytcp_green.link.device import Device, Frame
 from pytcp_green.link.drive import Port, earliest, run_timers
 from pytcp_green.link.impair import Impairment, ImpairSpec
-from pytcp_green.link.pcap import PcapWriter
+from pytcp_green.link.pcap import PcapWriter, linktype_for
 from pytcp_green.stack.interface import Interface
 from pytcp_green.stack.stack import Stack
 
@@ -60,7 +60,10 @@ class Runtime:
     def attach(self, iface: Interface, device: Device, *, impair: ImpairSpec | None = None) -> Attachment:
         """Connect ``device`` to ``iface``; ``impair`` applies the same spec both ways (seeds differ)."""
         out_imp, in_imp = Impairment.pair(impair) if impair is not None else (None, None)
-        tap = self._capture if self.pcap is not None else None
+        # One capture has one link type: a device of another kind (the loopback beside a TAP) is not
+        # written to it, where its frames would read as garbage.
+        captured = self.pcap is not None and self.pcap.linktype == linktype_for(iface.kind)
+        tap = self._capture if captured else None
         att = Attachment(self.stack, iface, device, out_imp, in_imp, tap)
         self.attachments.append(att)
         if self.running:

@@ -11,7 +11,9 @@ Where each part lives (every module's docstring names the RFC sections it implem
 * :mod:`.ipv6` — IPv6, ICMPv6, Neighbor Discovery, SLAAC, MLD, address selection;
 * :mod:`.tcp` — TCP (RFC 9293 and its extensions);
 * :mod:`.datagram` — UDP and ICMP echo sockets;
-* :mod:`.wire` — the packet codecs, one module per protocol;
+* :mod:`.dns` — the stub resolver (RFC 1035 §7, RFC 5452), sans-I/O: its caller sends the
+  queries it returns and feeds back replies and timeouts;
+* :mod:`.wire` — the packet codecs, one module per protocol (DNS messages included);
 * :mod:`.services` — the shared machinery every layer is given (timers, stats, sysctl, rng), and
   :mod:`.contracts` — the Protocols between the network layers and the transports;
 * shared machinery, used by both families and the transports: :mod:`.timers` (the deadline heap),

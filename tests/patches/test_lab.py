@@ -22,7 +22,10 @@ with requests.Session() as s:  # keep-alive
     hashes += [hashlib.sha256(s.get(url, timeout=30).content).hexdigest() for _ in range(3)]
 hashes += [hashlib.sha256(requests.get(url, timeout=30).content).hexdigest() for _ in range(2)]  # new connections
 fds = [f"/proc/self/fd/{n}" for n in os.listdir("/proc/self/fd")]
-kernel_sockets = [p for p in fds if os.path.exists(p) and os.readlink(p).startswith("socket:")]
+# Kernel IP sockets only: the stack's control socket (PYTCP_GREEN_CTL) is a Unix one of its own.
+inet = {f"socket:[{line.split()[9]}]" for t in ("tcp", "tcp6", "udp", "udp6", "raw", "raw6")
+        for line in open(f"/proc/net/{t}").readlines()[1:]}
+kernel_sockets = [p for p in fds if os.path.exists(p) and os.readlink(p) in inet]
 print(json.dumps({"hashes": hashes, "stack_ip": os.environ["PYTCP_GREEN_STACK_IP4"], "peer_ip": peer,
                   "kernel_sockets": kernel_sockets}))
 """

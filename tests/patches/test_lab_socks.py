@@ -18,13 +18,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from lab.helpers import lab_skip_reason
 
-from .helpers import lab_reason, run_python
+from .helpers import run_python
 
 
 def _missing() -> str | None:
-    if lab_reason() is not None:
-        return str(lab_reason())
+    if lab_skip_reason() is not None:
+        return str(lab_skip_reason())
     if shutil.which("microsocks") is None:
         return "needs microsocks (a SOCKS5 proxy) for the peer"
     if importlib.util.find_spec("socks") is None:
