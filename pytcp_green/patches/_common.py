@@ -14,10 +14,12 @@ from typing import Any
 
 from pytcp_green.patches import _state
 
+AF_UNSPEC = _socket.AF_UNSPEC
 AF_INET = _socket.AF_INET
 AF_INET6 = _socket.AF_INET6
 SOCK_STREAM = _socket.SOCK_STREAM
 SOCK_DGRAM = _socket.SOCK_DGRAM
+SOCK_RAW = _socket.SOCK_RAW
 SOCK_NONBLOCK = getattr(_socket, "SOCK_NONBLOCK", 0)
 SOCK_CLOEXEC = getattr(_socket, "SOCK_CLOEXEC", 0)
 SOL_SOCKET = _socket.SOL_SOCKET

@@ -31,7 +31,19 @@ from typing import Any
 
 from pytcp_green.green.sockets import GreenSocket
 from pytcp_green.patches import _state
-from pytcp_green.patches._common import family_enum, has_ipv6, kind_enum
+from pytcp_green.patches._common import (
+    AF_INET,
+    AF_INET6,
+    AF_UNSPEC,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    SOCK_DGRAM,
+    SOCK_RAW,
+    SOCK_STREAM,
+    family_enum,
+    has_ipv6,
+    kind_enum,
+)
 from pytcp_green.stack.dns import Exchange, Failure, HostsTable, Lookup, Resolver, Transport, parse_hosts
 from pytcp_green.stack.ipv6.addrsel import order_destinations
 from pytcp_green.stack.wire.dns import TYPE_A, TYPE_AAAA, TYPE_PTR, reverse_name
@@ -39,14 +51,6 @@ from pytcp_green.stack.wire.dns import TYPE_A, TYPE_AAAA, TYPE_PTR, reverse_name
 # What this module replaces in ``socket`` (see :func:`pytcp_green.patches._state.patch_module`).
 __implements__ = ["getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr", "getnameinfo", "getfqdn"]
 
-AF_UNSPEC = _socket.AF_UNSPEC
-AF_INET = _socket.AF_INET
-AF_INET6 = _socket.AF_INET6
-SOCK_STREAM = _socket.SOCK_STREAM
-SOCK_DGRAM = _socket.SOCK_DGRAM
-SOCK_RAW = _socket.SOCK_RAW
-IPPROTO_TCP = _socket.IPPROTO_TCP
-IPPROTO_UDP = _socket.IPPROTO_UDP
 
 gaierror = _socket.gaierror
 herror = _socket.herror
