@@ -19,6 +19,9 @@ controller does not.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -49,6 +52,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run the suite over the kernel and over the stack; list the tests whose outcome differs")
     group.addoption("--pytcp-green-keep", metavar="DIR", default=None,
                     help="where failing tests' captures (and compare's results) go (default: pytcp-green-results)")
+    # Internal, between --pytcp-green-compare and its child runs: where each test's times go.
+    group.addoption("--pytcp-green-times", metavar="FILE", default=None, help=argparse.SUPPRESS)
 
 
 def _mode(config: pytest.Config) -> str | None:
@@ -93,8 +98,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         return
     host.close()
     del config.stash[_HOST]
-    pcap = config.stash[_PCAP]
-    pcap.unlink(missing_ok=True)  # the failing tests' parts were cut out of it already
+    if not config.getoption("pytcp_green_times"):
+        config.stash[_PCAP].unlink(missing_ok=True)  # the failing tests' parts were cut out of it already
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -110,6 +115,20 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     item.stash[_STARTED] = time.time()
     yield
+    times = item.config.getoption("pytcp_green_times")
+    if times:
+        pcap = item.config.stash.get(_PCAP, None)
+        line = {"test": junit_name(item.nodeid), "start": item.stash[_STARTED], "end": time.time(),
+                "pcap": str(pcap) if pcap is not None else None}
+        with open(times, "a", encoding="utf-8") as f:  # one short append per test: xdist workers share it
+            f.write(json.dumps(line) + "\n")
+
+
+def junit_name(nodeid: str) -> str:
+    """``tests/test_a.py::Class::test_b`` as the JUnit report names it: ``tests.test_a.Class::test_b``."""
+    path, *rest = nodeid.split("::")
+    parts = [path.removesuffix(".py").replace("/", "."), *rest[:-1]]
+    return ".".join(parts) + "::" + (rest[-1] if rest else "")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -117,7 +136,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
     host = item.config.stash.get(_HOST, None)
-    if host is None or report.when != "call" or not report.failed or _STARTED not in item.stash:
+    if (host is None or report.when != "call" or not report.failed or _STARTED not in item.stash
+            or item.config.getoption("pytcp_green_times")):  # compare cuts both runs' captures itself
         return
     path = _test_pcap(item)
     if _cut_capture(host, item.config.stash[_PCAP], item.stash[_STARTED], time.time(), path):
@@ -130,16 +150,22 @@ def _test_pcap(item: pytest.Item) -> Path:
 
 
 def _cut_capture(host: Any, session: Path, start: float, end: float, out: Path) -> bool:
-    """Copy the frames captured between ``start`` and ``end`` to ``out`` (editcap, from Wireshark)."""
-    if host.pcap is None or shutil.which("editcap") is None:
+    """The frames the stack captured between ``start`` and ``end``, into ``out``."""
+    if host.pcap is None:
         return False
     host.pcap.flush()
-    fmt = "%Y-%m-%dT%H:%M:%S"
+    return _cut(session, start, end, out)
+
+
+def _cut(source: Path, start: float, end: float, out: Path) -> bool:
+    """Copy the frames of ``source`` between ``start`` and ``end`` to ``out`` (editcap, from Wireshark)."""
+    if shutil.which("editcap") is None:
+        return False
 
     def stamp(t: float) -> str:
-        return time.strftime(fmt, time.localtime(t)) + f".{int((t % 1) * 1e6):06d}"
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t)) + f".{int((t % 1) * 1e6):06d}"
 
-    done = subprocess.run(["editcap", "-A", stamp(start - 0.001), "-B", stamp(end + 0.001), str(session), str(out)],
+    done = subprocess.run(["editcap", "-A", stamp(start - 0.001), "-B", stamp(end + 0.001), str(source), str(out)],
                           capture_output=True, text=True, timeout=120, check=False)
     return done.returncode == 0
 
@@ -184,18 +210,82 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     keep.mkdir(parents=True, exist_ok=True)
     args = [a for a in config.invocation_params.args if a != "--pytcp-green-compare"]
     mode = _mode(config) or "loopback"
-    outcomes = {}
+    outcomes, times = {}, {}
     for over, extra in (("kernel", []), ("stack", [f"--pytcp-green={mode}", f"--pytcp-green-keep={keep / 'stack'}"])):
-        junit = keep / f"{over}.xml"
-        argv = [sys.executable, "-m", "pytest", *args, *extra, f"--junitxml={junit}", "-p", "no:cacheprovider"]
+        junit, times_file = keep / f"{over}.xml", keep / f"{over}-times.jsonl"
+        times_file.unlink(missing_ok=True)
+        argv = [sys.executable, "-m", "pytest", *args, *extra, f"--junitxml={junit}",
+                f"--pytcp-green-times={times_file}", "-p", "no:cacheprovider"]
         print(f"pytcp-green compare: the suite over the {over}: {' '.join(argv[3:])}", flush=True)
-        done = subprocess.run(argv, cwd=config.invocation_params.dir, check=False)
+        with _kernel_capture(keep / "kernel-session.pcap", over == "kernel" and mode == "loopback") as prefix:
+            done = subprocess.run([*prefix, *argv], cwd=config.invocation_params.dir, check=False)
         if not junit.exists():
             print(f"pytcp-green compare: the {over} run wrote no results (exit {done.returncode})", file=sys.stderr)
             return 2
-        outcomes[over] = read_junit(junit)
-    differing = report_differences(outcomes["kernel"], outcomes["stack"], keep / "stack")
+        outcomes[over], times[over] = read_junit(junit), read_times(times_file)
+    differing = report_differences(outcomes["kernel"], outcomes["stack"])
+    kept = keep_captures(differing, times, keep / "kernel-session.pcap", keep)
+    if kept:
+        print(f"captures of the differing tests (kernel and stack): {len(kept)} files in {keep}")
     return 1 if differing else 0
+
+
+@contextlib.contextmanager
+def _kernel_capture(pcap: Path, wanted: bool) -> Iterator[list[str]]:
+    """With ``wanted`` (and root, ip, tshark), a network namespace of its own whose loopback tshark
+    captures, and the command prefix that runs the kernel run in it; else no capture, no prefix.
+    The namespace is removed whatever happens."""
+    if not (wanted and os.geteuid() == 0 and shutil.which("ip") and shutil.which("tshark")):
+        yield []
+        return
+    pcap.unlink(missing_ok=True)
+    ns = f"pgc-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True, capture_output=True)
+    tshark: subprocess.Popen[str] | None = None
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True, capture_output=True)
+        tshark = subprocess.Popen(["ip", "netns", "exec", ns, "tshark", "-q", "-i", "lo", "-w", str(pcap)],
+                                  stderr=subprocess.PIPE, text=True)
+        assert tshark.stderr is not None
+        for line in tshark.stderr:  # it says so once it captures
+            if "Capturing on" in line:
+                break
+        yield ["ip", "netns", "exec", ns]
+    finally:
+        if tshark is not None:
+            tshark.terminate()
+            tshark.wait(timeout=30)
+            if tshark.stderr is not None:
+                tshark.stderr.close()
+        subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
+
+
+def read_times(path: Path) -> dict[str, dict[str, Any]]:
+    """test -> {start, end, pcap} as a child run wrote them (nothing when it wrote none)."""
+    if not path.exists():
+        return {}
+    entries = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line)
+    return {entry["test"]: entry for entry in entries}
+
+
+def keep_captures(differing: list[str], times: dict[str, dict[str, dict[str, Any]]], kernel_pcap: Path,
+                  keep: Path) -> list[Path]:
+    """Cut each differing test's part of both runs' captures into ``keep``; the sessions' go."""
+    kept = []
+    for name in differing:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        for over, session in (("kernel", str(kernel_pcap)), ("stack", None)):
+            entry = times[over].get(name)
+            source = Path(session or (entry or {}).get("pcap") or "")
+            out = keep / f"{safe}.{over}.pcap"
+            if entry is not None and source.is_file() and _cut(source, entry["start"], entry["end"], out):
+                kept.append(out)
+    for over in ("kernel", "stack"):
+        for entry in times[over].values():
+            if entry.get("pcap"):
+                Path(entry["pcap"]).unlink(missing_ok=True)
+    kernel_pcap.unlink(missing_ok=True)
+    return kept
 
 
 def read_junit(path: Path) -> dict[str, str]:
@@ -209,12 +299,10 @@ def read_junit(path: Path) -> dict[str, str]:
     return results
 
 
-def report_differences(kernel: dict[str, str], stack: dict[str, str], captures: Path) -> list[str]:
+def report_differences(kernel: dict[str, str], stack: dict[str, str]) -> list[str]:
     differing = sorted(name for name in kernel.keys() | stack.keys() if kernel.get(name) != stack.get(name))
     same = len(kernel.keys() & stack.keys()) - len([n for n in differing if n in kernel and n in stack])
     print(f"\npytcp-green compare: {same} tests with the same outcome, {len(differing)} differ")
     for name in differing:
         print(f"  {name}: kernel {kernel.get(name, 'not run')}, stack {stack.get(name, 'not run')}")
-    if differing and captures.exists():
-        print(f"captures of the stack's failing tests: {captures}")
     return differing

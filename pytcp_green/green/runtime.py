@@ -64,7 +64,7 @@ class Runtime:
         # written to it, where its frames would read as garbage.
         captured = self.pcap is not None and self.pcap.linktype == linktype_for(iface.kind)
         tap = self._capture if captured else None
-        att = Attachment(self.stack, iface, device, out_imp, in_imp, tap)
+        att = Attachment(self.stack, iface, device, out_imp, in_imp, tap, tap_received=not iface.is_loopback)
         self.attachments.append(att)
         if self.running:
             self._readers.append(gevent.spawn(self._reader, att))

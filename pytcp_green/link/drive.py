@@ -81,7 +81,9 @@ class Port(Generic[IfaceT]):
 
     The stages are read at every move, so one installed while the port runs (live faults) takes
     effect at once.  ``tap`` sees every frame written to the device and every frame handed to the
-    stack (after the stages: what the stack really sent and received), e.g. to write a capture.
+    stack (after the stages: what the stack really sent and received), e.g. to write a capture;
+    with ``tap_received`` False only the frames written (a loopback hands each frame back, and a
+    capture of one shows it once, as Linux's ``lo`` does).
     """
 
     stack: DrivenStack[IfaceT]
@@ -90,6 +92,7 @@ class Port(Generic[IfaceT]):
     impair_out: Stage | None = None
     impair_in: Stage | None = None
     tap: Tap | None = None
+    tap_received: bool = True
     tx_errors: int = 0
 
     def transmit(self, now: float) -> bool:
@@ -136,7 +139,8 @@ class Port(Generic[IfaceT]):
     def _deliver(self, frames: list[bytes], now: float) -> None:
         if not frames:
             return  # an empty batch would change nothing
-        stack, iface, tap = self.stack, self.iface, self.tap
+        stack, iface = self.stack, self.iface
+        tap = self.tap if self.tap_received else None
         stack.begin_batch()
         for frame in frames:
             if tap is not None:

@@ -97,19 +97,31 @@ def test_suite_runs_on_the_stack_and_keeps_the_failing_tests_capture(tmp_path: P
     assert outcomes(out.stdout) == {"passed": 1, "failed": 1}, out.stdout
     assert "ENOPROTOOPT" in out.stdout or "Protocol not available" in out.stdout
     (capture,) = keep.glob("*test_tcp_info.pcap")
-    frames = subprocess.run(["tshark", "-r", str(capture), "-Y", "tcp.flags.syn == 1", "-T", "fields",
-                             "-e", "tcp.dstport"], capture_output=True, text=True, timeout=60)
-    assert frames.returncode == 0 and frames.stdout.split(), frames.stderr  # the test's handshake is in it
+    assert handshakes(capture)  # the test's handshake is in it
     assert not list(keep.glob("*http_roundtrip*"))  # passing tests leave nothing
     assert not list(keep.glob("session-*"))
 
 
-def test_compare_lists_the_test_whose_outcome_differs(tmp_path: Path) -> None:
+def handshakes(pcap: Path) -> list[str]:
+    """The destination ports of the SYNs in a capture, as tshark reads it."""
+    frames = subprocess.run(["tshark", "-r", str(pcap), "-Y", "tcp.flags.syn == 1 && tcp.flags.ack == 0",
+                             "-T", "fields", "-e", "tcp.dstport"], capture_output=True, text=True, timeout=60)
+    assert frames.returncode == 0, frames.stderr
+    return frames.stdout.split()
+
+
+@pytest.mark.skipif(shutil.which("editcap") is None, reason="editcap cuts the differing test's captures")
+def test_compare_lists_the_test_whose_outcome_differs_with_both_captures(tmp_path: Path) -> None:
     project = project_with(tmp_path, PROJECT_TESTS)
-    out = pytest_run(project, "--pytcp-green-compare", f"--pytcp-green-keep={tmp_path / 'keep'}")
+    keep = tmp_path / "keep"
+    out = pytest_run(project, "--pytcp-green-compare", f"--pytcp-green-keep={keep}")
     assert out.returncode == 1, out.stdout + out.stderr
     assert "1 tests with the same outcome, 1 differ" in out.stdout
     assert "test_app::test_tcp_info: kernel passed, stack failed" in out.stdout
+    # Each run's capture of that test, and of nothing else: one handshake (the test's) in each.
+    kernel, stack = keep / "test_app__test_tcp_info.kernel.pcap", keep / "test_app__test_tcp_info.stack.pcap"
+    assert len(handshakes(kernel)) == 1 and len(handshakes(stack)) == 1
+    assert sorted(p.name for p in keep.glob("*.pcap")) == sorted([kernel.name, stack.name])
 
 
 def test_fixtures_in_the_lab(tmp_path: Path) -> None:
