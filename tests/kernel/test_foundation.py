@@ -25,6 +25,15 @@ def test_kernel_pings_the_stack_fifty_times(kernel: KernelPeer) -> None:
     assert "50 packets transmitted, 50 received" in out.stdout, out.stdout + out.stderr
 
 
+def test_kernel_ping_record_route_shows_the_round_trip(kernel: KernelPeer) -> None:
+    # RFC 1122 §3.2.2.6: the reply carries the request's Record Route, with the stack's address added.
+    out = kernel.run(["ping", "-c", "1", "-W", "5", "-R", kernel.stack_ip])
+    assert out.returncode == 0, out.stdout + out.stderr
+    recorded = out.stdout.split("RR:", 1)[1].split("\n\n", 1)[0]
+    route = re.findall(r"\d+\.\d+\.\d+\.\d+", recorded)
+    assert kernel.stack_ip in route and kernel.kernel_ip in route, out.stdout
+
+
 def test_nc_from_the_kernel_gets_its_data_back_from_echo(kernel: KernelPeer) -> None:
     message = "pytcp_green echo check\n"
     out = kernel.run(["sh", "-c", f"printf '{message}' | nc -u -w1 {kernel.stack_ip} 7"])

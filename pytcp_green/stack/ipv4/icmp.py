@@ -1,5 +1,8 @@
 """ICMPv4 for a host (RFC 792, RFC 1122 §3.2.2): echo replies, error generation, error delivery.
 
+Echo replies carry back the request's Record Route and Timestamp options, updated
+(RFC 1122 §3.2.2.6, :mod:`.echo_options`).
+
 Errors are generated under the rules of RFC 1122 §3.2.2 — never about an ICMP error, a
 datagram sent to a broadcast or multicast address, a non-initial fragment, or a source that
 does not name a single host — and through a token bucket (``net.ipv4.icmp_msgs_per_sec`` and
@@ -18,6 +21,7 @@ from pytcp_green.stack.contracts import ErrorDelivery
 from pytcp_green.stack.datagram.ping import PingLayer
 from pytcp_green.stack.icmp_ratelimit import IcmpRateLimit
 from pytcp_green.stack.interface import Interface
+from pytcp_green.stack.ipv4.echo_options import reply_options
 from pytcp_green.stack.wire import Malformed
 from pytcp_green.stack.wire.icmp4 import (
     CODE_FRAG_NEEDED,
@@ -90,7 +94,8 @@ class Icmp4Layer(ErrorDelivery):
             src = pkt.dst if not bcast else iface.ip4_source_for(pkt.src)
             if src is None:
                 return
-            self.send(src, pkt.src, TYPE_ECHO_REPLY, 0, msg.rest, msg.body, now)
+            options = reply_options(pkt, src, now)
+            self.send(src, pkt.src, TYPE_ECHO_REPLY, 0, msg.rest, msg.body, now, options=options)
             stats["icmp4.tx.echo_reply"] += 1
         elif kind == TYPE_ECHO_REPLY:
             stats["icmp4.rx.echo_reply"] += 1
@@ -157,11 +162,11 @@ class Icmp4Layer(ErrorDelivery):
 
     # -- output --------------------------------------------------------------------------------------
     def send(self, src: bytes, dst: bytes, kind: int, code: int, rest: int,
-             body: bytes | memoryview, now: float) -> int:
+             body: bytes | memoryview, now: float, *, options: bytes = b"") -> int:
         buf = bytearray(ICMP4_HEADER_LEN + len(body))
         buf[ICMP4_HEADER_LEN:] = body
         write_icmp4(buf, 0, kind, code, rest, len(body))
-        return self.ip4.output(src, dst, PROTO_ICMP, buf, now)
+        return self.ip4.output(src, dst, PROTO_ICMP, buf, now, options=options)
 
     def port_unreachable(self, pkt: Ip4Packet, now: float) -> None:
         self.send_error(pkt, TYPE_DEST_UNREACH, CODE_PORT_UNREACH, 0, now)
