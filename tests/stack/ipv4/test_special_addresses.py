@@ -79,7 +79,11 @@ def test_options_on_input_never_break_processing(options: list[IPOption]) -> Non
     stack.receive(iface, bytes(frame(PEER_IP, options=options) / ICMP(type=8, id=3, seq=4) / b"echo"), 1.0)
     [reply] = sent(iface)
     assert reply[ICMP].type == 0 and bytes(reply[ICMP].payload) == b"echo"
-    assert reply[IP].ihl == 5  # options are not reflected (RFC 1122 §3.2.2.6 allows it; we answer plainly)
+    # Record Route and Timestamp come back (RFC 1122 §3.2.2.6, tests/stack/ipv4/test_echo_options.py);
+    # no other option is reflected.
+    echoed = {o.option for o in options} & {7, 68}
+    assert {o.option for o in reply[IP].options if o.option not in (0, 1)} == echoed
+    assert (reply[IP].ihl == 5) == (not echoed)
 
 
 def test_router_alert_datagram_for_a_group_we_did_not_join_is_dropped_quietly() -> None:
