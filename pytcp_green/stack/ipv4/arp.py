@@ -21,8 +21,10 @@ Address conflict detection (RFC 5227) lives here too, since it is made of ARP pa
   once an address is in use (also when one is configured: the gratuitous ARP that refreshes
   neighbours' caches);
 * every address in use is defended (§2.4 (b)): the first conflicting packet is answered with
-  one announcement; a second one within DEFEND_INTERVAL makes us give the address up, and the
-  owner of the address (the IPv4 layer, the DHCP client) is told through ``on_conflict``.
+  one announcement; for an address a protocol configured (DHCP, link-local) a second one within
+  DEFEND_INTERVAL makes us give it up, and its owner (the IPv4 layer, the DHCP client) is told
+  through ``on_conflict``.  An address set by hand is never given up (§2.4 (c), as Linux): it
+  is defended at most once per DEFEND_INTERVAL, and each conflict is logged and counted.
 
 The RFC's constants are sysctls ``net.ipv4.acd.*`` so tests can use short ones.  The rate
 limit after MAX_CONFLICTS (§2.1.1) is left to the caller that retries (the DHCP client waits
@@ -130,6 +132,8 @@ class ArpCache:
         self.defended: dict[bytes, float] = {}  # address -> time of our last defence (RFC 5227 §2.4)
         # Called with an address we had to give up after a conflict (RFC 5227 §2.4 (b)).
         self.on_conflict: list[Callable[[bytes], None]] = []
+        # Whether a conflict may take an address (RFC 5227 §2.4 (b)); False: defend it forever (§2.4 (c)).
+        self.may_give_up: Callable[[bytes], bool] = lambda ip: True
 
     # -- tunables, read at each decision so run-time changes apply ---------------------------------
     def knob(self, name: str) -> float:
@@ -243,6 +247,12 @@ class ArpCache:
             self.defended[spa] = now
             stats["arp.acd.defend"] += 1
             self.send(ARP_OP_REQUEST, BROADCAST_MAC, spa, ZERO_MAC, spa)
+            return True
+        if not self.may_give_up(spa):
+            # A static address: keep it and go on defending, at most once per interval (§2.4 (c)).
+            stats["arp.acd.conflict_kept_static"] += 1
+            log.warning("%s: %s claimed again by %s; it is configured by hand, so it stays", self.iface.name,
+                        ipaddress.IPv4Address(spa), pkt.sha.hex(":"))
             return True
         stats["arp.acd.give_up"] += 1
         log.warning("%s: %s claimed again by %s within the defend interval; giving it up", self.iface.name,

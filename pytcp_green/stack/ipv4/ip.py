@@ -86,6 +86,9 @@ class Ip4Layer:
         self.reassembler = Reassembler(svc)
         # Called with (interface, address) when a conflict took an address away (the DHCP client listens).
         self.on_address_lost: list[Callable[[Interface, ipaddress.IPv4Interface], None]] = []
+        # Addresses a protocol configured (DHCP, link-local), which a conflict may take away; the
+        # others were set by hand and are defended indefinitely (RFC 5227 §2.4 (c)).
+        self.dynamic: set[bytes] = set()
         self.pmtu = PmtuCache(svc, "ip4.pmtu.", "net.ipv4.route.mtu_expires")
         self.igmp = Igmp(svc, self)
 
@@ -96,10 +99,16 @@ class Ip4Layer:
         self.tcp = tcp
 
     # -- configuration -------------------------------------------------------------------------------
-    def add_address(self, iface: Interface, address: ipaddress.IPv4Interface, now: float | None = None) -> None:
-        """Assign ``address``; with ``now``, announce it on Ethernet (gratuitous ARP, RFC 5227 §2.3)."""
+    def add_address(self, iface: Interface, address: ipaddress.IPv4Interface, now: float | None = None, *,
+                    dynamic: bool = False) -> None:
+        """Assign ``address``; with ``now``, announce it on Ethernet (gratuitous ARP, RFC 5227 §2.3).
+
+        ``dynamic``: a protocol's address (DHCP, link-local) that a conflict may take away; a static
+        one is defended and kept whatever the link says."""
         if address.ip.packed in self.local:
             raise ValueError(f"{address.ip} is already assigned")
+        if dynamic:
+            self.dynamic.add(address.ip.packed)
         iface.ip4.append(address)
         self.local[address.ip.packed] = iface
         net = address.network
@@ -110,25 +119,26 @@ class Ip4Layer:
         if arp is not None:
             if self._address_lost not in arp.on_conflict:
                 arp.on_conflict.append(self._address_lost)
+                arp.may_give_up = self.dynamic.__contains__
             if now is not None:
                 arp.announce(address.ip.packed, now)
 
     def probe_address(self, iface: Interface, address: ipaddress.IPv4Interface, now: float,
-                      on_done: Callable[[bool, float], None]) -> None:
+                      on_done: Callable[[bool, float], None], *, dynamic: bool = False) -> None:
         """Add ``address`` once RFC 5227 probing finds nobody using it; ``on_done(ok, now)`` tells the outcome.
 
         On a link without ARP the address is added at once.
         """
         arp = iface.arp
         if arp is None:
-            self.add_address(iface, address, now)
+            self.add_address(iface, address, now, dynamic=dynamic)
             on_done(True, now)
             return
 
         def done(ok: bool, when: float) -> None:
             if ok:
                 try:
-                    self.add_address(iface, address, when)
+                    self.add_address(iface, address, when, dynamic=dynamic)
                 except ValueError:
                     ok = False
             else:
@@ -149,6 +159,7 @@ class Ip4Layer:
 
     def remove_address(self, iface: Interface, address: ipaddress.IPv4Interface) -> None:
         iface.ip4.remove(address)
+        self.dynamic.discard(address.ip.packed)
         self.local.pop(address.ip.packed, None)
         if not any(a.network == address.network for a in iface.ip4):
             self.broadcast.pop(address.network.broadcast_address.packed, None)

@@ -86,7 +86,8 @@ class LinkLocal:
             return
         self.candidate = candidate = self._next_candidate()
         self.svc.stats["linklocal.probe"] += 1
-        self.ip4.probe_address(self.iface, candidate, now, lambda ok, when: self._probed(candidate, ok, when))
+        self.ip4.probe_address(self.iface, candidate, now, lambda ok, when: self._probed(candidate, ok, when),
+                                dynamic=True)
 
     def _probed(self, candidate: ipaddress.IPv4Interface, ok: bool, now: float) -> None:
         if not self.running or candidate != self.candidate:

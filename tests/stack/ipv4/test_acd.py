@@ -86,8 +86,9 @@ def test_someone_elses_probe_for_the_same_address_is_a_conflict() -> None:
     assert results == [(False, 0.1)]
 
 
-def test_bound_address_is_defended_once_then_given_up() -> None:
-    stack, iface = make_stack(**FAST)
+def test_dynamic_address_is_defended_once_then_given_up() -> None:
+    stack, iface = make_stack(address=False, **FAST)
+    stack.ip4.add_address(iface, ipaddress.IPv4Interface(f"{STACK_IP}/24"), dynamic=True)  # as DHCP does
     lost: list[str] = []
     stack.ip4.on_address_lost.append(lambda _i, a: lost.append(str(a)))
     stack.receive(iface, conflicting(STACK_IP, op=1, pdst=STACK_IP), 1.0)
@@ -103,6 +104,21 @@ def test_bound_address_is_defended_once_then_given_up() -> None:
     assert sent(iface) == []
     assert lost == [f"{STACK_IP}/24"] and not iface.ip4
     assert stack.stats["arp.acd.give_up"] == 1
+
+
+def test_static_address_is_defended_and_never_given_up() -> None:
+    stack, iface = make_stack(**FAST)  # set by hand
+    lost: list[str] = []
+    stack.ip4.on_address_lost.append(lambda _i, a: lost.append(str(a)))
+    stack.receive(iface, conflicting(STACK_IP, op=1, pdst=STACK_IP), 1.0)
+    assert len(sent(iface)) == 1  # defended
+    stack.receive(iface, conflicting(STACK_IP, op=2, pdst=STACK_IP), 2.0)  # again within DEFEND_INTERVAL
+    assert sent(iface) == [] and lost == [] and STACK_IP in [str(a.ip) for a in iface.ip4]
+    assert stack.stats["arp.acd.conflict_kept_static"] == 1 and stack.stats["arp.acd.give_up"] == 0
+    stack.receive(iface, conflicting(STACK_IP, op=2, pdst=STACK_IP), 12.0)  # past the interval: defended again
+    (defence,) = sent(iface)
+    assert defence[ARP].psrc == defence[ARP].pdst == STACK_IP and defence[ARP].hwsrc == STACK_MAC
+    assert stack.stats["arp.acd.defend"] == 2 and STACK_IP in [str(a.ip) for a in iface.ip4]
 
 
 def test_adding_an_address_with_a_time_sends_gratuitous_arp() -> None:

@@ -93,6 +93,37 @@ def test_stack_defends_its_address_against_a_conflicting_announcement(host: Host
     assert "1 received" in ping.stdout
 
 
+FORGE = """
+import sys
+from scapy.all import ARP, Ether, sendp, conf
+conf.verb = 0
+iface, fake = sys.argv[1], "02:66:66:66:66:67"
+claim = ARP(op=1, hwsrc=fake, psrc="198.18.0.2", pdst="198.18.0.2")  # an announcement
+reply = ARP(op=2, hwsrc=fake, psrc="198.18.0.2", hwdst="ff:ff:ff:ff:ff:ff", pdst="198.18.0.2")  # a forged reply
+sendp([Ether(src=fake, dst="ff:ff:ff:ff:ff:ff") / claim, Ether(src=fake, dst="ff:ff:ff:ff:ff:ff") / reply],
+      iface=iface)
+"""
+
+
+def test_forged_claims_never_take_a_static_address(host: Host) -> None:
+    assert host.lab is not None
+    stats = host.stack.stats
+
+    def answered() -> int:  # each claim is either defended or, within DEFEND_INTERVAL, kept without a word
+        return stats["arp.acd.defend"] + stats["arp.acd.conflict_kept_static"]
+
+    before = answered()
+    out = python(host, FORGE, host.lab.device.name, timeout=30)
+    assert out.returncode == 0, out.stderr
+    # Two claims within DEFEND_INTERVAL would take a DHCP address; one set by hand stays (RFC 5227 §2.4 (c)).
+    assert host.runtime.wait_until(lambda: answered() >= before + 2, 10)
+    assert stats["arp.acd.conflict_kept_static"] >= 1
+    assert stats["arp.acd.give_up"] == 0
+    assert host.stack_ip4 == ipaddress.IPv4Interface("198.18.0.2/24")
+    ping = run(host, ["ping", "-c", "1", "-W", "2", "198.18.0.2"])
+    assert "1 received" in ping.stdout
+
+
 def test_capture_has_no_malformed_frame(host: Host) -> None:
     assert host.pcap is not None and host.options.pcap is not None
     host.pcap.flush()

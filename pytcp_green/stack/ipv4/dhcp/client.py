@@ -354,10 +354,10 @@ class Dhcp4Client:
         self.lease = lease
         self._set_state(Dhcp4State.PROBING)
         if not self.svc.sysctl.int("net.ipv4.dhcp.acd"):
-            self.ip4.add_address(self.iface, lease.address, now)
+            self.ip4.add_address(self.iface, lease.address, now, dynamic=True)
             self._bind(now)
             return
-        self.ip4.probe_address(self.iface, lease.address, now, self._probed)
+        self.ip4.probe_address(self.iface, lease.address, now, self._probed, dynamic=True)
 
     def _probed(self, ok: bool, now: float) -> None:
         if self.state is not Dhcp4State.PROBING or self.lease is None:
@@ -383,7 +383,7 @@ class Dhcp4Client:
         lease = self.lease
         assert lease is not None
         if not self._configured():
-            self.ip4.add_address(self.iface, lease.address, now)
+            self.ip4.add_address(self.iface, lease.address, now, dynamic=True)
         for router in lease.routers[:1]:
             try:
                 self.ip4.set_gateway(ipaddress.IPv4Address(router))
