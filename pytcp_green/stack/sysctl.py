@@ -71,6 +71,12 @@ DEFAULTS: dict[str, Value] = {
     "net.ipv4.neigh.default.mcast_solicit": 3,
     "net.ipv4.neigh.default.ucast_solicit": 3,
     "net.ipv4.neigh.default.unres_qlen": 101,
+    # Neighbour table size, for ARP and ND alike (their shared cache enforces it, ipv4/arp.py):
+    # from gc_thresh2 entries idle for 5 s give way to new ones, gc_thresh3 is the hard cap.
+    "net.ipv4.neigh.default.gc_thresh2": 512,
+    "net.ipv4.neigh.default.gc_thresh3": 1024,
+    "net.ipv6.neigh.default.gc_thresh2": 512,
+    "net.ipv6.neigh.default.gc_thresh3": 1024,
     # UDP
     "net.core.rmem_default": 212992,
     "net.core.wmem_default": 212992,

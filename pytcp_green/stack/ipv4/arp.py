@@ -59,6 +59,10 @@ log = logging.getLogger(__name__)
 ZERO_MAC = bytes(6)
 
 
+# Linux's neighbour GC leaves an entry alone for 5 s after its last update (neigh_forced_gc).
+GC_MIN_AGE = 5.0
+
+
 class NeighState(enum.Enum):
     INCOMPLETE = "INCOMPLETE"
     REACHABLE = "REACHABLE"
@@ -68,7 +72,7 @@ class NeighState(enum.Enum):
 
 
 class Neighbour:
-    __slots__ = ("confirmed", "ip", "mac", "probes", "queue", "state", "timer")
+    __slots__ = ("confirmed", "created", "ip", "mac", "probes", "queue", "state", "timer")
 
     def __init__(self, ip: bytes, state: NeighState, mac: bytes | None) -> None:
         self.ip = ip
@@ -78,6 +82,7 @@ class Neighbour:
         self.queue: deque[bytearray] = deque()
         self.timer: Timer | None = None
         self.confirmed = 0.0  # time of the last reachability confirmation
+        self.created = 0.0  # when the entry was made (table-full eviction spares the youngest)
 
 
 class Probe:
@@ -157,7 +162,11 @@ class ArpCache:
             self.iface.tx.append(frame)
             return
         if entry is None:
+            if not self._make_room(now):
+                self.svc.stats[self.STATS + ".drop.table_full"] += 1
+                return
             entry = Neighbour(nexthop, NeighState.INCOMPLETE, None)
+            entry.created = now
             self.entries[nexthop] = entry
             self.svc.stats[self.STATS + ".resolve"] += 1
             self._solicit(entry, now)
@@ -291,7 +300,11 @@ class ArpCache:
     def learn(self, ip: bytes, mac: bytes, solicited: bool, now: float) -> None:
         entry = self.entries.get(ip)
         if entry is None:
+            if not self._make_room(now):
+                self.svc.stats[self.STATS + ".drop.table_full"] += 1
+                return
             entry = Neighbour(ip, NeighState.STALE, mac)
+            entry.created = now
             self.entries[ip] = entry
             self._arm(entry, now + self.knob("gc_stale_time"))
             return
@@ -371,6 +384,22 @@ class ArpCache:
         lh = self.iface.link_header_len
         for frame in entry.queue:
             failures.local_unreachable(memoryview(frame)[lh:], now)
+
+    def _make_room(self, now: float) -> bool:
+        """Room for one more entry, as Linux's forced garbage collection makes it: at ``gc_thresh3``
+        entries an idle one (STALE, or INCOMPLETE with nothing queued) goes, oldest first; from
+        ``gc_thresh2`` on only one idle for ``GC_MIN_AGE`` seconds.  False: the table is full of
+        entries in use, and the new one is not made (a flood of forged sources cannot grow it)."""
+        size = len(self.entries)
+        hard = int(self.knob("gc_thresh3"))
+        if size < int(self.knob("gc_thresh2")):
+            return True
+        for entry in self.entries.values():  # insertion order: the oldest first
+            idle = entry.state is NeighState.STALE or (entry.state is NeighState.INCOMPLETE and not entry.queue)
+            if idle and (size >= hard or now - max(entry.created, entry.confirmed) >= GC_MIN_AGE):
+                self._forget(entry, self.STATS + ".gc.evicted")
+                return True
+        return size < hard
 
     def _forget(self, entry: Neighbour, counter: str) -> None:
         self.svc.stats[counter] += 1

@@ -102,3 +102,45 @@ def test_ping_reply_uses_learned_mac_and_echoes_payload() -> None:
     rebuilt = reply.copy()
     del rebuilt[IP].chksum, rebuilt[ICMP].chksum
     assert bytes(Ether(bytes(rebuilt))) == bytes(reply)  # scapy agrees with both checksums
+
+
+def forged_request(i: int) -> bytes:
+    """An ARP request for us from a made-up neighbour 198.18.<i>: it teaches us a STALE entry."""
+    mac = f"02:aa:00:00:{i >> 8 & 0xFF:02x}:{i & 0xFF:02x}"
+    src = f"198.18.0.{i % 200 + 3}" if i < 200 else f"198.18.{i // 200}.{i % 200 + 3}"
+    return bytes(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=mac, psrc=src, pdst=STACK_IP))
+
+
+def test_a_flood_of_neighbours_cannot_grow_the_table_past_gc_thresh3() -> None:
+    stack, iface = make_stack(address=False, **{"net.ipv4.neigh.default.gc_thresh2": 8,
+                                                "net.ipv4.neigh.default.gc_thresh3": 16})
+    stack.add_ip4(iface, "198.18.0.2/16")  # a wider subnet, so every forged source is on-link
+    assert iface.arp is not None
+    for i in range(2000):
+        stack.receive(iface, forged_request(i), i * 0.001)
+        assert len(iface.arp.entries) <= 16
+        sent(iface)
+    # The oldest idle entries made room; the newest neighbours are the ones kept.
+    assert stack.stats["arp.gc.evicted"] == 2000 - 16
+    assert len(iface.arp.entries) == 16
+
+
+def test_from_gc_thresh2_only_entries_idle_for_five_seconds_give_way() -> None:
+    stack, iface = make_stack(address=False, **{"net.ipv4.neigh.default.gc_thresh2": 4,
+                                                "net.ipv4.neigh.default.gc_thresh3": 100})
+    stack.add_ip4(iface, "198.18.0.2/16")
+    assert iface.arp is not None
+    for i in range(6):
+        stack.receive(iface, forged_request(i), 1.0)  # six young entries: above thresh2, none evicted
+    assert len(iface.arp.entries) == 6 and stack.stats["arp.gc.evicted"] == 0
+    stack.receive(iface, forged_request(6), 7.0)  # the oldest is now idle for 6 s: it gives way
+    assert len(iface.arp.entries) == 6 and stack.stats["arp.gc.evicted"] == 1
+
+
+def test_a_table_full_of_neighbours_in_use_drops_the_new_one_and_counts_it() -> None:
+    stack, iface = make_stack(**{"net.ipv4.neigh.default.gc_thresh2": 2, "net.ipv4.neigh.default.gc_thresh3": 2})
+    sock = stack.socket(AF_INET, SOCK_DGRAM)
+    for host in ("198.18.0.10", "198.18.0.11", "198.18.0.12"):  # unresolved, with a datagram queued each
+        sock.sendto(b"x", (host, 9), 1.0)
+    assert iface.arp is not None and len(iface.arp.entries) == 2
+    assert stack.stats["arp.drop.table_full"] == 1
