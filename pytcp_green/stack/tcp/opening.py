@@ -78,6 +78,7 @@ def cookie_open(tcb: Tcb, seg: TcpSegment, mss: int, wscale: int | None, sack: b
     tcb.irs = (seg.seq - 1) & MASK
     tcb.rcv_nxt = tcb.irs + 1
     tcb.last_ack_sent = tcb.rcv_nxt
+    tcb.rcv_adv = tcb.rcv_nxt + min(tcb.sock.rcvbuf, 0xFFFF)  # the window the cookie's SYN-ACK offered
     tcb.snd_wl1 = tcb.irs
     tcb.snd_wl2 = tcb.iss
     if tcb.ws_enabled and wscale is not None:

@@ -520,7 +520,7 @@ class TcpSocket(CoreSocket):
         cookie = (seg.ack - 1) & MASK
         index = layer.cookies.check(dst, seg.dport, src, seg.sport, (seg.seq - 1) & MASK, minute(now), cookie)
         options = (None, False, False) if seg.ts_val is None else decode_ts(seg.ts_ecr)
-        if index is None or options is None:
+        if index is None:
             stats["tcp.syncookies_failed"] += 1  # not our cookie, or too old: dropped, as Linux
             return
         if len(self.accept_queue) >= self.backlog:

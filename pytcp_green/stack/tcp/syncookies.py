@@ -72,15 +72,11 @@ def encode_ts(ts_now: int, wscale: int | None, sack: bool, ecn: bool) -> int:
     return ts
 
 
-def decode_ts(tsecr: int) -> tuple[int | None, bool, bool] | None:
-    """(window scale or None, SACK-permitted, ECN) from an ACK's TSecr; None if the bits are impossible."""
+def decode_ts(tsecr: int) -> tuple[int | None, bool, bool]:
+    """(window scale or None, SACK-permitted, ECN) from an ACK's TSecr (four bits hold 0-14 or "none")."""
     options = tsecr & TS_MASK
     wscale = options & 0xF
-    if wscale == TS_WSCALE_NONE:
-        return None, bool(options & TS_SACK), bool(options & TS_ECN)
-    if wscale > 14:
-        return None
-    return wscale, bool(options & TS_SACK), bool(options & TS_ECN)
+    return None if wscale == TS_WSCALE_NONE else wscale, bool(options & TS_SACK), bool(options & TS_ECN)
 
 
 class SynCookies:
@@ -109,7 +105,11 @@ class SynCookies:
 
     def check(self, laddr: bytes, lport: int, raddr: bytes, rport: int, peer_isn: int, count: int,
               cookie: int) -> int | None:
-        """The data (MSS index) a cookie carries, or None if it is not ours or older than MAX_AGE minutes."""
+        """The data (MSS index) a cookie carries, or None if it is not ours or older than MAX_AGE minutes.
+
+        As in Linux the index is not authenticated apart from the hash: a forger who changes the two
+        lowest bits of a valid cookie only picks another MSS from the table.
+        """
         t = self._tuple(laddr, lport, raddr, rport)
         cookie = (cookie - self._hash(0, t, 0) - peer_isn) & MASK
         diff = (count - (cookie >> COOKIE_BITS)) & _CMASK
