@@ -143,7 +143,8 @@ def test_full_syn_queue_completes_a_handshake_by_cookie(v6: bool, mss: int, wsca
     assert flags_of(synack) == SYN | ACK and synack.ack == 0xFFFFFFF1
     assert lst.stats["tcp.syncookies_sent"] == 1 and lst.stats["tcp.req_q_full_do_cookies"] == 1
     assert len(lst.host.tcp.conns) == conns  # nothing kept
-    assert synack.ts_val is not None and synack.ts_ecr == 777 and synack.sack_perm == sack and (synack.wscale is not None) == (wscale is not None)
+    assert synack.ts_val is not None and synack.ts_ecr == 777 and synack.sack_perm == sack
+    assert (synack.wscale is not None) == (wscale is not None)
     # The final ACK carries data: the connection is made, the data delivered, accept() returns it.
     lst.send(40000, ACK | PSH, 0xFFFFFFF1, synack.seq + 1, ts=(778, synack.ts_val), data=b"GET /", window=1000)
     assert lst.stats["tcp.syncookies_recv"] == 1 and lst.stats["tcp.syncookies_failed"] == 0
