@@ -3,8 +3,9 @@ stack listener's SYN queue, and a real kernel client still connects (by SYN cook
 data while the flood goes on.
 
 The flood is sent as raw Ethernet frames from an AF_PACKET socket on the kernel's side of the TAP, from
-random sources in 198.18.0.10-249 that nobody answers for (the stack ARPs for them in vain; its SYN-ACKs
-go nowhere), so every spoofed half-open entry lives through its whole SYN-ACK retry period.
+random sources that nobody answers for (198.18.0.10-249, or fd00:77::10-fff0 on the IPv6 run: the stack
+ARPs or solicits for them in vain; its SYN-ACKs go nowhere), so every spoofed half-open entry lives
+through its whole SYN-ACK retry period.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from pathlib import Path
 
 import gevent
 import pytest
+from lab.helpers import KernelPeer
 
 from kernel.test_tcp import finish, fresh_host, kernel_program, read_line, tcp_socket
 from pytcp_green.green.sockets import GreenSocket
+from pytcp_green.stack.sockbase import AF_INET, AF_INET6
 
 pytestmark = pytest.mark.lab
 
@@ -29,6 +32,7 @@ NBYTES = 2_000_000
 FLOOD = r"""
 import random, select, socket, sys
 from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 mac, dst, port, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 ifname = next(name for _, name in socket.if_nameindex() if name != "lo")
@@ -40,7 +44,11 @@ print("ready", flush=True)
 sent = 0
 while not select.select([sys.stdin], [], [], 0.005)[0]:
     for _ in range(20):
-        frame = Ether(dst=mac, src=src_mac) / IP(src=f"198.18.0.{rng.randrange(10, 250)}", dst=dst) / TCP(
+        if ":" in dst:
+            ip = IPv6(src=f"fd00:77::{rng.randrange(0x10, 0xfff0):x}", dst=dst)
+        else:
+            ip = IP(src=f"198.18.0.{rng.randrange(10, 250)}", dst=dst)
+        frame = Ether(dst=mac, src=src_mac) / ip / TCP(
             sport=rng.randrange(1024, 65536), dport=port, flags="S", seq=rng.getrandbits(32), window=64240,
             options=[("MSS", 1460), ("SAckOK", b""), ("Timestamp", (rng.getrandbits(32), 0)), ("NOP", None),
                      ("WScale", 7)])
@@ -71,8 +79,10 @@ def _serve(listener: GreenSocket, payload: bytes, seen: dict[str, object]) -> No
     conn.close()
 
 
-def test_a_kernel_client_is_served_by_syn_cookie_through_a_spoofed_syn_flood(tmp_path: Path) -> None:
-    with fresh_host(tmp_path) as kernel:
+@pytest.mark.parametrize("family", [AF_INET, AF_INET6], ids=["ipv4", "ipv6"])
+def test_a_kernel_client_is_served_by_syn_cookie_through_a_spoofed_syn_flood(tmp_path: Path, family: int) -> None:
+    with fresh_host(tmp_path) as lab:
+        kernel = KernelPeer(lab.host, lab.pcap, family)
         stack = kernel.host.stack
         stats = stack.stats
         listener = tcp_socket(kernel, timeout=120)
@@ -114,7 +124,7 @@ def test_a_kernel_client_is_served_by_syn_cookie_through_a_spoofed_syn_flood(tmp
         assert seen["port"] == int(client_port)
         # Made from the cookie: no handshake RTT sample, and the kernel's options came back from the TSval.
         assert seen["syn_sent_at"] is None
-        assert seen["ts_ok"] and seen["sack_ok"] and seen["snd_mss"] == 1460
+        assert seen["ts_ok"] and seen["sack_ok"] and seen["snd_mss"] == (1460 if family == AF_INET else 1440)
         assert {k: v for k, v in seen.items() if k not in ("port", "syn_sent_at")} == {
             k: v for k, v in normal.items() if k not in ("port", "syn_sent_at")}
         assert stats["tcp.syncookies_recv"] == 1 and stats["tcp.syncookies_failed"] == 0
