@@ -8,6 +8,7 @@ import itertools
 import pytest
 
 from pytcp_green.stack.sockbase import AF_INET, AF_INET6
+from pytcp_green.stack.sysctl import Sysctl
 from pytcp_green.stack.tcp.syncookies import (
     MSS_TABLE4,
     MSS_TABLE6,
@@ -226,3 +227,18 @@ def test_syncookies_0_drops_the_oldest_half_open_child() -> None:
     assert lst.sock.accept(lst.now)[0].state == "ESTABLISHED" and lst.sock.half_open == 1
     (rst,) = lst.send(45000, ACK, 101, synack.seq + 1)  # no cookies: an unknown ACK is reset
     assert flags_of(rst) == RST
+
+
+def test_sysctl_default_is_linuxs() -> None:
+    assert Sysctl()["net.ipv4.tcp_syncookies"] == 1
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_a_syn_without_options_gets_the_smallest_table_mss(v6: bool) -> None:
+    lst = Listener(v6)
+    lst.flood(2)
+    (synack,) = lst.send(40000, SYN, 100)  # no MSS option: 536 (IPv4) / 1220 (IPv6) assumed
+    assert synack.ts_val is None and synack.wscale is None and not synack.sack_perm
+    lst.send(40000, ACK, 101, synack.seq + 1)
+    tcb = lst.sock.accept(lst.now)[0].tcb
+    assert tcb is not None and tcb.snd_mss == (1220 if v6 else 536)
