@@ -101,6 +101,9 @@ DEFAULTS: dict[str, Value] = {
     "net.ipv4.tcp_rto_max": 120.0,
     "net.ipv4.tcp_rto_initial": 1.0,
     "net.ipv4.tcp_max_syn_backlog": 128,
+    # SYN cookies (Linux's meaning): 1 = when a listener's SYN queue overflows, 2 = always, 0 = never
+    # (then the oldest half-open connection makes room for a new SYN).
+    "net.ipv4.tcp_syncookies": 1,
     "net.ipv4.tcp_challenge_ack_limit": 1000,  # RFC 5961 challenge ACKs per second, as Linux
     "net.core.somaxconn": 4096,
 }

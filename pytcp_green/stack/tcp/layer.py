@@ -6,6 +6,7 @@
   carried an ACK, else ``<SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>``; a RST is never answered.
 * Initial sequence numbers per RFC 6528 §3: ISN = M + F(localip, localport, remoteip, remoteport,
   secretkey), M a 4-microsecond clock taken from ``now`` and F a keyed BLAKE2b of the 4-tuple.
+* SYN cookies (:mod:`.syncookies`): the layer owns their secret; the listener uses them.
 * Challenge ACKs are rate-limited stack-wide (RFC 5961 §7), ``net.ipv4.tcp_challenge_ack_limit``/s.
 * ICMP errors are matched to a connection by the quoted ports and checked against its sequence space
   (RFC 5927 §4.1) before they touch it.
@@ -23,6 +24,7 @@ from pytcp_green.stack.stats import Stats
 from pytcp_green.stack.sysctl import Sysctl
 from pytcp_green.stack.tcp.seq import MASK
 from pytcp_green.stack.tcp.socket import TcpSocket
+from pytcp_green.stack.tcp.syncookies import SynCookies
 from pytcp_green.stack.timers import Timers
 from pytcp_green.stack.wire import Malformed
 from pytcp_green.stack.wire.checksum import Buffer
@@ -59,6 +61,8 @@ class TcpLayer:
         self.conns: dict[tuple[bytes, int, bytes, int], Tcb] = {}
         self.listeners: dict[int, list[TcpSocket]] = {}
         self._isn_key = stack.rng.randbytes(32)
+        # SYN cookies' secret, derived from the ISN key so no further rng draw shifts a replay.
+        self.cookies = SynCookies(hashlib.blake2b(b"syncookies", key=self._isn_key).digest())
         self._challenge_second = -1
         self._challenge_count = 0
         # Connections owing a regular ACK while the runtime feeds a batch of frames (None: no batch).

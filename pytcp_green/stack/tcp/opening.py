@@ -6,6 +6,9 @@
   §3.5 figure 8.
 * Option negotiation on the SYN / SYN-ACK: RFC 7323 §1.3 and §2.3 (window scale, at most 14),
   RFC 7323 timestamps, RFC 2018 §2 SACK-permitted, RFC 9293 §3.7.1 MSS (RFC 8200 §8.3 for IPv6).
+* A connection made from a SYN cookie's final ACK (:mod:`.syncookies`): the options the cookie
+  restored, then the ACK processed as SYN-RECEIVED's (no handshake RTT sample: the SYN-ACK's send
+  time was not kept).
 * Entering ESTABLISHED: the handshake's RTT sample under Karn's rule and RFC 6298 §5.7's 3 s floor
   after a retransmitted SYN.
 """
@@ -19,7 +22,7 @@ from pytcp_green.stack.tcp.cc import NewReno
 from pytcp_green.stack.tcp.output import output
 from pytcp_green.stack.tcp.receive import data_input, fin_input
 from pytcp_green.stack.tcp.send import send_ack, send_syn
-from pytcp_green.stack.tcp.seq import unwrap
+from pytcp_green.stack.tcp.seq import MASK, unwrap
 from pytcp_green.stack.tcp.state import (
     DEFAULT_MSS4,
     DEFAULT_MSS6,
@@ -68,12 +71,41 @@ def passive_open(tcb: Tcb, seg: TcpSegment, now: float) -> None:
     send_syn(tcb, now)
 
 
+def cookie_open(tcb: Tcb, seg: TcpSegment, mss: int, wscale: int | None, sack: bool, ts_offset: int,
+                now: float) -> None:
+    """The final ACK of a handshake answered with a SYN cookie: SYN-RECEIVED rebuilt from the cookie
+    (our ISN is ``tcb.iss``, the peer's is ``SEG.SEQ - 1``), then the ACK processed normally."""
+    tcb.irs = (seg.seq - 1) & MASK
+    tcb.rcv_nxt = tcb.irs + 1
+    tcb.last_ack_sent = tcb.rcv_nxt
+    tcb.rcv_adv = tcb.rcv_nxt + min(tcb.sock.rcvbuf, 0xFFFF)  # the window the cookie's SYN-ACK offered
+    tcb.snd_wl1 = tcb.irs
+    tcb.snd_wl2 = tcb.iss
+    if tcb.ws_enabled and wscale is not None:
+        tcb.snd_wscale = wscale
+        tcb.rcv_wscale = tcb.our_wscale
+    tcb.sack_ok = tcb.sack_enabled and sack
+    if tcb.ts_enabled and seg.ts_val is not None:
+        tcb.ts_ok = True
+        tcb.ts_recent = seg.ts_val
+        tcb.ts_offset = ts_offset
+    tcb.snd_mss = max(min(mss, tcb.adv_mss), MIN_MSS)
+    tcb.eff_mss = tcb.snd_mss - (TS_OPT_LEN if tcb.ts_ok else 0)
+    tcb.cc = NewReno(tcb.eff_mss)
+    tcb.state = SYN_RECEIVED
+    tcb.snd_nxt = tcb.snd_max = tcb.iss + 1
+    tcb.syn_sent_at = None
+    tcb.stats["tcp.passive_open"] += 1
+    tcb.segment_arrives(seg, now)
+
+
 def established(tcb: Tcb, now: float) -> None:
     tcb.state = FIN_WAIT_1 if tcb.fin_queued else ESTABLISHED
     tcb.progress_at = now
     tcb.max_sndwnd = max(tcb.max_sndwnd, tcb.snd_wnd)
-    if tcb.retries == 0:
-        tcb.rto.sample(now - tcb.syn_sent_at)  # Karn: only if the SYN was sent once
+    sent_at = tcb.syn_sent_at
+    if tcb.retries == 0 and sent_at is not None:
+        tcb.rto.sample(now - sent_at)  # Karn: only if the SYN was sent once
     elif tcb.retries and tcb.rto.srtt is None:
         tcb.rto.base = max(tcb.rto.base, 3.0)  # RFC 6298 §5.7
     tcb.retries = 0

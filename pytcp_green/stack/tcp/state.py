@@ -30,3 +30,11 @@ DEFAULT_MSS4 = 536  # RFC 9293 §3.7.1 when the peer sends no MSS option
 DEFAULT_MSS6 = 1220  # RFC 8200 §8.3
 MIN_MSS = 64  # floor against absurd MSS options and ICMP-driven shrinking (Linux uses 48 + options)
 TS_OPT_LEN = 12
+
+
+def window_scale_for(space: int) -> int:
+    """The window scale we offer (RFC 7323 §2.3): the smallest that lets ``space`` bytes be advertised."""
+    scale = 0
+    while scale < 14 and (65535 << scale) < space:
+        scale += 1
+    return scale

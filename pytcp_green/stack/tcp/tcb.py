@@ -20,7 +20,14 @@ from pytcp_green.stack.tcp.buffers import ReceiveBuffer, SendBuffer
 from pytcp_green.stack.tcp.cc import NewReno
 from pytcp_green.stack.tcp.recovery import Recovery
 from pytcp_green.stack.tcp.rto import RtoEstimator
-from pytcp_green.stack.tcp.state import CLOSED, DEFAULT_MSS4, DEFAULT_MSS6, STATE_NAMES, TIME_WAIT
+from pytcp_green.stack.tcp.state import (
+    CLOSED,
+    DEFAULT_MSS4,
+    DEFAULT_MSS6,
+    STATE_NAMES,
+    TIME_WAIT,
+    window_scale_for,
+)
 from pytcp_green.stack.tcp.timer import LazyTimer
 
 if TYPE_CHECKING:
@@ -38,7 +45,8 @@ class Tcb:
     listener (passive open); registered in the layer's demultiplexing table until :meth:`destroy`."""
 
     def __init__(self, layer: TcpLayer, sock: TcpSocket, local_addr: bytes, local_port: int,
-                 remote_addr: bytes, remote_port: int, now: float, listener: TcpSocket | None = None) -> None:
+                 remote_addr: bytes, remote_port: int, now: float, listener: TcpSocket | None = None,
+                 iss: int | None = None) -> None:
         stack = layer.stack
         sysctl = stack.sysctl
         self.layer = layer
@@ -55,7 +63,8 @@ class Tcb:
         self.state = CLOSED
 
         # -- send sequence space (RFC 9293 §3.3.1) --
-        self.iss = layer.isn(local_addr, local_port, remote_addr, remote_port, now)
+        # ``iss`` is given for a connection made from a SYN cookie (the cookie was our ISN).
+        self.iss = layer.isn(local_addr, local_port, remote_addr, remote_port, now) if iss is None else iss
         self.snd_una = self.iss
         self.snd_nxt = self.iss
         self.snd_max = self.iss  # highest sequence number sent (SND.NXT before a timeout rewinds it)
@@ -105,7 +114,7 @@ class Tcb:
         self.rtt_seq: int | None = None  # timed segment when timestamps are off (Karn)
         self.rtx_tsval: int | None = None  # TSval of our latest retransmission (see recovery.new_ack)
         self.rtt_time = 0.0
-        self.syn_sent_at = now
+        self.syn_sent_at: float | None = now  # None: no handshake RTT sample (a SYN-cookie connection)
         self.sws_override = False
         self.persist_backoff = 0  # probes sent since the window last opened (RFC 1122 §4.2.2.17)
         self.write_blocked = False  # the application saw a full buffer: wake it when space frees
@@ -129,11 +138,7 @@ class Tcb:
         self.misc_timer = LazyTimer(timers, partial(timeouts.on_misc_timer, self))
         self.tlp_timer = LazyTimer(timers, partial(timeouts.on_tlp_timer, self))
 
-        rmem_max = sysctl.ints("net.ipv4.tcp_rmem")[2]
-        scale = 0
-        while scale < 14 and (65535 << scale) < max(rmem_max, sock.rcvbuf):
-            scale += 1
-        self.our_wscale = scale
+        self.our_wscale = window_scale_for(max(sysctl.ints("net.ipv4.tcp_rmem")[2], sock.rcvbuf))
 
     @property
     def state_name(self) -> str:
@@ -142,6 +147,7 @@ class Tcb:
     # The calls made from outside the connection (socket, layer, runtime).
     segment_arrives = arrive.segment_arrives  # RFC 9293 §3.10.7
     passive_open = opening.passive_open  # §3.10.7.2
+    cookie_open = opening.cookie_open  # SYN cookies (Linux tcp_syncookies)
     connect = user.connect  # §3.10.1
     user_send = user.user_send  # §3.10.2
     after_read = user.after_read  # §3.10.3

@@ -142,5 +142,5 @@ def destroy(tcb: Tcb) -> None:
     listener = tcb.listener
     if listener is not None:
         tcb.listener = None
-        listener.child_gone()
+        listener.child_gone(tcb)
     tcb.sock.tcb_closed()
