@@ -10,12 +10,8 @@ routers and on-link prefixes learned from router advertisements
 Input (RFC 8200 §4): a packet is taken when its destination is one of our usable unicast
 addresses (weak host model, as Linux) or a group joined on the receiving interface; a
 multicast source, or ``::1`` from a wire, is dropped.  The extension-header chain is then
-processed in order: hop-by-hop only right after the fixed header (§4.3, else Parameter Problem
-code 1), TLV options by their action bits (§4.2), a routing header with segments left is
-refused with Parameter Problem code 0 (§4.4: we are a host, and RFC 5095 deprecated type 0),
-fragments are reassembled (§4.5, :mod:`pytcp_green.stack.ipv6.reassembly`; an atomic fragment
-is processed on its own, RFC 6946), and an unknown next header draws Parameter Problem code 1
-pointing at the octet that named it (§4, "unrecognized Next Header").
+walked by :mod:`pytcp_green.stack.ipv6.exthdr` (§4.2-§4.7), which hands the upper layer its
+payload.
 
 Output routes by longest prefix match over on-link prefixes and gateways, then the default
 routers (RFC 4861 §6.3.6), resolves the next hop through Neighbor Discovery, and fragments
@@ -31,61 +27,39 @@ import errno
 import ipaddress
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from pytcp_green.stack import sysctl as _sysctl
 from pytcp_green.stack.interface import Interface, LinkKind
 from pytcp_green.stack.ipv6.addr import Addr6, AddrState, If6
 from pytcp_green.stack.ipv6.addrconf import Addrconf
+from pytcp_green.stack.ipv6.exthdr import ExtWalk, Icmp6Input
 from pytcp_green.stack.ipv6.mld import Mld
 from pytcp_green.stack.ipv6.nd import NdCache
-from pytcp_green.stack.ipv6.reassembly import Icmp6Errors, Reassembler6
+from pytcp_green.stack.ipv6.reassembly import Reassembler6
 from pytcp_green.stack.pmtu import PmtuCache
 from pytcp_green.stack.timers import Timer
 from pytcp_green.stack.wire import Malformed
 from pytcp_green.stack.wire.ethernet import ETHERTYPE_IP6, write_ethernet
 from pytcp_green.stack.wire.icmp6 import (
-    CODE_BAD_HEADER,
-    CODE_INCOMPLETE_CHAIN,
-    CODE_PORT_UNREACH,
-    CODE_UNKNOWN_NEXT_HEADER,
-    CODE_UNKNOWN_OPTION,
     OPT_SLLA,
-    TYPE_DEST_UNREACH,
     TYPE_NEIGHBOR_SOLICIT,
-    TYPE_PARAM_PROBLEM,
     build_icmp6,
     nd_opt_lla,
 )
 from pytcp_green.stack.wire.ip6 import (
-    ACTION_DISCARD,
-    ACTION_DISCARD_ICMP,
-    ACTION_SKIP,
     FRAGMENT_HEADER_LEN,
     IP6_HEADER_LEN,
     IP6_MIN_MTU,
     LOOPBACK6,
-    NH_DEST_OPTS,
     NH_FRAGMENT,
     NH_HOP_BY_HOP,
     NH_ICMP6,
-    NH_NONE,
-    NH_ROUTING,
-    NH_TCP,
-    NH_UDP,
-    OPT_ROUTER_ALERT,
     UNSPECIFIED,
-    ExtHeader,
-    FragmentHeader,
     Ip6Packet,
-    RoutingHeader,
     is_link_local6,
     multicast_mac6,
-    option_action,
-    parse_ext_header,
-    parse_options,
     solicited_node,
-    walk_extensions,
     write_fragment_header,
     write_ip6,
 )
@@ -158,12 +132,6 @@ def _scope(addr: bytes) -> int:
     return 14
 
 
-class Icmp6Input(Icmp6Errors, Protocol):
-    """ICMPv6 as IPv6 input sees it (:class:`~pytcp_green.stack.ipv6.icmp.Icmp6Layer`)."""
-
-    def receive(self, if6: If6, pkt: Ip6Packet, payload: memoryview, now: float) -> None: ...
-
-
 class Ip6Layer:
     """IPv6 of one stack, with the ND, SLAAC and MLD of its interfaces.
 
@@ -187,6 +155,7 @@ class Ip6Layer:
         # Called with an address whose DAD just ended (PREFERRED or DUPLICATE): lets a runtime wait for it.
         self.dad_listeners: list[Callable[[Addr6], None]] = []
         self.reassembler = Reassembler6(svc)
+        self.walk = ExtWalk(svc, self.reassembler)  # input past the address checks (RFC 8200 §4)
         self.mld = Mld(svc, self)
         self.addrconf = Addrconf(svc, self, self.mld)
 
@@ -195,6 +164,7 @@ class Ip6Layer:
         self.icmp = self.reassembler.icmp = icmp
         self.udp = udp
         self.tcp = tcp
+        self.walk.connect(icmp, udp, tcp)
 
     # -- configuration -------------------------------------------------------------------------------------
     def enable(self, iface: Interface, *, slaac: bool = False, now: float = 0.0) -> If6:
@@ -459,130 +429,7 @@ class Ip6Layer:
         if src == LOOPBACK6 and iface.kind is not LinkKind.IP:
             stats["ip6.drop.martian_source"] += 1
             return
-        self._process(if6, pkt, pkt.next_header, IP6_HEADER_LEN, 6, mcast, now)
-
-    def _process(self, if6: If6, pkt: Ip6Packet, nh: int, off: int, nh_off: int, mcast: bool, now: float) -> None:
-        """Walk the extension headers from ``off`` (``nh_off``: where the octet naming ``nh`` is)."""
-        stats = self.svc.stats
-        packet = pkt.packet
-        while True:
-            if nh == NH_UDP:
-                payload = packet[off:]
-                if not self.udp.receive(pkt.src, pkt.dst, payload, now, bcast=mcast) and not mcast:
-                    self.icmp.send_error(pkt, TYPE_DEST_UNREACH, CODE_PORT_UNREACH, 0, now)
-                return
-            if nh == NH_TCP:
-                if mcast:
-                    stats["ip6.drop.tcp_multicast"] += 1
-                    return
-                self.tcp.receive(pkt.src, pkt.dst, packet[off:], now)
-                return
-            if nh == NH_ICMP6:
-                self.icmp.receive(if6, pkt, packet[off:], now)
-                return
-            if nh == NH_NONE:
-                stats["ip6.rx.no_next_header"] += 1  # RFC 8200 §4.7: ignore what follows
-                return
-            if nh not in (NH_HOP_BY_HOP, NH_DEST_OPTS, NH_ROUTING, NH_FRAGMENT):
-                stats["ip6.drop.unknown_next_header"] += 1
-                self.icmp.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_UNKNOWN_NEXT_HEADER, nh_off, now)
-                return
-            try:
-                hdr = parse_ext_header(nh, packet, off)
-            except Malformed as exc:
-                stats["ip6.drop." + exc.reason] += 1
-                return
-            if nh == NH_HOP_BY_HOP:
-                if off != IP6_HEADER_LEN:
-                    # RFC 8200 §4.1: hop-by-hop only right after the IPv6 header.
-                    stats["ip6.drop.misplaced_hop_by_hop"] += 1
-                    self.icmp.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_UNKNOWN_NEXT_HEADER, nh_off, now)
-                    return
-                if not self._options(pkt, hdr, mcast, now, hop_by_hop=True):
-                    return
-            elif nh == NH_DEST_OPTS:
-                if not self._options(pkt, hdr, mcast, now, hop_by_hop=False):
-                    return
-            elif nh == NH_ROUTING:
-                rh = RoutingHeader.parse(hdr.data)
-                if rh.segments_left:
-                    # RFC 8200 §4.4: segments left and a type we do not implement (all of them: a host
-                    # does not forward, and type 0 is deprecated by RFC 5095) -> code 0 at the type octet.
-                    stats["ip6.drop.routing_header"] += 1
-                    self.icmp.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_BAD_HEADER, off + 2, now)
-                    return
-            else:
-                self._fragment(if6, pkt, hdr, nh_off, mcast, now)
-                return
-            nh_off = off
-            off += len(hdr.data)
-            nh = hdr.next_header
-
-    def _options(self, pkt: Ip6Packet, hdr: ExtHeader, mcast: bool, now: float, *, hop_by_hop: bool) -> bool:
-        """RFC 8200 §4.2 TLV options; False when the packet must be discarded."""
-        stats = self.svc.stats
-        try:
-            options = parse_options(hdr.data)
-        except Malformed as exc:
-            stats["ip6.drop." + exc.reason] += 1
-            return False
-        for opt in options:
-            if hop_by_hop and opt.type == OPT_ROUTER_ALERT:
-                continue  # RFC 2711: meaningful to routers; a host just accepts it
-            action = option_action(opt.type)
-            if action == ACTION_SKIP:
-                stats["ip6.rx.option_skipped"] += 1
-                continue
-            stats["ip6.drop.unknown_option"] += 1
-            if action == ACTION_DISCARD:
-                return False
-            if action == ACTION_DISCARD_ICMP or not mcast:
-                self.icmp.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_UNKNOWN_OPTION, hdr.offset + opt.offset,
-                                     now, allow_multicast=action == ACTION_DISCARD_ICMP)
-            return False
-        return True
-
-    def _fragment(self, if6: If6, pkt: Ip6Packet, hdr: ExtHeader, nh_off: int, mcast: bool, now: float) -> None:
-        stats = self.svc.stats
-        fh = FragmentHeader.parse(hdr.data)
-        off = hdr.offset
-        data_start = off + FRAGMENT_HEADER_LEN
-        if fh.is_atomic:
-            # RFC 6946 §4: an atomic fragment is a whole packet; never mixed with a reassembly.
-            stats["ip6.rx.atomic_fragment"] += 1
-            self._process(if6, pkt, fh.next_header, data_start, off, mcast, now)
-            return
-        data = pkt.packet[data_start:]
-        if fh.more and len(data) % 8:
-            stats["ip6.drop.fragment_not_multiple_of_8"] += 1  # RFC 8200 §4.5: pointer to Payload Length
-            self.icmp.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_BAD_HEADER, 4, now)
-            return
-        if fh.offset + len(data) > MAX_PAYLOAD:
-            stats["ip6.drop.fragment_too_big"] += 1  # RFC 8200 §4.5: pointer to the Fragment Offset field
-            self.icmp.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_BAD_HEADER, off + 2, now)
-            return
-        if fh.offset == 0:
-            # RFC 7112 §5 (RFC 8200 §4.5): the first fragment must hold the whole header chain.
-            try:
-                _, upper, upper_off = walk_extensions(pkt.packet, fh.next_header, data_start)
-            except Malformed:
-                upper, upper_off = -1, len(pkt.packet) + 1
-            if upper_off > len(pkt.packet) or (upper in (NH_TCP, NH_UDP, NH_ICMP6)
-                                               and upper_off + (8 if upper != NH_TCP else 20) > len(pkt.packet)):
-                stats["ip6.drop.incomplete_chain"] += 1
-                self.icmp.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_INCOMPLETE_CHAIN, 0, now)
-                return
-        whole = self.reassembler.add(pkt, fh, off, nh_off, data, now)
-        if whole is None:
-            return
-        try:
-            full = Ip6Packet.parse(memoryview(whole))
-        except Malformed as exc:
-            stats["ip6.drop.reassembled_" + exc.reason] += 1
-            return
-        stats["ip6.rx.reassembled"] += 1
-        full.link_multicast = pkt.link_multicast  # that of the fragment completing it
-        self._process(if6, full, fh.next_header, off, nh_off, mcast, now)
+        self.walk.process(if6, pkt, pkt.next_header, IP6_HEADER_LEN, 6, mcast, now)
 
     # -- output ---------------------------------------------------------------------------------------
     def output(
