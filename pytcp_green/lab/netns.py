@@ -42,8 +42,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
-import errno
 import ipaddress
 import itertools
 import os
@@ -60,13 +58,12 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
+from pytcp_green.lab.nsops import NETNS_DIR, delete_netns, kill_netns_processes, pid_alive
 from pytcp_green.link import tap as _tap
 from pytcp_green.link.tap import TapDevice, open_tap
 
-NETNS_DIR = "/run/netns"  # where `ip netns` keeps its namespace handles
 _NETNS_RE = re.compile(r"^pg-(\d+)-(\d+)$")
 _IFNAME_MAX = 15
-_MNT_DETACH = 2  # <sys/mount.h>
 _CAP_NET_ADMIN = 12
 _CAP_SYS_ADMIN = 21
 
@@ -76,7 +73,6 @@ _counter = itertools.count()
 _atexit_registered = False
 _teardown_depth = 0  # teardowns in progress in this process
 _sigterm_pending = False  # SIGTERM arrived during a teardown; re-sent when it is done
-_libc: ctypes.CDLL | None = None
 
 
 class LabError(RuntimeError):
@@ -147,87 +143,6 @@ def _ip(*args: str) -> None:
         raise LabError(f"ip {' '.join(args)}: {done.stderr.strip() or f'exit status {done.returncode}'}")
 
 
-def _pid_alive(pid: int) -> bool:
-    """True while ``pid`` names a process that has not exited (zombies count as exited)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
-            # The state letter follows the command name, which is in parentheses and may itself
-            # contain spaces or parentheses: split after the last ')'.
-            return stat.read().rpartition(")")[2].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def _ns_identity(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
-def _pids_in_netns(identity: tuple[int, int]) -> list[int]:
-    """PIDs whose network namespace is ``identity`` (what ``ip netns pids`` reports)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and _ns_identity(f"/proc/{entry}/ns/net") == identity:
-            pids.append(int(entry))
-    return pids
-
-
-def _kill_netns_processes(path: str) -> int:
-    """SIGKILL every process inside the namespace at ``path``; return how many were signalled.
-
-    Each PID is pinned with a pidfd and its namespace checked again through it, so a PID that
-    was recycled between the scan and the kill is never signalled.
-    """
-    identity = _ns_identity(path)
-    if identity is None:
-        return 0
-    killed = 0
-    for pid in _pids_in_netns(identity):
-        if pid == os.getpid():
-            continue  # cannot happen (we never enter a lab namespace), but never kill ourselves
-        try:
-            pidfd = os.pidfd_open(pid)
-        except OSError:
-            continue  # already gone
-        try:
-            if _ns_identity(f"/proc/{pid}/ns/net") == identity:
-                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-                killed += 1
-        except OSError:
-            pass
-        finally:
-            os.close(pidfd)
-    return killed
-
-
-def _delete_netns(name: str) -> None:
-    """Remove ``/run/netns/<name>`` the way ``ip netns del`` does: detach its bind mount, unlink it.
-
-    The namespace itself dies once nothing (no process, no open handle) refers to it any more.
-    """
-    global _libc
-    path = os.path.join(NETNS_DIR, name)
-    if not os.path.lexists(path):
-        return
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-    if _libc.umount2(os.fsencode(path), _MNT_DETACH) != 0:
-        err = ctypes.get_errno()
-        if err not in (errno.EINVAL, errno.ENOENT):  # EINVAL: not mounted (half-made namespace)
-            raise OSError(err, f"lab namespace {name}: cannot unmount {path}: {os.strerror(err)}")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-
-
 def cleanup_stale() -> list[str]:
     """Delete lab namespaces left behind by dead processes; return their names.
 
@@ -249,11 +164,11 @@ def cleanup_stale() -> list[str]:
             if pid == me:
                 if name in _active:
                     continue
-            elif _pid_alive(pid):
+            elif pid_alive(pid):
                 continue
             try:
-                _kill_netns_processes(os.path.join(NETNS_DIR, name))
-                _delete_netns(name)
+                kill_netns_processes(os.path.join(NETNS_DIR, name))
+                delete_netns(name)
             except OSError as exc:
                 warnings.warn(f"could not remove stale lab namespace {name}: {exc}", stacklevel=2)
                 continue
@@ -520,7 +435,7 @@ class Lab:
 
     def _kill_namespace_processes(self) -> None:
         if self._netns is not None:
-            _kill_netns_processes(os.path.join(NETNS_DIR, self._netns))
+            kill_netns_processes(os.path.join(NETNS_DIR, self._netns))
 
     def _close_device(self) -> None:
         if self._device is not None:
@@ -528,7 +443,7 @@ class Lab:
 
     def _remove_namespace(self) -> None:
         if self._netns is not None:
-            _delete_netns(self._netns)
+            delete_netns(self._netns)
 
     # ---- running things inside
 
