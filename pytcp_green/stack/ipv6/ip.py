@@ -138,10 +138,6 @@ class Ip6Layer:
     The protocols above are wired in by :meth:`connect`, once they exist: they need this layer first.
     """
 
-    icmp: Icmp6Input
-    udp: DatagramTransport
-    tcp: StreamTransport
-
     def __init__(self, svc: Services, loopback: Interface) -> None:
         self.svc = svc
         self.loopback = loopback
@@ -161,9 +157,7 @@ class Ip6Layer:
 
     def connect(self, icmp: Icmp6Input, udp: DatagramTransport, tcp: StreamTransport) -> None:
         """The layers input hands packets to (and asks for ICMPv6 errors), by next header."""
-        self.icmp = self.reassembler.icmp = icmp
-        self.udp = udp
-        self.tcp = tcp
+        self.reassembler.icmp = icmp
         self.walk.connect(icmp, udp, tcp)
 
     # -- configuration -------------------------------------------------------------------------------------
