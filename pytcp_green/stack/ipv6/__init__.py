@@ -1,7 +1,8 @@
 """IPv6 and the protocols a host runs with it, one module per protocol:
 
 * :mod:`.ip` — the IPv6 layer: addresses, routes, input checks, output, fragmentation
-  (RFC 8200), path MTU (RFC 8201), source selection (RFC 6724 §5);
+  (RFC 8200), path MTU (RFC 8201);
+* :mod:`.source` — scopes (RFC 6724 §3.1-3.2) and source address selection (RFC 6724 §5);
 * :mod:`.exthdr` — the extension-header walk of input and the hand-off to the upper layer
   (RFC 8200 §4, RFC 7112 §5, RFC 6946 atomic fragments);
 * :mod:`.addr` — the per-interface state all of them share: addresses with their DAD state

@@ -16,7 +16,8 @@ the rules that apply to a host:
 
 Rule 4 (home addresses) needs Mobile IPv6 and rule 7 (native transport) tunnels; a host with
 neither has no input for them, so they are skipped.  Scopes follow §3.1 (IPv6) and §3.2 (IPv4:
-loopback and 169.254/16 link-local, everything else global, private ranges included).
+loopback and 169.254/16 link-local, everything else global, private ranges included), as
+:func:`pytcp_green.stack.ipv6.source.scope` has them (one copy, shared with source selection).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from pytcp_green.stack.ipv6.addr import AddrState
-from pytcp_green.stack.wire.ip6 import LOOPBACK6, V4MAPPED_PREFIX, is_link_local6
+from pytcp_green.stack.ipv6.source import common_prefix_len, scope
+from pytcp_green.stack.wire.ip6 import V4MAPPED_PREFIX
 
 if TYPE_CHECKING:
     from pytcp_green.stack.ipv4.ip import Ip4Layer
@@ -45,10 +47,6 @@ class Sources(Protocol):
     def ip6(self) -> Ip6Layer: ...
 
     def select_source(self, dst: bytes) -> bytes | None: ...
-
-SCOPE_LINK = 2
-SCOPE_SITE = 5
-SCOPE_GLOBAL = 14
 
 # RFC 6724 §2.1 default policy table: (prefix, precedence, label), looked up by longest match.
 _POLICY: list[tuple[ipaddress.IPv6Network, int, int]] = sorted(
@@ -76,25 +74,6 @@ def policy(addr: bytes) -> tuple[int, int]:
     raise AssertionError("::/0 matches every address")
 
 
-def scope(addr: bytes) -> int:
-    """RFC 6724 §3.1/§3.2 scope of a 16-octet address (IPv4 as v4-mapped)."""
-    if addr[:12] == V4MAPPED_PREFIX:
-        if addr[12] == 127 or addr[12:14] == b"\xa9\xfe":
-            return SCOPE_LINK
-        return SCOPE_GLOBAL
-    if addr[0] == 0xFF:
-        return addr[1] & 0x0F
-    if is_link_local6(addr) or addr == LOOPBACK6:  # §3.1: loopback is link-local in scope
-        return SCOPE_LINK
-    if addr[0] == 0xFE and addr[1] & 0xC0 == 0xC0:
-        return SCOPE_SITE
-    return SCOPE_GLOBAL
-
-
-def _common_prefix_len(a: bytes, b: bytes) -> int:
-    return 128 - (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).bit_length()
-
-
 class _Candidate:
     """One destination with what the rules need to know about it, worked out once."""
 
@@ -117,7 +96,7 @@ class _Candidate:
         self.source_scope = scope(src)
         self.same_label = policy(src)[1] == label
         self.source_deprecated, prefixlen = _source_facts(stack, src)
-        self.matching_prefix = min(_common_prefix_len(dst, src), prefixlen)
+        self.matching_prefix = min(common_prefix_len(dst, src), prefixlen)
 
 
 def _source_facts(stack: Sources, src: bytes) -> tuple[bool, int]:

@@ -1,4 +1,4 @@
-"""The IPv6 layer of a host (RFC 8200, RFC 4861 §5-6 host model, RFC 6724 source selection, RFC 8201 PMTU).
+"""The IPv6 layer of a host (RFC 8200, RFC 4861 §5-6 host model, RFC 8201 PMTU; RFC 6724 §5 in :mod:`.source`).
 
 Per interface (:class:`~pytcp_green.stack.ipv6.addr.If6`): addresses with their DAD state
 (tentative, or optimistic and usable at once per RFC 4429, then preferred/deprecated, or
@@ -31,12 +31,13 @@ from typing import TYPE_CHECKING
 
 from pytcp_green.stack import sysctl as _sysctl
 from pytcp_green.stack.interface import Interface, LinkKind
+from pytcp_green.stack.ipv6 import source
 from pytcp_green.stack.ipv6.addr import Addr6, AddrState, If6
 from pytcp_green.stack.ipv6.addrconf import Addrconf
 from pytcp_green.stack.ipv6.exthdr import ExtWalk, Icmp6Input
 from pytcp_green.stack.ipv6.mld import Mld
 from pytcp_green.stack.ipv6.nd import NdCache
-from pytcp_green.stack.ipv6.reassembly import Reassembler6
+from pytcp_green.stack.ipv6.reassembly import MAX_PAYLOAD, Reassembler6
 from pytcp_green.stack.pmtu import PmtuCache
 from pytcp_green.stack.timers import Timer
 from pytcp_green.stack.wire import Malformed
@@ -115,22 +116,6 @@ SYSCTLS: dict[str, _sysctl.Value] = {
 }
 for _name, _value in SYSCTLS.items():
     _sysctl.DEFAULTS.setdefault(_name, _value)
-
-MAX_PAYLOAD = 65535
-
-def _common_prefix_len(a: bytes, b: bytes) -> int:
-    x = int.from_bytes(a, "big") ^ int.from_bytes(b, "big")
-    return 128 - x.bit_length()
-
-
-def _scope(addr: bytes) -> int:
-    """RFC 6724 §3.1 scope: multicast from its nibble, link-local 2, loopback 2 (as RFC 4007), else global 14."""
-    if addr[0] == 0xFF:
-        return addr[1] & 0x0F
-    if is_link_local6(addr) or addr == LOOPBACK6:
-        return 2
-    return 14
-
 
 class Ip6Layer:
     """IPv6 of one stack, with the ND, SLAAC and MLD of its interfaces.
@@ -290,28 +275,10 @@ class Ip6Layer:
         found = self.route(dst)
         if found is None:
             return None
-        out_iface = found[0]
-        dscope = _scope(dst)
-        avoid_optimistic = self.svc.sysctl.int("net.ipv6.conf.default.use_optimistic") == 0
-        prefer_temporary = self.svc.sysctl.int("net.ipv6.conf.default.use_tempaddr") >= 2
-        best: tuple[tuple[int, int, bool, bool, bool, int], bytes] | None = None
-        for addr in self.local.values():
-            if not addr.usable or addr.ip == LOOPBACK6:
-                continue
-            sscope = _scope(addr.ip)
-            if sscope < dscope and dscope <= 2:
-                continue  # a link-scope destination needs a link-scope source (RFC 6724 §5 rule 2)
-            key = (
-                0 if sscope >= dscope else 1,
-                abs(sscope - dscope),
-                addr.state is AddrState.DEPRECATED or (avoid_optimistic and addr.optimistic),
-                addr.if6.iface is not out_iface,
-                (addr.origin == "temporary") != prefer_temporary,
-                -min(_common_prefix_len(addr.ip, dst), addr.prefixlen),
-            )
-            if best is None or key < best[0]:
-                best = (key, addr.ip)
-        return best[1] if best else None
+        return source.select_source(
+            self.local.values(), dst, found[0],
+            avoid_optimistic=self.svc.sysctl.int("net.ipv6.conf.default.use_optimistic") == 0,
+            prefer_temporary=self.svc.sysctl.int("net.ipv6.conf.default.use_tempaddr") >= 2)
 
     def source_on(self, if6: If6, dst: bytes) -> bytes | None:
         """A source on ``if6`` for link traffic (ND): the link-local, else any address past DAD.
