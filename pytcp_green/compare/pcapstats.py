@@ -65,20 +65,26 @@ def _first(value: str) -> str:
     return value.split(",", 1)[0]
 
 
-def read_capture(path: str, local: str, since: float | None = None) -> CaptureStats:
-    """Summarise the TCP traffic of the capture at ``path``; ``local`` is the program's address.
-    Connections whose SYN came before ``since`` (the program's start) are not the program's: the
-    ``--wait-port`` probes."""
-    argv = ["tshark", "-n", "-r", path, "-T", "fields", "-E", "separator=\t", "-E", "occurrence=f"]
-    for name in _FIELDS:
+def tshark_rows(path: str, fields: tuple[str, ...], *options: str) -> list[list[str]]:
+    """One row of ``fields`` per frame of the capture at ``path`` (``options``: a display filter,
+    occurrence rules), each row padded to ``len(fields)``; OSError when tshark cannot read it."""
+    argv = ["tshark", "-n", "-r", path, *options, "-T", "fields", "-E", "separator=\t"]
+    for name in fields:
         argv += ["-e", name]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=TSHARK_TIMEOUT, check=False)
     if done.returncode != 0:
         raise OSError(f"tshark could not read {path}: {done.stderr.strip()}")
+    width = len(fields)
+    return [(line.split("\t") + [""] * width)[:width] for line in done.stdout.splitlines()]
+
+
+def read_capture(path: str, local: str, since: float | None = None) -> CaptureStats:
+    """Summarise the TCP traffic of the capture at ``path``; ``local`` is the program's address.
+    Connections whose SYN came before ``since`` (the program's start) are not the program's: the
+    ``--wait-port`` probes."""
     stats = CaptureStats()
     by_key: dict[tuple[str, str], Connection] = {}
-    for line in done.stdout.splitlines():
-        cols = (line.split("\t") + [""] * len(_FIELDS))[:len(_FIELDS)]
+    for cols in tshark_rows(path, _FIELDS, "-E", "occurrence=f"):
         (stamp, src4, src6, sport, dst4, dst6, dport, length, syn, ack, rst, retrans, fast, mss, wscale,
          window, rtt, malformed) = cols
         stats.frames += 1

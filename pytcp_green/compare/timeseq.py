@@ -13,11 +13,10 @@ pytcp-green[report]``), imported only when a plot is drawn.
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pytcp_green.compare.pcapstats import TSHARK_TIMEOUT
+from pytcp_green.compare.pcapstats import tshark_rows
 
 _FIELDS = (
     "tcp.stream", "frame.time_epoch", "ip.src", "ipv6.src", "tcp.srcport", "tcp.flags.syn", "tcp.flags.ack",
@@ -63,16 +62,8 @@ def _ints(value: str) -> list[int]:
 
 def read_traces(path: str, since: float | None = None) -> list[Trace]:
     """The connections of the capture at ``path`` that began at or after ``since``, in order of their SYN."""
-    argv = ["tshark", "-n", "-r", path, "-Y", "tcp", "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a",
-            "-E", "aggregator=,"]
-    for name in _FIELDS:
-        argv += ["-e", name]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=TSHARK_TIMEOUT, check=False)
-    if done.returncode != 0:
-        raise OSError(f"tshark could not read {path}: {done.stderr.strip()}")
     traces: dict[str, tuple[float, Trace]] = {}  # tcp.stream -> (SYN time, trace)
-    for line in done.stdout.splitlines():
-        cols = (line.split("\t") + [""] * len(_FIELDS))[:len(_FIELDS)]
+    for cols in tshark_rows(path, _FIELDS, "-Y", "tcp", "-E", "occurrence=a", "-E", "aggregator=,"):
         (stream, stamp, src4, src6, sport, syn, ack_flag, seq, length, ack, window, sack_le, sack_re,
          retrans, fast) = cols
         when, src = float(stamp), f"{src4 or src6}:{sport}"

@@ -38,6 +38,7 @@ from pytcp_green.faults.kinds import (
     SlowClose,
     Timeout,
 )
+from pytcp_green.link.device import Frame
 from pytcp_green.stack.wire.tcp import ACK, FIN, PSH, RST, SYN
 
 FlowKey = tuple[bytes, int, bytes, int]  # (stack address, stack port, peer address, peer port)
@@ -101,18 +102,22 @@ class FaultEngine:
         return True
 
     # -- frames --------------------------------------------------------------------------------------
-    def push(self, direction: str, frame: bytes, now: float) -> None:
+    def push(self, direction: str, frame: Frame, now: float) -> None:
         """Offer one frame travelling ``direction`` ("in": to the stack, "out": from it) at ``now``."""
-        frames: Timed = [(now, bytes(frame))]
+        data = bytes(frame)  # our own copy: the caller may reuse its buffer
+        frames: Timed = [(now, data)]
         if self.faults or self.cut:
-            seg = tcpseg.parse(frames[0][1], self.link_len)
+            # Parsed once; a fault that makes new frames (slicer, limit_data) has them parsed anew.
+            # (Keyed by id, with the bytes kept alive beside their parse so an id is never reused.)
+            seg = tcpseg.parse(data, self.link_len)
+            parsed: dict[int, tuple[bytes, tcpseg.Segment | None]] = {id(data): (data, seg)}
             if seg is not None and self.cut:
                 frames = self._cut_flow(direction, seg, frames, now)
             for fault in self.faults:
                 if not frames:
                     break
                 if fault.applies(direction):
-                    frames = self._apply(fault, direction, frames, now)
+                    frames = self._apply(fault, direction, frames, now, parsed)
         heap = self._heaps[direction]
         for when, data in frames:
             heapq.heappush(heap, (when, next(self._order), data))
@@ -136,13 +141,18 @@ class FaultEngine:
         return len(self._heaps[direction])
 
     # -- one fault on the frames one pushed frame became ---------------------------------------------
-    def _apply(self, fault: ActiveFault, direction: str, frames: Timed, now: float) -> Timed:
+    def _apply(self, fault: ActiveFault, direction: str, frames: Timed, now: float,
+               parsed: dict[int, tuple[bytes, tcpseg.Segment | None]]) -> Timed:
         kind = fault.spec.kind
-        match = fault.spec.match
+        every_frame = kind.packet_level and fault.spec.match.any
         out: Timed = []
         for when, data in frames:
-            seg = tcpseg.parse(data, self.link_len) if not (kind.packet_level and match.any) else None
-            if not (kind.packet_level and match.any) and (seg is None or not self._matches(fault, seg, direction)):
+            seg = None
+            if not every_frame:
+                if id(data) not in parsed:
+                    parsed[id(data)] = (data, tcpseg.parse(data, self.link_len))
+                seg = parsed[id(data)][1]
+            if not every_frame and (seg is None or not self._matches(fault, seg, direction)):
                 out.append((when, data))
                 continue
             fault.stats["matched"] += 1

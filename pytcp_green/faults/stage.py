@@ -31,7 +31,7 @@ class FaultStage:
         return self.engine.pending(self.direction) + (self.wire.pending if self.wire is not None else 0)
 
     def push(self, frame: Frame, now: float) -> None:
-        self.engine.push(self.direction, bytes(frame), now)
+        self.engine.push(self.direction, frame, now)
 
     def pop_due(self, now: float) -> list[bytes]:
         due = self.engine.pop_due(self.direction, now)
