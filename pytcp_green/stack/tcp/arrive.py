@@ -6,7 +6,8 @@
   simultaneous open, RFC 6191's reuse of a TIME-WAIT pair), RFC 7323 §5.3 PAWS, then
   first: sequence-number acceptability (the four cases) and trimming to the window;
   RFC 7323 §4.3 TS.Recent; second: RST, accepted only at exactly RCV.NXT (RFC 5961 §3.2);
-  fourth: SYN (RFC 5961 §4 challenge ACK); fifth: ACK, with RFC 5961 §5.2's acceptable range and
+  fourth: SYN (RFC 5961 §4 challenge ACK); fifth: ACK, with RFC 5961 §5.2's acceptable range (a
+  passive open's final ACK dropped while the listener's accept queue is full, as Linux) and
   the SND.WL1/SND.WL2 window update (§3.10.7.4, RFC 9293 §3.8.6); seventh: text and eighth: FIN
   (:mod:`.receive`); last, the ACK policy of RFC 5681 §4.2 and RFC 1122 §4.2.3.2 (at once,
   every second full segment, or delayed).

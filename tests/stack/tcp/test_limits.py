@@ -15,6 +15,7 @@ import pytest
 from pytcp_green.stack.sockbase import AF_INET
 from pytcp_green.stack.tcp import TcpSocket
 from pytcp_green.stack.tcp.closing import ORPHAN_RETRIES_ALIVE
+from pytcp_green.stack.tcp.tcb import Tcb
 from pytcp_green.stack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment, build_tcp
 
 from .host import LOCAL, PEER_ISS, PORT, REMOTE, REMOTE_S, FakeHost, Peer, flags_of
@@ -202,6 +203,15 @@ def connect(host: FakeHost, rport: int, now: float) -> TcpSocket:
     return sock
 
 
+def closed_connection(host: FakeHost, rport: int, now: float) -> tuple[TcpSocket, Tcb]:
+    """:func:`connect`, then close(): our FIN is out (FIN-WAIT-1)."""
+    sock = connect(host, rport, now)
+    sock.close(now)
+    tcb = sock.tcb
+    assert tcb is not None and sock.state == "FIN_WAIT_1"
+    return sock, tcb
+
+
 def deliver(host: FakeHost, rport: int, seq: int, ack: int, flags: int, now: float) -> None:
     segment = build_tcp(REMOTE, LOCAL, rport, PORT + rport, seq & M32, ack & M32, flags, 65535)
     host.tcp.receive(REMOTE, LOCAL, memoryview(segment), now)
@@ -259,20 +269,14 @@ def test_a_connection_beyond_tcp_max_tw_buckets_skips_time_wait(caplog: pytest.L
     # TIME-WAIT's end frees the bucket: the next connection to close waits there again.
     host.timers.run_due(now + 60.0)
     assert host.tcp.time_wait == 0 and not host.tcp.conns
-    sock = connect(host, 41010, now + 61)
-    sock.close(now + 61)
-    tcb = sock.tcb
-    assert tcb is not None
+    sock, tcb = closed_connection(host, 41010, now + 61)
     deliver(host, 41010, PEER_ISS + 1, tcb.snd_max, FIN | ACK, now + 61)
     assert sock.state == "TIME_WAIT" and host.tcp.time_wait == 1
 
 
 def test_skipping_time_wait_still_acknowledges_the_peers_fin() -> None:
     host = FakeHost({"net.ipv4.tcp_max_tw_buckets": 0})
-    sock = connect(host, 42000, 100.0)
-    sock.close(100.0)
-    tcb = sock.tcb
-    assert tcb is not None
+    sock, tcb = closed_connection(host, 42000, 100.0)
     host.sent.clear()
     deliver(host, 42000, PEER_ISS + 1, tcb.snd_max, FIN | ACK, 100.0)
     ((_, _, raw),) = host.sent
@@ -284,10 +288,7 @@ def test_skipping_time_wait_still_acknowledges_the_peers_fin() -> None:
 def test_simultaneous_close_beyond_tcp_max_tw_buckets_frees_the_connection() -> None:
     """CLOSING -> TIME-WAIT (our FIN acknowledged after the peer's crossed it) skips TIME-WAIT too."""
     host = FakeHost({"net.ipv4.tcp_max_tw_buckets": 0})
-    sock = connect(host, 42100, 100.0)
-    sock.close(100.0)
-    tcb = sock.tcb
-    assert tcb is not None
+    sock, tcb = closed_connection(host, 42100, 100.0)
     deliver(host, 42100, PEER_ISS + 1, tcb.snd_max - 1, FIN | ACK, 100.0)  # the peer's FIN, ours unseen
     assert sock.state == "CLOSING"
     deliver(host, 42100, PEER_ISS + 2, tcb.snd_max, ACK, 100.0)
