@@ -88,8 +88,16 @@ DEFAULTS: dict[str, Value] = {
     "net.ipv4.tcp_recovery": 1,  # RFC 8985 RACK-TLP: lost-retransmission detection and tail loss probes
     "net.ipv4.tcp_syn_retries": 6,
     "net.ipv4.tcp_synack_retries": 5,
-    "net.ipv4.tcp_retries2": 15,
-    "net.ipv4.tcp_fin_timeout": 60.0,
+    "net.ipv4.tcp_retries2": 15,  # timeouts of the same data, or unanswered window probes, before giving up
+    # What closed sockets' connections (orphans) may hold, as Linux (tcp/closing.py): orphan_retries
+    # replaces retries2 for them (0 reads as 8 while the connection is alive); beyond max_orphans a
+    # close() resets at once, beyond max_tw_buckets a connection skips TIME-WAIT.  Linux sizes both
+    # maxima from its connection hash table; 131072 is what it chose on the 24 GB machine this was
+    # written on (/proc/sys/net/ipv4/tcp_max_orphans and tcp_max_tw_buckets).
+    "net.ipv4.tcp_orphan_retries": 0,
+    "net.ipv4.tcp_max_orphans": 131072,
+    "net.ipv4.tcp_max_tw_buckets": 131072,
+    "net.ipv4.tcp_fin_timeout": 60.0,  # how long an orphan waits in FIN-WAIT-2 for the peer's FIN
     "net.ipv4.tcp_tw_timeout": 60.0,  # 2*MSL; Linux hard-codes 60 s (TCP_TIMEWAIT_LEN)
     "net.ipv4.tcp_keepalive_time": 7200.0,
     "net.ipv4.tcp_keepalive_intvl": 75.0,

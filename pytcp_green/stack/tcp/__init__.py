@@ -28,11 +28,14 @@ module              implements
                     option negotiation (RFC 7323 §1.3/§2, RFC 2018 §2, MSS §3.7.1)
 :mod:`.timeouts`    timer expiries: retransmission (RFC 6298 §5, RFC 1122 §4.2.3.5), tail loss probe
                     (RFC 8985 §7.3), persist / zero-window probes (§3.8.6.1, RFC 1122 §4.2.2.17),
-                    delayed ACK, keep-alive (RFC 1122 §4.2.3.6), TIME-WAIT, FIN-WAIT-2, user timeout
+                    delayed ACK, keep-alive (RFC 1122 §4.2.3.6), TIME-WAIT, FIN-WAIT-2, user timeout;
+                    giving up after tcp_retries2 / tcp_orphan_retries, as Linux
 :mod:`.icmp`        ICMP errors for a connection (RFC 1122 §4.2.3.9, RFC 5927), PMTU (RFC 1191/8201)
 :mod:`.user`        OPEN, SEND, RECEIVE's window update, CLOSE and the half-close, ABORT
-                    (§3.10.1-3.10.5; RFC 2525 §2.17), deleting the TCB
+                    (§3.10.1-3.10.5; RFC 2525 §2.17)
 :mod:`.receive`     the text and FIN steps (§3.10.7.4 seventh/eighth), quick and out-of-order ACKs
+:mod:`.closing`     TIME-WAIT (§3.10.7.4) within tcp_max_tw_buckets, orphans within tcp_max_orphans
+                    and tcp_orphan_retries, FIN-WAIT-2's tcp_fin_timeout, deleting the TCB
 :mod:`.output`      sending data (§3.8.6 windows, RFC 5681 cwnd, RFC 3042 limited transmit, Nagle
                     RFC 1122 §4.2.3.4 in Minshall's form, sender SWS avoidance), go-back-N resending
 :mod:`.recovery`    ACK processing for the sender: RTT samples and Karn (RFC 6298 §3, RFC 7323 §4),

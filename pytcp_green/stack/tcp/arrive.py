@@ -6,7 +6,8 @@
   simultaneous open, RFC 6191's reuse of a TIME-WAIT pair), RFC 7323 §5.3 PAWS, then
   first: sequence-number acceptability (the four cases) and trimming to the window;
   RFC 7323 §4.3 TS.Recent; second: RST, accepted only at exactly RCV.NXT (RFC 5961 §3.2);
-  fourth: SYN (RFC 5961 §4 challenge ACK); fifth: ACK, with RFC 5961 §5.2's acceptable range and
+  fourth: SYN (RFC 5961 §4 challenge ACK); fifth: ACK, with RFC 5961 §5.2's acceptable range (a
+  passive open's final ACK dropped while the listener's accept queue is full, as Linux) and
   the SND.WL1/SND.WL2 window update (§3.10.7.4, RFC 9293 §3.8.6); seventh: text and eighth: FIN
   (:mod:`.receive`); last, the ACK policy of RFC 5681 §4.2 and RFC 1122 §4.2.3.2 (at once,
   every second full segment, or delayed).
@@ -19,9 +20,10 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
+from pytcp_green.stack.tcp.closing import arm_orphan_timeout, destroy, drop, enter_time_wait, restart_time_wait
 from pytcp_green.stack.tcp.opening import established, syn_sent_input
 from pytcp_green.stack.tcp.output import output
-from pytcp_green.stack.tcp.receive import data_input, enter_time_wait, fin_input, restart_time_wait
+from pytcp_green.stack.tcp.receive import data_input, fin_input
 from pytcp_green.stack.tcp.recovery import detect_lost_retransmissions, dupack, new_ack, sack_input
 from pytcp_green.stack.tcp.send import challenge_ack, send_ack, send_syn
 from pytcp_green.stack.tcp.seq import ts_before, unwrap
@@ -39,7 +41,6 @@ from pytcp_green.stack.tcp.state import (
     SYN_SENT,
     TIME_WAIT,
 )
-from pytcp_green.stack.tcp.user import arm_orphan_timeout, destroy, drop
 from pytcp_green.stack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
 
 if TYPE_CHECKING:
@@ -227,6 +228,13 @@ def _ack_step(tcb: Tcb, seg: TcpSegment, state: int, seq: int, plen: int, now: f
             tcb.layer.send_reset(tcb.local_addr, tcb.remote_addr, tcb.local_port, tcb.remote_port,
                                  ack, 0, RST, now)
             return False
+        listener = tcb.listener
+        if listener is not None and listener.accept_queue_full():
+            # Linux (tcp_check_req, tcp_abort_on_overflow=0): the handshake's ACK is dropped and
+            # the child stays half-open; a later ACK or our SYN-ACK's retransmission completes it
+            # once the application has accepted.
+            listener.listen_overflow("tcp.drop.listen_overflow_ack")
+            return False
         tcb.snd_wnd = seg.window << tcb.snd_wscale
         tcb.snd_wl1 = seq
         tcb.snd_wl2 = ack
@@ -245,11 +253,15 @@ def _ack_step(tcb: Tcb, seg: TcpSegment, state: int, seq: int, plen: int, now: f
 def ack_input(tcb: Tcb, seg: TcpSegment, seq: int, ack: int, plen: int, now: float) -> bool:
     """RFC 9293 §3.10.7.4 fifth for synchronized states; False if the connection ended."""
     snd_una = tcb.snd_una
+    # Linux's tcp_ack: any ACK that is not old says the peer is there, whatever its window, so the
+    # count of unanswered window probes restarts (RFC 1122 §4.2.2.17: probe while it answers).
+    tcb.probes_out = 0
     new_sack = False
     if seg.sack is not None and tcb.sack_ok:
         new_sack = sack_input(tcb, seg.sack, ack)
     wnd = seg.window << tcb.snd_wscale
     if ack > snd_una:
+        tcb.probe_start = None  # progress: the TCP_USER_TIMEOUT clock of probing restarts
         new_ack(tcb, ack, seg, now)
     elif ack == snd_una and tcb.snd_max > snd_una and tcb.state in SENDING and (
             new_sack if tcb.sack_ok else plen == 0 and not seg.flags & FIN and wnd == tcb.snd_wnd):
@@ -264,6 +276,7 @@ def ack_input(tcb: Tcb, seg: TcpSegment, seq: int, ack: int, plen: int, now: flo
             if wnd > tcb.snd_wnd:
                 tcb.progress_at = now
                 tcb.persist_backoff = 0
+                tcb.probe_start = None
                 if tcb.snd_wnd == 0 and tcb.snd_max > tcb.snd_una:
                     # The window reopened under data in flight: that data is again the RTO's
                     # business, not the (possibly far off) next window probe's.
@@ -288,6 +301,7 @@ def _our_fin_acked(tcb: Tcb, now: float) -> bool:
         tcb.sock.wake()
     elif state == CLOSING:
         enter_time_wait(tcb, now)
+        return not tcb.dead  # tcp_max_tw_buckets may have freed it at once
     elif state == LAST_ACK:
         destroy(tcb)
         return False

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pytcp_green.stack.tcp.closing import drop
 from pytcp_green.stack.tcp.output import output
 from pytcp_green.stack.tcp.seq import unwrap
 from pytcp_green.stack.tcp.state import MIN_MSS, SENDING, SYN_SENT, TS_OPT_LEN
-from pytcp_green.stack.tcp.user import drop
 
 if TYPE_CHECKING:
     from pytcp_green.stack.tcp.tcb import Tcb

@@ -10,11 +10,15 @@
 * Challenge ACKs are rate-limited stack-wide (RFC 5961 §7), ``net.ipv4.tcp_challenge_ack_limit``/s.
 * ICMP errors are matched to a connection by the quoted ports and checked against its sequence space
   (RFC 5927 §4.1) before they touch it.
+* Limits (``tcp_max_orphans``, ``tcp_max_tw_buckets``, the accept queue) count under a named counter
+  and log once at warning level (:meth:`TcpLayer.limit_hit`); the layer keeps the orphan and
+  TIME-WAIT counts that :mod:`.closing` checks.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 from typing import TYPE_CHECKING, Protocol
 
@@ -32,6 +36,8 @@ from pytcp_green.stack.wire.tcp import ACK, FIN, PROTO_TCP, RST, SYN, TcpSegment
 
 if TYPE_CHECKING:
     from pytcp_green.stack.tcp.tcb import Tcb
+
+log = logging.getLogger(__name__)
 
 
 class TcpHost(Protocol):
@@ -67,6 +73,11 @@ class TcpLayer:
         self._challenge_count = 0
         # Connections owing a regular ACK while the runtime feeds a batch of frames (None: no batch).
         self.batch: list[Tcb] | None = None
+        # Connections whose socket is closed (tcp_max_orphans) and in TIME-WAIT (tcp_max_tw_buckets);
+        # tcp/closing.py keeps both counts.
+        self.orphans = 0
+        self.time_wait = 0
+        self._limits_logged: set[str] = set()
 
     def socket(self, family: int) -> TcpSocket:
         return TcpSocket(self, family)
@@ -120,6 +131,14 @@ class TcpLayer:
     def forget(self, tcb: Tcb) -> None:
         if self.conns.get(tcb.key) is tcb:
             del self.conns[tcb.key]
+
+    def limit_hit(self, counter: str, message: str, *args: object) -> None:
+        """A limit dropped or reset something: count it under ``counter``; the first time, say so at
+        warning level (later hits are only counted, so a flood cannot flood the log too)."""
+        self.stack.stats[counter] += 1
+        if counter not in self._limits_logged:
+            self._limits_logged.add(counter)
+            log.warning("TCP: " + message + " (counted as %s, logged once)", *args, counter)
 
     def challenge_allowed(self, now: float) -> bool:
         second = int(now)

@@ -19,6 +19,7 @@ import errno
 from typing import TYPE_CHECKING
 
 from pytcp_green.stack.tcp.cc import NewReno
+from pytcp_green.stack.tcp.closing import drop
 from pytcp_green.stack.tcp.output import output
 from pytcp_green.stack.tcp.receive import data_input, fin_input
 from pytcp_green.stack.tcp.send import send_ack, send_syn
@@ -33,7 +34,6 @@ from pytcp_green.stack.tcp.state import (
     TS_OPT_LEN,
 )
 from pytcp_green.stack.tcp.timeouts import arm_keepalive
-from pytcp_green.stack.tcp.user import drop
 from pytcp_green.stack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
 
 if TYPE_CHECKING:

@@ -4,13 +4,15 @@
   queue of :mod:`.buffers` and is acknowledged immediately (RFC 5681 §4.2), as is the text of
   the first segments (quick-ACK, so the peer's slow start is not held back).
 * A FIN beyond a gap waits until the gap fills; the FIN moves the state on (CLOSE-WAIT, CLOSING,
-  TIME-WAIT) and (re)starts TIME-WAIT's timer (RFC 9293 §3.10.7.4 eighth, ``tcp_tw_timeout``).
+  TIME-WAIT) and (re)starts TIME-WAIT's timer (RFC 9293 §3.10.7.4 eighth; TIME-WAIT itself and its
+  limit are :mod:`.closing`'s).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pytcp_green.stack.tcp.closing import enter_time_wait, restart_time_wait
 from pytcp_green.stack.tcp.state import (
     CLOSE_WAIT,
     CLOSING,
@@ -69,17 +71,5 @@ def fin_input(tcb: Tcb, fin_seq: int, now: float) -> None:
     elif state == FIN_WAIT_1:
         tcb.state = CLOSING
     elif state == FIN_WAIT_2:
-        enter_time_wait(tcb, now)
+        enter_time_wait(tcb, now, ack_fin=True)
     tcb.sock.wake()
-
-
-def enter_time_wait(tcb: Tcb, now: float) -> None:
-    tcb.state = TIME_WAIT
-    tcb.rtx_timer.cancel()
-    restart_time_wait(tcb, now)
-    tcb.sock.wake()
-
-
-def restart_time_wait(tcb: Tcb, now: float) -> None:
-    """(Re)start the 2 MSL wait of TIME-WAIT (RFC 9293 §3.10.7.4 eighth; ``tcp_tw_timeout``)."""
-    tcb.misc_timer.arm(now + tcb.stack.sysctl.float("net.ipv4.tcp_tw_timeout"))

@@ -8,7 +8,10 @@ buffer is free (so a writer wakes to a worthwhile amount of room); POLLHUP when 
 
 A listener answers with SYN cookies (:mod:`.syncookies`, ``net.ipv4.tcp_syncookies``) when its SYN
 queue (``net.ipv4.tcp_max_syn_backlog`` half-open children) is full, or always; with cookies off the
-oldest half-open child makes room for a new SYN.
+oldest half-open child makes room for a new SYN.  Its accept queue holds at most the backlog given
+to listen() (capped by ``net.core.somaxconn``): while it is full, a new SYN (``tcp.drop.listen_overflow``)
+and the final ACK of a handshake (``tcp.drop.listen_overflow_ack``; the child stays half-open until
+a later ACK finds room) are dropped, as Linux drops them (its ListenOverflows counter is their sum).
 
 Addresses inside the core are the bytes IP uses: 4 bytes for IPv4 (also for an AF_INET6 socket talking
 to a v4-mapped address), 16 for IPv6, and ``b""`` for a wildcard local address.
@@ -276,6 +279,17 @@ class TcpSocket(CoreSocket):
     def half_open(self) -> int:
         return len(self.syn_queue)
 
+    def accept_queue_full(self) -> bool:
+        """The accept queue holds ``backlog`` connections (listen()'s, at most ``net.core.somaxconn``;
+        Linux's sk_acceptq_is_full tests with ">" and so takes one more)."""
+        return len(self.accept_queue) >= self.backlog
+
+    def listen_overflow(self, counter: str) -> None:
+        """A SYN or a handshake's final ACK dropped because the accept queue is full (Linux's
+        ListenOverflows and ListenDrops): counted under ``counter``, logged once."""
+        self.layer.limit_hit(counter, "accept queue of port %d is full (backlog %d); dropping",
+                             self.local_port, self.backlog)
+
     def child_established(self, child: TcpSocket) -> None:
         if child.tcb is not None:
             self.syn_queue.pop(child.tcb, None)
@@ -464,8 +478,8 @@ class TcpSocket(CoreSocket):
             layer.stack.stats["tcp.drop.listen_not_syn"] += 1
             return
         stats = layer.stack.stats
-        if len(self.accept_queue) >= self.backlog:  # Linux drops the SYN, cookies or not
-            stats["tcp.drop.listen_overflow"] += 1
+        if self.accept_queue_full():  # Linux drops the SYN, cookies or not
+            self.listen_overflow("tcp.drop.listen_overflow")
             return
         sysctl = layer.stack.sysctl
         cookies = sysctl.int("net.ipv4.tcp_syncookies")
@@ -523,8 +537,8 @@ class TcpSocket(CoreSocket):
         if index is None:
             stats["tcp.syncookies_failed"] += 1  # not our cookie, or too old: dropped, as Linux
             return
-        if len(self.accept_queue) >= self.backlog:
-            stats["tcp.drop.listen_overflow"] += 1
+        if self.accept_queue_full():
+            self.listen_overflow("tcp.drop.listen_overflow")
             return
         stats["tcp.syncookies_recv"] += 1
         child = self.spawn()

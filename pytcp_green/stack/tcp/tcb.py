@@ -15,7 +15,7 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING
 
-from pytcp_green.stack.tcp import arrive, icmp, opening, send, timeouts, user
+from pytcp_green.stack.tcp import arrive, closing, icmp, opening, send, timeouts, user
 from pytcp_green.stack.tcp.buffers import ReceiveBuffer, SendBuffer
 from pytcp_green.stack.tcp.cc import NewReno
 from pytcp_green.stack.tcp.recovery import Recovery
@@ -117,6 +117,8 @@ class Tcb:
         self.syn_sent_at: float | None = now  # None: no handshake RTT sample (a SYN-cookie connection)
         self.sws_override = False
         self.persist_backoff = 0  # probes sent since the window last opened (RFC 1122 §4.2.2.17)
+        self.probes_out = 0  # window probes sent since the peer's last ACK (Linux's icsk_probes_out)
+        self.probe_start: float | None = None  # first probe since progress (TCP_USER_TIMEOUT's clock)
         self.write_blocked = False  # the application saw a full buffer: wake it when space frees
 
         # -- acknowledgment policy --
@@ -130,6 +132,7 @@ class Tcb:
         self.ka_probes = 0
         self.soft_error = 0
         self.user_closed = False  # close() was called: the connection is an orphan finishing its work
+        self.orphan = False  # counted in the layer's orphans (tcp_max_orphans; not in TIME-WAIT)
         self.dead = False  # destroyed: out of the demultiplexing table, timers stopped
 
         timers = stack.timers
@@ -154,7 +157,7 @@ class Tcb:
     shutdown_write = user.shutdown_write  # §3.10.4
     close = user.close  # §3.10.4
     abort = user.abort  # §3.10.5
-    destroy = user.destroy
+    destroy = closing.destroy
     icmp_error = icmp.icmp_error  # RFC 5927
     send_ack = send.send_ack
     arm_keepalive = timeouts.arm_keepalive  # RFC 1122 §4.2.3.6

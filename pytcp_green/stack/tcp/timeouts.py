@@ -2,10 +2,19 @@
 
 * Retransmission (RFC 6298 §5.4-5.6, RFC 5681 §3.1 loss window, RFC 2018 §8 forget SACK
   information); SYN and SYN-ACK retransmission with ``net.ipv4.tcp_syn_retries`` /
-  ``tcp_synack_retries``; giving up after ``tcp_retries2`` (RFC 1122 §4.2.3.5).
+  ``tcp_synack_retries``; giving up (RFC 1122 §4.2.3.5's R2) after ``net.ipv4.tcp_retries2``
+  timeouts of the same data, ``net.ipv4.tcp_orphan_retries`` once the application has closed the
+  socket (Linux's tcp_write_timeout), or after TCP_USER_TIMEOUT without progress.
 * Tail loss probe (RFC 8985 §7.3; its arming, §7.2, is in :mod:`.recovery`).
 * Persist: zero-window probing (RFC 9293 §3.8.6.1, RFC 1122 §4.2.2.17) and the small-window send
-  that overrides SWS avoidance; probes back off on their own count.
+  that overrides SWS avoidance; probes back off on their own count.  As Linux's tcp_probe_timer:
+  a peer that answers (any ACK restarts the count of unanswered probes) is probed for as long as
+  it answers, but ``tcp_retries2`` unanswered probes (``tcp_orphan_retries`` for an orphan) end the
+  connection; so does TCP_USER_TIMEOUT counted from the first probe since the last progress, and,
+  for an orphan, a probe interval backed off to ``tcp_rto_max`` (even while the peer answers).
+* Giving up on a timeout (Linux's tcp_write_err) counts ``tcp.abort_on_timeout`` (TCPAbortOnTimeout),
+  reports the soft error or ETIMEDOUT to the application and frees the connection; unlike Linux,
+  which sends nothing then, a RST goes out, so a peer that comes back learns at once.
 * Delayed ACK (RFC 5681 §4.2, RFC 1122 §4.2.3.2).
 * Keep-alive (RFC 1122 §4.2.3.6), TIME-WAIT's end (RFC 9293 §3.10.7.4), the FIN-WAIT-2 timeout of an
   orphan (Linux's tcp_fin_timeout), and the user timeout (RFC 9293 §3.8.5, RFC 5482-style).
@@ -20,11 +29,11 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
+from pytcp_green.stack.tcp.closing import destroy, drop, orphan_retries
 from pytcp_green.stack.tcp.output import window_output
 from pytcp_green.stack.tcp.recovery import retransmit, tlp_allowed
 from pytcp_green.stack.tcp.send import emit, sack_option_for, send_ack, send_syn
 from pytcp_green.stack.tcp.state import CLOSED, FIN_WAIT_2, KEEPALIVE, SENDING, SYN_RECEIVED, SYN_SENT, TIME_WAIT
-from pytcp_green.stack.tcp.user import destroy, drop
 from pytcp_green.stack.wire.tcp import ACK, FIN, PSH
 
 if TYPE_CHECKING:
@@ -64,11 +73,23 @@ def user_timed_out(tcb: Tcb, now: float) -> bool:
     return bool(timeout) and now - tcb.progress_at >= timeout
 
 
+def give_up(tcb: Tcb, now: float) -> None:
+    """A timeout ends the connection (Linux's tcp_write_err, plus our RST)."""
+    tcb.stats["tcp.abort_on_timeout"] += 1
+    drop(tcb, now, tcb.soft_error or errno.ETIMEDOUT, rst=True)
+
+
 def retransmit_timeout(tcb: Tcb, now: float) -> None:
     """RFC 6298 §5.4-5.6 and RFC 5681 §3.1 on expiry; RFC 2018 §8: forget SACK information."""
-    if user_timed_out(tcb, now) or (
-            not tcb.sock.user_timeout and tcb.retries >= tcb.stack.sysctl.int("net.ipv4.tcp_retries2")):
-        drop(tcb, now, tcb.soft_error or errno.ETIMEDOUT, rst=True)
+    if tcb.sock.user_timeout:
+        expired = user_timed_out(tcb, now)
+    else:
+        rto = tcb.rto
+        limit = (orphan_retries(tcb, rto.rto < rto.rto_max) if tcb.user_closed
+                 else tcb.stack.sysctl.int("net.ipv4.tcp_retries2"))
+        expired = tcb.retries >= limit
+    if expired:
+        give_up(tcb, now)
         return
     tcb.stats["tcp.rto"] += 1
     mss = tcb.eff_mss
@@ -117,9 +138,24 @@ def on_tlp_timer(tcb: Tcb, now: float) -> None:
 def persist(tcb: Tcb, now: float) -> None:
     """The peer's window stopped us (RFC 9293 §3.8.6.1, RFC 1122 §4.2.2.17).  A zero window gets a
     probe (an already-acknowledged sequence number, so any receiver must answer with its window);
-    a small one is used despite SWS avoidance.  Probing goes on while the peer answers."""
-    if user_timed_out(tcb, now):
-        drop(tcb, now, errno.ETIMEDOUT, rst=True)
+    a small one is used despite SWS avoidance.  Probing goes on while the peer answers, within the
+    limits of Linux's tcp_probe_timer (the module's docstring)."""
+    user_timeout = tcb.sock.user_timeout
+    if tcb.probe_start is None:
+        tcb.probe_start = now
+    elif user_timeout and now >= tcb.probe_start + user_timeout:
+        give_up(tcb, now)
+        return
+    retries2 = tcb.stack.sysctl.int("net.ipv4.tcp_retries2")
+    limit = retries2
+    if tcb.user_closed:
+        alive = probe_interval(tcb) < tcb.rto.rto_max
+        limit = orphan_retries(tcb, alive)
+        if not alive and tcb.persist_backoff >= limit:
+            give_up(tcb, now)
+            return
+    if tcb.probes_out >= limit:
+        give_up(tcb, now)
         return
     if tcb.snd_wnd == 0:
         tcb.stats["tcp.window_probe"] += 1
@@ -128,9 +164,21 @@ def persist(tcb: Tcb, now: float) -> None:
         tcb.sws_override = True
         window_output(tcb, now)
         tcb.sws_override = False
-    # Probes back off on their own count: the peer answering them says nothing about the RTT.
-    tcb.persist_backoff += 1
-    tcb.rtx_timer.arm(now + min(tcb.rto.rto * (1 << min(tcb.persist_backoff, 16)), tcb.rto.rto_max))
+    tcb.probes_out += 1
+    # Probes back off on their own count (at most tcp_retries2 doublings, as Linux): the peer
+    # answering them says nothing about the RTT.
+    if tcb.persist_backoff < retries2:
+        tcb.persist_backoff += 1
+    when = now + probe_interval(tcb)
+    if user_timeout:  # Linux's tcp_clamp_probe0_to_user_timeout: give up on time, not a probe later
+        when = min(when, tcb.probe_start + user_timeout)
+    tcb.rtx_timer.arm(when)
+
+
+def probe_interval(tcb: Tcb) -> float:
+    """The RTO doubled once per probe since the window last opened, capped at ``tcp_rto_max``."""
+    rto = tcb.rto
+    return min(rto.rto * (1 << min(tcb.persist_backoff, 16)), rto.rto_max)
 
 
 def on_dack_timer(tcb: Tcb, now: float) -> None:
@@ -166,7 +214,7 @@ def keepalive(tcb: Tcb, now: float) -> None:
         tcb.misc_timer.arm(now + sock.keepidle)  # data outstanding: the retransmission timer rules
         return
     if tcb.ka_probes >= sock.keepcnt or user_timed_out(tcb, now):
-        drop(tcb, now, tcb.soft_error or errno.ETIMEDOUT, rst=True)
+        give_up(tcb, now)
         return
     tcb.ka_probes += 1
     tcb.stats["tcp.keepalive_probe"] += 1

@@ -4,16 +4,18 @@
 * §3.10.2 SEND into the send buffer; §3.10.3 RECEIVE's window update after a read (RFC 1122
   §4.2.3.3 with Linux's "at least doubled" test).
 * §3.10.4 CLOSE: the half-close (our FIN after the queued data), and the full close that leaves an
-  orphan finishing its work, or resets when unread data would be lost (RFC 2525 §2.17, as Linux).
-* §3.10.5 ABORT, and deleting the TCB (entering CLOSED) for every path that ends a connection.
+  orphan finishing its work (within ``tcp_max_orphans``, :mod:`.closing`), or resets when unread
+  data would be lost (RFC 2525 §2.17, as Linux).
+* §3.10.5 ABORT (deleting the TCB is :mod:`.closing`'s).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pytcp_green.stack.tcp.closing import arm_orphan_timeout, become_orphan, destroy, drop
 from pytcp_green.stack.tcp.output import output
-from pytcp_green.stack.tcp.send import send_ack, send_rst, send_syn
+from pytcp_green.stack.tcp.send import send_ack, send_syn
 from pytcp_green.stack.tcp.state import (
     CLOSE_WAIT,
     CLOSED,
@@ -88,10 +90,11 @@ def shutdown_write(tcb: Tcb, now: float) -> None:
 
 def close(tcb: Tcb, now: float) -> None:
     """The application is done with the socket.  Unread data means the peer's data was lost:
-    reset, as Linux and RFC 2525 §2.17 do.  Otherwise finish gracefully as an orphan."""
+    reset, as Linux and RFC 2525 §2.17 do.  Otherwise finish gracefully as an orphan, if
+    ``tcp_max_orphans`` allows (:func:`~.closing.become_orphan`)."""
     tcb.user_closed = True
     state = tcb.state
-    if state in (CLOSED, TIME_WAIT, LAST_ACK, CLOSING):
+    if state in (CLOSED, TIME_WAIT):
         return
     if state == SYN_SENT:
         destroy(tcb)
@@ -102,13 +105,9 @@ def close(tcb: Tcb, now: float) -> None:
         return
     if state == FIN_WAIT_2:
         arm_orphan_timeout(tcb, now)
-        return
-    shutdown_write(tcb, now)
-
-
-def arm_orphan_timeout(tcb: Tcb, now: float) -> None:
-    """A closed socket's connection in FIN-WAIT-2 waits ``tcp_fin_timeout`` for the peer's FIN, as Linux."""
-    tcb.misc_timer.arm(now + tcb.stack.sysctl.float("net.ipv4.tcp_fin_timeout"))
+    elif state not in (LAST_ACK, CLOSING):
+        shutdown_write(tcb, now)
+    become_orphan(tcb, now)
 
 
 def abort(tcb: Tcb, now: float) -> None:
@@ -117,30 +116,3 @@ def abort(tcb: Tcb, now: float) -> None:
         drop(tcb, now, 0, rst=True)
     else:
         destroy(tcb)
-
-
-def drop(tcb: Tcb, now: float, code: int, *, rst: bool) -> None:
-    """End the connection: a RST to the peer if ``rst``, the error ``code`` (if any) to the user."""
-    if rst:
-        send_rst(tcb, now)
-    if code:
-        tcb.sock.set_error(code)
-    destroy(tcb)
-
-
-def destroy(tcb: Tcb) -> None:
-    """Enter CLOSED and leave the demultiplexing table."""
-    if tcb.dead:
-        return
-    tcb.dead = True
-    tcb.state = CLOSED
-    tcb.rtx_timer.stop()
-    tcb.dack_timer.stop()
-    tcb.misc_timer.stop()
-    tcb.tlp_timer.stop()
-    tcb.layer.forget(tcb)
-    listener = tcb.listener
-    if listener is not None:
-        tcb.listener = None
-        listener.child_gone(tcb)
-    tcb.sock.tcb_closed()
