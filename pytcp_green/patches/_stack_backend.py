@@ -27,6 +27,7 @@ from pytcp_green.patches._common import (
     IPPROTO_ICMP,
     IPPROTO_TCP,
     IPPROTO_UDP,
+    IPPROTO_UDPLITE,
     SOCK_CLOEXEC,
     SOCK_DGRAM,
     SOCK_NONBLOCK,
@@ -122,7 +123,7 @@ def _new_green(family: int, type: int, proto: int = 0) -> GreenSocket:
     if proto == IPPROTO_ICMP:
         # An ICMP echo ("ping") socket, as Linux gives socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP).
         return GreenSocket(host.runtime, host.stack.icmp4.ping.socket())
-    core = host.stack.socket(family, type)
+    core = host.stack.socket(family, type, proto)
     return GreenSocket(host.runtime, core)
 
 
@@ -167,6 +168,8 @@ class StackBackend:
         expected = IPPROTO_TCP if base_type == SOCK_STREAM else IPPROTO_UDP
         if base_type == SOCK_DGRAM and family == AF_INET and proto == IPPROTO_ICMP:
             expected = IPPROTO_ICMP
+        elif base_type == SOCK_DGRAM and proto == IPPROTO_UDPLITE:
+            expected = IPPROTO_UDPLITE  # RFC 3828, over both families as on Linux
         elif proto not in (0, expected):
             raise OSError(errno.EPROTONOSUPPORT, os.strerror(errno.EPROTONOSUPPORT))
         if not _stack_supports(family):

@@ -58,7 +58,9 @@ class ErrorDelivery:
 
     udp: DatagramTransport
     tcp: StreamTransport
+    udplite: DatagramTransport  # UDP-Lite (RFC 3828), UDP's machinery under protocol 136
 
-    def connect(self, udp: DatagramTransport, tcp: StreamTransport) -> None:
+    def connect(self, udp: DatagramTransport, tcp: StreamTransport, udplite: DatagramTransport) -> None:
         self.udp = udp
         self.tcp = tcp
+        self.udplite = udplite

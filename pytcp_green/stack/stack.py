@@ -26,6 +26,7 @@ import random
 from collections.abc import Mapping
 
 from pytcp_green.stack.datagram.udp import UdpLayer, UdpSocket
+from pytcp_green.stack.datagram.udplite import UdpLiteLayer
 from pytcp_green.stack.interface import Interface, LinkKind
 from pytcp_green.stack.ipv4.arp import ArpCache
 from pytcp_green.stack.ipv4.icmp import Icmp4Layer
@@ -42,6 +43,7 @@ from pytcp_green.stack.wire import Malformed
 from pytcp_green.stack.wire.arp import ArpPacket
 from pytcp_green.stack.wire.ethernet import ETHERTYPE_ARP, ETHERTYPE_IP4, ETHERTYPE_IP6, EthernetFrame, is_multicast_mac
 from pytcp_green.stack.wire.ip6 import V4MAPPED_PREFIX
+from pytcp_green.stack.wire.udplite import PROTO_UDPLITE
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +71,11 @@ class Stack:
         self.ip6 = Ip6Layer(svc, self.loopback)
         self.icmp6 = Icmp6Layer(svc, self.ip6)
         self.tcp = TcpLayer(self)
-        self.ip4.connect(self.icmp4, self.udp, self.tcp)
-        self.icmp4.connect(self.udp, self.tcp)
-        self.ip6.connect(self.icmp6, self.udp, self.tcp)
-        self.icmp6.connect(self.udp, self.tcp)
+        self.udplite = UdpLiteLayer(svc, self, self.ip4)
+        self.ip4.connect(self.icmp4, self.udp, self.tcp, self.udplite)
+        self.icmp4.connect(self.udp, self.tcp, self.udplite)
+        self.ip6.connect(self.icmp6, self.udp, self.tcp, self.udplite)
+        self.icmp6.connect(self.udp, self.tcp, self.udplite)
         self.add_ip4("lo", "127.0.0.1/8")
         self.ip6.add_address(self.loopback, ipaddress.IPv6Interface("::1/128"), dad=False)
 
@@ -185,11 +188,14 @@ class Stack:
         return self.timers.next_deadline()
 
     # -- sockets -------------------------------------------------------------------------------------
-    def socket(self, family: int = AF_INET, type: int = SOCK_STREAM) -> UdpSocket | TcpSocket:
-        """A core socket of family AF_INET or AF_INET6."""
+    def socket(self, family: int = AF_INET, type: int = SOCK_STREAM, proto: int = 0) -> UdpSocket | TcpSocket:
+        """A core socket of family AF_INET or AF_INET6; ``proto`` IPPROTO_UDPLITE (136) with SOCK_DGRAM
+        makes a UDP-Lite one (RFC 3828)."""
         if family not in (AF_INET, AF_INET6):
             raise oserror(errno.EAFNOSUPPORT)
         if type == SOCK_DGRAM:
+            if proto == PROTO_UDPLITE:
+                return self.udplite.socket(family)
             return self.udp.socket(family)
         if type == SOCK_STREAM:
             return self.tcp.socket(family)
