@@ -14,6 +14,7 @@ import struct
 from typing import Any
 
 from pytcp_green.green.sockets import GreenSocket
+from pytcp_green.patches._ancillary import RECV_OPTIONS
 from pytcp_green.patches._common import (
     IPPROTO_IP,
     IPPROTO_IPV6,
@@ -75,6 +76,8 @@ _REMEMBERED: dict[tuple[int, int], int | bytes] = {
     (IPPROTO_IP, _socket.IP_MULTICAST_TTL): 1,
     (IPPROTO_IP, _socket.IP_MULTICAST_LOOP): 1,
 }
+for _key in RECV_OPTIONS:  # what recvmsg's ancillary data carries (patches._ancillary)
+    _REMEMBERED[_key] = 0
 for _name in ("TCP_MAXSEG", "TCP_QUICKACK", "TCP_CORK", "TCP_FASTOPEN", "TCP_DEFER_ACCEPT", "TCP_NOTSENT_LOWAT",
               "TCP_WINDOW_CLAMP", "TCP_SYNCNT", "TCP_LINGER2"):
     if hasattr(_socket, _name):

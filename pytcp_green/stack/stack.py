@@ -84,6 +84,7 @@ class Stack:
         if name in self.interfaces:
             raise ValueError(f"interface {name!r} exists")
         iface = Interface(name, kind, mtu, mac)
+        iface.index = len(self.interfaces) + 1  # lo is 1, as on Linux; what IP_PKTINFO reports
         if kind is LinkKind.ETHERNET:
             iface.arp = ArpCache(self.services, iface, self.icmp4)
         self.interfaces[name] = iface
@@ -205,12 +206,12 @@ class Stack:
     # 4 bytes: IPv4; 16 bytes: IPv6, except that a v4-mapped ::ffff:a.b.c.d (an AF_INET6 socket
     # talking to an IPv4 peer, RFC 4291 §2.5.5.2) goes out as IPv4.
     def ip_output(self, src: bytes, dst: bytes, proto: int, payload: bytes | bytearray | memoryview,
-                  now: float, *, tos: int = 0) -> int:
+                  now: float, *, tos: int = 0, hops: int | None = None) -> int:
         if len(dst) == 4:
-            return self.ip4.output(src, dst, proto, payload, now, tos=tos)
+            return self.ip4.output(src, dst, proto, payload, now, tos=tos, ttl=hops)
         if dst[:12] == V4MAPPED_PREFIX:
-            return self.ip4.output(src[12:], dst[12:], proto, payload, now, tos=tos)
-        return self.ip6.output(src, dst, proto, payload, now, tc=tos)
+            return self.ip4.output(src[12:], dst[12:], proto, payload, now, tos=tos, ttl=hops)
+        return self.ip6.output(src, dst, proto, payload, now, tc=tos, hop_limit=hops)
 
     def path_mtu(self, dst: bytes) -> int | None:
         if len(dst) == 4:

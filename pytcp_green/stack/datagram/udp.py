@@ -28,7 +28,7 @@ from pytcp_green.stack.wire.ip6 import V4MAPPED_PREFIX
 from pytcp_green.stack.wire.udp import UDP_HEADER_LEN, UdpDatagram, write_udp
 
 if TYPE_CHECKING:
-    from pytcp_green.stack.contracts import Network
+    from pytcp_green.stack.contracts import Network, RxMeta
     from pytcp_green.stack.interface import Interface
     from pytcp_green.stack.ipv4.ip import Ip4Layer
     from pytcp_green.stack.services import Services
@@ -109,7 +109,10 @@ class UdpSocket(DatagramSocket):
         return sockaddr(self.family, self.remote_addr, self.remote_port)
 
     # -- data ----------------------------------------------------------------------------------------
-    def sendto(self, data: bytes | bytearray | memoryview, addr: Address | None, now: float) -> int:
+    def sendto(self, data: bytes | bytearray | memoryview, addr: Address | None, now: float, *,
+               hops: int | None = None, tos: int | None = None, source: bytes | None = None) -> int:
+        """Send one datagram; ``hops``, ``tos`` and ``source`` are sendmsg(2)'s per-call IP_TTL/IPV6_HOPLIMIT,
+        IP_TOS/IPV6_TCLASS and IP_PKTINFO/IPV6_PKTINFO source address (None: the socket's own)."""
         self._check_open()
         self._raise_pending()
         if addr is None:
@@ -131,6 +134,12 @@ class UdpSocket(DatagramSocket):
             raise oserror(errno.EACCES, "sending to a broadcast address needs SO_BROADCAST")
         self._autobind()
         src = self.local_addr
+        if source is not None and source != self.wildcard:
+            if not layer.net.is_local(source):
+                raise oserror(errno.EINVAL, "not a local address")
+            src = source
+        if tos is None:
+            tos = self.tos
         mc_iface = (self.device or self._multicast_iface(dst)) if len(dst) == 4 and 224 <= dst[0] < 240 else None
         if src == self.wildcard or src in layer.ip4.broadcast or (len(src) == 4 and 224 <= src[0] < 240):
             chosen = layer.net.select_source(dst)
@@ -150,14 +159,15 @@ class UdpSocket(DatagramSocket):
         layer.write_header(buf, self, dport, size, pseudo_src, pseudo_dst)
         proto = layer.proto
         if len(dst) == 4 and 224 <= dst[0] < 240:
-            err = layer.ip4.output(src, dst, proto, buf, now, tos=self.tos, ttl=self.multicast_ttl,
+            err = layer.ip4.output(src, dst, proto, buf, now, tos=tos, ttl=self.multicast_ttl if hops is None else hops,
                                    iface=mc_iface, mc_loop=self.multicast_loop)
         elif self.device is not None:
-            err = layer.ip4.output(src, dst, proto, buf, now, tos=self.tos, ttl=self.ttl, iface=self.device)
+            err = layer.ip4.output(src, dst, proto, buf, now, tos=tos, ttl=self.ttl if hops is None else hops,
+                                   iface=self.device)
         elif len(dst) == 4:
-            err = layer.ip4.output(src, dst, proto, buf, now, tos=self.tos, ttl=self.ttl)
+            err = layer.ip4.output(src, dst, proto, buf, now, tos=tos, ttl=self.ttl if hops is None else hops)
         else:
-            err = layer.net.ip_output(src, dst, proto, buf, now, tos=self.tos)
+            err = layer.net.ip_output(src, dst, proto, buf, now, tos=tos, hops=hops)
         if err:
             raise oserror(err)
         layer.svc.stats[layer.name + ".tx"] += 1
@@ -280,7 +290,8 @@ class UdpLayer:
         """Whether ``sock`` takes ``dgram`` once demultiplexing chose it (UDP: always)."""
         return True
 
-    def receive(self, src: bytes, dst: bytes, segment: memoryview, now: float, *, bcast: bool) -> bool:
+    def receive(self, src: bytes, dst: bytes, segment: memoryview, now: float, *, bcast: bool,
+                meta: RxMeta | None = None) -> bool:
         """Deliver one datagram; False when no socket listens on its port (the caller answers ICMP)."""
         stats = self.svc.stats
         name = self.name
@@ -331,7 +342,7 @@ class UdpLayer:
         source = sockaddr(best.family, msrc if best.family == AF_INET6 else src, sport)
         for sock in matched if bcast else (best,):
             if self.accepts(sock, dgram):
-                sock.deliver(data, source)
+                sock.deliver(data, source, meta)
         return True
 
     def icmp_error(self, src: bytes, dst: bytes, quoted: memoryview, err: int, now: float) -> None:

@@ -23,6 +23,7 @@ import ipaddress
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
+from pytcp_green.stack.contracts import RxMeta
 from pytcp_green.stack.interface import Interface, LinkKind
 from pytcp_green.stack.ipv4.igmp import Igmp
 from pytcp_green.stack.ipv4.reassembly import Icmp4Errors, Reassembler
@@ -210,7 +211,8 @@ class Ip4Layer:
                 return
             self.tcp.receive(src, dst, pkt.payload, now)
         elif proto in self.datagram:
-            if not self.datagram[proto].receive(src, dst, pkt.payload, now, bcast=bcast) and not bcast:
+            meta = RxMeta(iface.index, dst, pkt.ttl, pkt.tos)
+            if not self.datagram[proto].receive(src, dst, pkt.payload, now, bcast=bcast, meta=meta) and not bcast:
                 self.icmp.port_unreachable(pkt, now)
         elif proto == PROTO_ICMP:
             self.icmp.receive(iface, pkt, now, bcast)

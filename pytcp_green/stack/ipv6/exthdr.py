@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from pytcp_green.stack.contracts import RxMeta
 from pytcp_green.stack.ipv6.reassembly import MAX_PAYLOAD, Icmp6Errors, Reassembler6
 from pytcp_green.stack.wire import Malformed
 from pytcp_green.stack.wire.icmp6 import (
@@ -87,7 +88,8 @@ class ExtWalk:
         while True:
             if nh in self.datagram:
                 payload = packet[off:]
-                if not self.datagram[nh].receive(pkt.src, pkt.dst, payload, now, bcast=mcast) and not mcast:
+                meta = RxMeta(if6.iface.index, pkt.dst, pkt.hop_limit, pkt.traffic_class)
+                if not self.datagram[nh].receive(pkt.src, pkt.dst, payload, now, bcast=mcast, meta=meta) and not mcast:
                     self.icmp.send_error(pkt, TYPE_DEST_UNREACH, CODE_PORT_UNREACH, 0, now)
                 return
             if nh == NH_TCP:
