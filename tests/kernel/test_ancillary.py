@@ -16,6 +16,7 @@ import struct
 
 import pytest
 from lab.helpers import KernelPeer
+from patches.helpers import run_patched, run_python
 
 from kernel.test_tcp import finish, kernel_program, read_line
 from pytcp_green.green.sockets import GreenSocket
@@ -23,8 +24,6 @@ from pytcp_green.patches import _ancillary as anc
 from pytcp_green.stack.datagram.udp import UdpSocket
 from pytcp_green.stack.sockbase import AF_INET, AF_INET6, pack_host
 from pytcp_green.stack.stack import SOCK_DGRAM
-
-pytestmark = pytest.mark.lab
 
 FAMILIES = pytest.mark.parametrize("family", [AF_INET, AF_INET6], ids=["ipv4", "ipv6"])
 
@@ -82,6 +81,7 @@ def _pktinfo(family: int, data: bytes) -> tuple[int, bytes]:
     return struct.unpack_from("i", data, 16)[0], data[:16]
 
 
+@pytest.mark.lab
 @FAMILIES
 def test_stack_items_for_a_kernel_datagram_are_the_kernels(kernel: KernelPeer, family: int) -> None:
     peer = _peer(kernel, family)
@@ -115,6 +115,7 @@ def test_stack_items_for_a_kernel_datagram_are_the_kernels(kernel: KernelPeer, f
         assert items[0][2][4:8] == stack_dst and kernel_items[0][2][4:8] == kernel_dst
 
 
+@pytest.mark.lab
 @FAMILIES
 def test_kernel_reads_the_items_the_stack_sent(kernel: KernelPeer, family: int) -> None:
     peer = _peer(kernel, family)
@@ -147,3 +148,54 @@ def test_kernel_reads_the_items_the_stack_sent(kernel: KernelPeer, family: int) 
     else:
         assert struct.unpack("i", items[anc.IPV6_HOPLIMIT]) == (33,)
         assert struct.unpack("i", items[anc.IPV6_TCLASS]) == (0x48,)
+
+
+# Over loopback (where the kernel's lo and the stack's are both ifindex 1): sendmsg with good and bad
+# items, then recvmsg with every item asked for and control buffers of several sizes; JSON of it all.
+LOOPBACK = """
+import array, socket, struct
+def attempt(f):
+    try:
+        return f()
+    except OSError as e:
+        return "errno %d" % e.errno
+def i(v):
+    return array.array("i", [v]).tobytes()
+rows = []
+for fam, host, level, asks, sends in (
+        (socket.AF_INET, "127.0.0.1", 0, (8, 12, 13),
+         [[(0, 2, i(9))], [(0, 1, b"\\x10")], [(0, 1, i(0x20)), (0, 2, i(200))], [(0, 2, i(0))], [(0, 2, i(256))],
+          [(0, 1, i(300))], [(0, 1, b"ab")], [(0, 99, i(1))],
+          [(0, 8, struct.pack("i", 0) + socket.inet_aton("127.0.0.1") + bytes(4))],
+          [(0, 8, struct.pack("i", 0) + socket.inet_aton("198.18.9.9") + bytes(4))]]),
+        (socket.AF_INET6, "::1", 41, (49, 51, 66),
+         [[(41, 52, i(9))], [(41, 67, i(0x20)), (41, 52, i(-1))], [(41, 52, i(256))], [(41, 67, i(-2))],
+          [(41, 52, b"x")], [(41, 50, socket.inet_pton(socket.AF_INET6, "::1") + i(0))],
+          [(41, 50, socket.inet_pton(socket.AF_INET6, "fd00:99::9") + i(0))]])):
+    rx = socket.socket(fam, socket.SOCK_DGRAM)
+    rx.bind((host, 0))
+    rx.settimeout(10)
+    for ask in asks:
+        rx.setsockopt(level, ask, 1)
+    tx = socket.socket(fam, socket.SOCK_DGRAM)
+    tx.bind((host, 0))
+    for items in sends:
+        sent = attempt(lambda: tx.sendmsg([b"data"], items, 0, rx.getsockname()))
+        rows.append(["send", sent])
+        if sent == 4:
+            data, anc, flags, _ = rx.recvmsg(10, 200)
+            rows.append([data.hex(), [[l, t, d.hex()] for l, t, d in anc], flags])
+    for size in (0, 1, socket.CMSG_LEN(0), socket.CMSG_LEN(0) + 3, socket.CMSG_SPACE(4) + socket.CMSG_LEN(2),
+                 socket.CMSG_SPACE(20) + socket.CMSG_SPACE(4) + 1):
+        tx.sendto(b"data", rx.getsockname())
+        data, anc, flags, _ = rx.recvmsg(10, size)
+        rows.append([size, [[l, t, d.hex()] for l, t, d in anc], flags])
+report(rows)
+"""
+
+
+def test_loopback_items_sendmsg_checks_and_truncation_are_the_kernels() -> None:
+    plain = run_python(["-c", "import json\ndef report(v): print(json.dumps(v))\n" + LOOPBACK])
+    assert plain.returncode == 0, plain.stderr
+    expected = json.loads(plain.stdout.splitlines()[-1])
+    assert run_patched(LOOPBACK) == expected

@@ -136,7 +136,8 @@ class UdpSocket(DatagramSocket):
         src = self.local_addr
         if source is not None and source != self.wildcard:
             if not layer.net.is_local(source):
-                raise oserror(errno.EINVAL, "not a local address")
+                # As Linux: IPv4's route lookup finds no way from a foreign source, IPv6 refuses the option.
+                raise oserror(errno.ENETUNREACH if len(source) == 4 else errno.EINVAL, "not a local address")
             src = source
         if tos is None:
             tos = self.tos
