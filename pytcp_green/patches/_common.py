@@ -28,6 +28,7 @@ IPPROTO_IPV6 = _socket.IPPROTO_IPV6
 IPPROTO_TCP = _socket.IPPROTO_TCP
 IPPROTO_UDP = _socket.IPPROTO_UDP
 IPPROTO_ICMP = _socket.IPPROTO_ICMP
+IPPROTO_UDPLITE = getattr(_socket, "IPPROTO_UDPLITE", 136)
 
 
 def family_enum(value: int) -> Any:

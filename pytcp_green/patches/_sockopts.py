@@ -14,7 +14,17 @@ import struct
 from typing import Any
 
 from pytcp_green.green.sockets import GreenSocket
-from pytcp_green.patches._common import IPPROTO_IP, IPPROTO_IPV6, IPPROTO_TCP, IPPROTO_UDP, SOCK_STREAM, SOL_SOCKET
+from pytcp_green.patches._ancillary import RECV_OPTIONS
+from pytcp_green.patches._common import (
+    IPPROTO_IP,
+    IPPROTO_IPV6,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    IPPROTO_UDPLITE,
+    SOCK_STREAM,
+    SOL_SOCKET,
+)
+from pytcp_green.stack.datagram.udplite import clamp_coverage
 
 # Linux charges SO_RCVBUF/SO_SNDBUF twice what is asked (bookkeeping overhead) and enforces minimums.
 _MIN_RCVBUF = 2304
@@ -41,6 +51,10 @@ _MEMBERSHIP_OPTIONS = {
     (IPPROTO_IP, _socket.IP_ADD_MEMBERSHIP): "add_membership",
     (IPPROTO_IP, _socket.IP_DROP_MEMBERSHIP): "drop_membership",
 }
+# UDP-Lite's checksum coverage (udplite(7)), at level IPPROTO_UDPLITE or IPPROTO_UDP as Linux takes both: set
+# only on a UDP-Lite socket (ENOPROTOOPT on UDP), read as 0 (full coverage) on a UDP one.
+_CSCOV_OPTIONS = {getattr(_socket, "UDPLITE_SEND_CSCOV", 10): "send_cscov",
+                  getattr(_socket, "UDPLITE_RECV_CSCOV", 11): "recv_cscov"}
 if hasattr(_socket, "SO_REUSEPORT"):
     _CORE_OPTIONS[(SOL_SOCKET, _socket.SO_REUSEPORT)] = "reuseport"
 for _name, _attr in (("TCP_KEEPIDLE", "keepidle"), ("TCP_KEEPINTVL", "keepintvl"), ("TCP_KEEPCNT", "keepcnt"),
@@ -62,6 +76,8 @@ _REMEMBERED: dict[tuple[int, int], int | bytes] = {
     (IPPROTO_IP, _socket.IP_MULTICAST_TTL): 1,
     (IPPROTO_IP, _socket.IP_MULTICAST_LOOP): 1,
 }
+for _key in RECV_OPTIONS:  # what recvmsg's ancillary data carries (patches._ancillary)
+    _REMEMBERED[_key] = 0
 for _name in ("TCP_MAXSEG", "TCP_QUICKACK", "TCP_CORK", "TCP_FASTOPEN", "TCP_DEFER_ACCEPT", "TCP_NOTSENT_LOWAT",
               "TCP_WINDOW_CLAMP", "TCP_SYNCNT", "TCP_LINGER2"):
     if hasattr(_socket, _name):
@@ -96,6 +112,11 @@ def set_option(green: GreenSocket, sock_type: int, options: Options, level: int,
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
         group, iface_addr, op = raw[:4], raw[4:8], getattr(core, method)
         green.call(lambda now: op(group, iface_addr, now), 0.0)  # sends IGMP: let the runtime flush it
+        return
+    if level in (IPPROTO_UDP, IPPROTO_UDPLITE) and optname in _CSCOV_OPTIONS and sock_type != SOCK_STREAM:
+        if not hasattr(core, "send_cscov"):
+            raise OSError(errno.ENOPROTOOPT, os.strerror(errno.ENOPROTOOPT))
+        setattr(core, _CSCOV_OPTIONS[optname], clamp_coverage(_int_value(value)))
         return
     if key == (IPPROTO_IP, _socket.IP_MULTICAST_IF) and hasattr(core, "set_multicast_if"):
         # struct in_addr, or struct ip_mreqn whose second field is the interface's address.
@@ -150,6 +171,10 @@ def get_option(green: GreenSocket, family: int, sock_type: int, options: Options
         value = family
     elif key == (SOL_SOCKET, getattr(_socket, "SO_PROTOCOL", 38)):
         value = IPPROTO_TCP if sock_type == SOCK_STREAM else IPPROTO_UDP  # the kernel's answer
+        if hasattr(green.core, "send_cscov"):
+            value = IPPROTO_UDPLITE
+    elif level in (IPPROTO_UDP, IPPROTO_UDPLITE) and optname in _CSCOV_OPTIONS and sock_type != SOCK_STREAM:
+        value = getattr(green.core, _CSCOV_OPTIONS[optname], None) or 0
     elif key == (SOL_SOCKET, getattr(_socket, "SO_ACCEPTCONN", 30)):
         value = int(bool(getattr(green.core, "listening", False)))
     elif key == (IPPROTO_IP, _socket.IP_MULTICAST_IF) and hasattr(green.core, "multicast_if"):

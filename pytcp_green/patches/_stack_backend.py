@@ -20,13 +20,14 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from pytcp_green.green.sockets import USE_TIMEOUT, GreenSocket, Timeout, close_fd
-from pytcp_green.patches import _state
+from pytcp_green.patches import _ancillary, _state
 from pytcp_green.patches._common import (
     AF_INET,
     AF_INET6,
     IPPROTO_ICMP,
     IPPROTO_TCP,
     IPPROTO_UDP,
+    IPPROTO_UDPLITE,
     SOCK_CLOEXEC,
     SOCK_DGRAM,
     SOCK_NONBLOCK,
@@ -35,6 +36,7 @@ from pytcp_green.patches._common import (
 )
 from pytcp_green.patches._sockargs import as_bytes_like, c_int, recvmsg_checks, sockaddr_arg
 from pytcp_green.patches._sockopts import Options, get_option, set_option
+from pytcp_green.stack.datagram.udp import UdpSocket
 
 MSG_OOB = _socket.MSG_OOB
 MSG_PEEK = _socket.MSG_PEEK
@@ -122,7 +124,7 @@ def _new_green(family: int, type: int, proto: int = 0) -> GreenSocket:
     if proto == IPPROTO_ICMP:
         # An ICMP echo ("ping") socket, as Linux gives socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP).
         return GreenSocket(host.runtime, host.stack.icmp4.ping.socket())
-    core = host.stack.socket(family, type)
+    core = host.stack.socket(family, type, proto)
     return GreenSocket(host.runtime, core)
 
 
@@ -167,6 +169,8 @@ class StackBackend:
         expected = IPPROTO_TCP if base_type == SOCK_STREAM else IPPROTO_UDP
         if base_type == SOCK_DGRAM and family == AF_INET and proto == IPPROTO_ICMP:
             expected = IPPROTO_ICMP
+        elif base_type == SOCK_DGRAM and proto == IPPROTO_UDPLITE:
+            expected = IPPROTO_UDPLITE  # RFC 3828, over both families as on Linux
         elif proto not in (0, expected):
             raise OSError(errno.EPROTONOSUPPORT, os.strerror(errno.EPROTONOSUPPORT))
         if not _stack_supports(family):
@@ -355,8 +359,8 @@ class StackBackend:
         if bufsize < 0:
             raise ValueError("negative buffer size in recvmsg()")
         recvmsg_checks(ancbufsize, flags)
-        data, addr, msg_flags = self._recv_datagram_or_bytes(bufsize, flags)
-        return data, [], msg_flags, addr
+        data, addr, msg_flags, ancillary = self._recv_datagram_or_bytes(bufsize, ancbufsize, flags)
+        return data, ancillary, msg_flags, addr
 
     def recvmsg_into(self, buffers: Iterable[Any], ancbufsize: int, flags: int) -> tuple[int, list[Any], int, Any]:
         try:
@@ -374,22 +378,30 @@ class StackBackend:
                                 f"buffers, not {type(item).__name__}")
             views.append(view.cast("B"))
         recvmsg_checks(ancbufsize, flags)
-        data, addr, msg_flags = self._recv_datagram_or_bytes(sum(len(v) for v in views), flags)
+        data, addr, msg_flags, ancillary = self._recv_datagram_or_bytes(sum(len(v) for v in views), ancbufsize,
+                                                                        flags)
         offset = 0
         for view in views:
             piece = data[offset: offset + len(view)]
             view[: len(piece)] = piece
             offset += len(piece)
-        return len(data), [], msg_flags, addr
+        return len(data), ancillary, msg_flags, addr
 
-    def _recv_datagram_or_bytes(self, bufsize: int, flags: int) -> tuple[bytes, Any, int]:
+    def _recv_datagram_or_bytes(self, bufsize: int, ancbufsize: int, flags: int) -> tuple[bytes, Any, int, list[Any]]:
         """recvfrom() for recvmsg: a datagram is taken whole, so a cut one is flagged MSG_TRUNC (the rest
-        is discarded either way, as recv(2) does)."""
-        if self.handle.type == SOCK_DGRAM and bufsize < _MAX_DATAGRAM:
-            data, addr = self.recvfrom(_MAX_DATAGRAM, flags)
-            return data[:bufsize], addr, MSG_TRUNC if len(data) > bufsize else 0
+        is discarded either way, as recv(2) does), with its ancillary data (patches._ancillary)."""
+        if self.handle.type == SOCK_DGRAM:
+            green = self.green()
+            timeout = _flag_timeout(flags)
+            peek = bool(flags & MSG_PEEK)
+            core = green.core
+            data, addr, meta = green.call(lambda now: core.recvmsg(_MAX_DATAGRAM, now, peek=peek), timeout)
+            ancillary, msg_flags = _ancillary.received(self.handle.family, self.options, meta, ancbufsize)
+            if len(data) > bufsize:
+                data, msg_flags = data[:bufsize], msg_flags | MSG_TRUNC
+            return data, addr, msg_flags, ancillary
         data, addr = self.recvfrom(bufsize, flags)
-        return data, addr, 0
+        return data, addr, 0, []
 
     def send(self, data: Any, flags: int) -> int:
         green = self.green()
@@ -440,10 +452,15 @@ class StackBackend:
             c_int(cmsg[1])
             as_bytes_like(cmsg[2])
         flags = c_int(flags)
-        if address is not None:
-            sockaddr_arg(self.handle.family, address, "sendmsg")
+        target = None if address is None else sockaddr_arg(self.handle.family, address, "sendmsg")
         if cmsgs:
-            raise OSError(errno.EOPNOTSUPP, "pytcp_green: ancillary data is not supported")
+            green = self.green()
+            core = green.core
+            if not isinstance(core, UdpSocket):
+                raise OSError(errno.EOPNOTSUPP, "pytcp_green: ancillary data is only sent on UDP sockets")
+            extra = _ancillary.to_send(self.handle.family, [(c[0], c[1], bytes(as_bytes_like(c[2]))) for c in cmsgs])
+            timeout = _flag_timeout(flags)
+            return green.call(lambda now: core.sendto(data, target, now, **extra), timeout)
         if address is not None:
             return self.sendto(data, flags, address)
         return self.send(data, flags)

@@ -12,15 +12,26 @@ so no network layer imports a transport and no transport imports the Stack.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import NamedTuple, Protocol
+
+
+class RxMeta(NamedTuple):
+    """What IP input knew of a datagram besides its addresses, for a socket's ancillary data (ip(7)
+    IP_PKTINFO/IP_RECVTTL/IP_RECVTOS, RFC 3542 §6): the interface it came in on (its index), the
+    header's destination, its TTL or hop limit and its TOS octet or traffic class."""
+
+    ifindex: int
+    dst: bytes
+    hops: int
+    tclass: int
 
 
 class Network(Protocol):
     """IP as a transport sees it: addresses are packed bytes of either family."""
 
     def ip_output(self, src: bytes, dst: bytes, proto: int, payload: bytes | bytearray | memoryview,
-                  now: float, *, tos: int = 0) -> int:
-        """Send one datagram; 0 or an errno."""
+                  now: float, *, tos: int = 0, hops: int | None = None) -> int:
+        """Send one datagram (``hops``: its TTL or hop limit, None the default); 0 or an errno."""
         ...
 
     def path_mtu(self, dst: bytes) -> int | None: ...
@@ -33,7 +44,8 @@ class Network(Protocol):
 class DatagramTransport(Protocol):
     """UDP (RFC 768): demultiplexing by port, ICMP errors for connected sockets (RFC 1122 §4.1.3.3)."""
 
-    def receive(self, src: bytes, dst: bytes, segment: memoryview, now: float, *, bcast: bool) -> bool:
+    def receive(self, src: bytes, dst: bytes, segment: memoryview, now: float, *, bcast: bool,
+                meta: RxMeta | None = None) -> bool:
         """Deliver one datagram; False when no socket takes its port (the caller may answer ICMP)."""
         ...
 
@@ -58,7 +70,9 @@ class ErrorDelivery:
 
     udp: DatagramTransport
     tcp: StreamTransport
+    udplite: DatagramTransport  # UDP-Lite (RFC 3828), UDP's machinery under protocol 136
 
-    def connect(self, udp: DatagramTransport, tcp: StreamTransport) -> None:
+    def connect(self, udp: DatagramTransport, tcp: StreamTransport, udplite: DatagramTransport) -> None:
         self.udp = udp
         self.tcp = tcp
+        self.udplite = udplite

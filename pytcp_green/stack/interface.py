@@ -36,6 +36,7 @@ class Interface:
         self.tx: deque[bytes | bytearray] = deque()
         self.ip4: list[ipaddress.IPv4Interface] = []
         self.arp: ArpCache | None = None  # set by the Stack for Ethernet interfaces
+        self.index = 0  # the interface index (if_nametoindex), set by the Stack
 
     @property
     def is_loopback(self) -> bool:

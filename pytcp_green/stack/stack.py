@@ -26,6 +26,7 @@ import random
 from collections.abc import Mapping
 
 from pytcp_green.stack.datagram.udp import UdpLayer, UdpSocket
+from pytcp_green.stack.datagram.udplite import UdpLiteLayer
 from pytcp_green.stack.interface import Interface, LinkKind
 from pytcp_green.stack.ipv4.arp import ArpCache
 from pytcp_green.stack.ipv4.icmp import Icmp4Layer
@@ -42,6 +43,7 @@ from pytcp_green.stack.wire import Malformed
 from pytcp_green.stack.wire.arp import ArpPacket
 from pytcp_green.stack.wire.ethernet import ETHERTYPE_ARP, ETHERTYPE_IP4, ETHERTYPE_IP6, EthernetFrame, is_multicast_mac
 from pytcp_green.stack.wire.ip6 import V4MAPPED_PREFIX
+from pytcp_green.stack.wire.udplite import PROTO_UDPLITE
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +71,11 @@ class Stack:
         self.ip6 = Ip6Layer(svc, self.loopback)
         self.icmp6 = Icmp6Layer(svc, self.ip6)
         self.tcp = TcpLayer(self)
-        self.ip4.connect(self.icmp4, self.udp, self.tcp)
-        self.icmp4.connect(self.udp, self.tcp)
-        self.ip6.connect(self.icmp6, self.udp, self.tcp)
-        self.icmp6.connect(self.udp, self.tcp)
+        self.udplite = UdpLiteLayer(svc, self, self.ip4)
+        self.ip4.connect(self.icmp4, self.udp, self.tcp, self.udplite)
+        self.icmp4.connect(self.udp, self.tcp, self.udplite)
+        self.ip6.connect(self.icmp6, self.udp, self.tcp, self.udplite)
+        self.icmp6.connect(self.udp, self.tcp, self.udplite)
         self.add_ip4("lo", "127.0.0.1/8")
         self.ip6.add_address(self.loopback, ipaddress.IPv6Interface("::1/128"), dad=False)
 
@@ -81,6 +84,7 @@ class Stack:
         if name in self.interfaces:
             raise ValueError(f"interface {name!r} exists")
         iface = Interface(name, kind, mtu, mac)
+        iface.index = len(self.interfaces) + 1  # lo is 1, as on Linux; what IP_PKTINFO reports
         if kind is LinkKind.ETHERNET:
             iface.arp = ArpCache(self.services, iface, self.icmp4)
         self.interfaces[name] = iface
@@ -185,11 +189,14 @@ class Stack:
         return self.timers.next_deadline()
 
     # -- sockets -------------------------------------------------------------------------------------
-    def socket(self, family: int = AF_INET, type: int = SOCK_STREAM) -> UdpSocket | TcpSocket:
-        """A core socket of family AF_INET or AF_INET6."""
+    def socket(self, family: int = AF_INET, type: int = SOCK_STREAM, proto: int = 0) -> UdpSocket | TcpSocket:
+        """A core socket of family AF_INET or AF_INET6; ``proto`` IPPROTO_UDPLITE (136) with SOCK_DGRAM
+        makes a UDP-Lite one (RFC 3828)."""
         if family not in (AF_INET, AF_INET6):
             raise oserror(errno.EAFNOSUPPORT)
         if type == SOCK_DGRAM:
+            if proto == PROTO_UDPLITE:
+                return self.udplite.socket(family)
             return self.udp.socket(family)
         if type == SOCK_STREAM:
             return self.tcp.socket(family)
@@ -199,12 +206,12 @@ class Stack:
     # 4 bytes: IPv4; 16 bytes: IPv6, except that a v4-mapped ::ffff:a.b.c.d (an AF_INET6 socket
     # talking to an IPv4 peer, RFC 4291 §2.5.5.2) goes out as IPv4.
     def ip_output(self, src: bytes, dst: bytes, proto: int, payload: bytes | bytearray | memoryview,
-                  now: float, *, tos: int = 0) -> int:
+                  now: float, *, tos: int = 0, hops: int | None = None) -> int:
         if len(dst) == 4:
-            return self.ip4.output(src, dst, proto, payload, now, tos=tos)
+            return self.ip4.output(src, dst, proto, payload, now, tos=tos, ttl=hops)
         if dst[:12] == V4MAPPED_PREFIX:
-            return self.ip4.output(src[12:], dst[12:], proto, payload, now, tos=tos)
-        return self.ip6.output(src, dst, proto, payload, now, tc=tos)
+            return self.ip4.output(src[12:], dst[12:], proto, payload, now, tos=tos, ttl=hops)
+        return self.ip6.output(src, dst, proto, payload, now, tc=tos, hop_limit=hops)
 
     def path_mtu(self, dst: bytes) -> int | None:
         if len(dst) == 4:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from pytcp_green.stack.sockbase import AF_INET, POLLERR, POLLIN, POLLOUT, Address, CoreSocket, oserror, would_block
 
 if TYPE_CHECKING:
+    from pytcp_green.stack.contracts import RxMeta
     from pytcp_green.stack.ports import Binding
     from pytcp_green.stack.services import Services
 
@@ -38,7 +39,8 @@ class DatagramSocket(CoreSocket):
         self.local_port = 0
         self.remote_addr: bytes | None = None
         self.binding: Binding | None = None
-        self.queue: deque[tuple[bytes, Address]] = deque()
+        # Each datagram with its source and what IP input knew of it (None for ping's echo replies).
+        self.queue: deque[tuple[bytes, Address, RxMeta | None]] = deque()
         self.queued_bytes = 0
         self.closed = False
         sysctl = svc.sysctl
@@ -61,23 +63,28 @@ class DatagramSocket(CoreSocket):
             raise oserror(code)
 
     def recvfrom(self, bufsize: int, now: float, *, peek: bool = False) -> tuple[bytes, Address]:
+        data, source, _ = self.recvmsg(bufsize, now, peek=peek)
+        return data, source
+
+    def recvmsg(self, bufsize: int, now: float, *, peek: bool = False) -> tuple[bytes, Address, RxMeta | None]:
+        """recvfrom() with what the ancillary data of recvmsg(2) is made from."""
         self._check_open()
         if not self.queue:
             self._raise_pending()
             raise would_block()
-        data, source = self.queue[0] if peek else self.queue.popleft()
+        data, source, meta = self.queue[0] if peek else self.queue.popleft()
         if not peek:
             self.queued_bytes -= len(data) + DATAGRAM_OVERHEAD
         # A datagram longer than the buffer is truncated and the rest discarded (recv(2)).
-        return (data[:bufsize] if bufsize < len(data) else data), source
+        return (data[:bufsize] if bufsize < len(data) else data), source, meta
 
-    def deliver(self, data: bytes, source: Address) -> bool:
+    def deliver(self, data: bytes, source: Address, meta: RxMeta | None = None) -> bool:
         """Queue one datagram from ``source``; False when the receive buffer had no room for it."""
         cost = len(data) + DATAGRAM_OVERHEAD
         if self.queued_bytes + cost > self.rcvbuf and self.queue:
             self._stats[self._drop_stat] += 1
             return False
-        self.queue.append((data, source))
+        self.queue.append((data, source, meta))
         self.queued_bytes += cost
         self.wake()
         return True

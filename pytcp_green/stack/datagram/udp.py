@@ -28,7 +28,7 @@ from pytcp_green.stack.wire.ip6 import V4MAPPED_PREFIX
 from pytcp_green.stack.wire.udp import UDP_HEADER_LEN, UdpDatagram, write_udp
 
 if TYPE_CHECKING:
-    from pytcp_green.stack.contracts import Network
+    from pytcp_green.stack.contracts import Network, RxMeta
     from pytcp_green.stack.interface import Interface
     from pytcp_green.stack.ipv4.ip import Ip4Layer
     from pytcp_green.stack.services import Services
@@ -41,7 +41,7 @@ class UdpSocket(DatagramSocket):
     """One UDP endpoint.  Non-blocking: the runtime turns EAGAIN into a wait."""
 
     def __init__(self, layer: UdpLayer, family: int) -> None:
-        super().__init__(family, layer.svc, "udp.drop.rcvbuf_full")
+        super().__init__(family, layer.svc, layer.name + ".drop.rcvbuf_full")
         self.layer = layer
         self.remote_port = 0
         self.reuseport = False
@@ -109,7 +109,10 @@ class UdpSocket(DatagramSocket):
         return sockaddr(self.family, self.remote_addr, self.remote_port)
 
     # -- data ----------------------------------------------------------------------------------------
-    def sendto(self, data: bytes | bytearray | memoryview, addr: Address | None, now: float) -> int:
+    def sendto(self, data: bytes | bytearray | memoryview, addr: Address | None, now: float, *,
+               hops: int | None = None, tos: int | None = None, source: bytes | None = None) -> int:
+        """Send one datagram; ``hops``, ``tos`` and ``source`` are sendmsg(2)'s per-call IP_TTL/IPV6_HOPLIMIT,
+        IP_TOS/IPV6_TCLASS and IP_PKTINFO/IPV6_PKTINFO source address (None: the socket's own)."""
         self._check_open()
         self._raise_pending()
         if addr is None:
@@ -131,6 +134,13 @@ class UdpSocket(DatagramSocket):
             raise oserror(errno.EACCES, "sending to a broadcast address needs SO_BROADCAST")
         self._autobind()
         src = self.local_addr
+        if source is not None and source != self.wildcard:
+            if not layer.net.is_local(source):
+                # As Linux: IPv4's route lookup finds no way from a foreign source, IPv6 refuses the option.
+                raise oserror(errno.ENETUNREACH if len(source) == 4 else errno.EINVAL, "not a local address")
+            src = source
+        if tos is None:
+            tos = self.tos
         mc_iface = (self.device or self._multicast_iface(dst)) if len(dst) == 4 and 224 <= dst[0] < 240 else None
         if src == self.wildcard or src in layer.ip4.broadcast or (len(src) == 4 and 224 <= src[0] < 240):
             chosen = layer.net.select_source(dst)
@@ -145,22 +155,23 @@ class UdpSocket(DatagramSocket):
             src = chosen
         buf = bytearray(UDP_HEADER_LEN + size)
         buf[UDP_HEADER_LEN:] = data
-        if v4 and len(dst) == 16:  # v4-mapped: the IPv4 pseudo-header (RFC 768), the stack unmaps
-            write_udp(buf, 0, self.local_port, dport, size, src[12:], dst[12:])
-        else:
-            write_udp(buf, 0, self.local_port, dport, size, src, dst)
+        # v4-mapped: the IPv4 pseudo-header (RFC 768), the stack unmaps
+        pseudo_src, pseudo_dst = (src[12:], dst[12:]) if v4 and len(dst) == 16 else (src, dst)
+        layer.write_header(buf, self, dport, size, pseudo_src, pseudo_dst)
+        proto = layer.proto
         if len(dst) == 4 and 224 <= dst[0] < 240:
-            err = layer.ip4.output(src, dst, PROTO_UDP, buf, now, tos=self.tos, ttl=self.multicast_ttl,
+            err = layer.ip4.output(src, dst, proto, buf, now, tos=tos, ttl=self.multicast_ttl if hops is None else hops,
                                    iface=mc_iface, mc_loop=self.multicast_loop)
         elif self.device is not None:
-            err = layer.ip4.output(src, dst, PROTO_UDP, buf, now, tos=self.tos, ttl=self.ttl, iface=self.device)
+            err = layer.ip4.output(src, dst, proto, buf, now, tos=tos, ttl=self.ttl if hops is None else hops,
+                                   iface=self.device)
         elif len(dst) == 4:
-            err = layer.ip4.output(src, dst, PROTO_UDP, buf, now, tos=self.tos, ttl=self.ttl)
+            err = layer.ip4.output(src, dst, proto, buf, now, tos=tos, ttl=self.ttl if hops is None else hops)
         else:
-            err = layer.net.ip_output(src, dst, PROTO_UDP, buf, now, tos=self.tos)
+            err = layer.net.ip_output(src, dst, proto, buf, now, tos=tos, hops=hops)
         if err:
             raise oserror(err)
-        layer.svc.stats["udp.tx"] += 1
+        layer.svc.stats[layer.name + ".tx"] += 1
         return size
 
     # -- multicast (RFC 1112 §7.1) ----------------------------------------------------------------------
@@ -248,7 +259,15 @@ class UdpSocket(DatagramSocket):
 
 class UdpLayer:
     """UDP over ``net`` (both families, as TCP), with ``ip4`` itself for broadcast, multicast and
-    SO_BINDTODEVICE, which only IPv4 has."""
+    SO_BINDTODEVICE, which only IPv4 has.
+
+    UDP-Lite (:mod:`.udplite`) is this layer with another protocol number, counter prefix, codec
+    and per-socket acceptance rule: the hooks :meth:`socket`, :meth:`parse`, :meth:`write_header`
+    and :meth:`accepts`.
+    """
+
+    proto = PROTO_UDP
+    name = "udp"  # the prefix of its counters
 
     def __init__(self, svc: Services, net: Network, ip4: Ip4Layer) -> None:
         self.svc = svc
@@ -261,18 +280,31 @@ class UdpLayer:
     def socket(self, family: int) -> UdpSocket:
         return UdpSocket(self, family)
 
-    def receive(self, src: bytes, dst: bytes, segment: memoryview, now: float, *, bcast: bool) -> bool:
+    def parse(self, segment: memoryview, src: bytes, dst: bytes) -> UdpDatagram:
+        return UdpDatagram.parse(segment, src, dst)
+
+    def write_header(self, buf: bytearray, sock: UdpSocket, dport: int, size: int, src: bytes, dst: bytes) -> None:
+        """The header and checksum in front of the ``size`` bytes of payload already in ``buf``."""
+        write_udp(buf, 0, sock.local_port, dport, size, src, dst)
+
+    def accepts(self, sock: UdpSocket, dgram: UdpDatagram) -> bool:
+        """Whether ``sock`` takes ``dgram`` once demultiplexing chose it (UDP: always)."""
+        return True
+
+    def receive(self, src: bytes, dst: bytes, segment: memoryview, now: float, *, bcast: bool,
+                meta: RxMeta | None = None) -> bool:
         """Deliver one datagram; False when no socket listens on its port (the caller answers ICMP)."""
         stats = self.svc.stats
+        name = self.name
         try:
-            dgram = UdpDatagram.parse(segment, src, dst)
+            dgram = self.parse(segment, src, dst)
         except Malformed as exc:
-            stats["udp.drop." + exc.reason] += 1
+            stats[name + ".drop." + exc.reason] += 1
             return True  # malformed: dropped, and no ICMP error about it
-        stats["udp.rx"] += 1
+        stats[name + ".rx"] += 1
         candidates = self.sockets.on_port(dgram.dport)
         if not candidates:
-            stats["udp.drop.no_socket"] += 1
+            stats[name + ".drop.no_socket"] += 1
             return False
         sport = dgram.sport
         best: UdpSocket | None = None
@@ -305,12 +337,13 @@ class UdpLayer:
             if score > best_score:
                 best, best_score = sock, score
         if best is None:
-            stats["udp.drop.no_socket"] += 1
+            stats[name + ".drop.no_socket"] += 1
             return False
         data = bytes(dgram.payload)
         source = sockaddr(best.family, msrc if best.family == AF_INET6 else src, sport)
         for sock in matched if bcast else (best,):
-            sock.deliver(data, source)
+            if self.accepts(sock, dgram):
+                sock.deliver(data, source, meta)
         return True
 
     def icmp_error(self, src: bytes, dst: bytes, quoted: memoryview, err: int, now: float) -> None:
@@ -322,4 +355,4 @@ class UdpLayer:
         for sock in self.sockets.on_port(sport):
             if sock.remote_addr in (dst, V4MAPPED_PREFIX + dst) and sock.remote_port == dport:
                 sock.set_error(err)
-                self.svc.stats["udp.icmp_error_delivered"] += 1
+                self.svc.stats[self.name + ".icmp_error_delivered"] += 1

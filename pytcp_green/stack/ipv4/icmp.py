@@ -36,6 +36,7 @@ from pytcp_green.stack.wire.icmp4 import (
     write_icmp4,
 )
 from pytcp_green.stack.wire.ip4 import PROTO_ICMP, PROTO_TCP, PROTO_UDP, Ip4Packet
+from pytcp_green.stack.wire.udplite import PROTO_UDPLITE
 
 if TYPE_CHECKING:
     from pytcp_green.stack.ipv4.ip import Ip4Layer
@@ -137,6 +138,8 @@ class Icmp4Layer(ErrorDelivery):
             err = errno.EHOSTUNREACH
         if proto == PROTO_UDP:
             self.udp.icmp_error(src, dst, transport, err, now)
+        elif proto == PROTO_UDPLITE:
+            self.udplite.icmp_error(src, dst, transport, err, now)
         elif proto == PROTO_ICMP:
             self.ping.icmp_error(src, dst, transport, err)
         elif proto == PROTO_TCP:

@@ -23,6 +23,7 @@ import ipaddress
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
+from pytcp_green.stack.contracts import RxMeta
 from pytcp_green.stack.interface import Interface, LinkKind
 from pytcp_green.stack.ipv4.igmp import Igmp
 from pytcp_green.stack.ipv4.reassembly import Icmp4Errors, Reassembler
@@ -40,6 +41,7 @@ from pytcp_green.stack.wire.ip4 import (
     Ip4Packet,
     write_ip4,
 )
+from pytcp_green.stack.wire.udplite import PROTO_UDPLITE
 
 if TYPE_CHECKING:
     from pytcp_green.stack.contracts import DatagramTransport, StreamTransport
@@ -71,7 +73,7 @@ class Ip4Layer:
     """
 
     icmp: Icmp4Input
-    udp: DatagramTransport
+    datagram: dict[int, DatagramTransport]  # UDP and UDP-Lite, by protocol number
     tcp: StreamTransport
 
     def __init__(self, svc: Services, interfaces: Mapping[str, Interface], loopback: Interface) -> None:
@@ -92,10 +94,11 @@ class Ip4Layer:
         self.pmtu = PmtuCache(svc, "ip4.pmtu.", "net.ipv4.route.mtu_expires")
         self.igmp = Igmp(svc, self)
 
-    def connect(self, icmp: Icmp4Input, udp: DatagramTransport, tcp: StreamTransport) -> None:
+    def connect(self, icmp: Icmp4Input, udp: DatagramTransport, tcp: StreamTransport,
+                udplite: DatagramTransport) -> None:
         """The layers input hands datagrams to (and asks for ICMP errors), by protocol number."""
         self.icmp = self.reassembler.icmp = icmp
-        self.udp = udp
+        self.datagram = {PROTO_UDP: udp, PROTO_UDPLITE: udplite}
         self.tcp = tcp
 
     # -- configuration -------------------------------------------------------------------------------
@@ -207,8 +210,9 @@ class Ip4Layer:
                 stats["ip4.drop.tcp_broadcast"] += 1
                 return
             self.tcp.receive(src, dst, pkt.payload, now)
-        elif proto == PROTO_UDP:
-            if not self.udp.receive(src, dst, pkt.payload, now, bcast=bcast) and not bcast:
+        elif proto in self.datagram:
+            meta = RxMeta(iface.index, dst, pkt.ttl, pkt.tos)
+            if not self.datagram[proto].receive(src, dst, pkt.payload, now, bcast=bcast, meta=meta) and not bcast:
                 self.icmp.port_unreachable(pkt, now)
         elif proto == PROTO_ICMP:
             self.icmp.receive(iface, pkt, now, bcast)

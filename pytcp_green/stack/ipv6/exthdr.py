@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from pytcp_green.stack.contracts import RxMeta
 from pytcp_green.stack.ipv6.reassembly import MAX_PAYLOAD, Icmp6Errors, Reassembler6
 from pytcp_green.stack.wire import Malformed
 from pytcp_green.stack.wire.icmp6 import (
@@ -49,6 +50,7 @@ from pytcp_green.stack.wire.ip6 import (
     parse_options,
     walk_extensions,
 )
+from pytcp_green.stack.wire.udplite import PROTO_UDPLITE as NH_UDPLITE
 
 if TYPE_CHECKING:
     from pytcp_green.stack.contracts import DatagramTransport, StreamTransport
@@ -66,16 +68,17 @@ class ExtWalk:
     """The input half of :class:`~pytcp_green.stack.ipv6.ip.Ip6Layer` past the address checks."""
 
     icmp: Icmp6Input
-    udp: DatagramTransport
+    datagram: dict[int, DatagramTransport]  # UDP and UDP-Lite, by next header
     tcp: StreamTransport
 
     def __init__(self, svc: Services, reassembler: Reassembler6) -> None:
         self.svc = svc
         self.reassembler = reassembler
 
-    def connect(self, icmp: Icmp6Input, udp: DatagramTransport, tcp: StreamTransport) -> None:
+    def connect(self, icmp: Icmp6Input, udp: DatagramTransport, tcp: StreamTransport,
+                udplite: DatagramTransport) -> None:
         self.icmp = icmp
-        self.udp = udp
+        self.datagram = {NH_UDP: udp, NH_UDPLITE: udplite}
         self.tcp = tcp
 
     def process(self, if6: If6, pkt: Ip6Packet, nh: int, off: int, nh_off: int, mcast: bool, now: float) -> None:
@@ -83,9 +86,10 @@ class ExtWalk:
         stats = self.svc.stats
         packet = pkt.packet
         while True:
-            if nh == NH_UDP:
+            if nh in self.datagram:
                 payload = packet[off:]
-                if not self.udp.receive(pkt.src, pkt.dst, payload, now, bcast=mcast) and not mcast:
+                meta = RxMeta(if6.iface.index, pkt.dst, pkt.hop_limit, pkt.traffic_class)
+                if not self.datagram[nh].receive(pkt.src, pkt.dst, payload, now, bcast=mcast, meta=meta) and not mcast:
                     self.icmp.send_error(pkt, TYPE_DEST_UNREACH, CODE_PORT_UNREACH, 0, now)
                 return
             if nh == NH_TCP:
@@ -184,7 +188,7 @@ class ExtWalk:
                 _, upper, upper_off = walk_extensions(pkt.packet, fh.next_header, data_start)
             except Malformed:
                 upper, upper_off = -1, len(pkt.packet) + 1
-            if upper_off > len(pkt.packet) or (upper in (NH_TCP, NH_UDP, NH_ICMP6)
+            if upper_off > len(pkt.packet) or (upper in (NH_TCP, NH_UDP, NH_UDPLITE, NH_ICMP6)
                                                and upper_off + (8 if upper != NH_TCP else 20) > len(pkt.packet)):
                 stats["ip6.drop.incomplete_chain"] += 1
                 self.icmp.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_INCOMPLETE_CHAIN, 0, now)

@@ -58,6 +58,7 @@ from pytcp_green.stack.wire.ip6 import (
     is_link_local6,
     walk_extensions,
 )
+from pytcp_green.stack.wire.udplite import PROTO_UDPLITE as NH_UDPLITE
 
 if TYPE_CHECKING:
     from pytcp_green.stack.ipv6.addr import If6
@@ -211,9 +212,9 @@ class Icmp6Layer(ErrorDelivery):
             stats["icmp6.rx.error_unknown_type"] += 1
             return
         transport = quoted[off:]
-        if upper == NH_UDP:
+        if upper in (NH_UDP, NH_UDPLITE):
             if kind != TYPE_PACKET_TOO_BIG:  # UDP has nothing to do with a smaller PMTU but fragment
-                self.udp.icmp_error(src, dst, transport, err, now)
+                (self.udp if upper == NH_UDP else self.udplite).icmp_error(src, dst, transport, err, now)
         elif upper == NH_TCP:
             self.tcp.icmp_error(src, dst, transport, err, mtu, now)
 

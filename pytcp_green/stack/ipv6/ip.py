@@ -140,10 +140,11 @@ class Ip6Layer:
         self.mld = Mld(svc, self)
         self.addrconf = Addrconf(svc, self, self.mld)
 
-    def connect(self, icmp: Icmp6Input, udp: DatagramTransport, tcp: StreamTransport) -> None:
+    def connect(self, icmp: Icmp6Input, udp: DatagramTransport, tcp: StreamTransport,
+                udplite: DatagramTransport) -> None:
         """The layers input hands packets to (and asks for ICMPv6 errors), by next header."""
         self.reassembler.icmp = icmp
-        self.walk.connect(icmp, udp, tcp)
+        self.walk.connect(icmp, udp, tcp, udplite)
 
     # -- configuration -------------------------------------------------------------------------------------
     def enable(self, iface: Interface, *, slaac: bool = False, now: float = 0.0) -> If6:

@@ -283,7 +283,7 @@ def test_forced_version_and_bound_to_group() -> None:
         frame = Ether(src=PEER_MAC, dst="01:00:5e:01:02:03") / IP(src=PEER_IP, dst=group) / UDP(
             sport=7, dport=5000) / group.encode()
         stack.receive(iface, bytes(frame), 2.0)
-    assert [d for d, _ in sock.queue] == [GROUP.encode()]  # bound to the group: only the group's traffic
+    assert [d for d, *_ in sock.queue] == [GROUP.encode()]  # bound to the group: only the group's traffic
 
 
 def test_multicast_if_picks_the_interface_and_source() -> None:
