@@ -97,7 +97,7 @@ class Runtime:
 
     def _capture(self, frame: Frame) -> None:
         assert self.pcap is not None  # the tap of attachments made while there was a pcap
-        self.pcap.write(frame, time.time())
+        self.pcap.write_as_wire(frame, time.time())
 
     # -- the reader ----------------------------------------------------------------------------------
     def _reader(self, att: Attachment) -> None:

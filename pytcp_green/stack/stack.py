@@ -26,7 +26,7 @@ import random
 from collections.abc import Mapping
 
 from pytcp_green.stack.datagram.udp import UdpLayer, UdpSocket
-from pytcp_green.stack.interface import Interface, LinkKind
+from pytcp_green.stack.interface import Interface, LinkKind, TrustedFrame
 from pytcp_green.stack.ipv4.arp import ArpCache
 from pytcp_green.stack.ipv4.icmp import Icmp4Layer
 from pytcp_green.stack.ipv4.ip import Ip4Layer
@@ -77,10 +77,12 @@ class Stack:
         self.ip6.add_address(self.loopback, ipaddress.IPv6Interface("::1/128"), dad=False)
 
     # -- configuration -------------------------------------------------------------------------------
-    def add_interface(self, name: str, kind: LinkKind, mtu: int = 1500, mac: bytes | None = None) -> Interface:
+    def add_interface(self, name: str, kind: LinkKind, mtu: int = 1500, mac: bytes | None = None, *,
+                      tso_max: int = 0) -> Interface:
+        """A new interface; ``tso_max``: its device segments TCP super-segments up to that IP packet size."""
         if name in self.interfaces:
             raise ValueError(f"interface {name!r} exists")
-        iface = Interface(name, kind, mtu, mac)
+        iface = Interface(name, kind, mtu, mac, tso_max=tso_max)
         if kind is LinkKind.ETHERNET:
             iface.arp = ArpCache(self.services, iface, self.icmp4)
         self.interfaces[name] = iface
@@ -122,19 +124,20 @@ class Stack:
         """Process one received frame.  Never raises."""
         try:
             buf = memoryview(frame)
+            csum_ok = type(frame) is TrustedFrame
             if iface.kind is LinkKind.ETHERNET:
-                self._receive_ethernet(iface, buf, now)
+                self._receive_ethernet(iface, buf, now, csum_ok)
             elif buf and buf[0] >> 4 == 4:
-                self.ip4.receive(iface, buf, now)
+                self.ip4.receive(iface, buf, now, csum_ok=csum_ok)
             elif buf and buf[0] >> 4 == 6:
-                self.ip6.receive(iface, buf, now)
+                self.ip6.receive(iface, buf, now, csum_ok=csum_ok)
             else:
                 self.stats["ip.drop.unknown_version"] += 1
         except Exception:  # a bug must cost one frame, not the stack
             self.stats["stack.drop.internal_error"] += 1
             log.exception("internal error while receiving a frame on %s", iface.name)
 
-    def _receive_ethernet(self, iface: Interface, buf: memoryview, now: float) -> None:
+    def _receive_ethernet(self, iface: Interface, buf: memoryview, now: float, csum_ok: bool) -> None:
         stats = self.stats
         try:
             eth = EthernetFrame.parse(buf)
@@ -145,11 +148,11 @@ class Stack:
             stats["eth.drop.not_for_us"] += 1
             return
         if eth.ethertype == ETHERTYPE_IP4:
-            self.ip4.receive(iface, eth.payload, now)
+            self.ip4.receive(iface, eth.payload, now, csum_ok=csum_ok)
         elif eth.ethertype == ETHERTYPE_IP6:
             # The group bit of the Ethernet destination (broadcast included): RFC 4443 §2.4 (e.4, e.5)
             # forbids most ICMPv6 errors about such a frame even when its IPv6 destination is unicast.
-            self.ip6.receive(iface, eth.payload, now, link_multicast=is_multicast_mac(eth.dst))
+            self.ip6.receive(iface, eth.payload, now, link_multicast=is_multicast_mac(eth.dst), csum_ok=csum_ok)
         elif eth.ethertype == ETHERTYPE_ARP:
             try:
                 pkt = ArpPacket.parse(eth.payload)
@@ -199,12 +202,18 @@ class Stack:
     # 4 bytes: IPv4; 16 bytes: IPv6, except that a v4-mapped ::ffff:a.b.c.d (an AF_INET6 socket
     # talking to an IPv4 peer, RFC 4291 §2.5.5.2) goes out as IPv4.
     def ip_output(self, src: bytes, dst: bytes, proto: int, payload: bytes | bytearray | memoryview,
-                  now: float, *, tos: int = 0) -> int:
+                  now: float, *, tos: int = 0, gso_size: int = 0) -> int:
         if len(dst) == 4:
-            return self.ip4.output(src, dst, proto, payload, now, tos=tos)
+            return self.ip4.output(src, dst, proto, payload, now, tos=tos, gso_size=gso_size)
         if dst[:12] == V4MAPPED_PREFIX:
-            return self.ip4.output(src[12:], dst[12:], proto, payload, now, tos=tos)
-        return self.ip6.output(src, dst, proto, payload, now, tc=tos)
+            return self.ip4.output(src[12:], dst[12:], proto, payload, now, tos=tos, gso_size=gso_size)
+        return self.ip6.output(src, dst, proto, payload, now, tc=tos, gso_size=gso_size)
+
+    def tso_max(self, dst: bytes) -> int:
+        """The largest IP packet of a TCP super-segment the device toward ``dst`` segments; 0 for none."""
+        v4 = len(dst) == 4 or dst[:12] == V4MAPPED_PREFIX
+        found = self.ip4.route(dst[-4:]) if v4 else self.ip6.route(dst)
+        return 0 if found is None else found[0].tso_max
 
     def path_mtu(self, dst: bytes) -> int | None:
         if len(dst) == 4:
