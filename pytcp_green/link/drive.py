@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterable
 from typing import Generic, Protocol, TypeVar
 
 from pytcp_green.link.device import Device, Frame
-from pytcp_green.stack.interface import GsoFrame, LinkKind
-from pytcp_green.stack.wire.offload import segment_tcp, wire_payload
+from pytcp_green.stack.interface import GsoFrame, LinkKind, TrustedFrame
+from pytcp_green.stack.wire.offload import complete_tcp_checksum, segment_tcp, wire_payload
 
 
 class DrivenInterface(Protocol):
@@ -144,6 +144,10 @@ class Port(Generic[IfaceT]):
                 # must lose and reorder the segments the wire would have carried, MTU-sized ones.
                 for piece in segment_tcp(frame, l3, wire_payload(frame, l3, device.mtu)):
                     impair.push(piece, now)
+            elif type(frame) is TrustedFrame:
+                # The stage copies (and may rewrite) what it holds, which loses the device's mark:
+                # the checksum the kernel left partial must be whole before it goes in.
+                impair.push(complete_tcp_checksum(frame, l3), now)
             else:
                 impair.push(frame, now)
         self.deliver_due(now)
