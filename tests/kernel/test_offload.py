@@ -1,6 +1,7 @@
 """Issue 12 against the Linux kernel: the TAP with offloads (TSO, GRO, checksum) and without them moves
-100 MB each way intact; through the impairment (100 MB each way too) the super-segments are cut before loss and reordering act;
-and the capture of an offloaded run holds frames whose checksums tshark verifies."""
+100 MB each way intact; through the impairment (100 MB each way too) the super-segments are cut
+before loss and reordering act; and the capture of an offloaded run holds frames whose checksums
+tshark verifies."""
 
 from __future__ import annotations
 
