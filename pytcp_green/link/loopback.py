@@ -120,7 +120,9 @@ class LoopbackDevice:
     def write(self, frame: Frame) -> None:
         if self._queue.closed:
             raise OSError(errno.EBADF, f"{self.name}: device is closed")
-        # The stack's own frame, checksummed as it left: TCP takes it back on trust, as Linux's lo does.
+        # The stack's own frame: TCP takes it back on trust, as Linux's lo does (its checksum is only
+        # the pseudo-header sum, see Interface.csum_free).  Nothing stands between the stack and its
+        # loopback that could change a frame (the host attaches no impairment or faults to it).
         if not self._queue.put(TrustedFrame(frame)):
             self.dropped += 1
 

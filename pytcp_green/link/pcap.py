@@ -74,14 +74,15 @@ class PcapWriter:
         f.write(view[:captured] if captured < length else view)
         self.frames += 1
 
-    def write_as_wire(self, frame: Frame, timestamp: float) -> None:
-        """Append ``frame`` as the wire carries it: a TSO super-segment as its segments, and a
-        received frame whose TCP checksum the device left partial with that checksum completed, so
-        that a reader checking checksums (tshark) sees valid frames."""
+    def write_as_wire(self, frame: Frame, timestamp: float, *, partial: bool = False) -> None:
+        """Append ``frame`` as the wire carries it: a TSO super-segment as its segments, and a frame
+        whose TCP checksum was left partial (received as a TrustedFrame, or sent with ``partial``
+        over an interface where nobody checks it) with that checksum completed, so that a reader
+        checking checksums (tshark) sees valid frames."""
         if type(frame) is GsoFrame:
             for piece in segment_tcp(frame, frame.l3, frame.gso_size):
                 self.write(piece, timestamp)
-        elif type(frame) is TrustedFrame:
+        elif partial or type(frame) is TrustedFrame:
             self.write(complete_tcp_checksum(frame, 14 if self.linktype == LINKTYPE_ETHERNET else 0), timestamp)
         else:
             self.write(frame, timestamp)

@@ -2,7 +2,8 @@
 
 The core never writes to a device: frames to send are appended to :attr:`Interface.tx` and the
 runtime (or the simulator) drains them.  That is the whole coupling between core and link, with
-what a device can do: :attr:`Interface.tso_max` (it segments TCP itself), :class:`GsoFrame` (a
+what a device can do: :attr:`Interface.tso_max` (it segments TCP itself),
+:attr:`Interface.csum_free` (no TCP checksum is checked behind it), :class:`GsoFrame` (a
 super-segment for such a device) and :class:`TrustedFrame` (the mark a device puts on a received
 frame whose checksum it vouches for).
 """
@@ -59,7 +60,8 @@ class GsoFrame(bytearray):
 class Interface:
     """One interface of the stack; created by :meth:`pytcp_green.stack.stack.Stack.add_interface`."""
 
-    def __init__(self, name: str, kind: LinkKind, mtu: int, mac: bytes | None, *, tso_max: int = 0) -> None:
+    def __init__(self, name: str, kind: LinkKind, mtu: int, mac: bytes | None, *, tso_max: int = 0,
+                 csum_free: bool = False) -> None:
         if kind is LinkKind.ETHERNET and (mac is None or len(mac) != 6):
             raise ValueError(f"interface {name}: an Ethernet interface needs a 6-byte MAC")
         self.name = name
@@ -70,6 +72,9 @@ class Interface:
         # The device's contract (link/device.py): the largest IP packet of a TCP super-segment it
         # segments itself (TSO), 0 when it takes only MTU-sized frames.
         self.tso_max = tso_max
+        # Nobody checks a TCP checksum sent here (the loopback: the stack takes its own frames on
+        # trust), so TCP writes only the pseudo-header sum, as Linux's lo does with CHECKSUM_PARTIAL.
+        self.csum_free = csum_free
         self.tx: deque[bytes | bytearray] = deque()
         self.ip4: list[ipaddress.IPv4Interface] = []
         self.arp: ArpCache | None = None  # set by the Stack for Ethernet interfaces

@@ -61,7 +61,7 @@ class Stack:
         self.interfaces: dict[str, Interface] = {}
         # Name servers (numeric strings) for the stub resolver; set by options or learned by DHCP.
         self.dns_servers: list[str] = []
-        self.loopback = self.add_interface("lo", LinkKind.IP, mtu=65536)
+        self.loopback = self.add_interface("lo", LinkKind.IP, mtu=65536, csum_free=True)
         # Built in this order, the order they draw from ``rng`` (a seeded stack must stay reproducible).
         self.ip4 = Ip4Layer(svc, self.interfaces, self.loopback)
         self.icmp4 = Icmp4Layer(svc, self.ip4)
@@ -78,11 +78,12 @@ class Stack:
 
     # -- configuration -------------------------------------------------------------------------------
     def add_interface(self, name: str, kind: LinkKind, mtu: int = 1500, mac: bytes | None = None, *,
-                      tso_max: int = 0) -> Interface:
-        """A new interface; ``tso_max``: its device segments TCP super-segments up to that IP packet size."""
+                      tso_max: int = 0, csum_free: bool = False) -> Interface:
+        """A new interface; ``tso_max``: its device segments TCP super-segments up to that IP packet
+        size; ``csum_free``: no TCP checksum sent through it is ever checked."""
         if name in self.interfaces:
             raise ValueError(f"interface {name!r} exists")
-        iface = Interface(name, kind, mtu, mac, tso_max=tso_max)
+        iface = Interface(name, kind, mtu, mac, tso_max=tso_max, csum_free=csum_free)
         if kind is LinkKind.ETHERNET:
             iface.arp = ArpCache(self.services, iface, self.icmp4)
         self.interfaces[name] = iface
@@ -209,11 +210,11 @@ class Stack:
             return self.ip4.output(src[12:], dst[12:], proto, payload, now, tos=tos, gso_size=gso_size)
         return self.ip6.output(src, dst, proto, payload, now, tc=tos, gso_size=gso_size)
 
-    def tso_max(self, dst: bytes) -> int:
-        """The largest IP packet of a TCP super-segment the device toward ``dst`` segments; 0 for none."""
+    def offload_for(self, dst: bytes) -> tuple[int, bool]:
+        """What the interface toward ``dst`` offers TCP: (its ``tso_max``, its ``csum_free``)."""
         v4 = len(dst) == 4 or dst[:12] == V4MAPPED_PREFIX
         found = self.ip4.route(dst[-4:]) if v4 else self.ip6.route(dst)
-        return 0 if found is None else found[0].tso_max
+        return (0, False) if found is None else (found[0].tso_max, found[0].csum_free)
 
     def path_mtu(self, dst: bytes) -> int | None:
         if len(dst) == 4:

@@ -68,7 +68,8 @@ def sack_option_for(tcb: Tcb) -> bytes:
 def emit(tcb: Tcb, seq: int, flags: int, length: int, now: float, options: bytes = b"", gso: int = 0) -> None:
     """Build one segment (data taken from the send buffer at ``seq``) and hand it to IP.  With ``gso``
     it is a super-segment the device cuts into segments of ``gso`` payload bytes (TSO), so only the
-    pseudo-header part of the checksum is ours to write."""
+    pseudo-header part of the checksum is ours to write; the same toward an interface where nobody
+    checks it (``tcb.csum_free``)."""
     if flags & SYN:
         window = min(tcb.sock.rcvbuf, 0xFFFF)  # never scaled in a SYN (RFC 7323 §2.2)
         tcb.rcv_adv = tcb.rcv_nxt + window
@@ -84,9 +85,10 @@ def emit(tcb: Tcb, seq: int, flags: int, length: int, now: float, options: bytes
     if length:
         tcb.sbuf.copy_out(buf, hlen, seq, length)
     stats = tcb.stats
-    if gso:
+    if gso or tcb.csum_free:
         fill_partial_checksum(buf, 0, total, tcb.local_addr, tcb.remote_addr)
-        stats["tcp.tx_gso"] += 1
+        if gso:
+            stats["tcp.tx_gso"] += 1
     else:
         fill_checksum(buf, 0, total, tcb.local_addr, tcb.remote_addr)
     err = tcb.stack.ip_output(tcb.local_addr, tcb.remote_addr, PROTO_TCP, buf, now, tos=tcb.sock.tos, gso_size=gso)

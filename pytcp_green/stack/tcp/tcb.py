@@ -104,8 +104,9 @@ class Tcb:
         self.eff_mss = self.snd_mss  # what one full segment carries: MSS minus per-segment options
         self.rcv_mss = min(self.adv_mss, DEFAULT_MSS4)  # estimate of the peer's segment size (delayed ACK)
         # Looked up once with the route, as Linux caches a socket's route and GSO limits: the largest
-        # IP packet the device toward the peer segments itself (TSO), 0 when it does not.
-        self.tso_max = stack.tso_max(remote_addr)
+        # IP packet the device toward the peer segments itself (TSO, 0 when it does not), and whether
+        # anyone checks our checksums there (not over the loopback).
+        self.tso_max, self.csum_free = stack.offload_for(remote_addr)
 
         # -- congestion control and loss recovery --
         self.cc = NewReno(self.eff_mss)

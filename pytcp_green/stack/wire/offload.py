@@ -16,13 +16,13 @@ only (a partial checksum from the kernel, or a super-segment's), so that a captu
 
 from __future__ import annotations
 
-from pytcp_green.stack.wire.checksum import checksum, pseudo_sum
+from pytcp_green.stack.wire.checksum import Buffer, checksum, pseudo_sum
 
 _PROTO_TCP = 6
 _FIN, _PSH, _CWR = 0x01, 0x08, 0x80
 
 
-def _l4(frame: bytes | bytearray, l3: int) -> tuple[int, int, bytes, bytes] | None:
+def _l4(frame: Buffer, l3: int) -> tuple[int, int, bytes, bytes] | None:
     """(TCP offset, IP packet end, src, dst) of a TCP packet at ``l3``, or None if it is not one we
     can segment (IPv6 with extension headers never leaves this stack as a super-segment)."""
     version = frame[l3] >> 4
@@ -39,7 +39,7 @@ def _l4(frame: bytes | bytearray, l3: int) -> tuple[int, int, bytes, bytes] | No
     return None
 
 
-def complete_tcp_checksum(frame: bytes | bytearray, l3: int) -> bytearray:
+def complete_tcp_checksum(frame: Buffer, l3: int) -> bytearray:
     """A copy of ``frame`` (IP header at ``l3``) whose TCP checksum is computed afresh."""
     out = bytearray(frame)
     where = _l4(out, l3)

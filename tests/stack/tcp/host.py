@@ -1,7 +1,7 @@
 """A minimal host for one TcpLayer, where the test itself plays the remote TCP segment by segment.
 
 :class:`FakeHost` implements exactly the contract TcpLayer needs (timers, stats, sysctl, rng,
-ip_output, path_mtu, tso_max, select_source, is_local) and records every segment sent.  :class:`Peer` drives one
+ip_output, path_mtu, offload_for, select_source, is_local) and records every segment sent.  :class:`Peer` drives one
 connection: it injects segments described by flags and sequence numbers and parses what comes back.
 """
 
@@ -48,8 +48,8 @@ class FakeHost:
         self.gso_sizes.append(gso_size)
         return 0
 
-    def tso_max(self, dst: bytes) -> int:
-        return self.tso
+    def offload_for(self, dst: bytes) -> tuple[int, bool]:
+        return self.tso, False
 
     def path_mtu(self, dst: bytes) -> int | None:
         return self.mtu
