@@ -64,6 +64,10 @@ def add_stack_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--impair", metavar="SPEC",
                    help="impair the link both ways, e.g. 'loss=5%%,delay=10ms,reorder=1%%,dup=1%%,"
                         "corrupt=0.1%%,rate=100mbit,seed=7'")
+    g.add_argument("--no-offload", dest="offload", action="store_false",
+                   help="open the TAP without the virtio-net header: no TSO, no GRO, every checksum computed "
+                        "and checked in Python (offloads are on by default and fall back to this when the "
+                        "kernel refuses them)")
     g.add_argument("--log", metavar="LEVEL", default="warning",
                    choices=["debug", "info", "warning", "error"], help="log level (default warning)")
     g.add_argument("--sysctl", metavar="NAME=VALUE", action="append", default=[],
@@ -87,7 +91,8 @@ def options_from_args(args: argparse.Namespace) -> StackOptions:
             raise ValueError(f"--sysctl {item!r}: expected NAME=VALUE")
         sysctl[name.strip()] = value.strip()
     return StackOptions(lab=args.lab, tap=args.tap, tun=args.tun, ip4=list(args.ip4), gateway4=args.gateway4,
-                        mtu=args.mtu, pcap=args.pcap, impair=args.impair, log=args.log, sysctl=sysctl,
+                        mtu=args.mtu, offload=args.offload, pcap=args.pcap, impair=args.impair, log=args.log,
+                        sysctl=sysctl,
                         dhcp=args.dhcp, dhcp_lease_file=args.dhcp_lease_file,
                         ip6=list(args.ip6), gateway6=args.gateway6, slaac=args.slaac,
                         ctl=None if args.ctl == "none" else args.ctl)

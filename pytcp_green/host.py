@@ -65,6 +65,8 @@ class StackOptions:
     # A control socket (pytcp_green.control) at this path, "auto" for /run/pytcp-green/<pid>.sock;
     # not read from the environment, where PYTCP_GREEN_CTL names the socket of the stack one runs under.
     ctl: str | None = None
+    # Open the TAP with the virtio-net header and TSO/checksum offloads (link/tap.py); off: plain frames.
+    offload: bool = True
 
     def validate(self) -> None:
         """Raise ValueError with a message a user can act on."""
@@ -131,6 +133,7 @@ class StackOptions:
             ip6=[a for a in (get("IP6") or "").split(",") if a],
             gateway6=get("GATEWAY6"),
             slaac=None if get("SLAAC") is None else (get("SLAAC") or "0") not in ("0", "false", "no"),
+            offload=(get("OFFLOAD") or "1") not in ("0", "false", "no"),
         )
         return opts
 
@@ -151,6 +154,7 @@ class StackOptions:
             "IP6": ",".join(self.ip6),
             "GATEWAY6": self.gateway6 or "",
             "SLAAC": "" if self.slaac is None else ("1" if self.slaac else "0"),
+            "OFFLOAD": "" if self.offload else "0",
         }
         return {ENV_PREFIX + k: v for k, v in env.items() if v}
 
@@ -194,14 +198,15 @@ class Host:
             from pytcp_green.lab import Lab
 
             stack_ip4 = addresses[0] if addresses else LAB_STACK_IP4
-            self.lab = Lab(kernel_ip4=LAB_KERNEL_IP4, stack_ip4=stack_ip4, mtu=opts.mtu, kernel_ip6=LAB_KERNEL_IP6)
+            self.lab = Lab(kernel_ip4=LAB_KERNEL_IP4, stack_ip4=stack_ip4, mtu=opts.mtu, kernel_ip6=LAB_KERNEL_IP6,
+                           vnet_hdr=opts.offload)
             self.lab.__enter__()
             device = self.lab.device
             addresses = addresses if opts.dhcp else (addresses or [LAB_STACK_IP4])
         elif opts.tap or opts.tun:
-            from pytcp_green.link.tap import open_tap
+            from pytcp_green.link.tap import open_offloaded
 
-            device = open_tap(opts.tap or opts.tun or "", tun=bool(opts.tun), mtu=opts.mtu)
+            device = open_offloaded(opts.tap or opts.tun or "", tun=bool(opts.tun), mtu=opts.mtu, offload=opts.offload)
         if self.options.pcap:
             # Without a device the capture is the loopback's, whose frames are bare IP.
             linktype = LINKTYPE_RAW if device is None or device.kind is LinkKind.IP else LINKTYPE_ETHERNET
@@ -212,7 +217,10 @@ class Host:
         self.runtime.attach(stack.loopback, loop_dev)
         if device is not None:
             self.devices.append(device)
-            self.iface = stack.add_interface("eth0", device.kind, mtu=device.mtu, mac=device.mac)
+            self.iface = stack.add_interface("eth0", device.kind, mtu=device.mtu, mac=device.mac,
+                                             tso_max=device.tso_max)
+            log.info("%s: %s", device.name, "TSO and checksum offload on" if device.tso_max
+                     else "no offloads (one MTU-sized frame per write and read)")
             # RFC 5227: with net.ipv4.acd.enable, addresses are probed (on the running link) first.
             probe = bool(stack.sysctl.int("net.ipv4.acd.enable")) and device.kind is LinkKind.ETHERNET
             if not probe:

@@ -14,6 +14,7 @@ Everything runs in the hub's thread, so the core needs no locks.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -63,7 +64,7 @@ class Runtime:
         # One capture has one link type: a device of another kind (the loopback beside a TAP) is not
         # written to it, where its frames would read as garbage.
         captured = self.pcap is not None and self.pcap.linktype == linktype_for(iface.kind)
-        tap = self._capture if captured else None
+        tap = functools.partial(self._capture, partial=iface.csum_free) if captured else None
         att = Attachment(self.stack, iface, device, out_imp, in_imp, tap, tap_received=not iface.is_loopback)
         self.attachments.append(att)
         if self.running:
@@ -95,9 +96,9 @@ class Runtime:
     def now(self) -> float:
         return self.clock()
 
-    def _capture(self, frame: Frame) -> None:
+    def _capture(self, frame: Frame, *, partial: bool) -> None:
         assert self.pcap is not None  # the tap of attachments made while there was a pcap
-        self.pcap.write(frame, time.time())
+        self.pcap.write_as_wire(frame, time.time(), partial=partial)
 
     # -- the reader ----------------------------------------------------------------------------------
     def _reader(self, att: Attachment) -> None:

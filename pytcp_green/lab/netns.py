@@ -6,7 +6,7 @@ Layout of one lab::
     TapDevice fd  <==== pgt<pid>-<n> ====>   kernel: kernel_ip4 on the TAP, lo up
     (the stack, stack_ip4)                   peers started with Lab.run()/Lab.popen()
 
-How it is built: ``ip netns add`` creates the namespace; :func:`~pytcp_green.link.tap.open_tap`
+How it is built: ``ip netns add`` creates the namespace; :func:`~pytcp_green.link.tap.open_offloaded`
 opens the TAP here, so the fd belongs to this process (and the MTU is set by ``open_tap``);
 ``ip link set dev <tap> netns <ns>`` moves the interface, and the fd keeps working after the
 move.  Inside the namespace ``lo`` goes up, ``kernel_ip4`` goes on the TAP and the TAP goes up.
@@ -60,7 +60,7 @@ from typing import Any
 
 from pytcp_green.lab.nsops import NETNS_DIR, delete_netns, kill_netns_processes, pid_alive
 from pytcp_green.link import tap as _tap
-from pytcp_green.link.tap import TapDevice, open_tap
+from pytcp_green.link.tap import TapDevice, open_offloaded
 
 _NETNS_RE = re.compile(r"^pg-(\d+)-(\d+)$")
 _IFNAME_MAX = 15
@@ -322,7 +322,7 @@ class Lab:
             _maybe_install_sigterm()
         try:
             _ip("netns", "add", netns)
-            self._device = open_tap(ifname, tun=self.tun, vnet_hdr=self.vnet_hdr, mtu=self.mtu)
+            self._device = open_offloaded(ifname, tun=self.tun, mtu=self.mtu, offload=self.vnet_hdr)
             if not self.tun:
                 with open(f"/sys/class/net/{ifname}/address", encoding="ascii") as address:
                     self.kernel_mac = bytes.fromhex(address.read().strip().replace(":", ""))

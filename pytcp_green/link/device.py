@@ -19,6 +19,9 @@ class Device(Protocol):
     kind: LinkKind
     mtu: int
     mac: bytes | None  # 6 bytes for ETHERNET devices, None for IP devices
+    # The largest IP packet of a TCP super-segment (stack.interface.GsoFrame) the device segments
+    # itself (TSO); 0 when it takes only MTU-sized frames.
+    tso_max: int
 
     def fileno(self) -> int:
         """A file descriptor that polls readable while frames are waiting."""

@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable
 from typing import Generic, Protocol, TypeVar
 
 from pytcp_green.link.device import Device, Frame
+from pytcp_green.stack.interface import GsoFrame, LinkKind, TrustedFrame
+from pytcp_green.stack.wire.offload import complete_tcp_checksum, segment_tcp, wire_payload
 
 
 class DrivenInterface(Protocol):
@@ -105,7 +107,13 @@ class Port(Generic[IfaceT]):
                 self._write(tx.popleft())
             return moved
         while tx:
-            impair.push(tx.popleft(), now)
+            frame = tx.popleft()
+            if type(frame) is GsoFrame:
+                # Loss and reordering act on wire segments, as on the far side of a TSO NIC.
+                for piece in segment_tcp(frame, frame.l3, frame.gso_size):
+                    impair.push(piece, now)
+            else:
+                impair.push(frame, now)
         due = impair.pop_due(now)
         for frame in due:
             self._write(frame)
@@ -127,8 +135,21 @@ class Port(Generic[IfaceT]):
         if impair is None:
             self._deliver(frames, now)
             return
+        device = self.device
+        l3 = 14 if device.kind is LinkKind.ETHERNET else 0
+        wire = device.mtu + l3
         for frame in frames:
-            impair.push(frame, now)
+            if len(frame) > wire:
+                # A super-segment the kernel coalesced (GRO) or never cut (TSO): the inbound stage
+                # must lose and reorder the segments the wire would have carried, MTU-sized ones.
+                for piece in segment_tcp(frame, l3, wire_payload(frame, l3, device.mtu)):
+                    impair.push(piece, now)
+            elif type(frame) is TrustedFrame:
+                # The stage copies (and may rewrite) what it holds, which loses the device's mark:
+                # the checksum the kernel left partial must be whole before it goes in.
+                impair.push(complete_tcp_checksum(frame, l3), now)
+            else:
+                impair.push(frame, now)
         self.deliver_due(now)
 
     def deliver_due(self, now: float) -> None:

@@ -37,6 +37,7 @@ class PairEnd:
         self.kind = kind
         self.mtu = mtu
         self.mac = mac
+        self.tso_max = 0  # frames cross as they are written: at most the MTU
         # Frames written on this end that never reached the peer: its receive queue was full or
         # it was closed (a cable with nothing plugged in at the far end).
         self.dropped = 0

@@ -14,7 +14,8 @@ from types import TracebackType
 from typing import BinaryIO
 
 from pytcp_green.link.device import Frame
-from pytcp_green.stack.interface import LinkKind
+from pytcp_green.stack.interface import GsoFrame, LinkKind, TrustedFrame
+from pytcp_green.stack.wire.offload import complete_tcp_checksum, segment_tcp
 
 LINKTYPE_ETHERNET = 1
 LINKTYPE_RAW = 101  # bare IPv4 or IPv6, told apart by the version nibble
@@ -72,6 +73,19 @@ class PcapWriter:
         f.write(_RECORD_HEADER.pack(sec, usec, captured, length))
         f.write(view[:captured] if captured < length else view)
         self.frames += 1
+
+    def write_as_wire(self, frame: Frame, timestamp: float, *, partial: bool = False) -> None:
+        """Append ``frame`` as the wire carries it: a TSO super-segment as its segments, and a frame
+        whose TCP checksum was left partial (received as a TrustedFrame, or sent with ``partial``
+        over an interface where nobody checks it) with that checksum completed, so that a reader
+        checking checksums (tshark) sees valid frames."""
+        if type(frame) is GsoFrame:
+            for piece in segment_tcp(frame, frame.l3, frame.gso_size):
+                self.write(piece, timestamp)
+        elif partial or type(frame) is TrustedFrame:
+            self.write(complete_tcp_checksum(frame, 14 if self.linktype == LINKTYPE_ETHERNET else 0), timestamp)
+        else:
+            self.write(frame, timestamp)
 
     def flush(self) -> None:
         if self._file is not None:

@@ -18,10 +18,17 @@ How it is opened (see ``Documentation/networking/tuntap.rst`` in the kernel):
   travels behind a 10-byte virtio-net header ``<BBHHHH`` (flags, gso_type, hdr_len, gso_size,
   csum_start, csum_offset).  Until the stack learns to use offloads (a later issue) this module
   hides the header: :meth:`TapDevice.read_batch` strips it and, when the kernel left a checksum
-  for us to finish (``NEEDS_CSUM``), finishes it so every frame handed up carries valid
-  checksums; :meth:`TapDevice.write` prepends an all-zero header ("no offload, checksums
-  complete").  The one visible difference: with TSO enabled the kernel may hand over TCP
-  super-frames larger than the MTU (up to ~64 KB, counted in :attr:`TapDevice.gso_frames`).
+  for us to finish (``NEEDS_CSUM``) in a UDP or other datagram, finishes it; a TCP segment with
+  ``NEEDS_CSUM`` (the kernel's own, its field holding the pseudo-header sum) or any frame flagged
+  ``DATA_VALID`` is handed up as a :class:`~pytcp_green.stack.interface.TrustedFrame`, whose
+  checksum TCP does not verify, as a NIC's CHECKSUM_UNNECESSARY; everything else (frames a raw
+  socket sent, say) carries its checksum as sent and is checked.  :meth:`TapDevice.write` prepends
+  an all-zero header ("no offload, checksums complete").  With TSO enabled the kernel may hand over
+  TCP super-frames larger than the MTU (up to ~64 KB, counted in :attr:`TapDevice.gso_frames`):
+  the stack takes them whole, one segment each.  With TSO4 and TSO6 both on, the device promises
+  :attr:`TapDevice.tso_max`: :meth:`TapDevice.write` hands a
+  :class:`~pytcp_green.stack.interface.GsoFrame` to the kernel with a GSO header, and the kernel
+  cuts it into wire segments and completes their checksums.
   Pass ``offload=0`` to keep the header but receive only MTU-sized frames.
 
 Reading follows DESIGN.md's measured fast path: ``FileIO.readinto`` into one preallocated buffer
@@ -36,13 +43,16 @@ from __future__ import annotations
 import errno
 import fcntl
 import io
+import logging
 import os
 import socket
 import struct
 
 from pytcp_green.link.device import Frame
-from pytcp_green.stack.interface import LinkKind
+from pytcp_green.stack.interface import GsoFrame, LinkKind, TrustedFrame
 from pytcp_green.stack.wire.checksum import ones_sum
+
+log = logging.getLogger(__name__)
 
 TUN_PATH = "/dev/net/tun"  # module attribute so tests can point it elsewhere
 
@@ -69,9 +79,16 @@ _IFREQ_INT = struct.Struct(f"{IFNAMSIZ}si")
 VNET_HDR_LEN = 10
 VNET_HDR = struct.Struct("<BBHHHH")
 VIRTIO_NET_HDR_F_NEEDS_CSUM = 0x01
+VIRTIO_NET_HDR_F_DATA_VALID = 0x02
 VIRTIO_NET_HDR_GSO_NONE = 0x00
+VIRTIO_NET_HDR_GSO_TCPV4 = 0x01
+VIRTIO_NET_HDR_GSO_TCPV6 = 0x04
+# The largest IP packet of a super-segment handed to the kernel: IPv4's total-length limit (the
+# kernel's default gso_max_size is 64 KB).
+TSO_MAX = 65535
 _VNET_ZERO = bytes(VNET_HDR_LEN)
 _CSUM_FIELD = struct.Struct("!H")
+_TCP_CSUM_OFFSET = 16  # where TCP's checksum sits in its header (UDP's is at 6)
 
 # Large enough for any frame the kernel can produce: a 64 KB GSO super-frame plus the virtio
 # header, an Ethernet header and a VLAN tag.  A read into a smaller buffer would silently
@@ -143,9 +160,14 @@ class TapDevice:
         self.mac = mac
         self.vnet_hdr = vnet_hdr
         self.offload = offload  # TUN_F_* bits enabled with TUNSETOFFLOAD (0 without vnet_hdr)
+        # What the device contract (link/device.py) promises the stack: with TSO enabled the kernel
+        # takes super-segments and segments them (and completes their checksums) itself.
+        self.tso_max = TSO_MAX if offload & (TUN_F_TSO4 | TUN_F_TSO6) == TUN_F_TSO4 | TUN_F_TSO6 else 0
+        self.gso_sent = 0  # super-segments written (each leaves as several wire segments)
         self.dropped = 0  # frames whose write failed without the device being broken
         self.gso_frames = 0  # received super-frames (vnet_hdr with TSO): larger than the MTU
-        self.csum_finished = 0  # received frames whose partial checksum (NEEDS_CSUM) we completed
+        self.csum_finished = 0  # received non-TCP frames whose partial checksum (NEEDS_CSUM) we completed
+        self.csum_trusted = 0  # received frames handed up as TrustedFrame (TCP NEEDS_CSUM, DATA_VALID)
         self._fd = fd
         # FileIO.readinto returns None on EAGAIN instead of raising, which keeps the drain loop
         # free of exception handling (and recv_into does not work: a TAP fd is not a socket).
@@ -196,10 +218,20 @@ class TapDevice:
                 if n <= VNET_HDR_LEN:
                     continue  # a header with no frame behind it: nothing to hand up
                 flags, gso_type, _hdr_len, _gso_size, csum_start, csum_offset = VNET_HDR.unpack_from(buf)
-                if flags & VIRTIO_NET_HDR_F_NEEDS_CSUM and self._finish_checksum(n, csum_start, csum_offset):
-                    self.csum_finished += 1
                 if gso_type != VIRTIO_NET_HDR_GSO_NONE:
                     self.gso_frames += 1
+                if flags & VIRTIO_NET_HDR_F_NEEDS_CSUM:
+                    if csum_offset == _TCP_CSUM_OFFSET:
+                        # The kernel's own segment: TCP takes it on trust, nobody sums 64 KB twice.
+                        frames.append(TrustedFrame(view[VNET_HDR_LEN:n]))
+                        self.csum_trusted += 1
+                        continue
+                    if self._finish_checksum(n, csum_start, csum_offset):
+                        self.csum_finished += 1
+                elif flags & VIRTIO_NET_HDR_F_DATA_VALID:
+                    frames.append(TrustedFrame(view[VNET_HDR_LEN:n]))
+                    self.csum_trusted += 1
+                    continue
                 frames.append(view[VNET_HDR_LEN:n].tobytes())
         except OSError as exc:
             raise OSError(_errno_of(exc), f"{self.name}: read failed: {exc.strerror}") from exc
@@ -226,7 +258,17 @@ class TapDevice:
         if fd < 0:
             raise OSError(errno.EBADF, f"{self.name}: device is closed")
         try:
-            if self.vnet_hdr:
+            if type(frame) is GsoFrame:
+                # A super-segment: the kernel cuts it at gso_size and finishes each checksum from
+                # the pseudo-header sum in the field (csum_start/csum_offset), as for a virtio guest.
+                v6 = frame[frame.l3] >> 4 == 6
+                hdr_len = frame.l4 + (frame[frame.l4 + 12] >> 4) * 4
+                header = VNET_HDR.pack(VIRTIO_NET_HDR_F_NEEDS_CSUM,
+                                       VIRTIO_NET_HDR_GSO_TCPV6 if v6 else VIRTIO_NET_HDR_GSO_TCPV4,
+                                       hdr_len, frame.gso_size, frame.l4, _TCP_CSUM_OFFSET)
+                os.writev(fd, (header, frame))
+                self.gso_sent += 1
+            elif self.vnet_hdr:
                 # A gather write sends header and frame in one packet without concatenating them;
                 # the all-zero header says "no offload requested, checksums are complete".
                 os.writev(fd, (_VNET_ZERO, frame))
@@ -329,3 +371,16 @@ def open_tap(
         vnet_hdr=vnet_hdr,
         offload=offload_bits,
     )
+
+
+def open_offloaded(name: str, *, tun: bool = False, mtu: int = 1500, offload: bool = True) -> TapDevice:
+    """:func:`open_tap` with the virtio-net header and :data:`OFFLOAD_DEFAULT` when ``offload``, else
+    without; a kernel that refuses TUNSETOFFLOAD gets the plain device, which works as before."""
+    if offload:
+        try:
+            return open_tap(name, tun=tun, mtu=mtu, vnet_hdr=True)
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+            log.info("%s: the kernel refused offloads (%s); opening it without", name, exc.strerror)
+    return open_tap(name, tun=tun, mtu=mtu)

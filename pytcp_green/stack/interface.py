@@ -1,7 +1,11 @@
 """A network interface as the core sees it: link kind, MAC, MTU, IPv4 addresses and a transmit queue.
 
 The core never writes to a device: frames to send are appended to :attr:`Interface.tx` and the
-runtime (or the simulator) drains them.  That is the whole coupling between core and link.
+runtime (or the simulator) drains them.  That is the whole coupling between core and link, with
+what a device can do: :attr:`Interface.tso_max` (it segments TCP itself),
+:attr:`Interface.csum_free` (no TCP checksum is checked behind it), :class:`GsoFrame` (a
+super-segment for such a device) and :class:`TrustedFrame` (the mark a device puts on a received
+frame whose checksum it vouches for).
 """
 
 from __future__ import annotations
@@ -22,10 +26,42 @@ class LinkKind(enum.Enum):
     IP = "ip"  # a bare IPv4/IPv6 packet (TUN, loopback)
 
 
+class TrustedFrame(bytes):
+    """A received frame whose transport checksum its device vouches for, so the stack skips verifying it.
+
+    A TAP opened with offloads marks what the kernel flags ``VIRTIO_NET_HDR_F_NEEDS_CSUM`` (its own
+    packet, the checksum field holding only the pseudo-header sum) or ``DATA_VALID`` (checked), as a
+    NIC's CHECKSUM_UNNECESSARY does; the loopback marks the stack's own frames.  The mark lives on the
+    frame object, so anything that copies or changes a frame on the way (an impairment that corrupts
+    it) hands up plain bytes, which are checked as usual.  Only unfragmented TCP uses the mark.
+    """
+
+    __slots__ = ()
+
+
+class GsoFrame(bytearray):
+    """A frame carrying one TCP super-segment for a device that segments it (TSO), longer than the MTU.
+
+    ``gso_size`` is the payload of each wire segment (the MSS less options), ``l3`` where the IP
+    header starts and ``l4`` where TCP's does; the TCP checksum field holds only the pseudo-header
+    sum (Linux's CHECKSUM_PARTIAL), which the device completes per segment.  The stack makes one
+    only for an interface whose :attr:`Interface.tso_max` allows it; anything between the stack and
+    the device that must see wire frames (impairment, capture) splits it with
+    :func:`pytcp_green.stack.wire.offload.segment_tcp`.
+    """
+
+    __slots__ = ("gso_size", "l3", "l4")
+
+    gso_size: int
+    l3: int
+    l4: int
+
+
 class Interface:
     """One interface of the stack; created by :meth:`pytcp_green.stack.stack.Stack.add_interface`."""
 
-    def __init__(self, name: str, kind: LinkKind, mtu: int, mac: bytes | None) -> None:
+    def __init__(self, name: str, kind: LinkKind, mtu: int, mac: bytes | None, *, tso_max: int = 0,
+                 csum_free: bool = False) -> None:
         if kind is LinkKind.ETHERNET and (mac is None or len(mac) != 6):
             raise ValueError(f"interface {name}: an Ethernet interface needs a 6-byte MAC")
         self.name = name
@@ -33,6 +69,12 @@ class Interface:
         self.mtu = mtu
         self.mac = mac
         self.link_header_len = 14 if kind is LinkKind.ETHERNET else 0
+        # The device's contract (link/device.py): the largest IP packet of a TCP super-segment it
+        # segments itself (TSO), 0 when it takes only MTU-sized frames.
+        self.tso_max = tso_max
+        # Nobody checks a TCP checksum sent here (the loopback: the stack takes its own frames on
+        # trust), so TCP writes only the pseudo-header sum, as Linux's lo does with CHECKSUM_PARTIAL.
+        self.csum_free = csum_free
         self.tx: deque[bytes | bytearray] = deque()
         self.ip4: list[ipaddress.IPv4Interface] = []
         self.arp: ArpCache | None = None  # set by the Stack for Ethernet interfaces

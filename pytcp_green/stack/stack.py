@@ -27,7 +27,7 @@ from collections.abc import Mapping
 
 from pytcp_green.stack.datagram.udp import UdpLayer, UdpSocket
 from pytcp_green.stack.datagram.udplite import UdpLiteLayer
-from pytcp_green.stack.interface import Interface, LinkKind
+from pytcp_green.stack.interface import Interface, LinkKind, TrustedFrame
 from pytcp_green.stack.ipv4.arp import ArpCache
 from pytcp_green.stack.ipv4.icmp import Icmp4Layer
 from pytcp_green.stack.ipv4.ip import Ip4Layer
@@ -63,7 +63,7 @@ class Stack:
         self.interfaces: dict[str, Interface] = {}
         # Name servers (numeric strings) for the stub resolver; set by options or learned by DHCP.
         self.dns_servers: list[str] = []
-        self.loopback = self.add_interface("lo", LinkKind.IP, mtu=65536)
+        self.loopback = self.add_interface("lo", LinkKind.IP, mtu=65536, csum_free=True)
         # Built in this order, the order they draw from ``rng`` (a seeded stack must stay reproducible).
         self.ip4 = Ip4Layer(svc, self.interfaces, self.loopback)
         self.icmp4 = Icmp4Layer(svc, self.ip4)
@@ -80,10 +80,13 @@ class Stack:
         self.ip6.add_address(self.loopback, ipaddress.IPv6Interface("::1/128"), dad=False)
 
     # -- configuration -------------------------------------------------------------------------------
-    def add_interface(self, name: str, kind: LinkKind, mtu: int = 1500, mac: bytes | None = None) -> Interface:
+    def add_interface(self, name: str, kind: LinkKind, mtu: int = 1500, mac: bytes | None = None, *,
+                      tso_max: int = 0, csum_free: bool = False) -> Interface:
+        """A new interface; ``tso_max``: its device segments TCP super-segments up to that IP packet
+        size; ``csum_free``: no TCP checksum sent through it is ever checked."""
         if name in self.interfaces:
             raise ValueError(f"interface {name!r} exists")
-        iface = Interface(name, kind, mtu, mac)
+        iface = Interface(name, kind, mtu, mac, tso_max=tso_max, csum_free=csum_free)
         iface.index = len(self.interfaces) + 1  # lo is 1, as on Linux; what IP_PKTINFO reports
         if kind is LinkKind.ETHERNET:
             iface.arp = ArpCache(self.services, iface, self.icmp4)
@@ -126,19 +129,20 @@ class Stack:
         """Process one received frame.  Never raises."""
         try:
             buf = memoryview(frame)
+            csum_ok = type(frame) is TrustedFrame
             if iface.kind is LinkKind.ETHERNET:
-                self._receive_ethernet(iface, buf, now)
+                self._receive_ethernet(iface, buf, now, csum_ok)
             elif buf and buf[0] >> 4 == 4:
-                self.ip4.receive(iface, buf, now)
+                self.ip4.receive(iface, buf, now, csum_ok=csum_ok)
             elif buf and buf[0] >> 4 == 6:
-                self.ip6.receive(iface, buf, now)
+                self.ip6.receive(iface, buf, now, csum_ok=csum_ok)
             else:
                 self.stats["ip.drop.unknown_version"] += 1
         except Exception:  # a bug must cost one frame, not the stack
             self.stats["stack.drop.internal_error"] += 1
             log.exception("internal error while receiving a frame on %s", iface.name)
 
-    def _receive_ethernet(self, iface: Interface, buf: memoryview, now: float) -> None:
+    def _receive_ethernet(self, iface: Interface, buf: memoryview, now: float, csum_ok: bool) -> None:
         stats = self.stats
         try:
             eth = EthernetFrame.parse(buf)
@@ -149,11 +153,11 @@ class Stack:
             stats["eth.drop.not_for_us"] += 1
             return
         if eth.ethertype == ETHERTYPE_IP4:
-            self.ip4.receive(iface, eth.payload, now)
+            self.ip4.receive(iface, eth.payload, now, csum_ok=csum_ok)
         elif eth.ethertype == ETHERTYPE_IP6:
             # The group bit of the Ethernet destination (broadcast included): RFC 4443 §2.4 (e.4, e.5)
             # forbids most ICMPv6 errors about such a frame even when its IPv6 destination is unicast.
-            self.ip6.receive(iface, eth.payload, now, link_multicast=is_multicast_mac(eth.dst))
+            self.ip6.receive(iface, eth.payload, now, link_multicast=is_multicast_mac(eth.dst), csum_ok=csum_ok)
         elif eth.ethertype == ETHERTYPE_ARP:
             try:
                 pkt = ArpPacket.parse(eth.payload)
@@ -206,12 +210,18 @@ class Stack:
     # 4 bytes: IPv4; 16 bytes: IPv6, except that a v4-mapped ::ffff:a.b.c.d (an AF_INET6 socket
     # talking to an IPv4 peer, RFC 4291 §2.5.5.2) goes out as IPv4.
     def ip_output(self, src: bytes, dst: bytes, proto: int, payload: bytes | bytearray | memoryview,
-                  now: float, *, tos: int = 0, hops: int | None = None) -> int:
+                  now: float, *, tos: int = 0, hops: int | None = None, gso_size: int = 0) -> int:
         if len(dst) == 4:
-            return self.ip4.output(src, dst, proto, payload, now, tos=tos, ttl=hops)
+            return self.ip4.output(src, dst, proto, payload, now, tos=tos, ttl=hops, gso_size=gso_size)
         if dst[:12] == V4MAPPED_PREFIX:
-            return self.ip4.output(src[12:], dst[12:], proto, payload, now, tos=tos, ttl=hops)
-        return self.ip6.output(src, dst, proto, payload, now, tc=tos, hop_limit=hops)
+            return self.ip4.output(src[12:], dst[12:], proto, payload, now, tos=tos, ttl=hops, gso_size=gso_size)
+        return self.ip6.output(src, dst, proto, payload, now, tc=tos, hop_limit=hops, gso_size=gso_size)
+
+    def offload_for(self, dst: bytes) -> tuple[int, bool]:
+        """What the interface toward ``dst`` offers TCP: (its ``tso_max``, its ``csum_free``)."""
+        v4 = len(dst) == 4 or dst[:12] == V4MAPPED_PREFIX
+        found = self.ip4.route(dst[-4:]) if v4 else self.ip6.route(dst)
+        return (0, False) if found is None else (found[0].tso_max, found[0].csum_free)
 
     def path_mtu(self, dst: bytes) -> int | None:
         if len(dst) == 4:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from pytcp_green.stack.contracts import RxMeta
-from pytcp_green.stack.interface import Interface, LinkKind
+from pytcp_green.stack.interface import GsoFrame, Interface, LinkKind
 from pytcp_green.stack.ipv4.igmp import Igmp
 from pytcp_green.stack.ipv4.reassembly import Icmp4Errors, Reassembler
 from pytcp_green.stack.ipv4.route import Route4, RouteTable4
@@ -179,7 +179,9 @@ class Ip4Layer:
         self.routes.add(Route4(default, route.iface, gateway.packed))
 
     # -- input ---------------------------------------------------------------------------------------
-    def receive(self, iface: Interface, buf: memoryview, now: float) -> None:
+    def receive(self, iface: Interface, buf: memoryview, now: float, *, csum_ok: bool = False) -> None:
+        """One packet from ``iface``; ``csum_ok``: its device vouches for the transport checksum
+        (:class:`~pytcp_green.stack.interface.TrustedFrame`), which holds for a whole packet only."""
         stats = self.svc.stats
         try:
             pkt = Ip4Packet.parse(buf)
@@ -204,12 +206,13 @@ class Ip4Layer:
             if whole is None:
                 return
             pkt = whole
+            csum_ok = False
         proto = pkt.proto
         if proto == PROTO_TCP:
             if bcast:
                 stats["ip4.drop.tcp_broadcast"] += 1
                 return
-            self.tcp.receive(src, dst, pkt.payload, now)
+            self.tcp.receive(src, dst, pkt.payload, now, csum_ok=csum_ok)
         elif proto in self.datagram:
             meta = RxMeta(iface.index, dst, pkt.ttl, pkt.tos)
             if not self.datagram[proto].receive(src, dst, pkt.payload, now, bcast=bcast, meta=meta) and not bcast:
@@ -323,6 +326,7 @@ class Ip4Layer:
         iface: Interface | None = None,
         options: bytes = b"",
         mc_loop: bool = False,
+        gso_size: int = 0,
     ) -> int:
         """Send one datagram; returns 0 or an errno.  Fragments it when it exceeds the path MTU.
 
@@ -331,6 +335,8 @@ class Ip4Layer:
         DHCP client talks before it has an address.  ``options`` (IPv4 options, e.g. Router Alert)
         are only for datagrams that need no fragmenting.  ``mc_loop`` (IP_MULTICAST_LOOP) also
         delivers a datagram for a group this host joined to the host itself (RFC 1112 §6.1).
+        ``gso_size``: ``payload`` is a TCP super-segment for the route's TSO device (see
+        :class:`~pytcp_green.stack.interface.GsoFrame`), that many payload bytes per wire segment.
         """
         stats = self.svc.stats
         multicast = 224 <= dst[0] < 240
@@ -354,6 +360,18 @@ class Ip4Layer:
         self._ident = ident = (self._ident + 1) & 0xFFFF
         lh = iface.link_header_len
         mtu = self.pmtu.clamp(dst, iface.mtu)
+        if gso_size and hlen + size <= iface.tso_max:
+            gso = GsoFrame(lh + hlen + size)
+            gso.gso_size, gso.l3, gso.l4 = gso_size, lh, lh + hlen
+            gso[lh + hlen :] = payload
+            write_ip4(gso, lh, src=src, dst=dst, proto=proto, total_len=hlen + size, ident=ident, ttl=ttl,
+                      tos=tos, df=True, options=options)
+            # The device numbers its segments ident, ident+1, ...: keep the next datagram's clear of them.
+            self._ident = (ident + (size - 1) // gso_size) & 0xFFFF
+            self._link_output(iface, gateway or dst, gso, now)
+            stats["ip4.tx"] += 1
+            stats["ip4.tx.gso"] += 1
+            return 0
         if hlen + size <= mtu:
             frame = bytearray(lh + hlen + size)
             frame[lh + hlen :] = payload

@@ -96,7 +96,7 @@ class ExtWalk:
                 if mcast:
                     stats["ip6.drop.tcp_multicast"] += 1
                     return
-                self.tcp.receive(pkt.src, pkt.dst, packet[off:], now)
+                self.tcp.receive(pkt.src, pkt.dst, packet[off:], now, csum_ok=pkt.csum_ok)
                 return
             if nh == NH_ICMP6:
                 self.icmp.receive(if6, pkt, packet[off:], now)

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pytcp_green.stack import sysctl as _sysctl
-from pytcp_green.stack.interface import Interface, LinkKind
+from pytcp_green.stack.interface import GsoFrame, Interface, LinkKind
 from pytcp_green.stack.ipv6 import source
 from pytcp_green.stack.ipv6.addr import Addr6, AddrState, If6
 from pytcp_green.stack.ipv6.addrconf import Addrconf
@@ -357,8 +357,10 @@ class Ip6Layer:
         return mtu
 
     # -- input ---------------------------------------------------------------------------------------
-    def receive(self, iface: Interface, buf: memoryview, now: float, *, link_multicast: bool = False) -> None:
-        """One packet from ``iface``; ``link_multicast``: it came in a link-layer multicast/broadcast frame."""
+    def receive(self, iface: Interface, buf: memoryview, now: float, *, link_multicast: bool = False,
+                csum_ok: bool = False) -> None:
+        """One packet from ``iface``; ``link_multicast``: it came in a link-layer multicast/broadcast frame;
+        ``csum_ok``: its device vouches for the transport checksum (a reassembled packet never keeps it)."""
         stats = self.svc.stats
         try:
             pkt = Ip6Packet.parse(buf)
@@ -366,6 +368,7 @@ class Ip6Layer:
             stats["ip6.drop." + exc.reason] += 1
             return
         pkt.link_multicast = link_multicast
+        pkt.csum_ok = csum_ok
         stats["ip6.rx"] += 1
         if6 = self.ifs.get(iface)
         if if6 is None:
@@ -406,10 +409,13 @@ class Ip6Layer:
         hop_limit: int | None = None,
         hbh: bytes = b"",
         iface: Interface | None = None,
+        gso_size: int = 0,
     ) -> int:
         """Send one packet; 0 or an errno.  ``hbh`` is a hop-by-hop header whose next-header octet is ``proto``.
 
         ``iface`` forces the link (ND and MLD traffic, whose next hop is the destination itself).
+        ``gso_size``: ``payload`` is a TCP super-segment for the route's TSO device (see
+        :class:`~pytcp_green.stack.interface.GsoFrame`), that many payload bytes per wire segment.
         """
         stats = self.svc.stats
         if iface is not None:
@@ -430,6 +436,16 @@ class Ip6Layer:
         mtu = self.pmtu.clamp(dst, if6.mtu if if6 is not None else iface.mtu)
         lh = iface.link_header_len
         first_nh = NH_HOP_BY_HOP if hbh else proto
+        if gso_size and not hbh and IP6_HEADER_LEN + size <= iface.tso_max:
+            gso = GsoFrame(lh + IP6_HEADER_LEN + size)
+            gso.gso_size, gso.l3, gso.l4 = gso_size, lh, lh + IP6_HEADER_LEN
+            gso[lh + IP6_HEADER_LEN :] = payload
+            write_ip6(gso, lh, src=src, dst=dst, next_header=proto, payload_len=size, hop_limit=hop_limit,
+                      traffic_class=tc)
+            self._link_output(iface, nexthop, gso, now)
+            stats["ip6.tx"] += 1
+            stats["ip6.tx.gso"] += 1
+            return 0
         if IP6_HEADER_LEN + size <= mtu:
             frame = bytearray(lh + IP6_HEADER_LEN + size)
             start = lh + IP6_HEADER_LEN

@@ -5,6 +5,8 @@
 * RFC 1122 §4.2.3.4 Nagle, in Linux's Minshall form: a partial segment waits only while an earlier
   partial segment is unacknowledged; a full segment is the effective MSS, *after* option bytes.
 * RFC 1122 §4.2.3.4 sender-side silly-window avoidance (overridden by a persist expiry, §3.8.6.1).
+* Segmentation offload: toward a TSO device new data leaves in super-segments of whole segments
+  (:class:`~pytcp_green.stack.interface.GsoFrame`); retransmissions stay one segment each.
 * Go-back-N resending after a retransmission timeout (RFC 6298 §5.4), skipping what the peer SACKed;
   during SACK recovery sending is RFC 6675's NextSeg loop in :mod:`.recovery` instead.
 
@@ -24,6 +26,9 @@ from pytcp_green.stack.wire.tcp import ACK, FIN, PSH
 
 if TYPE_CHECKING:
     from pytcp_green.stack.tcp.tcb import Tcb
+
+# Room kept in a TSO super-segment's IP packet for the IP and TCP headers (IPv6 40 + TCP 60).
+_TSO_HEADROOM = 100
 
 
 def output(tcb: Tcb, now: float) -> None:
@@ -61,6 +66,9 @@ def window_output(tcb: Tcb, now: float) -> None:
     nodelay = tcb.sock.nodelay
     options = sack_option_for(tcb)
     room = mss - len(options)
+    # With a TSO device new data leaves in super-segments of whole segments (RFC 9293 leaves the
+    # segment size to the sender; the device cuts them at ``room``), under the same windows.
+    burst = room * max(1, (tcb.tso_max - _TSO_HEADROOM) // room) if tcb.tso_max else room
     if tcb.snd_max == una:
         tcb.progress_at = now  # the line was idle: the user-timeout clock starts now
     while True:
@@ -74,9 +82,11 @@ def window_output(tcb: Tcb, now: float) -> None:
             usable = limit - seq
             if usable <= 0:
                 break
-            length = avail if avail < room else room
+            length = avail if avail < burst else burst
             if usable < length:
                 length = usable
+            if length > room and length < avail:
+                length -= length % room  # only the end of the data may leave a short last segment
             if length < room:
                 if length < avail:
                     # Window-limited: sender SWS avoidance waits for a worthwhile window.
@@ -87,9 +97,14 @@ def window_output(tcb: Tcb, now: float) -> None:
             flags = ACK
             if seq + length == end:
                 flags = ACK | PSH | FIN if fin else ACK | PSH
-            emit(tcb, seq, flags, length, now, options)
-            if length < mss:
-                tcb.snd_sml = seq + length
+            if length > room:
+                emit(tcb, seq, flags, length, now, options, gso=room)
+                if length % room:
+                    tcb.snd_sml = seq + length
+            else:
+                emit(tcb, seq, flags, length, now, options)
+                if length < mss:
+                    tcb.snd_sml = seq + length
             nxt = seq + length + (1 if flags & FIN else 0)
             tcb.snd_nxt = tcb.snd_max = nxt
             if tcb.rtt_seq is None and not tcb.ts_ok:

@@ -17,7 +17,17 @@ from typing import TYPE_CHECKING
 
 from pytcp_green.stack.tcp.seq import MASK
 from pytcp_green.stack.tcp.state import SYN_RECEIVED, TS_OPT_LEN
-from pytcp_green.stack.wire.tcp import ACK, PROTO_TCP, RST, SYN, fill_checksum, sack_option, syn_options, write_tcp
+from pytcp_green.stack.wire.tcp import (
+    ACK,
+    PROTO_TCP,
+    RST,
+    SYN,
+    fill_checksum,
+    fill_partial_checksum,
+    sack_option,
+    syn_options,
+    write_tcp,
+)
 
 if TYPE_CHECKING:
     from pytcp_green.stack.tcp.tcb import Tcb
@@ -55,8 +65,11 @@ def sack_option_for(tcb: Tcb) -> bytes:
     return sack_option(tcb.rbuf.sack_blocks(3 if tcb.ts_ok else 4))
 
 
-def emit(tcb: Tcb, seq: int, flags: int, length: int, now: float, options: bytes = b"") -> None:
-    """Build one segment (data taken from the send buffer at ``seq``) and hand it to IP."""
+def emit(tcb: Tcb, seq: int, flags: int, length: int, now: float, options: bytes = b"", gso: int = 0) -> None:
+    """Build one segment (data taken from the send buffer at ``seq``) and hand it to IP.  With ``gso``
+    it is a super-segment the device cuts into segments of ``gso`` payload bytes (TSO), so only the
+    pseudo-header part of the checksum is ours to write; the same toward an interface where nobody
+    checks it (``tcb.csum_free``)."""
     if flags & SYN:
         window = min(tcb.sock.rcvbuf, 0xFFFF)  # never scaled in a SYN (RFC 7323 §2.2)
         tcb.rcv_adv = tcb.rcv_nxt + window
@@ -71,9 +84,14 @@ def emit(tcb: Tcb, seq: int, flags: int, length: int, now: float, options: bytes
     write_tcp(buf, 0, tcb.local_port, tcb.remote_port, seq, ack, flags, window, options, ts)
     if length:
         tcb.sbuf.copy_out(buf, hlen, seq, length)
-    fill_checksum(buf, 0, total, tcb.local_addr, tcb.remote_addr)
-    err = tcb.stack.ip_output(tcb.local_addr, tcb.remote_addr, PROTO_TCP, buf, now, tos=tcb.sock.tos)
     stats = tcb.stats
+    if gso or tcb.csum_free:
+        fill_partial_checksum(buf, 0, total, tcb.local_addr, tcb.remote_addr)
+        if gso:
+            stats["tcp.tx_gso"] += 1
+    else:
+        fill_checksum(buf, 0, total, tcb.local_addr, tcb.remote_addr)
+    err = tcb.stack.ip_output(tcb.local_addr, tcb.remote_addr, PROTO_TCP, buf, now, tos=tcb.sock.tos, gso_size=gso)
     stats["tcp.tx"] += 1
     if err:
         stats["tcp.tx_error"] += 1

@@ -81,9 +81,12 @@ class Ip6Packet:
     ``packet`` is the header plus exactly ``payload_len`` octets (link padding cut off): the
     extension-header offsets of :func:`walk_extensions` index into it.  ``link_multicast``: it
     arrived in a link-layer multicast or broadcast frame (set by the receiver; RFC 4443 §2.4 e.4/e.5).
+    ``csum_ok``: the device vouched for the transport checksum (set by the receiver; never on a
+    reassembled packet).
     """
 
     __slots__ = (
+        "csum_ok",
         "dst",
         "flow_label",
         "header",
@@ -103,6 +106,7 @@ class Ip6Packet:
     next_header: int
     hop_limit: int
     link_multicast: bool
+    csum_ok: bool
     src: bytes
     dst: bytes
     header: memoryview
@@ -129,6 +133,7 @@ class Ip6Packet:
         self.next_header = next_header
         self.hop_limit = hop_limit
         self.link_multicast = False
+        self.csum_ok = False
         self.src = src
         self.dst = dst
         end = IP6_HEADER_LEN + payload_len

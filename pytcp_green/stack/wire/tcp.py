@@ -214,6 +214,14 @@ def fill_checksum(buf: bytearray, offset: int, length: int, src: bytes, dst: byt
     buf[offset + 17] = value & 0xFF
 
 
+def fill_partial_checksum(buf: bytearray, offset: int, length: int, src: bytes, dst: bytes) -> None:
+    """Store only the pseudo-header sum (folded, not complemented) for a device that completes the
+    checksum over the segment itself (a TSO super-segment; Linux's CHECKSUM_PARTIAL)."""
+    value = ones_sum(b"", pseudo_sum(src, dst, PROTO_TCP, length))
+    buf[offset + 16] = value >> 8
+    buf[offset + 17] = value & 0xFF
+
+
 def build_tcp(src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, flags: int, window: int,
               *, options: bytes = b"", ts: tuple[int, int] | None = None, payload: Buffer = b"") -> bytearray:
     """A complete segment with checksum, for control segments and tests (the data path builds in place)."""

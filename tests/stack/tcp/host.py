@@ -1,7 +1,7 @@
 """A minimal host for one TcpLayer, where the test itself plays the remote TCP segment by segment.
 
 :class:`FakeHost` implements exactly the contract TcpLayer needs (timers, stats, sysctl, rng,
-ip_output, path_mtu, select_source, is_local) and records every segment sent.  :class:`Peer` drives one
+ip_output, path_mtu, offload_for, select_source, is_local) and records every segment sent.  :class:`Peer` drives one
 connection: it injects segments described by flags and sequence numbers and parses what comes back.
 """
 
@@ -16,7 +16,7 @@ from pytcp_green.stack.sysctl import Sysctl
 from pytcp_green.stack.tcp import TcpLayer, TcpSocket
 from pytcp_green.stack.tcp.tcb import Tcb
 from pytcp_green.stack.timers import Timers
-from pytcp_green.stack.wire.checksum import Buffer
+from pytcp_green.stack.wire.checksum import Buffer, ones_sum, pseudo_sum
 from pytcp_green.stack.wire.tcp import ACK, FIN, PROTO_TCP, RST, SYN, TcpSegment, build_tcp, verify_checksum
 
 LOCAL = bytes((198, 18, 0, 1))
@@ -29,19 +29,27 @@ NO_OPTIONS = {"net.ipv4.tcp_timestamps": 0, "net.ipv4.tcp_sack": 0, "net.ipv4.tc
 
 
 class FakeHost:
-    def __init__(self, sysctl: dict[str, int | float | str] | None = None, mtu: int = 1500, seed: int = 7) -> None:
+    def __init__(self, sysctl: dict[str, int | float | str] | None = None, mtu: int = 1500, seed: int = 7,
+                 tso: int = 0) -> None:
         self.timers = Timers()
         self.stats = Stats()
         self.sysctl = Sysctl(sysctl)
         self.rng = random.Random(seed)
         self.mtu = mtu
+        self.tso = tso
         self.sent: list[tuple[bytes, bytes, bytes]] = []
+        self.gso_sizes: list[int] = []  # gso_size of each segment sent (0: an ordinary one)
         self.tcp = TcpLayer(self)
 
-    def ip_output(self, src: bytes, dst: bytes, proto: int, payload: Buffer, now: float, *, tos: int = 0) -> int:
+    def ip_output(self, src: bytes, dst: bytes, proto: int, payload: Buffer, now: float, *, tos: int = 0,
+                  gso_size: int = 0) -> int:
         assert proto == PROTO_TCP
         self.sent.append((src, dst, bytes(payload)))
+        self.gso_sizes.append(gso_size)
         return 0
+
+    def offload_for(self, dst: bytes) -> tuple[int, bool]:
+        return self.tso, False
 
     def path_mtu(self, dst: bytes) -> int | None:
         return self.mtu
@@ -57,8 +65,8 @@ class Peer:
     """The remote end of one connection, played by the test.  Times are virtual: ``now`` only moves
     when the test calls :meth:`advance`."""
 
-    def __init__(self, sysctl: dict[str, int | float | str] | None = None, mtu: int = 1500) -> None:
-        self.host = FakeHost({**NO_OPTIONS, **(sysctl or {})}, mtu)
+    def __init__(self, sysctl: dict[str, int | float | str] | None = None, mtu: int = 1500, tso: int = 0) -> None:
+        self.host = FakeHost({**NO_OPTIONS, **(sysctl or {})}, mtu, tso=tso)
         self.now = 100.0
         self.sock: TcpSocket | None = None
         self.listener: TcpSocket | None = None
@@ -91,12 +99,18 @@ class Peer:
         self.now = end
 
     def out(self) -> list[TcpSegment]:
-        """Segments we sent since the last call, parsed (and checksum-verified)."""
+        """Segments we sent since the last call, parsed (and checksum-verified; a TSO super-segment's
+        field must hold the pseudo-header sum the device completes)."""
         segments = []
-        for src, dst, raw in self.host.sent:
-            assert verify_checksum(raw, src, dst), "bad checksum on a segment we sent"
+        for (src, dst, raw), gso in zip(self.host.sent, self.host.gso_sizes, strict=True):
+            if gso:
+                field = int.from_bytes(raw[16:18], "big")
+                assert field == ones_sum(b"", pseudo_sum(src, dst, PROTO_TCP, len(raw))), "bad partial checksum"
+            else:
+                assert verify_checksum(raw, src, dst), "bad checksum on a segment we sent"
             segments.append(TcpSegment.parse(memoryview(raw)))
         self.host.sent.clear()
+        self.host.gso_sizes.clear()
         return segments
 
     # -- views ----------------------------------------------------------------------------------------

@@ -124,6 +124,7 @@ class Listener:
     def out(self) -> list[TcpSegment]:
         segments = [TcpSegment.parse(memoryview(raw)) for _, _, raw in self.host.sent]
         self.host.sent.clear()
+        self.host.gso_sizes.clear()
         return segments
 
     def flood(self, count: int, first_port: int = 20000) -> None:
