@@ -95,6 +95,20 @@ SYSCTLS: dict[str, _sysctl.Value] = {
     "net.ipv6.conf.default.temp_valid_lft": 172800.0,
     "net.ipv6.conf.default.temp_prefered_lft": 86400.0,
     "net.ipv6.conf.default.regen_max_retry": 3,
+    # What a router advertisement may make (issue 11: a hostile link must not grow the tables).
+    # max_addresses is Linux's (IPV6_MAX_ADDRESSES, 16; every address of the interface counts, as
+    # ipv6_count_addresses; 0 = unlimited) and refuses new SLAAC and temporary addresses.
+    # accept_ra_min_hop_limit and accept_ra_min_lft are Linux's too (ndisc_router_discovery,
+    # addrconf_prefix_rcv): a Cur Hop Limit below the first is ignored, a non-zero router or prefix
+    # lifetime below the second is ignored.  ra_max_routers / ra_max_prefixes are ours: Linux bounds
+    # RA-learnt default routers and on-link prefixes only through its routing table; RFC 4861 §6.3.4
+    # lets a host limit them (SHOULD keep at least two routers).  8 routers and 16 prefixes are far
+    # above what a real link announces, and 16 prefixes match max_addresses; 0 = unlimited.
+    "net.ipv6.conf.default.max_addresses": 16,
+    "net.ipv6.conf.default.accept_ra_min_hop_limit": 1,
+    "net.ipv6.conf.default.accept_ra_min_lft": 0,
+    "net.ipv6.conf.default.ra_max_routers": 8,
+    "net.ipv6.conf.default.ra_max_prefixes": 16,
     "net.ipv6.conf.default.mldv2_unsolicited_report_interval": 1.0,  # RFC 3810 §9.11
     "net.ipv6.conf.default.mld_robustness": 2,  # RFC 3810 §9.1
     "net.ipv6.conf.default.mldv1_unsolicited_report_interval": 10.0,  # RFC 2710 §7.10
@@ -176,6 +190,7 @@ class Ip6Layer:
         if6.addrs.append(addr)
         self.local[packed] = addr
         if origin not in ("slaac", "temporary") and address.network.prefixlen < 128:
+            if6.ra_prefixes.discard(address.network)  # now this address's: no RA may remove it
             self.add_onlink(if6, address.network, None)
         if dad is None:
             dad = iface.kind is LinkKind.ETHERNET and self.svc.sysctl.int("net.ipv6.conf.default.accept_dad") > 0

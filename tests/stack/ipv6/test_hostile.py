@@ -1,0 +1,264 @@
+"""A hostile link against the IPv6 core (issue 11): forged claims on our addresses, router
+advertisement floods against the tables' caps, absurd RA timers, and nothing left behind once every
+lifetime has run out.  Frames are built by scapy; time is virtual (Stack.poll)."""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import logging
+
+import pytest
+from scapy.layers.inet6 import (
+    ICMPv6EchoReply,
+    ICMPv6EchoRequest,
+    ICMPv6ND_NA,
+    ICMPv6ND_NS,
+    ICMPv6ND_RA,
+    ICMPv6NDOptDstLLAddr,
+    ICMPv6NDOptPrefixInfo,
+    ICMPv6NDOptSrcLLAddr,
+    IPv6,
+)
+from scapy.layers.l2 import Ether
+
+from pytcp_green.stack.interface import Interface, LinkKind
+from pytcp_green.stack.ipv4.arp import NeighState
+from pytcp_green.stack.ipv6.addr import Addr6, AddrState
+from pytcp_green.stack.sockbase import AF_INET6
+from pytcp_green.stack.stack import SOCK_DGRAM, Stack
+from pytcp_green.stack.sysctl import Value
+
+from ..helpers import PEER_MAC, STACK_MAC, sent
+from .helpers import PEER_IP6, PEER_LL, STACK_IP6, STACK_LL, learn_peer, packed, run_until, to_stack
+
+ALL_NODES_MAC = "33:33:00:00:00:01"
+
+
+def hostile_stack(static: str | None = f"{STACK_IP6}/64", **sysctl: Value) -> tuple[Stack, Interface]:
+    """A SLAAC stack (link-local and ``static`` past DAD at t=5), sysctls by their last name component."""
+    names = {f"net.ipv6.conf.default.{k}": v for k, v in sysctl.items()}
+    stack = Stack(seed=7, sysctl=names)
+    iface = stack.add_interface("eth0", LinkKind.ETHERNET, mac=bytes.fromhex(STACK_MAC.replace(":", "")))
+    stack.enable_ip6(iface, slaac=True)
+    if static:
+        stack.add_ip6(iface, static)
+    run_until(stack, 5.0)
+    iface.tx.clear()
+    return stack, iface
+
+
+def ra(src: str = PEER_LL, prefix: str | None = "fd00:99::", valid: int = 7200, preferred: int = 3600,
+       lifetime: int = 1800, chlim: int = 64, reachable: int = 0, retrans: int = 0, mac: str = PEER_MAC) -> bytes:
+    pkt = IPv6(src=src, dst="ff02::1", hlim=255) / ICMPv6ND_RA(
+        chlim=chlim, routerlifetime=lifetime, reachabletime=reachable, retranstimer=retrans) / \
+        ICMPv6NDOptSrcLLAddr(lladdr=mac)
+    if prefix is not None:
+        pkt = pkt / ICMPv6NDOptPrefixInfo(prefix=prefix, prefixlen=64, L=1, A=1, validlifetime=valid,
+                                          preferredlifetime=preferred)
+    return bytes(Ether(src=mac, dst=ALL_NODES_MAC) / pkt)
+
+
+def slaac(stack: Stack, iface: Interface, prefix: str = "fd00:99::") -> Addr6:
+    (addr,) = [a for a in stack.ip6.ifs[iface].addrs if a.origin == "slaac" and a.ip[:8] == packed(prefix)[:8]]
+    return addr
+
+
+def forged_na(target: str) -> bytes:
+    """An unsolicited NA with Override set claiming ``target`` for the attacker's MAC (RFC 4861 §7.2.6)."""
+    pkt = IPv6(src=target, dst="ff02::1", hlim=255) / ICMPv6ND_NA(R=0, S=0, O=1, tgt=target) / \
+        ICMPv6NDOptDstLLAddr(lladdr=PEER_MAC)
+    return to_stack(pkt, ALL_NODES_MAC)
+
+
+def dad_probe(target: str) -> bytes:
+    low = packed(target)[13:]
+    group = str(ipaddress.IPv6Address(b"\xff\x02" + bytes(9) + b"\x01\xff" + low))
+    pkt = IPv6(src="::", dst=group, hlim=255) / ICMPv6ND_NS(tgt=target)
+    return to_stack(pkt, "33:33:ff:" + low.hex(":"))
+
+
+def echo_answered(stack: Stack, iface: Interface, dst: str, src: str, now: float) -> bool:
+    stack.receive(iface, to_stack(IPv6(src=src, dst=dst) / ICMPv6EchoRequest(id=9, seq=1, data=b"still here")), now)
+    return any(f.haslayer(ICMPv6EchoReply) and f[IPv6].src == dst and f[ICMPv6EchoReply].data == b"still here"
+               for f in sent(iface))
+
+
+# -- addresses past DAD are defended and kept (RFC 4862 §5.4.5) ----------------------------------------------
+
+
+def test_forged_claims_on_addresses_past_dad_are_counted_logged_and_change_nothing(
+        caplog: pytest.LogCaptureFixture) -> None:
+    stack, iface = hostile_stack(use_tempaddr=1)
+    stack.receive(iface, ra(), 6.0)
+    run_until(stack, 12.0)
+    temp = [a for a in stack.ip6.ifs[iface].addrs if a.origin == "temporary"]
+    ours = {"static": STACK_IP6, "link": STACK_LL,
+            "slaac": str(ipaddress.IPv6Address(slaac(stack, iface).ip)),
+            "temporary": str(ipaddress.IPv6Address(temp[0].ip))}
+    learn_peer(stack, iface, 12.0)
+    learn_peer(stack, iface, 12.0, peer=PEER_LL)
+    sent(iface)
+    caplog.set_level(logging.WARNING, logger="pytcp_green.stack.ipv6.nd")
+    now = 20.0
+    for origin, ip in ours.items():
+        assert stack.ip6.local[packed(ip)].origin == origin
+        for _ in range(5):  # a flood of claims: counted each, logged at most once per interval
+            stack.receive(iface, forged_na(ip), now)
+            stack.receive(iface, dad_probe(ip), now)
+            frames = sent(iface)
+            # The probe is answered to all nodes, Solicited clear, Override set (RFC 4861 §7.2.4).
+            (na,) = [f for f in frames if f.haslayer(ICMPv6ND_NA)]
+            assert (na[IPv6].dst, na[IPv6].src, na[ICMPv6ND_NA].tgt) == ("ff02::1", ip, ip)
+            assert (na[ICMPv6ND_NA].S, na[ICMPv6ND_NA].O) == (0, 1) and na[Ether].dst == ALL_NODES_MAC
+            assert na[ICMPv6NDOptDstLLAddr].lladdr == STACK_MAC
+            now += 0.5
+        addr = stack.ip6.local[packed(ip)]
+        assert addr.state is AddrState.PREFERRED and stack.is_local(addr.ip)
+        peer = PEER_LL if origin == "link" else PEER_IP6
+        assert echo_answered(stack, iface, ip, peer, now)
+        now += 20.0
+    assert stack.stats["nd.rx.na_for_our_address"] == 20
+    assert stack.stats["nd.rx.dad_probe_for_our_address"] == 20
+    assert stack.stats["ip6.dad.duplicate"] == 0
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 4  # one per address: its five seconds of claims fall within one interval
+    assert all("keeping it" in r.getMessage() for r in warnings)
+
+
+def test_a_tentative_slaac_address_is_still_withdrawn_and_its_duplicate_expires() -> None:
+    stack, iface = hostile_stack(static=None)
+    stack.receive(iface, ra(valid=600, preferred=300), 6.0)
+    addr = slaac(stack, iface)
+    assert addr.state is AddrState.TENTATIVE
+    stack.receive(iface, forged_na(str(ipaddress.IPv6Address(addr.ip))), 6.1)
+    assert addr.state is AddrState.DUPLICATE and stack.stats["ip6.dad.duplicate_na"] == 1
+    run_until(stack, 605.0)
+    assert addr in stack.ip6.ifs[iface].addrs  # kept for tools while its lifetime runs
+    run_until(stack, 607.0)
+    assert addr not in stack.ip6.ifs[iface].addrs and stack.stats["ip6.dad.duplicate_expired"] == 1
+
+
+# -- caps on what router advertisements create ---------------------------------------------------------------
+
+
+def flood(stack: Stack, iface: Interface, count: int, now: float, **kw: int) -> None:
+    for i in range(count):
+        mac = f"02:aa:00:00:{i >> 8:02x}:{i & 0xFF:02x}"
+        stack.receive(iface, ra(src=f"fe80::aa:{i + 1:x}", prefix=f"fd00:{0x1000 + i:x}::", mac=mac, **kw), now)
+        now += 0.01
+
+
+def footprint(stack: Stack, iface: Interface) -> dict[str, int]:
+    if6 = stack.ip6.ifs[iface]
+    assert if6.nd is not None
+    return {"addresses": len(if6.addrs), "local": len(stack.ip6.local), "routers": len(if6.routers),
+            "prefixes": len(if6.onlink), "neighbours": len(if6.nd.entries), "router flags": len(if6.nd.routers),
+            "temporaries": len(stack.ip6.addrconf.temporary), "timers": len(stack.timers)}
+
+
+def test_100_ras_stay_under_every_cap_and_leave_nothing_once_their_lifetimes_end() -> None:
+    fresh, fresh_iface = hostile_stack(static=None, use_tempaddr=2)
+    run_until(fresh, 20000.0)
+    stack, iface = hostile_stack(static=None, use_tempaddr=2)
+    flood(stack, iface, 100, 6.0, valid=900, preferred=600, lifetime=300)
+    if6 = stack.ip6.ifs[iface]
+    assert len(if6.addrs) == 16  # max_addresses: the link-local, then 15 SLAAC and temporary addresses
+    assert stack.stats["ip6.slaac.max_addresses"] + stack.stats["ip6.temporary.max_addresses"] >= 85
+    assert len(if6.routers) == 8 and stack.stats["nd.drop.ra_router_list_full"] == 92
+    assert len(if6.ra_prefixes) == 16 and stack.stats["nd.drop.ra_prefix_list_full"] == 84
+    assert if6.nd is not None and len(if6.nd.routers) <= len(if6.nd.entries)
+    # Refreshing what exists (the same 100 RAs again) re-arms timers, never adds any.
+    run_until(stack, 10.0)
+    before = footprint(stack, iface)
+    flood(stack, iface, 100, 10.0, valid=900, preferred=600, lifetime=300)
+    after = footprint(stack, iface)
+    assert after["timers"] <= before["timers"] and after["addresses"] == before["addresses"]
+    run_until(stack, 20000.0)
+    left, clean = footprint(stack, iface), footprint(fresh, fresh_iface)
+    assert all(left[k] <= clean[k] for k in left), (left, clean)
+    assert [a.origin for a in if6.addrs] == ["link"]
+
+
+def test_max_addresses_zero_is_unlimited() -> None:
+    stack, iface = hostile_stack(static=None, max_addresses=0, ra_max_prefixes=0, ra_max_routers=0)
+    flood(stack, iface, 40, 6.0)
+    if6 = stack.ip6.ifs[iface]
+    assert len([a for a in if6.addrs if a.origin == "slaac"]) == 40 and len(if6.routers) == 40
+    assert stack.stats["ip6.slaac.max_addresses"] == 0
+
+
+def test_an_ra_cannot_take_the_prefix_of_an_address_set_by_hand() -> None:
+    stack, iface = hostile_stack()
+    stack.receive(iface, ra(prefix="fd00:77::", valid=0, preferred=0), 6.0)
+    stack.receive(iface, ra(prefix="fd00:77::", valid=5, preferred=0), 6.0)
+    run_until(stack, 60.0)
+    assert stack.ip6.route(packed(PEER_IP6)) == (iface, packed(PEER_IP6))  # still on-link, not via the router
+    assert stack.stats["nd.rx.ra_prefix_static"] == 2
+
+
+# -- absurd RA timers are clamped (Linux's ndisc_router_discovery) --------------------------------------------
+
+
+def ns_times(stack: Stack, iface: Interface, start: float, until: float, target: str) -> list[float]:
+    """When NSs for ``target`` left, driving the timers from ``start`` up to ``until``."""
+    times = [start] if any(f.haslayer(ICMPv6ND_NS) and f[ICMPv6ND_NS].tgt == target for f in sent(iface)) else []
+    while (deadline := stack.next_deadline()) is not None and deadline <= until:
+        stack.poll(deadline)
+        times += [deadline for f in sent(iface) if f.haslayer(ICMPv6ND_NS) and f[ICMPv6ND_NS].tgt == target]
+    return times
+
+
+@pytest.mark.parametrize(("retrans_ms", "gap", "counter"), [
+    (1, 0.01, "nd.rx.ra_retrans_timer_raised"),  # HZ/100
+    (0xFFFFFFFF, 3600.0, "nd.rx.ra_retrans_timer_lowered"),  # 49 days would be an hour
+    (250, 0.25, None),
+])
+def test_retrans_timer_clamped_as_seen_on_the_wire(retrans_ms: int, gap: float, counter: str | None) -> None:
+    stack, iface = hostile_stack()
+    stack.receive(iface, ra(retrans=retrans_ms), 6.0)
+    run_until(stack, 12.0)
+    sent(iface)
+    stack.socket(AF_INET6, SOCK_DGRAM).sendto(b"x", ("fd00:77::99", 9), 20.0)
+    times = ns_times(stack, iface, 20.0, 20.0 + 10 * gap, "fd00:77::99")
+    assert len(times) == 3  # mcast_solicit, one retrans time apart, then given up
+    assert [round(b - a, 6) for a, b in itertools.pairwise(times)] == [gap, gap]
+    if counter:
+        assert stack.stats[counter] == 1
+
+
+def test_reachable_time_clamped_to_100ms_and_stale_time_follows() -> None:
+    stack, iface = hostile_stack()
+    stack.receive(iface, ra(reachable=1), 6.0)
+    assert stack.stats["nd.rx.ra_reachable_time_raised"] == 1
+    nd = stack.ip6.ifs[iface].nd
+    assert nd is not None and nd.knob("base_reachable_time") == 0.1 and nd.knob("gc_stale_time") == pytest.approx(0.3)
+    learn_peer(stack, iface, 10.0)
+    nd.confirm(packed(PEER_IP6), 10.0)
+    entry = nd.entries[packed(PEER_IP6)]
+    assert entry.state is NeighState.REACHABLE
+    run_until(stack, 10.049)  # RFC 4861 §6.3.2: a random 0.5..1.5 times the base
+    assert entry.state is NeighState.REACHABLE
+    run_until(stack, 10.151)
+    assert entry.state is NeighState.STALE
+    run_until(stack, 10.151 + 0.301)
+    assert packed(PEER_IP6) not in nd.entries  # gc_stale_time = 3 reachable times, as Linux
+
+
+def test_hop_limit_below_accept_ra_min_hop_limit_is_ignored() -> None:
+    stack, iface = hostile_stack(accept_ra_min_hop_limit=32)
+    stack.receive(iface, ra(chlim=2), 6.0)
+    assert stack.ip6.ifs[iface].hop_limit is None and stack.stats["nd.rx.ra_hop_limit_below_min"] == 1
+    stack.receive(iface, ra(chlim=40), 7.0)
+    assert stack.ip6.ifs[iface].hop_limit == 40
+
+
+def test_lifetimes_below_accept_ra_min_lft_are_ignored() -> None:
+    stack, iface = hostile_stack(static=None, accept_ra_min_lft=600)
+    stack.receive(iface, ra(valid=300, preferred=300, lifetime=300), 6.0)
+    if6 = stack.ip6.ifs[iface]
+    assert not if6.routers and not if6.ra_prefixes and not [a for a in if6.addrs if a.origin == "slaac"]
+    assert stack.stats["nd.rx.ra_router_lifetime_too_short"] == 1
+    assert stack.stats["nd.rx.ra_prefix_lifetime_too_short"] == 1
+    stack.receive(iface, ra(valid=900, preferred=600, lifetime=900), 7.0)
+    assert if6.routers and if6.ra_prefixes and slaac(stack, iface)
