@@ -7,6 +7,9 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import logging
+import shutil
+import sys
+from pathlib import Path
 
 import pytest
 from scapy.layers.inet6 import (
@@ -22,6 +25,7 @@ from scapy.layers.inet6 import (
 )
 from scapy.layers.l2 import Ether
 
+from pytcp_green.cli import in_thread
 from pytcp_green.stack.interface import Interface, LinkKind
 from pytcp_green.stack.ipv4.arp import NeighState
 from pytcp_green.stack.ipv6.addr import Addr6, AddrState
@@ -262,3 +266,75 @@ def test_lifetimes_below_accept_ra_min_lft_are_ignored() -> None:
     assert stack.stats["nd.rx.ra_prefix_lifetime_too_short"] == 1
     stack.receive(iface, ra(valid=900, preferred=600, lifetime=900), 7.0)
     assert if6.routers and if6.ra_prefixes and slaac(stack, iface)
+
+
+# -- the lab: forged claims from the kernel's side of the TAP ------------------------------------------------
+
+FORGE = """
+import sys
+from scapy.all import Ether, sendp
+from scapy.layers.inet6 import IPv6, ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6NDOptDstLLAddr
+dev, stack_mac, attacker = sys.argv[1:4]
+frames = []
+for target in sys.argv[4:]:
+    low = bytes.fromhex(target.split(":")[-2].zfill(4) + target.split(":")[-1].zfill(4))[-3:]
+    group = "ff02::1:ff%02x:%02x%02x" % tuple(low)
+    # sent to the stack's MAC only, so that the kernel's own neighbour cache is not poisoned
+    frames.append(Ether(src=attacker, dst=stack_mac) / IPv6(src=target, dst="ff02::1", hlim=255)
+                  / ICMPv6ND_NA(R=0, S=0, O=1, tgt=target) / ICMPv6NDOptDstLLAddr(lladdr=attacker))
+    frames.append(Ether(src=attacker, dst="33:33:ff:%02x:%02x:%02x" % tuple(low))
+                  / IPv6(src="::", dst=group, hlim=255) / ICMPv6ND_NS(tgt=target))
+sendp(frames * 3, iface=dev, verbose=False)
+"""
+
+
+@pytest.mark.lab
+def test_lab_forged_na_and_dad_probes_do_not_take_the_static_or_slaac_address(tmp_path: Path) -> None:
+    from lab.helpers import run
+
+    from pytcp_green.host import Host, StackOptions
+    from pytcp_green.lab import lab_unavailable_reason
+    from pytcp_green.lab.radvd import Radvd
+    from pytcp_green.stack.ipv6.addrconf import eui64_iid
+
+    from .test_lab import tshark, wait_for
+
+    reason = lab_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    if shutil.which("radvd") is None or shutil.which("tshark") is None:
+        pytest.skip("radvd and tshark are needed")
+    pcap = tmp_path / "hostile6.pcap"
+    with Host(StackOptions(lab=True, pcap=str(pcap))) as h:
+        assert h.lab is not None and h.iface is not None and h.iface.mac is not None and h.pcap is not None
+        radvd = Radvd(h.lab, tmp_path)
+        radvd.start()
+        try:
+            glob = str(ipaddress.IPv6Address(packed("fd00:77::")[:8] + eui64_iid(h.iface.mac)))
+            ours = [packed(a) for a in (STACK_IP6, glob)]
+            stack = h.stack
+            wait_for(h, lambda: all(a in stack.ip6.local and stack.ip6.local[a].confirmed for a in ours), 40,
+                     "the static and SLAAC addresses past DAD")
+            out = run(h, [sys.executable, "-c", FORGE, h.lab.device.name, h.iface.mac.hex(":"),
+                          "02:66:66:66:66:66", STACK_IP6, glob])
+            assert out.returncode == 0, out.stderr
+            wait_for(h, lambda: stack.stats["nd.rx.dad_probe_for_our_address"] >= 6
+                     and stack.stats["nd.rx.na_for_our_address"] >= 6, 15, "the forged frames")
+            for a in ours:
+                assert stack.ip6.local[a].state is AddrState.PREFERRED
+            assert stack.stats["ip6.dad.duplicate"] == 0
+            for target in (STACK_IP6, glob):
+                ping = run(h, ["ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", target])
+                assert "3 packets transmitted, 3 received" in ping.stdout, ping.stdout + ping.stderr
+            h.pcap.flush()
+            mac = h.iface.mac.hex(":")
+            for target in (STACK_IP6, glob):
+                # the defence: an NA for it from the stack to all nodes, Override set, Solicited clear
+                rows = tshark(pcap, f"icmpv6.type == 136 && ipv6.dst == ff02::1 && ipv6.src == {target}"
+                                    f" && icmpv6.nd.na.target_address == {target} && eth.src == {mac}",
+                              ["icmpv6.nd.na.flag.o", "icmpv6.nd.na.flag.s"])
+                assert len(rows) >= 3, rows  # one per probe
+                assert all(r.split("\t")[0] in ("1", "True") and r.split("\t")[1] in ("0", "False")
+                           for r in rows), rows
+        finally:
+            in_thread(radvd.stop)
