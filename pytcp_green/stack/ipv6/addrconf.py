@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from pytcp_green.stack.interface import LinkKind
 from pytcp_green.stack.ipv6.addr import Addr6, AddrState, If6, LinkSender
+from pytcp_green.stack.ipv6.deadline import rearm
 from pytcp_green.stack.ipv6.ralimits import accept_link_params
 from pytcp_green.stack.wire.icmp6 import OPT_SLLA, TYPE_ROUTER_SOLICIT, RouterAdvert, nd_opt_lla
 from pytcp_green.stack.wire.ip6 import ALL_ROUTERS, IP6_MIN_MTU, UNSPECIFIED, is_link_local6, solicited_node
@@ -90,6 +91,11 @@ class _Temporary:
         self.desync = desync  # DESYNC_FACTOR of this address (§3.8)
         self.regen_timer: Timer | None = None
         self.regenerated = False  # its successor exists already
+
+
+def _cancel(timer: Timer | None) -> None:
+    if timer is not None:
+        timer.cancel()
 
 
 def _earliest(a: float | None, b: float | None) -> float | None:
@@ -344,13 +350,11 @@ class Addrconf:
         if lifetime < self._conf("accept_ra_min_lft"):
             stats["nd.rx.ra_router_lifetime_too_short"] += 1
             return
-        old = if6.routers.pop(src, None)
-        if old is not None:
-            old.cancel()
-        elif not self._room(len(if6.routers), "ra_max_routers"):
+        if src not in if6.routers and not self._room(len(if6.routers), "ra_max_routers"):
             stats["nd.drop.ra_router_list_full"] += 1
             return
-        if6.routers[src] = self.svc.timers.schedule(now + lifetime, functools.partial(self._router_expired, if6, src))
+        if6.routers[src] = rearm(self.svc.timers, if6.routers.get(src), now + lifetime,
+                                 functools.partial(self._router_expired, if6, src))
 
     def _router_expired(self, if6: If6, router: bytes, now: float) -> None:
         if6.routers.pop(router, None)
@@ -376,9 +380,9 @@ class Addrconf:
                 stats["nd.drop.ra_prefix_list_full"] += 1
                 return
             if6.ra_prefixes.add(net)
-        timer = None if valid == INFINITE else self.svc.timers.schedule(
-            now + valid, functools.partial(self._onlink_expired, if6, net))
-        ip6.add_onlink(if6, net, timer)  # cancels the timer it replaces
+        timer = None if valid == INFINITE else rearm(self.svc.timers, if6.onlink.get(net), now + valid,
+                                                     functools.partial(self._onlink_expired, if6, net))
+        ip6.add_onlink(if6, net, timer)  # cancels the timer it replaces, unless that one was moved
 
     def _onlink_expired(self, if6: If6, net: ipaddress.IPv6Network, now: float) -> None:
         if6.onlink.pop(net, None)
@@ -433,20 +437,24 @@ class Addrconf:
             self._apply_lifetimes(addr, now)
 
     def _apply_lifetimes(self, addr: Addr6, now: float) -> None:
-        """(Re)arm the preferred and valid lifetime timers of a non-tentative address."""
+        """(Re)arm the preferred and valid lifetime timers of a non-tentative address (moved, not
+        multiplied, when an RA refreshes them: :mod:`.deadline`)."""
         timers = self.svc.timers
-        for timer in (addr.preferred_timer, addr.valid_timer):
-            if timer is not None:
-                timer.cancel()
-        addr.preferred_timer = addr.valid_timer = None
         preferred_until = addr.preferred_until
-        if preferred_until is not None:
-            if preferred_until <= now:
+        if preferred_until is not None and preferred_until > now:
+            addr.preferred_timer = rearm(timers, addr.preferred_timer, preferred_until,
+                                         functools.partial(self._deprecate, addr))
+        else:
+            if preferred_until is not None:
                 addr.state = AddrState.DEPRECATED
-            else:
-                addr.preferred_timer = timers.schedule(preferred_until, functools.partial(self._deprecate, addr))
+            _cancel(addr.preferred_timer)
+            addr.preferred_timer = None
         if addr.valid_until is not None:
-            addr.valid_timer = timers.schedule(addr.valid_until, functools.partial(self._invalidate, addr))
+            addr.valid_timer = rearm(timers, addr.valid_timer, addr.valid_until,
+                                     functools.partial(self._invalidate, addr))
+        else:
+            _cancel(addr.valid_timer)
+            addr.valid_timer = None
 
     def _deprecate(self, addr: Addr6, now: float) -> None:
         if addr.state is AddrState.PREFERRED:
@@ -493,13 +501,12 @@ class Addrconf:
         self._arm_regeneration(addr, temp)
 
     def _arm_regeneration(self, addr: Addr6, temp: _Temporary) -> None:
-        if temp.regen_timer is not None:
-            temp.regen_timer.cancel()
-            temp.regen_timer = None
         if temp.regenerated or addr.preferred_until is None:
+            _cancel(temp.regen_timer)
+            temp.regen_timer = None
             return
         when = addr.preferred_until - self._regen_advance(addr.if6)
-        temp.regen_timer = self.svc.timers.schedule(when, functools.partial(self._regenerate, addr))
+        temp.regen_timer = rearm(self.svc.timers, temp.regen_timer, when, functools.partial(self._regenerate, addr))
 
     def _make_temporary(self, if6: If6, prefix: bytes, public: Addr6, now: float, *, attempt: int = 0,
                         created: float | None = None, desync: float | None = None) -> Addr6 | None:

@@ -231,7 +231,7 @@ class Ip6Layer:
 
     def add_onlink(self, if6: If6, net: ipaddress.IPv6Network, timer: Timer | None) -> None:
         old = if6.onlink.get(net)
-        if old is not None:
+        if old is not None and old is not timer:
             old.cancel()
         if6.onlink[net] = timer
 

@@ -184,6 +184,21 @@ def test_100_ras_stay_under_every_cap_and_leave_nothing_once_their_lifetimes_end
     assert [a.origin for a in if6.addrs] == ["link"]
 
 
+def test_a_flood_of_refreshing_ras_moves_lifetimes_without_piling_heap_entries() -> None:
+    stack, iface = hostile_stack(static=None, use_tempaddr=2)
+    for i in range(2000):
+        stack.receive(iface, ra(valid=86400, preferred=14400, lifetime=9000), 6.0 + i * 0.05)
+    live = len(stack.timers)
+    # Timers deletes lazily: before deadline.py each RA left three cancelled entries for hours (6,005).
+    assert len(stack.timers._heap) <= live + 4, (live, len(stack.timers._heap))
+    router = stack.ip6.ifs[iface].routers[packed(PEER_LL)]
+    assert router is not None and router.when == pytest.approx(6.0 + 1999 * 0.05 + 9000)
+    run_until(stack, 6.0 + 1999 * 0.05 + 8999)
+    assert packed(PEER_LL) in stack.ip6.ifs[iface].routers  # the moved deadline holds, not the first one
+    run_until(stack, 6.0 + 1999 * 0.05 + 9001)
+    assert packed(PEER_LL) not in stack.ip6.ifs[iface].routers
+
+
 def test_max_addresses_zero_is_unlimited() -> None:
     stack, iface = hostile_stack(static=None, max_addresses=0, ra_max_prefixes=0, ra_max_routers=0)
     flood(stack, iface, 40, 6.0)
