@@ -155,10 +155,10 @@ class Icmp6Layer(ErrorDelivery):
         if rd.target == rd.dest:
             if rd.options.tlla is not None:
                 if6.nd.learn(rd.target, rd.options.tlla, False, now)
-            ip6.redirects[rd.dest] = (if6, rd.dest)  # the destination is on-link
+            ip6.add_redirect(if6, rd.dest, rd.dest, now)  # the destination is on-link
         else:
             if6.nd.learn_router(rd.target, rd.options.tlla, now)
-            ip6.redirects[rd.dest] = (if6, rd.target)
+            ip6.add_redirect(if6, rd.dest, rd.target, now)
 
     def _echo(self, pkt: Ip6Packet, msg: Icmp6Message, now: float) -> None:
         stats = self.svc.stats

@@ -127,6 +127,11 @@ SYSCTLS: dict[str, _sysctl.Value] = {
     "net.ipv6.ip6frag_time": 60.0,
     "net.ipv6.ip6frag_max_frags": 512,
     "net.ipv6.route.mtu_expires": 600.0,
+    # Redirects (RFC 4861 §8.3): Linux ages an unused redirect exception after gc_timeout (60 s) and
+    # bounds them per route through its exception hash; ours live gc_timeout seconds from the last
+    # redirect received, and max_redirects (ours) caps them, the oldest giving way.
+    "net.ipv6.route.gc_timeout": 60.0,
+    "net.ipv6.route.max_redirects": 1024,
 }
 for _name, _value in SYSCTLS.items():
     _sysctl.DEFAULTS.setdefault(_name, _value)
@@ -144,7 +149,9 @@ class Ip6Layer:
         self.local: dict[bytes, Addr6] = {}  # every address, tentative ones included
         # Static routes: (network, interface, gateway or None), longest prefix first.
         self.routes: list[tuple[ipaddress.IPv6Network, Interface, bytes | None]] = []
-        self.redirects: dict[bytes, tuple[If6, bytes]] = {}  # destination -> better first hop (RFC 4861 §8)
+        # destination -> (interface, better first hop, expiry) (RFC 4861 §8), oldest first
+        self.redirects: dict[bytes, tuple[If6, bytes, float]] = {}
+        self._redirect_sweep: Timer | None = None
         self.pmtu = PmtuCache(svc, "ip6.pmtu.", "net.ipv6.route.mtu_expires")
         self.is_router = False
         # Called with an address whose DAD just ended (PREFERRED or DUPLICATE): lets a runtime wait for it.
@@ -261,8 +268,34 @@ class Ip6Layer:
         timer = if6.routers.pop(router, None)
         if timer is not None:
             timer.cancel()
-        for dst in [d for d, (i, hop) in self.redirects.items() if i is if6 and hop == router]:
+        for dst in [d for d, (i, hop, _) in self.redirects.items() if i is if6 and hop == router]:
             del self.redirects[dst]
+
+    def add_redirect(self, if6: If6, dst: bytes, hop: bytes, now: float) -> None:
+        """A better first hop for ``dst`` (RFC 4861 §8.3), for ``gc_timeout`` seconds; at most
+        ``max_redirects`` are kept, the oldest evicted (``nd.redirect_evicted``)."""
+        redirects = self.redirects
+        redirects.pop(dst, None)
+        limit = self.svc.sysctl.int("net.ipv6.route.max_redirects")
+        if 0 < limit <= len(redirects):
+            del redirects[next(iter(redirects))]
+            self.svc.stats["nd.redirect_evicted"] += 1
+        until = now + self.svc.sysctl.float("net.ipv6.route.gc_timeout")
+        redirects[dst] = (if6, hop, until)
+        if self._redirect_sweep is None:
+            self._redirect_sweep = self.svc.timers.schedule(until, self._sweep_redirects)
+
+    def _sweep_redirects(self, now: float) -> None:
+        """Forget the redirects whose time is up (the oldest come first); one timer while any is left."""
+        self._redirect_sweep = None
+        redirects = self.redirects
+        while redirects:
+            dst, (_, _, until) = next(iter(redirects.items()))
+            if until > now:
+                self._redirect_sweep = self.svc.timers.schedule(until, self._sweep_redirects)
+                return
+            del redirects[dst]
+            self.svc.stats["nd.redirect_expired"] += 1
 
     # -- addresses -----------------------------------------------------------------------------------------
     def dad_ended(self, addr: Addr6, now: float) -> None:

@@ -18,6 +18,7 @@ from scapy.layers.inet6 import (
     ICMPv6ND_NA,
     ICMPv6ND_NS,
     ICMPv6ND_RA,
+    ICMPv6ND_Redirect,
     ICMPv6NDOptDstLLAddr,
     ICMPv6NDOptPrefixInfo,
     ICMPv6NDOptSrcLLAddr,
@@ -197,6 +198,25 @@ def test_a_flood_of_refreshing_ras_moves_lifetimes_without_piling_heap_entries()
     assert packed(PEER_LL) in stack.ip6.ifs[iface].routers  # the moved deadline holds, not the first one
     run_until(stack, 6.0 + 1999 * 0.05 + 9001)
     assert packed(PEER_LL) not in stack.ip6.ifs[iface].routers
+
+
+def test_forged_redirects_are_capped_and_expire() -> None:
+    stack, iface = hostile_stack(static=None)
+    stack.receive(iface, ra(), 6.0)
+    run_until(stack, 12.0)
+    fresh_timers = len(stack.timers)
+    for i in range(1500):  # valid in form: from the current first hop, link-local target (RFC 4861 §8.1)
+        rd = IPv6(src=PEER_LL, dst=STACK_LL, hlim=255) / ICMPv6ND_Redirect(
+            tgt="fe80::9", dst=f"2001:db8::{i + 1:x}") / ICMPv6NDOptDstLLAddr(lladdr="02:00:00:00:00:09")
+        stack.receive(iface, to_stack(rd), 20.0 + i * 0.01)
+    assert stack.stats["nd.rx.redirect"] == 1500
+    assert len(stack.ip6.redirects) == 1024 and stack.stats["nd.redirect_evicted"] == 476
+    assert stack.ip6.route(packed("2001:db8::1")) == (iface, packed(PEER_LL))  # the oldest gave way
+    assert stack.ip6.route(packed("2001:db8::5dc")) == (iface, packed("fe80::9"))
+    assert len(stack.timers) == fresh_timers + 2  # one sweep for all the redirects, one for fe80::9's entry
+    run_until(stack, 20.0 + 15.0 + 60.0)
+    assert not stack.ip6.redirects and stack.stats["nd.redirect_expired"] == 1024
+    assert stack.ip6.route(packed("2001:db8::5dc")) == (iface, packed(PEER_LL))
 
 
 def test_max_addresses_zero_is_unlimited() -> None:
