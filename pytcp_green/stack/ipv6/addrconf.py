@@ -235,10 +235,11 @@ class Addrconf:
         addr.state = AddrState.DUPLICATE
         if6 = addr.if6
         if6.addrs.append(addr)  # kept, marked DUPLICATE, for tools and tests (not in ip6.local)
-        if addr.origin in ("slaac", "temporary") and addr.valid_until is not None:
-            # ... until its valid lifetime ends: forged claims must not pile duplicates up forever
-            addr.valid_timer = self.svc.timers.schedule(max(addr.valid_until, now),
-                                                        functools.partial(self._drop_duplicate, addr))
+        if addr.origin in ("slaac", "temporary"):
+            # ... until its valid lifetime ends, two hours at most (then SLAAC may try again): forged
+            # claims must not fill max_addresses with duplicates for ever (an infinite lifetime).
+            until = now + TWO_HOURS if addr.valid_until is None else min(max(addr.valid_until, now), now + TWO_HOURS)
+            addr.valid_timer = self.svc.timers.schedule(until, functools.partial(self._drop_duplicate, addr))
         ip6.dad_ended(addr, now)
         if addr.origin == "temporary":
             self._temporary_duplicate(addr, now)

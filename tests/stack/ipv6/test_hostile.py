@@ -144,6 +144,21 @@ def test_a_tentative_slaac_address_is_still_withdrawn_and_its_duplicate_expires(
     assert addr not in stack.ip6.ifs[iface].addrs and stack.stats["ip6.dad.duplicate_expired"] == 1
 
 
+def test_a_duplicate_with_an_infinite_lifetime_is_forgotten_after_two_hours_and_slaac_tries_again() -> None:
+    stack, iface = hostile_stack(static=None)
+    stack.receive(iface, ra(valid=0xFFFFFFFF, preferred=0xFFFFFFFF), 6.0)
+    addr = slaac(stack, iface)
+    stack.receive(iface, forged_na(str(ipaddress.IPv6Address(addr.ip))), 6.1)
+    assert addr.state is AddrState.DUPLICATE
+    run_until(stack, 6.1 + 7199)
+    assert addr in stack.ip6.ifs[iface].addrs
+    run_until(stack, 6.1 + 7201)
+    assert addr not in stack.ip6.ifs[iface].addrs
+    stack.receive(iface, ra(valid=0xFFFFFFFF, preferred=0xFFFFFFFF), 7300.0)
+    run_until(stack, 7310.0)
+    assert slaac(stack, iface).state is AddrState.PREFERRED  # nobody claimed it this time
+
+
 # -- caps on what router advertisements create ---------------------------------------------------------------
 
 
