@@ -343,13 +343,16 @@ class Addrconf:
         """Default router list (§6.3.4): lifetime 0 removes the router, otherwise its expiry is re-armed
         (the old timer cancelled).  A new router is taken only while the list has room
         (``ra_max_routers``: a full list refuses it, so routers already known keep serving) and, as in
-        Linux, not with a lifetime under ``accept_ra_min_lft``."""
+        Linux, not with a lifetime under ``accept_ra_min_lft`` nor from one of our own addresses."""
         stats = self.svc.stats
         if lifetime == 0:
             self.ip6.router_gone(if6, src)
             return
         if lifetime < self._conf("accept_ra_min_lft"):
             stats["nd.rx.ra_router_lifetime_too_short"] += 1
+            return
+        if src in self.ip6.local and not self._conf("accept_ra_from_local"):
+            stats["nd.rx.ra_from_local"] += 1  # Linux: a loop, or a forgery; never our own router
             return
         if src not in if6.routers and not self._room(len(if6.routers), "ra_max_routers"):
             stats["nd.drop.ra_router_list_full"] += 1

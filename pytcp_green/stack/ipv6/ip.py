@@ -107,6 +107,7 @@ SYSCTLS: dict[str, _sysctl.Value] = {
     "net.ipv6.conf.default.max_addresses": 16,
     "net.ipv6.conf.default.accept_ra_min_hop_limit": 1,
     "net.ipv6.conf.default.accept_ra_min_lft": 0,
+    "net.ipv6.conf.default.accept_ra_from_local": 0,  # Linux: an RA from our own address makes no router
     "net.ipv6.conf.default.ra_max_routers": 8,
     "net.ipv6.conf.default.ra_max_prefixes": 16,
     "net.ipv6.conf.default.mldv2_unsolicited_report_interval": 1.0,  # RFC 3810 §9.11

@@ -388,3 +388,10 @@ def test_lab_forged_na_and_dad_probes_do_not_take_the_static_or_slaac_address(tm
                            for r in rows), rows
         finally:
             in_thread(radvd.stop)
+
+
+def test_an_ra_from_our_own_address_makes_no_default_router() -> None:
+    stack, iface = hostile_stack()
+    stack.receive(iface, ra(src=STACK_LL, prefix=None), 6.0)
+    assert not stack.ip6.ifs[iface].routers and stack.stats["nd.rx.ra_from_local"] == 1
+    assert stack.ip6.route(packed("2001:db8::1")) is None
