@@ -42,8 +42,8 @@
   ipv6_count_addresses); ``ra_max_routers`` and ``ra_max_prefixes`` (ours, RFC 4861 §6.3.4) refuse
   a new default router or on-link prefix when full; ``accept_ra_min_lft`` (Linux) ignores short
   lifetimes; the link parameters are bounded in :mod:`.ralimits`.  A refreshed router, prefix or
-  address re-arms its own timer (the old one cancelled), and a duplicate autoconfigured address is
-  forgotten when its valid lifetime ends, so nothing a peer sends piles up.
+  address moves its own timer (:mod:`.deadline`), and a duplicate autoconfigured address is
+  forgotten when its valid lifetime ends (two hours at most), so nothing a peer sends piles up.
 """
 
 from __future__ import annotations
@@ -340,8 +340,7 @@ class Addrconf:
         return limit <= 0 or used < limit
 
     def _default_router(self, if6: If6, src: bytes, lifetime: int, now: float) -> None:
-        """Default router list (§6.3.4): lifetime 0 removes the router, otherwise its expiry is re-armed
-        (the old timer cancelled).  A new router is taken only while the list has room
+        """Default router list (§6.3.4): lifetime 0 removes the router, otherwise its expiry moves.  A new router is taken only while the list has room
         (``ra_max_routers``: a full list refuses it, so routers already known keep serving) and, as in
         Linux, not with a lifetime under ``accept_ra_min_lft`` nor from one of our own addresses."""
         stats = self.svc.stats
