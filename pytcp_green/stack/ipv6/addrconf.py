@@ -340,9 +340,10 @@ class Addrconf:
         return limit <= 0 or used < limit
 
     def _default_router(self, if6: If6, src: bytes, lifetime: int, now: float) -> None:
-        """Default router list (§6.3.4): lifetime 0 removes the router, otherwise its expiry moves.  A new router is taken only while the list has room
-        (``ra_max_routers``: a full list refuses it, so routers already known keep serving) and, as in
-        Linux, not with a lifetime under ``accept_ra_min_lft`` nor from one of our own addresses."""
+        """Default router list (§6.3.4): lifetime 0 removes the router, otherwise its expiry moves.  A new
+        router is taken only while the list has room (``ra_max_routers``: a full list refuses it, so
+        routers already known keep serving) and, as in Linux, not with a lifetime under
+        ``accept_ra_min_lft`` nor from one of our own addresses."""
         stats = self.svc.stats
         if lifetime == 0:
             self.ip6.router_gone(if6, src)
