@@ -12,6 +12,8 @@
 * :mod:`.nd` — Neighbor Discovery: neighbour cache, NS/NA, redirects (RFC 4861 §7-8);
 * :mod:`.addrconf` — SLAAC and router discovery (RFC 4862, RFC 4861 §6.3, RFC 7217, RFC 8981
   temporary addresses, RFC 4429 optimistic DAD);
+* :mod:`.ralimits` — an RA's hop limit and ND timers bounded as Linux bounds them (RFC 4861 §6.3.4);
+* :mod:`.deadline` — lifetimes an RA refreshes, moved without piling entries in the timer heap;
 * :mod:`.addrsel` — destination address selection (RFC 6724 §6);
 * :mod:`.mld` — the MLDv2 listener with MLDv1 compatibility (RFC 3810, RFC 2710).
 

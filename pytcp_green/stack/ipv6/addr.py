@@ -133,6 +133,7 @@ class If6:
         self.nd_overrides: dict[str, float] = {}  # RA ReachableTime / RetransTimer
         self.routers: dict[bytes, Timer | None] = {}  # default router -> its lifetime timer (None: static)
         self.onlink: dict[ipaddress.IPv6Network, Timer | None] = {}  # prefix -> valid lifetime timer
+        self.ra_prefixes: set[ipaddress.IPv6Network] = set()  # the entries of onlink an RA made (capped)
         self.slaac = False
         self.rs_timer: Timer | None = None
         self.rs_sent = 0

@@ -37,6 +37,13 @@
   one deprecates then expires.  None is made when its preferred lifetime would not exceed
   REGEN_ADVANCE (§3.4).  Source selection takes them first at ``use_tempaddr`` 2 (RFC 6724
   rule 7, :meth:`Ip6Layer.select_source`).
+* Limits against a hostile link (issue 11): ``max_addresses`` (Linux's, 16) refuses a new SLAAC or
+  temporary address once the interface holds that many (every address counts, as Linux's
+  ipv6_count_addresses); ``ra_max_routers`` and ``ra_max_prefixes`` (ours, RFC 4861 §6.3.4) refuse
+  a new default router or on-link prefix when full; ``accept_ra_min_lft`` (Linux) ignores short
+  lifetimes; the link parameters are bounded in :mod:`.ralimits`.  A refreshed router, prefix or
+  address moves its own timer (:mod:`.deadline`), and a duplicate autoconfigured address is
+  forgotten when its valid lifetime ends (two hours at most), so nothing a peer sends piles up.
 """
 
 from __future__ import annotations
@@ -49,6 +56,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from pytcp_green.stack.interface import LinkKind
 from pytcp_green.stack.ipv6.addr import Addr6, AddrState, If6, LinkSender
+from pytcp_green.stack.ipv6.deadline import rearm
+from pytcp_green.stack.ipv6.ralimits import accept_link_params
 from pytcp_green.stack.wire.icmp6 import OPT_SLLA, TYPE_ROUTER_SOLICIT, RouterAdvert, nd_opt_lla
 from pytcp_green.stack.wire.ip6 import ALL_ROUTERS, IP6_MIN_MTU, UNSPECIFIED, is_link_local6, solicited_node
 
@@ -82,6 +91,11 @@ class _Temporary:
         self.desync = desync  # DESYNC_FACTOR of this address (§3.8)
         self.regen_timer: Timer | None = None
         self.regenerated = False  # its successor exists already
+
+
+def _cancel(timer: Timer | None) -> None:
+    if timer is not None:
+        timer.cancel()
 
 
 def _earliest(a: float | None, b: float | None) -> float | None:
@@ -221,6 +235,11 @@ class Addrconf:
         addr.state = AddrState.DUPLICATE
         if6 = addr.if6
         if6.addrs.append(addr)  # kept, marked DUPLICATE, for tools and tests (not in ip6.local)
+        if addr.origin in ("slaac", "temporary"):
+            # ... until its valid lifetime ends, two hours at most (then SLAAC may try again): forged
+            # claims must not fill max_addresses with duplicates for ever (an infinite lifetime).
+            until = now + TWO_HOURS if addr.valid_until is None else min(max(addr.valid_until, now), now + TWO_HOURS)
+            addr.valid_timer = self.svc.timers.schedule(until, functools.partial(self._drop_duplicate, addr))
         ip6.dad_ended(addr, now)
         if addr.origin == "temporary":
             self._temporary_duplicate(addr, now)
@@ -236,6 +255,11 @@ class Addrconf:
                 fresh.dad_counter = addr.dad_counter + 1
                 fresh.valid_until = addr.valid_until
                 stats["ip6.dad.retry_stable"] += 1
+
+    def _drop_duplicate(self, addr: Addr6, now: float) -> None:
+        if addr in addr.if6.addrs:
+            addr.if6.addrs.remove(addr)
+        self.svc.stats["ip6.dad.duplicate_expired"] += 1
 
     # -- router solicitation (RFC 4861 §6.3.7, RFC 7559) -------------------------------------------------
     def _link_local_ready(self, if6: If6, now: float) -> None:
@@ -282,17 +306,11 @@ class Addrconf:
             stats["nd.rx.ra_ignored"] += 1
             return
         stats["nd.rx.ra"] += 1
-        ip6 = self.ip6
         if6.ra_seen = True
         if if6.rs_timer is not None:
             if6.rs_timer.cancel()
             if6.rs_timer = None
-        if ra.cur_hop_limit:
-            if6.hop_limit = ra.cur_hop_limit
-        if ra.reachable_time:
-            if6.nd_overrides["base_reachable_time"] = ra.reachable_time / 1000.0
-        if ra.retrans_timer:
-            if6.nd_overrides["retrans_time"] = ra.retrans_timer / 1000.0
+        accept_link_params(if6, ra, self.svc)
         opts = ra.options
         if if6.nd is not None:
             if6.nd.learn_router(src, opts.slla, now)
@@ -301,37 +319,78 @@ class Addrconf:
                 if6.mtu = opts.mtu
             else:
                 stats["nd.rx.ra_bad_mtu"] += 1  # §6.3.4: outside what the link can do; ignored
-        # Default router list (§6.3.4): lifetime 0 removes, otherwise (re)arms the expiry.
-        old = if6.routers.pop(src, None)
-        if old is not None:
-            old.cancel()
-        if ra.router_lifetime:
-            if6.routers[src] = self.svc.timers.schedule(now + ra.router_lifetime,
-                                                        functools.partial(self._router_expired, if6, src))
-        else:
-            ip6.router_gone(if6, src)
+        self._default_router(if6, src, ra.router_lifetime, now)
+        min_lft = self._conf("accept_ra_min_lft")
         for info in opts.prefixes:
             if is_link_local6(info.prefix):
                 stats["nd.rx.ra_prefix_link_local"] += 1  # §6.3.4 and RFC 4862 §5.5.3 b: ignored
                 continue
+            if info.valid and info.valid < min_lft:
+                stats["nd.rx.ra_prefix_lifetime_too_short"] += 1  # Linux's addrconf_prefix_rcv
+                continue
             net = ipaddress.IPv6Network((info.prefix, info.prefix_len), strict=False)
             if info.on_link:
-                if info.valid == 0:
-                    ip6.remove_onlink(if6, net)
-                else:
-                    timer = None if info.valid == INFINITE else self.svc.timers.schedule(
-                        now + info.valid, functools.partial(self._onlink_expired, if6, net))
-                    ip6.add_onlink(if6, net, timer)
+                self._onlink_prefix(if6, net, info.valid, now)
             if info.autonomous:
                 self._slaac(if6, net, info.valid, info.preferred, now)
+
+    def _room(self, used: int, knob: str) -> bool:
+        """Whether a table holding ``used`` entries may take one more under ``knob`` (0: unlimited)."""
+        limit = int(self._conf(knob))
+        return limit <= 0 or used < limit
+
+    def _default_router(self, if6: If6, src: bytes, lifetime: int, now: float) -> None:
+        """Default router list (§6.3.4): lifetime 0 removes the router, otherwise its expiry moves.  A new
+        router is taken only while the list has room (``ra_max_routers``: a full list refuses it, so
+        routers already known keep serving) and, as in Linux, not with a lifetime under
+        ``accept_ra_min_lft`` nor from one of our own addresses."""
+        stats = self.svc.stats
+        if lifetime == 0:
+            self.ip6.router_gone(if6, src)
+            return
+        if lifetime < self._conf("accept_ra_min_lft"):
+            stats["nd.rx.ra_router_lifetime_too_short"] += 1
+            return
+        if src in self.ip6.local and not self._conf("accept_ra_from_local"):
+            stats["nd.rx.ra_from_local"] += 1  # Linux: a loop, or a forgery; never our own router
+            return
+        if src not in if6.routers and not self._room(len(if6.routers), "ra_max_routers"):
+            stats["nd.drop.ra_router_list_full"] += 1
+            return
+        if6.routers[src] = rearm(self.svc.timers, if6.routers.get(src), now + lifetime,
+                                 functools.partial(self._router_expired, if6, src))
 
     def _router_expired(self, if6: If6, router: bytes, now: float) -> None:
         if6.routers.pop(router, None)
         self.ip6.router_gone(if6, router)
         self.svc.stats["nd.router_expired"] += 1
 
+    def _onlink_prefix(self, if6: If6, net: ipaddress.IPv6Network, valid: int, now: float) -> None:
+        """An on-link prefix (§6.3.4): valid lifetime 0 removes it, otherwise its expiry is re-armed.  The
+        prefix of an address set by hand is not the RA's to change (Linux keeps that prefix route apart
+        from RA-learnt ones); a new prefix is taken while ``ra_max_prefixes`` allows."""
+        stats = self.svc.stats
+        ip6 = self.ip6
+        if net in if6.onlink and net not in if6.ra_prefixes:
+            stats["nd.rx.ra_prefix_static"] += 1
+            return
+        if valid == 0:
+            if net in if6.ra_prefixes:
+                if6.ra_prefixes.discard(net)
+                ip6.remove_onlink(if6, net)
+            return
+        if net not in if6.ra_prefixes:
+            if not self._room(len(if6.ra_prefixes), "ra_max_prefixes"):
+                stats["nd.drop.ra_prefix_list_full"] += 1
+                return
+            if6.ra_prefixes.add(net)
+        timer = None if valid == INFINITE else rearm(self.svc.timers, if6.onlink.get(net), now + valid,
+                                                     functools.partial(self._onlink_expired, if6, net))
+        ip6.add_onlink(if6, net, timer)  # cancels the timer it replaces, unless that one was moved
+
     def _onlink_expired(self, if6: If6, net: ipaddress.IPv6Network, now: float) -> None:
         if6.onlink.pop(net, None)
+        if6.ra_prefixes.discard(net)
 
     def _slaac(self, if6: If6, net: ipaddress.IPv6Network, valid: int, preferred: int, now: float) -> None:
         """RFC 4862 §5.5.3: form or refresh the address for an autonomous prefix."""
@@ -358,6 +417,9 @@ class Addrconf:
         ip = prefix[:8] + self.iid(if6, prefix)
         if ip in self.ip6.local:
             return  # configured statically already
+        if not self._room(len(if6.addrs), "max_addresses"):
+            stats["ip6.slaac.max_addresses"] += 1  # Linux's addrconf_prefix_rcv_add_addr
+            return
         addr = self.ip6.add_address(if6.iface, ipaddress.IPv6Interface((ip, 64)), origin="slaac", now=now)
         addr.valid_until = None if valid == INFINITE else now + valid
         addr.preferred_until = None if preferred == INFINITE else now + preferred
@@ -379,20 +441,24 @@ class Addrconf:
             self._apply_lifetimes(addr, now)
 
     def _apply_lifetimes(self, addr: Addr6, now: float) -> None:
-        """(Re)arm the preferred and valid lifetime timers of a non-tentative address."""
+        """(Re)arm the preferred and valid lifetime timers of a non-tentative address (moved, not
+        multiplied, when an RA refreshes them: :mod:`.deadline`)."""
         timers = self.svc.timers
-        for timer in (addr.preferred_timer, addr.valid_timer):
-            if timer is not None:
-                timer.cancel()
-        addr.preferred_timer = addr.valid_timer = None
         preferred_until = addr.preferred_until
-        if preferred_until is not None:
-            if preferred_until <= now:
+        if preferred_until is not None and preferred_until > now:
+            addr.preferred_timer = rearm(timers, addr.preferred_timer, preferred_until,
+                                         functools.partial(self._deprecate, addr))
+        else:
+            if preferred_until is not None:
                 addr.state = AddrState.DEPRECATED
-            else:
-                addr.preferred_timer = timers.schedule(preferred_until, functools.partial(self._deprecate, addr))
+            _cancel(addr.preferred_timer)
+            addr.preferred_timer = None
         if addr.valid_until is not None:
-            addr.valid_timer = timers.schedule(addr.valid_until, functools.partial(self._invalidate, addr))
+            addr.valid_timer = rearm(timers, addr.valid_timer, addr.valid_until,
+                                     functools.partial(self._invalidate, addr))
+        else:
+            _cancel(addr.valid_timer)
+            addr.valid_timer = None
 
     def _deprecate(self, addr: Addr6, now: float) -> None:
         if addr.state is AddrState.PREFERRED:
@@ -439,13 +505,12 @@ class Addrconf:
         self._arm_regeneration(addr, temp)
 
     def _arm_regeneration(self, addr: Addr6, temp: _Temporary) -> None:
-        if temp.regen_timer is not None:
-            temp.regen_timer.cancel()
-            temp.regen_timer = None
         if temp.regenerated or addr.preferred_until is None:
+            _cancel(temp.regen_timer)
+            temp.regen_timer = None
             return
         when = addr.preferred_until - self._regen_advance(addr.if6)
-        temp.regen_timer = self.svc.timers.schedule(when, functools.partial(self._regenerate, addr))
+        temp.regen_timer = rearm(self.svc.timers, temp.regen_timer, when, functools.partial(self._regenerate, addr))
 
     def _make_temporary(self, if6: If6, prefix: bytes, public: Addr6, now: float, *, attempt: int = 0,
                         created: float | None = None, desync: float | None = None) -> Addr6 | None:
@@ -462,6 +527,9 @@ class Addrconf:
         preferred_until = _earliest(public.preferred_until, temp.created + temp_preferred - desync)
         if preferred_until is not None and preferred_until - now <= regen_advance:
             stats["ip6.temporary.too_short"] += 1
+            return None
+        if not self._room(len(if6.addrs), "max_addresses"):
+            stats["ip6.temporary.max_addresses"] += 1  # Linux's ipv6_create_tempaddr
             return None
         while True:
             iid = rng.getrandbits(64)

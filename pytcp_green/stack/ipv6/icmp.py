@@ -153,13 +153,13 @@ class Icmp6Layer(ErrorDelivery):
             return
         stats["nd.rx.redirect"] += 1
         assert if6.nd is not None
-        if rd.options.tlla is not None:
-            if6.nd.learn(rd.target, rd.options.tlla, False, now)
         if rd.target == rd.dest:
-            ip6.redirects[rd.dest] = (if6, rd.dest)  # the destination is on-link
+            if rd.options.tlla is not None:
+                if6.nd.learn(rd.target, rd.options.tlla, False, now)
+            ip6.add_redirect(if6, rd.dest, rd.dest, now)  # the destination is on-link
         else:
-            ip6.redirects[rd.dest] = (if6, rd.target)
-            if6.nd.routers.add(rd.target)
+            if6.nd.learn_router(rd.target, rd.options.tlla, now)
+            ip6.add_redirect(if6, rd.dest, rd.target, now)
 
     def _echo(self, pkt: Ip6Packet, msg: Icmp6Message, now: float) -> None:
         stats = self.svc.stats

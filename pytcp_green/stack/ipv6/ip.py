@@ -95,6 +95,21 @@ SYSCTLS: dict[str, _sysctl.Value] = {
     "net.ipv6.conf.default.temp_valid_lft": 172800.0,
     "net.ipv6.conf.default.temp_prefered_lft": 86400.0,
     "net.ipv6.conf.default.regen_max_retry": 3,
+    # What a router advertisement may make (issue 11: a hostile link must not grow the tables).
+    # max_addresses is Linux's (IPV6_MAX_ADDRESSES, 16; every address of the interface counts, as
+    # ipv6_count_addresses; 0 = unlimited) and refuses new SLAAC and temporary addresses.
+    # accept_ra_min_hop_limit and accept_ra_min_lft are Linux's too (ndisc_router_discovery,
+    # addrconf_prefix_rcv): a Cur Hop Limit below the first is ignored, a non-zero router or prefix
+    # lifetime below the second is ignored.  ra_max_routers / ra_max_prefixes are ours: Linux bounds
+    # RA-learnt default routers and on-link prefixes only through its routing table; RFC 4861 §6.3.4
+    # lets a host limit them (SHOULD keep at least two routers).  8 routers and 16 prefixes are far
+    # above what a real link announces, and 16 prefixes match max_addresses; 0 = unlimited.
+    "net.ipv6.conf.default.max_addresses": 16,
+    "net.ipv6.conf.default.accept_ra_min_hop_limit": 1,
+    "net.ipv6.conf.default.accept_ra_min_lft": 0,
+    "net.ipv6.conf.default.accept_ra_from_local": 0,  # Linux: an RA from our own address makes no router
+    "net.ipv6.conf.default.ra_max_routers": 8,
+    "net.ipv6.conf.default.ra_max_prefixes": 16,
     "net.ipv6.conf.default.mldv2_unsolicited_report_interval": 1.0,  # RFC 3810 §9.11
     "net.ipv6.conf.default.mld_robustness": 2,  # RFC 3810 §9.1
     "net.ipv6.conf.default.mldv1_unsolicited_report_interval": 10.0,  # RFC 2710 §7.10
@@ -113,6 +128,11 @@ SYSCTLS: dict[str, _sysctl.Value] = {
     "net.ipv6.ip6frag_time": 60.0,
     "net.ipv6.ip6frag_max_frags": 512,
     "net.ipv6.route.mtu_expires": 600.0,
+    # Redirects (RFC 4861 §8.3): Linux ages an unused redirect exception after gc_timeout (60 s) and
+    # bounds them per route through its exception hash; ours live gc_timeout seconds from the last
+    # redirect received, and max_redirects (ours) caps them, the oldest giving way.
+    "net.ipv6.route.gc_timeout": 60.0,
+    "net.ipv6.route.max_redirects": 1024,
 }
 for _name, _value in SYSCTLS.items():
     _sysctl.DEFAULTS.setdefault(_name, _value)
@@ -130,7 +150,9 @@ class Ip6Layer:
         self.local: dict[bytes, Addr6] = {}  # every address, tentative ones included
         # Static routes: (network, interface, gateway or None), longest prefix first.
         self.routes: list[tuple[ipaddress.IPv6Network, Interface, bytes | None]] = []
-        self.redirects: dict[bytes, tuple[If6, bytes]] = {}  # destination -> better first hop (RFC 4861 §8)
+        # destination -> (interface, better first hop, expiry) (RFC 4861 §8), oldest first
+        self.redirects: dict[bytes, tuple[If6, bytes, float]] = {}
+        self._redirect_sweep: Timer | None = None
         self.pmtu = PmtuCache(svc, "ip6.pmtu.", "net.ipv6.route.mtu_expires")
         self.is_router = False
         # Called with an address whose DAD just ended (PREFERRED or DUPLICATE): lets a runtime wait for it.
@@ -177,6 +199,7 @@ class Ip6Layer:
         if6.addrs.append(addr)
         self.local[packed] = addr
         if origin not in ("slaac", "temporary") and address.network.prefixlen < 128:
+            if6.ra_prefixes.discard(address.network)  # now this address's: no RA may remove it
             self.add_onlink(if6, address.network, None)
         if dad is None:
             dad = iface.kind is LinkKind.ETHERNET and self.svc.sysctl.int("net.ipv6.conf.default.accept_dad") > 0
@@ -217,7 +240,7 @@ class Ip6Layer:
 
     def add_onlink(self, if6: If6, net: ipaddress.IPv6Network, timer: Timer | None) -> None:
         old = if6.onlink.get(net)
-        if old is not None:
+        if old is not None and old is not timer:
             old.cancel()
         if6.onlink[net] = timer
 
@@ -247,8 +270,34 @@ class Ip6Layer:
         timer = if6.routers.pop(router, None)
         if timer is not None:
             timer.cancel()
-        for dst in [d for d, (i, hop) in self.redirects.items() if i is if6 and hop == router]:
+        for dst in [d for d, (i, hop, _) in self.redirects.items() if i is if6 and hop == router]:
             del self.redirects[dst]
+
+    def add_redirect(self, if6: If6, dst: bytes, hop: bytes, now: float) -> None:
+        """A better first hop for ``dst`` (RFC 4861 §8.3), for ``gc_timeout`` seconds; at most
+        ``max_redirects`` are kept, the oldest evicted (``nd.redirect_evicted``)."""
+        redirects = self.redirects
+        redirects.pop(dst, None)
+        limit = self.svc.sysctl.int("net.ipv6.route.max_redirects")
+        if 0 < limit <= len(redirects):
+            del redirects[next(iter(redirects))]
+            self.svc.stats["nd.redirect_evicted"] += 1
+        until = now + self.svc.sysctl.float("net.ipv6.route.gc_timeout")
+        redirects[dst] = (if6, hop, until)
+        if self._redirect_sweep is None:
+            self._redirect_sweep = self.svc.timers.schedule(until, self._sweep_redirects)
+
+    def _sweep_redirects(self, now: float) -> None:
+        """Forget the redirects whose time is up (the oldest come first); one timer while any is left."""
+        self._redirect_sweep = None
+        redirects = self.redirects
+        while redirects:
+            dst, (_, _, until) = next(iter(redirects.items()))
+            if until > now:
+                self._redirect_sweep = self.svc.timers.schedule(until, self._sweep_redirects)
+                return
+            del redirects[dst]
+            self.svc.stats["nd.redirect_expired"] += 1
 
     # -- addresses -----------------------------------------------------------------------------------------
     def dad_ended(self, addr: Addr6, now: float) -> None:

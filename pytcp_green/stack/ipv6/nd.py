@@ -18,10 +18,19 @@ unicast source is answered with the Override flag clear, and no NS ever comes fr
 from an optimistic address to a neighbour not yet resolved is therefore resolved with another,
 confirmed source when the interface has one; otherwise it goes through a default router whose
 link-layer address is known (§2.3), or waits until a DAD ends (the RFC's other choice).
+
+An address past DAD (static, link-local, SLAAC, temporary alike) is never given up because someone
+else claims it (RFC 4862 §5.4.5, as Linux): a DAD probe for it is answered with an NA to all nodes
+(§5.4.3 via RFC 4861 §7.2.4), an NA for it is ignored; both are counted
+(``nd.rx.dad_probe_for_our_address``, ``nd.rx.na_for_our_address``) and logged at warning level at
+most once per WARN_INTERVAL, so a flood of forged frames cannot flood the log either.  The IsRouter
+flag lives with a neighbour entry and goes with it, so forged routers cannot grow ``routers``.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 from collections import deque
 from typing import TYPE_CHECKING, Protocol
 
@@ -42,6 +51,10 @@ if TYPE_CHECKING:
     from pytcp_green.stack.interface import Interface
     from pytcp_green.stack.ipv6.addr import Addr6, If6
     from pytcp_green.stack.services import Services
+
+log = logging.getLogger(__name__)
+
+WARN_INTERVAL = 10.0  # seconds between two warnings about our addresses claimed (RFC 5227's DEFEND_INTERVAL)
 
 
 class NdHost(LinkSender, Protocol):
@@ -78,6 +91,7 @@ class NdCache(ArpCache):
         self.routers: set[bytes] = set()  # neighbours whose IsRouter flag is set (§7.2.5)
         # (next hop, frame) waiting for a DAD to end: only optimistic sources could resolve them.
         self.held: deque[tuple[bytes, bytearray]] = deque()
+        self._warned_at: float | None = None  # when a claim on one of our addresses was last logged
 
     def output(self, nexthop: bytes, frame: bytearray, now: float) -> None:
         if nexthop not in self.entries and self._optimistic_only(frame):
@@ -161,6 +175,9 @@ class NdCache(ArpCache):
             self.dad.dad_conflict(addr, "ns", now)  # RFC 4429 §2.2: never answered, a duplicate
             return
         stats["nd.rx.ns"] += 1
+        if unspecified:
+            stats["nd.rx.dad_probe_for_our_address"] += 1  # defended by the NA below, kept
+            self._claimed(addr, "probes for", now)
         if not unspecified and ns.options.slla is not None:
             self.learn(src, ns.options.slla, False, now)  # §7.2.3: create or update as STALE
         # §7.2.4: answer to the solicitor, or to all nodes when it has no address yet (S clear then).
@@ -188,6 +205,7 @@ class NdCache(ArpCache):
                 self.dad.dad_conflict(addr, "na", now)
             else:
                 stats["nd.rx.na_for_our_address"] += 1  # someone else claims it; logged, not acted on
+                self._claimed(addr, "advertises", now)
             return
         entry = self.entries.get(target)
         if entry is None:
@@ -210,7 +228,7 @@ class NdCache(ArpCache):
             self.learn(target, tlla if tlla is not None else entry.mac or b"", na.solicited, now)
         if na.router:
             self.routers.add(target)
-        elif target in self.routers:
+        elif target in self.routers or target in self.if6.routers:
             # §7.2.5: IsRouter went from true to false: stop using it as a default router.
             self.routers.discard(target)
             ip6.router_gone(self.if6, target)
@@ -219,7 +237,20 @@ class NdCache(ArpCache):
         """An RA's source link-layer option (RFC 4861 §6.3.4): update or create a STALE entry, IsRouter set."""
         if mac is not None:
             self.learn(ip, mac, False, now)
-        self.routers.add(ip)
+        if ip in self.entries:  # a full table may have refused it
+            self.routers.add(ip)
+
+    def _forget(self, entry: Neighbour, counter: str) -> None:
+        super()._forget(entry, counter)
+        self.routers.discard(entry.ip)
+
+    def _claimed(self, addr: Addr6, how: str, now: float) -> None:
+        """Someone else wants an address that passed DAD: RFC 4862 §5.4.5 says log it; it stays ours."""
+        if self._warned_at is not None and now - self._warned_at < WARN_INTERVAL:
+            return
+        self._warned_at = now
+        log.warning("%s: another node %s our address %s (%s); keeping it", self.iface.name, how,
+                    ipaddress.IPv6Address(addr.ip), addr.origin)
 
     def is_reachable(self, ip: bytes) -> bool:
         entry = self.entries.get(ip)
