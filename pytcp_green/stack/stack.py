@@ -20,6 +20,7 @@ here reads a clock, sleeps, or touches a file descriptor, and no exception escap
 from __future__ import annotations
 
 import errno
+import hashlib
 import ipaddress
 import logging
 import random
@@ -71,7 +72,10 @@ class Stack:
         self.ip6 = Ip6Layer(svc, self.loopback)
         self.icmp6 = Icmp6Layer(svc, self.ip6)
         self.tcp = TcpLayer(self)
-        self.udplite = UdpLiteLayer(svc, self, self.ip4)
+        # Keyed from UDP's secret rather than a draw of its own, so that adding UDP-Lite left every
+        # later draw (and so every seeded simulation) as it was.
+        self.udplite = UdpLiteLayer(svc, self, self.ip4,
+                                    port_secret=hashlib.blake2b(self.udp.port_secret, person=b"udplite").digest()[:16])
         self.ip4.connect(self.icmp4, self.udp, self.tcp, self.udplite)
         self.icmp4.connect(self.udp, self.tcp, self.udplite)
         self.ip6.connect(self.icmp6, self.udp, self.tcp, self.udplite)

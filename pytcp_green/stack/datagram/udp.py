@@ -269,12 +269,14 @@ class UdpLayer:
     proto = PROTO_UDP
     name = "udp"  # the prefix of its counters
 
-    def __init__(self, svc: Services, net: Network, ip4: Ip4Layer) -> None:
+    def __init__(self, svc: Services, net: Network, ip4: Ip4Layer, *, port_secret: bytes | None = None) -> None:
+        """``port_secret`` keys the ephemeral port choice (RFC 6056); by default drawn from the rng."""
         self.svc = svc
         self.net = net
         self.ip4 = ip4
         low, high = svc.sysctl.ints("net.ipv4.ip_local_port_range")
-        self.ports = PortTable(low, high, secret=svc.rng.randbytes(16))
+        self.port_secret = port_secret if port_secret is not None else svc.rng.randbytes(16)
+        self.ports = PortTable(low, high, secret=self.port_secret)
         self.sockets: SocketTable[UdpSocket] = SocketTable()
 
     def socket(self, family: int) -> UdpSocket:
