@@ -63,6 +63,7 @@ def window_output(tcb: Tcb, now: float) -> None:
     room = mss - len(options)
     if tcb.snd_max == una:
         tcb.progress_at = now  # the line was idle: the user-timeout clock starts now
+        tcb.cc.on_tx_start(now)
     while True:
         seq = tcb.snd_nxt
         if seq < tcb.snd_max:
