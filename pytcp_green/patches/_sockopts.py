@@ -32,6 +32,10 @@ _MIN_SNDBUF = 4608
 
 Options = dict[tuple[int, int], int | bytes]
 
+# TCP_CONGESTION takes and returns a module name, NUL-padded to TCP_CA_NAME_MAX bytes as Linux does.
+_TCP_CONGESTION = (IPPROTO_TCP, getattr(_socket, "TCP_CONGESTION", 13))
+_CA_NAME_MAX = 16
+
 _CORE_OPTIONS: dict[tuple[int, int], str] = {
     (SOL_SOCKET, _socket.SO_REUSEADDR): "reuseaddr",
     (SOL_SOCKET, _socket.SO_KEEPALIVE): "keepalive",
@@ -125,6 +129,10 @@ def set_option(green: GreenSocket, sock_type: int, options: Options, level: int,
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
         core.set_multicast_if(raw[4:8] if len(raw) >= 8 else raw[:4])
         return
+    if key == _TCP_CONGESTION and hasattr(core, "set_congestion"):
+        raw = b"" if isinstance(value, int) else bytes(memoryview(value))
+        core.set_congestion(raw[:_CA_NAME_MAX - 1].split(b"\0", 1)[0].decode("latin-1"))
+        return
     attr = _CORE_OPTIONS.get(key)
     if attr is not None and hasattr(core, attr):
         number = _int_value(value)
@@ -179,6 +187,8 @@ def get_option(green: GreenSocket, family: int, sock_type: int, options: Options
         value = int(bool(getattr(green.core, "listening", False)))
     elif key == (IPPROTO_IP, _socket.IP_MULTICAST_IF) and hasattr(green.core, "multicast_if"):
         value = struct.unpack("i", green.core.multicast_if)[0]
+    elif key == _TCP_CONGESTION and hasattr(green.core, "congestion"):
+        value = green.core.congestion.encode().ljust(_CA_NAME_MAX, b"\0")
     elif key in _CORE_OPTIONS and hasattr(green.core, _CORE_OPTIONS[key]):
         attr = _CORE_OPTIONS[key]
         raw = getattr(green.core, attr)

@@ -84,7 +84,11 @@ DEFAULTS: dict[str, Value] = {
     "net.ipv4.tcp_sack": 1,
     "net.ipv4.tcp_timestamps": 1,
     "net.ipv4.tcp_window_scaling": 1,
-    "net.ipv4.tcp_congestion_control": "newreno",
+    # Congestion control (stack/tcp/cc): the module new sockets get, and which TCP_CONGESTION may
+    # choose.  Linux's available list is read-only and names the loaded modules; ours are built in.
+    "net.ipv4.tcp_congestion_control": "cubic",
+    "net.ipv4.tcp_available_congestion_control": "reno cubic",
+    "net.ipv4.tcp_allowed_congestion_control": "reno cubic",
     "net.ipv4.tcp_recovery": 1,  # RFC 8985 RACK-TLP: lost-retransmission detection and tail loss probes
     "net.ipv4.tcp_syn_retries": 6,
     "net.ipv4.tcp_synack_retries": 5,

@@ -48,7 +48,8 @@ module              implements
 :mod:`.syncookies`  SYN cookies as Linux makes them (net/ipv4/syncookies.c, RFC 4987 §3.6): the ISN's
                     keyed hash, minute counter and MSS index, options in the TSval's low bits
 :mod:`.state`       state numbers and names (§3.3.2), shared constants (MSS defaults §3.7.1)
-:mod:`.cc`          congestion window arithmetic (RFC 5681 §3.1, RFC 3465, RFC 6928, RFC 7661's idea)
+:mod:`.cc`          congestion control modules behind one interface (Linux's tcp_congestion_ops): reno
+                    (RFC 5681 §3.1, RFC 3465), cubic (RFC 9438); IW10 (RFC 6928), RFC 7661's idea
 :mod:`.rto`         the RTO estimator (RFC 6298 §2, §5.5, §5.7)
 :mod:`.sack`        the sender's SACK scoreboard (RFC 2018 §5, RFC 6675 §3-4)
 :mod:`.buffers`     send buffer, receive buffer with reassembly, SACK block choice (RFC 2018 §4)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
-from pytcp_green.stack.tcp.cc import NewReno
+from pytcp_green.stack.tcp.cc import create as create_cc
 from pytcp_green.stack.tcp.closing import drop
 from pytcp_green.stack.tcp.output import output
 from pytcp_green.stack.tcp.receive import data_input, fin_input
@@ -52,7 +52,7 @@ def negotiate(tcb: Tcb, seg: TcpSegment) -> None:
     peer_mss = seg.mss if seg.mss is not None else (DEFAULT_MSS4 if len(tcb.remote_addr) == 4 else DEFAULT_MSS6)
     tcb.snd_mss = max(min(peer_mss, tcb.adv_mss), MIN_MSS)
     tcb.eff_mss = tcb.snd_mss - (TS_OPT_LEN if tcb.ts_ok else 0)
-    tcb.cc = NewReno(tcb.eff_mss)
+    tcb.cc = create_cc(tcb.cc.name, tcb.eff_mss)  # IW10 in segments of the negotiated size
 
 
 def passive_open(tcb: Tcb, seg: TcpSegment, now: float) -> None:
@@ -91,7 +91,7 @@ def cookie_open(tcb: Tcb, seg: TcpSegment, mss: int, wscale: int | None, sack: b
         tcb.ts_offset = ts_offset
     tcb.snd_mss = max(min(mss, tcb.adv_mss), MIN_MSS)
     tcb.eff_mss = tcb.snd_mss - (TS_OPT_LEN if tcb.ts_ok else 0)
-    tcb.cc = NewReno(tcb.eff_mss)
+    tcb.cc = create_cc(tcb.cc.name, tcb.eff_mss)  # IW10 in segments of the negotiated size
     tcb.state = SYN_RECEIVED
     tcb.snd_nxt = tcb.snd_max = tcb.iss + 1
     tcb.syn_sent_at = None

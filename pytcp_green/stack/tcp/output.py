@@ -71,6 +71,7 @@ def window_output(tcb: Tcb, now: float) -> None:
     burst = room * max(1, (tcb.tso_max - _TSO_HEADROOM) // room) if tcb.tso_max else room
     if tcb.snd_max == una:
         tcb.progress_at = now  # the line was idle: the user-timeout clock starts now
+        tcb.cc.on_tx_start(now)
     while True:
         seq = tcb.snd_nxt
         if seq < tcb.snd_max:

@@ -2,7 +2,7 @@
 
 * RFC 6298 §3 RTT sampling with Karn's rule, from the echoed timestamp when there is one (RFC 7323 §4);
   §5.3 restarting the retransmission timer on new data acknowledged (the estimator is :mod:`.rto`).
-* RFC 5681 §3.1 window growth (arithmetic in :mod:`.cc`), §3.2 fast retransmit and fast recovery;
+* RFC 5681 §3.1 window growth (the module of :mod:`.cc` the socket chose), §3.2 fast retransmit and fast recovery;
   RFC 6582 NewReno (partial ACKs, the "impatient" variant of §4.1, the §4.2 ACK heuristic) when SACK
   is off; RFC 3042 limited transmit is in :mod:`.output`.
 * RFC 2018 SACK blocks received into the scoreboard (:mod:`.sack`) and RFC 6675 loss recovery:
@@ -146,13 +146,18 @@ def new_ack(tcb: Tcb, ack: int, seg: TcpSegment, now: float) -> None:
     # An echo older than our latest retransmission is ambiguous in Karn's sense: the peer is
     # repeating the timestamp of an earlier copy whose ACK was lost, and the "RTT" would include
     # whole timeouts.  Such samples once drove the RTO to tens of seconds under heavy loss.
+    rtt: float | None = None
     if tcb.ts_ok and seg.ts_ecr:
         delta = (ts_now(tcb, now) - seg.ts_ecr) & MASK
         if delta < HALF and (tcb.rtx_tsval is None or not ts_before(seg.ts_ecr, tcb.rtx_tsval)):
-            tcb.rto.sample(delta / 1000)
+            rtt = delta / 1000
     elif tcb.rtt_seq is not None and ack > tcb.rtt_seq:
-        tcb.rto.sample(now - tcb.rtt_time)
+        rtt = now - tcb.rtt_time
         tcb.rtt_seq = None
+    if rtt is not None:
+        tcb.rto.sample(rtt)
+        if tcb.cc.on_rtt(rtt, ack, tcb.snd_max, now):
+            tcb.stats["tcp.hystart_exit"] += 1  # slow start ended on delay, before any loss
     tcb.retries = 0
     tcb.persist_backoff = 0
     tcb.progress_at = now
@@ -164,9 +169,9 @@ def new_ack(tcb: Tcb, ack: int, seg: TcpSegment, now: float) -> None:
     if rec.active:
         rearm = _recovery_ack(tcb, rec, ack, acked, now)
     else:
-        tcb.cc.on_ack(acked, tcb.eff_mss, flight_before)
+        tcb.cc.on_ack(acked, tcb.eff_mss, flight_before, now)
     if rec.tlp_end is not None and ack >= rec.tlp_end:
-        _tlp_episode_over(tcb, rec, flight_before)
+        _tlp_episode_over(tcb, rec, flight_before, now)
     rec.dupacks = 0
     if ack >= tcb.snd_max:
         tcb.rtx_timer.cancel()
@@ -204,13 +209,13 @@ def _recovery_ack(tcb: Tcb, rec: Recovery, ack: int, acked: int, now: float) -> 
     return True
 
 
-def _tlp_episode_over(tcb: Tcb, rec: Recovery, flight_before: int) -> None:
+def _tlp_episode_over(tcb: Tcb, rec: Recovery, flight_before: int, now: float) -> None:
     """RFC 8985 §7.4: the probe's episode is over.  A retransmitted probe that got this far repaired a
     loss (we keep no D-SACK to prove it spurious): respond as fast recovery would, unless a recovery
     of the episode already did."""
     if rec.tlp_rxt and not rec.active:
         tcb.stats["tcp.tlp_recovery"] += 1
-        tcb.cc.on_loss(flight_before, tcb.eff_mss)
+        tcb.cc.on_loss(flight_before, tcb.eff_mss, now)
         tcb.cc.cwnd = tcb.cc.ssthresh
     rec.tlp_end = None
     rec.tlp_rxt = False
@@ -245,7 +250,7 @@ def enter_recovery(tcb: Tcb, now: float) -> None:
     mss = tcb.eff_mss
     cc = tcb.cc
     rec = tcb.recovery
-    cc.on_loss(tcb.snd_max - tcb.snd_una, mss)
+    cc.on_loss(tcb.snd_max - tcb.snd_una, mss, now)
     rec.recover = tcb.snd_max
     rec.active = True
     rec.partial_acked = False

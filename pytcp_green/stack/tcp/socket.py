@@ -41,6 +41,7 @@ from pytcp_green.stack.sockbase import (
     sockaddr,
     would_block,
 )
+from pytcp_green.stack.tcp.cc import FALLBACK, MODULES, switch
 from pytcp_green.stack.tcp.seq import MASK
 from pytcp_green.stack.tcp.state import (
     CLOSE_WAIT,
@@ -120,6 +121,9 @@ class TcpSocket(CoreSocket):
         self.reuseaddr = False
         self.reuseport = False
         self.tos = 0  # IP_TOS: DSCP and (for datagrams only) ECN bits of every segment (RFC 2474 §3)
+        # TCP_CONGESTION: the default module, or reno if the sysctl names none we have (as Linux)
+        default = str(sysctl["net.ipv4.tcp_congestion_control"])
+        self.congestion = default if default in MODULES else FALLBACK
 
     # -- options -------------------------------------------------------------------------------------
     @property
@@ -132,6 +136,19 @@ class TcpSocket(CoreSocket):
         tcb = self.tcb
         if tcb is not None and value:
             tcb.arm_keepalive(tcb.last_rx)
+
+    def set_congestion(self, name: str) -> None:
+        """TCP_CONGESTION (tcp(7)): ENOENT for a module we do not have, EPERM for one outside
+        ``net.ipv4.tcp_allowed_congestion_control``; a live connection switches at once, keeping its
+        window (Linux's tcp_set_congestion_control)."""
+        if name not in MODULES:
+            raise oserror(errno.ENOENT)
+        if name not in str(self.layer.stack.sysctl["net.ipv4.tcp_allowed_congestion_control"]).split():
+            raise oserror(errno.EPERM)
+        self.congestion = name
+        tcb = self.tcb
+        if tcb is not None and tcb.cc.name != name:
+            tcb.cc = switch(tcb.cc, name, tcb.eff_mss)
 
     @property
     def sndbuf(self) -> int:
@@ -267,6 +284,7 @@ class TcpSocket(CoreSocket):
         child = TcpSocket(self.layer, self.family)
         child.nodelay = self.nodelay
         child.tos = self.tos  # Linux: an accepted socket inherits the listener's IP_TOS
+        child.congestion = self.congestion  # and its congestion control (tcp_ca_openreq_child)
         child._keepalive = self._keepalive
         child.keepidle, child.keepintvl, child.keepcnt = self.keepidle, self.keepintvl, self.keepcnt
         child.user_timeout = self.user_timeout

@@ -1,7 +1,7 @@
 """The transmission control block: where one connection's state lives (RFC 9293 §3.3.1-3.3.2).
 
 :class:`Tcb` holds the send and receive sequence spaces, the negotiated options, the buffers, the
-congestion window (:mod:`.cc`), the RTO estimator (:mod:`.rto`), the loss-recovery state (one
+congestion control module (:mod:`.cc`), the RTO estimator (:mod:`.rto`), the loss-recovery state (one
 :class:`~.recovery.Recovery`) and the four timers; the behaviour is in the modules of functions named
 in :mod:`pytcp_green.stack.tcp`'s map, which take the Tcb as their first argument.  The calls the
 socket and the layer make are bound here as methods, so ``tcb.segment_arrives(seg, now)`` is one plain
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from pytcp_green.stack.tcp import arrive, closing, icmp, opening, send, timeouts, user
 from pytcp_green.stack.tcp.buffers import ReceiveBuffer, SendBuffer
-from pytcp_green.stack.tcp.cc import NewReno
+from pytcp_green.stack.tcp.cc import create as create_cc
 from pytcp_green.stack.tcp.recovery import Recovery
 from pytcp_green.stack.tcp.rto import RtoEstimator
 from pytcp_green.stack.tcp.state import (
@@ -109,7 +109,7 @@ class Tcb:
         self.tso_max, self.csum_free = stack.offload_for(remote_addr)
 
         # -- congestion control and loss recovery --
-        self.cc = NewReno(self.eff_mss)
+        self.cc = create_cc(sock.congestion, self.eff_mss)  # TCP_CONGESTION or the sysctl default
         self.recovery = Recovery(self.iss, bool(sysctl.int("net.ipv4.tcp_recovery")))
         self.rto = RtoEstimator(sysctl.float("net.ipv4.tcp_rto_initial"), sysctl.float("net.ipv4.tcp_rto_min"),
                                 sysctl.float("net.ipv4.tcp_rto_max"))

@@ -93,7 +93,7 @@ def retransmit_timeout(tcb: Tcb, now: float) -> None:
         return
     tcb.stats["tcp.rto"] += 1
     mss = tcb.eff_mss
-    tcb.cc.on_timeout(tcb.snd_max - tcb.snd_una, mss, first=tcb.retries == 0)
+    tcb.cc.on_timeout(tcb.snd_max - tcb.snd_una, mss, tcb.retries == 0, now)
     tcb.retries += 1
     tcb.rto.timed_out()
     tcb.recovery.forget(tcb.snd_max)

@@ -1,0 +1,95 @@
+"""The hooks every congestion control offers, and the window state they share.
+
+One small interface, the way Linux's ``struct tcp_congestion_ops`` is one table of hooks: the
+connection calls them at fixed points and the module moves ``cwnd`` and ``ssthresh`` (bytes).  What
+the connection does around them (fast recovery, PRR, the loss window after a timeout) stays in the
+connection; a module only decides how fast the window grows and how far it falls.
+
+* :meth:`CongestionControl.on_ack`: new data acknowledged outside loss recovery (Linux ``cong_avoid``);
+* :meth:`CongestionControl.on_rtt`: an RTT sample (Linux ``pkts_acked``), for delay-based slow-start exit;
+* :meth:`CongestionControl.on_loss`: a loss detected by duplicate ACKs, SACK or a tail loss probe; sets
+  ``ssthresh`` (Linux ``ssthresh``); the caller then sets ``cwnd``;
+* :meth:`CongestionControl.on_timeout`: a retransmission timeout, after which ``cwnd`` is the loss
+  window (RFC 5681 §3.1);
+* :meth:`CongestionControl.on_tx_start`: sending resumes after the line was idle (Linux's
+  ``CA_EVENT_TX_START``).
+
+There is no undo hook yet: nothing in the connection detects a spurious reduction (no D-SACK, no F-RTO).
+
+Shared here: the initial window of RFC 6928 (IW10) and "arbitrarily high" initial ssthresh (RFC 5681
+§3.1), and slow start with appropriate byte counting (RFC 3465), which grows only while the sender
+uses its window (RFC 7661's idea in Linux's simple form: an application-limited sender must not build
+up a window it never tested).  Every time is the ``now`` the caller passes; no module reads a clock.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+INITIAL_SSTHRESH = 1 << 30  # "arbitrarily high" (RFC 5681 §3.1)
+
+
+def initial_window(mss: int) -> int:
+    """RFC 6928 §2: min(10*MSS, max(2*MSS, 14600))."""
+    return min(10 * mss, max(2 * mss, 14600))
+
+
+class CongestionControl(Protocol):
+    """What the connection calls; ``cwnd`` and ``ssthresh`` are bytes, read and written by the caller
+    during recovery."""
+
+    name: str
+    cwnd: int
+    ssthresh: int
+
+    def on_ack(self, acked: int, mss: int, flight_before: int, now: float) -> None:
+        """``acked`` new bytes acknowledged outside recovery; ``flight_before`` was outstanding."""
+        ...
+
+    def on_rtt(self, rtt: float, ack: int, snd_max: int, now: float) -> bool:
+        """An RTT sample carried by the ACK of ``ack`` with ``snd_max`` sent; True if it ended slow
+        start (the connection counts that)."""
+        ...
+
+    def on_loss(self, flight: int, mss: int, now: float) -> None:
+        """A congestion event other than a timeout: set ``ssthresh``."""
+        ...
+
+    def on_timeout(self, flight: int, mss: int, first: bool, now: float) -> None:
+        """A retransmission timeout; ``first`` is the first of a series (only it lowers ssthresh)."""
+        ...
+
+    def on_tx_start(self, now: float) -> None:
+        """Sending starts again with nothing in flight."""
+        ...
+
+
+class Window:
+    """cwnd and ssthresh with RFC 5681 slow start; the modules subclass it."""
+
+    __slots__ = ("cwnd", "ssthresh")
+
+    def __init__(self, mss: int) -> None:
+        self.cwnd = initial_window(mss)
+        self.ssthresh = INITIAL_SSTHRESH
+
+    def in_slow_start(self) -> bool:
+        return self.cwnd < self.ssthresh
+
+    def slow_start(self, acked: int, mss: int, flight_before: int, limit: int = 2) -> None:
+        """RFC 5681 §3.1 with RFC 3465 byte counting: cwnd += min(acked, L*SMSS), while the window in
+        use is at least half of cwnd."""
+        cwnd = self.cwnd
+        if 2 * flight_before >= cwnd:
+            self.cwnd = cwnd + min(acked, limit * mss)
+
+    @staticmethod
+    def cwnd_limited(mss: int, flight_before: int, cwnd: int) -> bool:
+        """Congestion avoidance grows only while the window was (nearly) full (RFC 7661's idea)."""
+        return flight_before + mss >= cwnd
+
+    def on_rtt(self, rtt: float, ack: int, snd_max: int, now: float) -> bool:
+        return False
+
+    def on_tx_start(self, now: float) -> None:
+        return None
