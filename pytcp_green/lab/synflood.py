@@ -65,3 +65,43 @@ while not select.select([sys.stdin], [], [], 0)[0]:
 def hping3_flood(dst: str, port: int) -> list[str]:
     """hping3's SYN flood with random spoofed sources, as the issue's attacker runs it (IPv4 only)."""
     return ["hping3", "--flood", "-S", "--rand-source", "-p", str(port), "-q", dst]
+
+# The bench's client: after "ready", each line "S" on stdin makes it fetch from argv[1]:argv[2] (as
+# FETCH_LOOP does) for S seconds and print "<succeeded> <failed> <seconds>"; an empty line ends it.
+FETCH_RATE = r"""
+import socket, sys, time
+host, port, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+print("ready", flush=True)
+while (line := sys.stdin.readline().strip()):
+    ok = failed = 0
+    t0 = time.perf_counter()
+    while (elapsed := time.perf_counter() - t0) < float(line):
+        try:
+            with socket.create_connection((host, port), timeout=timeout) as c:
+                while c.recv(65536):
+                    pass
+            ok += 1
+        except OSError:
+            failed += 1
+    print(ok, failed, elapsed, flush=True)
+"""
+
+# The server of the kernel baseline: answers every connection on argv[1]:argv[2] with argv[3] bytes.
+SERVER = r"""
+import socket, sys, threading
+family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+s = socket.socket(family, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(128)
+payload = b"x" * int(sys.argv[3])
+def answer(c):
+    try:
+        c.sendall(payload)
+    except OSError:
+        pass
+    c.close()
+print("ready", flush=True)
+while True:
+    threading.Thread(target=answer, args=(s.accept()[0],), daemon=True).start()
+"""
