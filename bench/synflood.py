@@ -31,7 +31,7 @@ from common import VETH_B, ip, veth_namespaces
 from pytcp_green.cli import in_thread
 from pytcp_green.green.sockets import GreenSocket
 from pytcp_green.host import Host, StackOptions
-from pytcp_green.lab.synflood import FETCH_RATE, FLOOD, SERVER, hping3_flood
+from pytcp_green.lab.synflood import FETCH_RATE, FLOOD, SERVER, hping3_flood, serve
 from pytcp_green.stack.sockbase import AF_INET, AF_INET6
 from pytcp_green.stack.stack import SOCK_STREAM
 
@@ -93,28 +93,13 @@ def phases(popen: Popen, wait: Callable[..., Any], dst: str, dst_mac: str, famil
     return out
 
 
-def _serve(listener: GreenSocket) -> None:
-    while True:
-        conn, _ = listener.accept()
-        gevent.spawn(_answer, conn)
-
-
-def _answer(conn: GreenSocket) -> None:
-    try:
-        conn.sendall(b"x" * PAYLOAD)
-    except OSError:
-        pass  # the client timed out on it
-    finally:
-        conn.close()
-
-
 def stack_phases(family: int, seconds: float) -> Phases:
     with Host(StackOptions(lab=True)) as host:
         assert host.lab is not None and host.iface is not None and host.iface.mac is not None
         listener = GreenSocket(host.runtime, host.stack.socket(family, SOCK_STREAM), timeout=None)
         listener.bind(("", PORT))
         listener.listen(128)
-        server = gevent.spawn(_serve, listener)
+        server = gevent.spawn(serve, listener, b"x" * PAYLOAD)
         dst = str(host.stack_ip4.ip if family == AF_INET else host.stack_ip6)  # type: ignore[union-attr]
         try:
             return phases(host.lab.popen, in_thread, dst, host.iface.mac.hex(":"), family, seconds)

@@ -5,6 +5,7 @@
   nobody answers for, so every half-open entry lives through its whole SYN-ACK retry period.
   hping3 has no IPv6; this is the IPv6 flood of the test and the bench.
 * :func:`hping3_flood` — the argv of ``hping3 --flood -S --rand-source`` (IPv4 only).
+* :func:`serve` — the stack's side: answers every connection on a listener with a payload and closes it.
 * :data:`FETCH_LOOP` — a kernel client that connects, reads to EOF and closes, over and over, and
   prints one line per fetch (``ok <bytes>`` or ``fail <error>``) until a line arrives on stdin.
 
@@ -12,6 +13,10 @@ Each program runs in the lab's namespace (``Lab.popen``); whoever starts one sto
 """
 
 from __future__ import annotations
+
+import gevent
+
+from pytcp_green.green.sockets import GreenSocket
 
 # Spoofed SYNs to argv[2]:argv[3] at MAC argv[1] (seeded by argv[4]) until a line arrives on stdin; prints
 # "ready" once the socket is up, and the number of frames sent at the end.  The pause between bursts only
@@ -105,3 +110,19 @@ print("ready", flush=True)
 while True:
     threading.Thread(target=answer, args=(s.accept()[0],), daemon=True).start()
 """
+
+
+def serve(listener: GreenSocket, payload: bytes) -> None:
+    """Answer every connection ``listener`` accepts with ``payload`` and close it; runs until killed."""
+    while True:
+        conn, _ = listener.accept()
+        gevent.spawn(_answer, conn, payload)
+
+
+def _answer(conn: GreenSocket, payload: bytes) -> None:
+    try:
+        conn.sendall(payload)
+    except OSError:
+        pass  # the client gave up on it (its timeout); the others go on
+    finally:
+        conn.close()

@@ -30,7 +30,7 @@ from lab.helpers import KernelPeer
 from kernel.test_tcp import finish, fresh_host, kernel_program, read_line, tcp_socket
 from pytcp_green.cli import in_thread
 from pytcp_green.green.sockets import GreenSocket
-from pytcp_green.lab.synflood import FETCH_LOOP, FLOOD, hping3_flood
+from pytcp_green.lab.synflood import FETCH_LOOP, FLOOD, hping3_flood, serve
 from pytcp_green.stack.sockbase import AF_INET, AF_INET6
 
 pytestmark = pytest.mark.lab
@@ -116,22 +116,6 @@ def test_a_kernel_client_is_served_by_syn_cookie_through_a_spoofed_syn_flood(tmp
 FETCHES = 5  # successes asked for in each phase: a count, not a rate
 
 
-def _serve_forever(listener: GreenSocket, payload: bytes) -> None:
-    """Answer every connection with ``payload`` and close it (the stack's side of the fetch loop)."""
-    while True:
-        conn, _ = listener.accept()
-        gevent.spawn(_answer, conn, payload)
-
-
-def _answer(conn: GreenSocket, payload: bytes) -> None:
-    try:
-        conn.sendall(payload)
-    except OSError:
-        pass  # the client gave up on it (its timeout); the loop goes on
-    finally:
-        conn.close()
-
-
 def _fetches(client: subprocess.Popen[str], want: int) -> tuple[int, int]:
     """Read the fetch loop's lines until ``want`` fetches succeeded; returns (ok, failed)."""
     ok = failed = 0
@@ -164,7 +148,7 @@ def test_a_kernel_client_keeps_fetching_through_a_syn_flood_and_after_it(tmp_pat
         max_syn = stack.sysctl.int("net.ipv4.tcp_max_syn_backlog")
         iface = kernel.host.iface
         assert iface is not None and iface.mac is not None
-        server = gevent.spawn(_serve_forever, listener, b"x" * PAYLOAD)
+        server = gevent.spawn(serve, listener, b"x" * PAYLOAD)
         try:
             with kernel_program(kernel, FETCH_LOOP, kernel.stack_ip, str(port), "10") as client:
                 assert read_line(client) == "ready"
