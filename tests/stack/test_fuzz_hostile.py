@@ -136,7 +136,8 @@ def test_an_hour_after_closing_nothing_is_left(run: Run) -> None:
     assert left == {}, f"fuzzed vs fresh: {left}"
 
 
-@pytest.mark.xfail(strict=True, reason="stack/ipv6 keeps redirects (Ip6Layer.redirects) forever and unbounded; "
-                   "Linux ages them out (net.ipv6.route.gc_timeout); reported to the ipv6 owner")
+@pytest.mark.xfail(strict=True, reason="stack/ipv6: Ip6Layer.redirects has no limit and no "
+                   "expiry (an entry goes only with the default router it points at, so an on-link redirect "
+                   "stays for good); Linux ages redirect routes out; reported to the ipv6 owner")
 def test_an_hour_after_closing_no_redirect_is_left(run: Run) -> None:
     assert "redirects6" not in _left(run)
