@@ -15,6 +15,7 @@ command -v arping >/dev/null || need_apt+=(iputils-arping)
 command -v radvd >/dev/null || need_apt+=(radvd)
 command -v microsocks >/dev/null || need_apt+=(microsocks)  # the SOCKS5 proxy of the PySocks tests
 command -v chromium-headless-shell >/dev/null || need_apt+=(chromium-headless-shell)  # renders compare's report
+command -v hping3 >/dev/null || need_apt+=(hping3)  # the spoofed SYN flood of the SYN-cookie lab test and bench
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing ${need_apt[*]} and not root: lab tests will skip" >&2

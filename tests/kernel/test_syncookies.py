@@ -6,12 +6,21 @@ The flood is sent as raw Ethernet frames from an AF_PACKET socket on the kernel'
 random sources that nobody answers for (198.18.0.10-249, or fd00:77::10-fff0 on the IPv6 run: the stack
 ARPs or solicits for them in vain; its SYN-ACKs go nowhere), so every spoofed half-open entry lives
 through its whole SYN-ACK retry period.
+
+The fetch-loop tests (issue 11, "How it is checked") run a kernel client fetching in a loop from a
+server on the stack while hping3 (IPv4) or the Python flooder (IPv6) floods, and count the fetches
+that succeed during the flood and right after it stopped (pytcp_green/lab/synflood.py; the rates
+are bench/synflood.py's).
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import gevent
@@ -19,43 +28,14 @@ import pytest
 from lab.helpers import KernelPeer
 
 from kernel.test_tcp import finish, fresh_host, kernel_program, read_line, tcp_socket
+from pytcp_green.cli import in_thread
 from pytcp_green.green.sockets import GreenSocket
+from pytcp_green.lab.synflood import FETCH_LOOP, FLOOD, hping3_flood, serve
 from pytcp_green.stack.sockbase import AF_INET, AF_INET6
 
 pytestmark = pytest.mark.lab
 
 NBYTES = 2_000_000
-
-# Spoofed SYNs (with the options Linux sends) to argv[2]:argv[3] at MAC argv[1] until a line arrives on stdin;
-# prints "ready" once the socket is up, and the number of frames sent at the end.  The pause between
-# bursts only paces the load; nothing waits on it.
-FLOOD = r"""
-import random, select, socket, sys
-from scapy.layers.inet import IP, TCP
-from scapy.layers.inet6 import IPv6
-from scapy.layers.l2 import Ether
-mac, dst, port, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-ifname = next(name for _, name in socket.if_nameindex() if name != "lo")
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-s.bind((ifname, 0))
-src_mac = s.getsockname()[4].hex(":")
-rng = random.Random(seed)
-print("ready", flush=True)
-sent = 0
-while not select.select([sys.stdin], [], [], 0.005)[0]:
-    for _ in range(20):
-        if ":" in dst:
-            ip = IPv6(src=f"fd00:77::{rng.randrange(0x10, 0xfff0):x}", dst=dst)
-        else:
-            ip = IP(src=f"198.18.0.{rng.randrange(10, 250)}", dst=dst)
-        frame = Ether(dst=mac, src=src_mac) / ip / TCP(
-            sport=rng.randrange(1024, 65536), dport=port, flags="S", seq=rng.getrandbits(32), window=64240,
-            options=[("MSS", 1460), ("SAckOK", b""), ("Timestamp", (rng.getrandbits(32), 0)), ("NOP", None),
-                     ("WScale", 7)])
-        s.send(bytes(frame))
-        sent += 1
-print(sent, flush=True)
-"""
 
 # Connect to argv[1]:argv[2], read to EOF; prints: local_port received_n received_sha.
 CLIENT = r"""
@@ -131,3 +111,75 @@ def test_a_kernel_client_is_served_by_syn_cookie_through_a_spoofed_syn_flood(tmp
         assert stats["tcp.req_q_full_do_cookies"] == stats["tcp.syncookies_sent"] > 10
         assert stats["tcp.drop.listen_overflow"] == 0
         assert frames > max_syn
+
+
+FETCHES = 5  # successes asked for in each phase: a count, not a rate
+
+
+def _fetches(client: subprocess.Popen[str], want: int) -> tuple[int, int]:
+    """Read the fetch loop's lines until ``want`` fetches succeeded; returns (ok, failed)."""
+    ok = failed = 0
+    while ok < want:
+        line = read_line(client)
+        if line.startswith("ok "):
+            assert int(line.split()[1]) == PAYLOAD
+            ok += 1
+        else:
+            failed += 1
+    return ok, failed
+
+
+PAYLOAD = 1000
+
+
+@pytest.mark.parametrize("family", [AF_INET, AF_INET6], ids=["ipv4-hping3", "ipv6-python"])
+def test_a_kernel_client_keeps_fetching_through_a_syn_flood_and_after_it(tmp_path: Path, family: int) -> None:
+    if family == AF_INET and shutil.which("hping3") is None:
+        pytest.skip("hping3 is not installed (scripts/setup.sh installs it)")
+    with fresh_host(tmp_path) as lab:
+        kernel = KernelPeer(lab.host, lab.pcap, family)
+        stack = kernel.host.stack
+        stats = stack.stats
+        listener = tcp_socket(kernel, timeout=None)
+        listener.bind(("", 0))
+        listener.listen(128)
+        port = int(listener.getsockname()[1])
+        core = listener.core
+        max_syn = stack.sysctl.int("net.ipv4.tcp_max_syn_backlog")
+        iface = kernel.host.iface
+        assert iface is not None and iface.mac is not None
+        server = gevent.spawn(serve, listener, b"x" * PAYLOAD)
+        try:
+            with kernel_program(kernel, FETCH_LOOP, kernel.stack_ip, str(port), "10") as client:
+                assert read_line(client) == "ready"
+                assert _fetches(client, FETCHES)[0] == FETCHES  # before the flood
+                if family == AF_INET:
+                    flood = kernel.lab.popen(hping3_flood(kernel.stack_ip, port), stdin=subprocess.DEVNULL,
+                                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                else:
+                    flood = kernel.lab.popen([sys.executable, "-c", FLOOD, iface.mac.hex(":"), kernel.stack_ip,
+                                              str(port), "7"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                             stderr=subprocess.PIPE, text=True)
+                try:
+                    assert kernel.host.runtime.wait_until(
+                        lambda: core.half_open >= max_syn and stats["tcp.syncookies_sent"] > 10, 120)
+                    during, _ = _fetches(client, FETCHES)
+                    assert core.half_open >= max_syn  # still flooded when the last fetch succeeded
+                finally:
+                    flood.send_signal(signal.SIGINT)  # hping3 and the flooder stop on it; killed below if not
+                    try:
+                        in_thread(flood.wait, 30)
+                    finally:
+                        if flood.poll() is None:
+                            flood.kill()
+                            in_thread(flood.wait, 30)
+                after, _ = _fetches(client, FETCHES)
+                assert client.stdin is not None
+                client.stdin.write("stop\n")
+                client.stdin.flush()
+                finish(client)
+        finally:
+            server.kill()
+            listener.close()
+        assert during == FETCHES and after == FETCHES
+        assert stats["stack.drop.internal_error"] == 0
