@@ -6,8 +6,8 @@ let no exception escape, keep every table under its limit at every checkpoint, b
 its deep layers (counters), and, once every socket is closed and an hour of virtual time has
 passed, hold nothing a fresh stack built the same way does not hold.
 
-Checks of limits that other branches add (IPv6 address and router/prefix caps, TCP orphans and
-TIME-WAIT buckets) are separate tests marked xfail(strict) until those sysctls exist.
+The IPv6 address and router/prefix caps, the TCP orphan and TIME-WAIT caps and the redirect cache's
+expiry are checked by tests of their own.
 """
 
 from __future__ import annotations
@@ -105,8 +105,6 @@ def test_tables_stay_under_their_limits(run: Run) -> None:
         assert sizes["reasm6_bytes"] <= _limit(stack, "net.ipv4.ipfrag_high_thresh")
 
 
-@pytest.mark.xfail(strict=True, reason="net.ipv6.conf.default.max_addresses / ra_max_routers / ra_max_prefixes "
-                   "come with branch hostile-v6; flip after merging it")
 def test_ipv6_tables_under_their_limits(run: Run) -> None:
     stack = run.target.stack
     for sizes in run.checkpoints:
@@ -116,8 +114,6 @@ def test_ipv6_tables_under_their_limits(run: Run) -> None:
         assert sizes["prefixes6"] <= _limit(stack, "net.ipv6.conf.default.ra_max_prefixes") + 1  # + the static
 
 
-@pytest.mark.xfail(strict=True, reason="net.ipv4.tcp_max_orphans / tcp_max_tw_buckets come with branch "
-                   "hostile-tcp; flip after merging it")
 def test_tcp_connections_under_their_limits(run: Run) -> None:
     stack = run.target.stack
     bound = (2 * _limit(stack, "net.ipv4.tcp_max_syn_backlog") + _limit(stack, "net.ipv4.tcp_max_orphans")
@@ -136,8 +132,5 @@ def test_an_hour_after_closing_nothing_is_left(run: Run) -> None:
     assert left == {}, f"fuzzed vs fresh: {left}"
 
 
-@pytest.mark.xfail(strict=True, reason="stack/ipv6: Ip6Layer.redirects has no limit and no "
-                   "expiry (an entry goes only with the default router it points at, so an on-link redirect "
-                   "stays for good); Linux ages redirect routes out; reported to the ipv6 owner")
 def test_an_hour_after_closing_no_redirect_is_left(run: Run) -> None:
     assert "redirects6" not in _left(run)

@@ -85,7 +85,11 @@ def retransmit_timeout(tcb: Tcb, now: float) -> None:
         expired = user_timed_out(tcb, now)
     else:
         rto = tcb.rto
-        limit = (orphan_retries(tcb, rto.rto < rto.rto_max) if tcb.user_closed
+        # Linux's "alive" is icsk_rto < TCP_RTO_MAX; its RTO comes back down with the RTT samples it
+        # takes from every ACK of unretransmitted data, where ours (without timestamps, Karn's rule)
+        # can stay backed off across progress.  So judge by this series of timeouts alone.
+        alive = rto.base * (1 << min(tcb.retries, 30)) < rto.rto_max
+        limit = (orphan_retries(tcb, alive) if tcb.user_closed
                  else tcb.stack.sysctl.int("net.ipv4.tcp_retries2"))
         expired = tcb.retries >= limit
     if expired:
