@@ -135,6 +135,7 @@ class ArpCache:
         self.entries: dict[bytes, Neighbour] = {}
         self.probes: dict[bytes, Probe] = {}  # candidate address -> its probe in progress
         self.defended: dict[bytes, float] = {}  # address -> time of our last defence (RFC 5227 §2.4)
+        self.kept_logged_at: dict[bytes, float] = {}  # our static address -> when a kept claim was last logged
         # Called with an address we had to give up after a conflict (RFC 5227 §2.4 (b)).
         self.on_conflict: list[Callable[[bytes], None]] = []
         # Whether a conflict may take an address (RFC 5227 §2.4 (b)); False: defend it forever (§2.4 (c)).
@@ -260,8 +261,11 @@ class ArpCache:
         if not self.may_give_up(spa):
             # A static address: keep it and go on defending, at most once per interval (§2.4 (c)).
             stats["arp.acd.conflict_kept_static"] += 1
-            log.warning("%s: %s claimed again by %s; it is configured by hand, so it stays", self.iface.name,
-                        ipaddress.IPv4Address(spa), pkt.sha.hex(":"))
+            # Logged once per defend interval: a flood of forged claims must not flood the log.
+            if now - self.kept_logged_at.get(spa, -1e18) >= self._acd("defend_interval"):
+                self.kept_logged_at[spa] = now
+                log.warning("%s: %s claimed again by %s; it is configured by hand, so it stays", self.iface.name,
+                            ipaddress.IPv4Address(spa), pkt.sha.hex(":"))
             return True
         stats["arp.acd.give_up"] += 1
         log.warning("%s: %s claimed again by %s within the defend interval; giving it up", self.iface.name,
