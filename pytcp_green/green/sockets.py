@@ -255,6 +255,10 @@ class GreenSocket:
             return self.call(lambda now: bytes(self.core.recv(bufsize, now, peek=True)), timeout)
         return self.call(lambda now: bytes(self.core.recv(bufsize, now)), timeout)
 
+    def recv_into(self, buf: bytearray | memoryview, nbytes: int, timeout: Timeout = USE_TIMEOUT) -> int:
+        """A stream socket's read straight into ``buf`` (no intermediate bytes object)."""
+        return self.call(lambda now: int(self.core.recv_into(buf, nbytes, now)), timeout)
+
     def sendto(self, data: bytes | bytearray | memoryview, addr: Address | None = None,
                timeout: Timeout = USE_TIMEOUT) -> int:
         return self.call(lambda now: int(self.core.sendto(data, addr, now)), timeout)

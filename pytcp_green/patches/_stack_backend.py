@@ -330,6 +330,9 @@ class StackBackend:
             if nbytes > len(view):
                 raise ValueError("buffer too small for requested bytes")
             nbytes = len(view)
+        if self.handle.type == SOCK_STREAM and not flags & (MSG_PEEK | MSG_WAITALL):
+            # Straight from the receive buffer into the caller's: no bytes object in between.
+            return self.green().recv_into(view, nbytes, _flag_timeout(flags))
         data = self.recv(nbytes, flags)
         view[: len(data)] = data
         return len(data)

@@ -342,3 +342,38 @@ def test_detaching_a_socket_made_on_another_objects_fd_leaves_the_owner_in_charg
         report(res)
     """)
     assert out == {"detached_fd_is_owners": True, "got": "via borrowed; via owner"}
+
+
+RECV_INTO = """
+    import socket, hashlib, threading
+    srv = socket.create_server(("127.0.0.1", 0))
+    payload = bytes(i * 13 % 256 for i in range(300_000))
+    def serve():
+        conn, _ = srv.accept()
+        with conn:
+            conn.sendall(payload)
+    g = threading.Thread(target=serve)  # a greenlet when patched
+    g.start()
+    cl = socket.create_connection(srv.getsockname(), timeout=10)
+    buf = bytearray(70_000)
+    view = memoryview(buf)
+    got, sizes = hashlib.sha256(), set()
+    first = cl.recv(5, socket.MSG_PEEK)
+    while True:
+        n = cl.recv_into(view[10:], 50_000)      # into a slice, at most nbytes
+        if not n:
+            break
+        sizes.add(n <= 50_000)
+        got.update(view[10:10 + n])
+    g.join()
+    res = {"intact": got.digest() == hashlib.sha256(payload).digest(), "bounded": sizes == {True},
+           "peeked": first == payload[:5], "head_untouched": bytes(buf[:10]) == bytes(10)}
+    cl.close(); srv.close()
+    report(res)
+"""
+
+
+def test_recv_into_fills_the_callers_buffer_and_ends_with_zero_at_eof() -> None:
+    expected = {"intact": True, "bounded": True, "peeked": True, "head_untouched": True}
+    assert run_patched(RECV_INTO) == expected
+    assert run_patched(RECV_INTO, patch="") == expected  # the same program over the kernel
