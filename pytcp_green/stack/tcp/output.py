@@ -6,7 +6,8 @@
   partial segment is unacknowledged; a full segment is the effective MSS, *after* option bytes.
 * RFC 1122 §4.2.3.4 sender-side silly-window avoidance (overridden by a persist expiry, §3.8.6.1).
 * Segmentation offload: toward a TSO device new data leaves in super-segments of whole segments
-  (:class:`~pytcp_green.stack.interface.GsoFrame`); retransmissions stay one segment each.
+  (:class:`~pytcp_green.stack.interface.GsoFrame`), and so does go-back-N resending after a timeout;
+  SACK recovery's retransmissions stay one segment each.
 * Go-back-N resending after a retransmission timeout (RFC 6298 §5.4), skipping what the peer SACKed;
   during SACK recovery sending is RFC 6675's NextSeg loop in :mod:`.recovery` instead.
 
@@ -75,7 +76,7 @@ def window_output(tcb: Tcb, now: float) -> None:
     while True:
         seq = tcb.snd_nxt
         if seq < tcb.snd_max:
-            if not _resend(tcb, seq, limit, room, options, now):
+            if not _resend(tcb, seq, limit, room, burst, options, now):
                 break
             continue
         avail = end - seq
@@ -118,9 +119,9 @@ def window_output(tcb: Tcb, now: float) -> None:
         break
 
 
-def _resend(tcb: Tcb, seq: int, limit: int, room: int, options: bytes, now: float) -> bool:
-    """Resend at ``seq`` < SND.MAX after a timeout (go-back-N), skipping what the peer has SACKed since;
-    False when the window allows nothing more."""
+def _resend(tcb: Tcb, seq: int, limit: int, room: int, burst: int, options: bytes, now: float) -> bool:
+    """Resend at ``seq`` < SND.MAX after a timeout (go-back-N), skipping what the peer has SACKed since,
+    up to ``burst`` bytes at once toward a TSO device; False when the window allows nothing more."""
     snd_max = tcb.snd_max
     sb = tcb.recovery.sb
     if sb:
@@ -131,7 +132,7 @@ def _resend(tcb: Tcb, seq: int, limit: int, room: int, options: bytes, now: floa
     end = tcb.sbuf.end
     data_end = snd_max if snd_max < end else end
     if seq < data_end:
-        length = min(room, data_end - seq, limit - seq)
+        length = min(burst, data_end - seq, limit - seq)
         if sb:
             nxt = sb.next_start_after(seq)
             if nxt is not None and nxt - seq < length:
@@ -146,7 +147,11 @@ def _resend(tcb: Tcb, seq: int, limit: int, room: int, options: bytes, now: floa
     else:  # only our FIN remains to resend
         length = 0
         flags = ACK | FIN
-    emit(tcb, seq, flags, length, now, options)
-    count_retransmission(tcb, now)
+    if length > room:
+        emit(tcb, seq, flags, length, now, options, gso=room)
+        count_retransmission(tcb, now, -(-length // room))
+    else:
+        emit(tcb, seq, flags, length, now, options)
+        count_retransmission(tcb, now)
     tcb.snd_nxt = seq + length + (1 if flags & FIN else 0)
     return True

@@ -293,9 +293,10 @@ def retransmit(tcb: Tcb, seq: int, now: float) -> int:
     return length + (1 if flags & FIN else 0)
 
 
-def count_retransmission(tcb: Tcb, now: float) -> None:
-    """Karn's rule (RFC 6298 §3): once anything is sent twice, no timing in flight is trustworthy."""
-    tcb.stats["tcp.retransmit"] += 1
+def count_retransmission(tcb: Tcb, now: float, segments: int = 1) -> None:
+    """Karn's rule (RFC 6298 §3): once anything is sent twice, no timing in flight is trustworthy.
+    ``segments``: the wire segments resent (a super-segment toward a TSO device is several)."""
+    tcb.stats["tcp.retransmit"] += segments
     tcb.rtt_seq = None
     if tcb.ts_ok:
         tcb.rtx_tsval = ts_now(tcb, now)

@@ -69,3 +69,19 @@ def test_the_device_cuts_the_segments_a_connection_without_tso_sends() -> None:
     assert cut == plain
     assert b"".join(p for _, _, p in cut) == data
     assert all(not f & (PSH | FIN) for _, f, _ in cut[:-1]) and cut[-1][1] & FIN
+
+
+def test_go_back_n_after_a_timeout_resends_in_super_segments() -> None:
+    peer = Peer(tso=TSO)
+    establish(peer, window=65535)
+    assert peer.sock is not None and peer.tcb is not None
+    peer.sock.send(b"x" * 14_600, peer.now)
+    una = peer.snd_una()
+    assert [len(s.payload) for s in data_segments(peer.out())] == [14_600]  # all lost
+    peer.advance(peer.tcb.rto.rto + 0.01)
+    (first,) = data_segments(peer.out())  # the loss window: one segment
+    assert (first.seq, len(first.payload)) == (una & 0xFFFFFFFF, 1460)
+    peer.send(ACK, ack=una + 1460)
+    again = data_segments(peer.out())  # slow start again: two segments, resent as one super-segment
+    assert [(s.seq, len(s.payload)) for s in again] == [((una + 1460) & 0xFFFFFFFF, 2 * 1460)]
+    assert peer.host.stats["tcp.retransmit"] == 3  # wire segments, not super-segments
