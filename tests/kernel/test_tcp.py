@@ -476,7 +476,11 @@ def assert_only_rsts_after_close(kernel: KernelPeer) -> None:
     assert kernel.host.pcap is not None
     kernel.host.pcap.flush()
     fields = ["frame.number", "ip.src", "tcp.flags.reset", "tcp.flags.fin", "tcp.seq_raw", "tcp.ack_raw", "tcp.len"]
-    out = subprocess.run(["tshark", "-r", str(kernel.pcap), "-Y", "tcp", "-T", "fields",
+    # A frame the shim corrupted (its checksums fail, the receiver drops it) may read as anything, a
+    # RST included: only frames whose checksums hold count.
+    out = subprocess.run(["tshark", "-r", str(kernel.pcap), "-o", "tcp.check_checksum:TRUE",
+                          "-o", "ip.check_checksum:TRUE", "-Y",
+                          "tcp and not tcp.checksum.status == 0 and not ip.checksum.status == 0", "-T", "fields",
                           *(x for f in fields for x in ("-e", f))], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     kernel_fin_end: int | None = None
