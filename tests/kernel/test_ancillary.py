@@ -154,11 +154,6 @@ def test_kernel_reads_the_items_the_stack_sent(kernel: KernelPeer, family: int) 
 # items, then recvmsg with every item asked for and control buffers of several sizes; JSON of it all.
 LOOPBACK = """
 import array, socket, struct
-def attempt(f):
-    try:
-        return f()
-    except OSError as e:
-        return "errno %d" % e.errno
 def i(v):
     return array.array("i", [v]).tobytes()
 rows = []

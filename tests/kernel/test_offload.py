@@ -20,8 +20,8 @@ from pytcp_green.link.tap import TapDevice
 pytestmark = pytest.mark.lab
 
 
-def _tap(kernel: KernelPeer) -> TapDevice:
-    device = kernel.host.runtime.attachments[-1].device
+def _tap(host: Host) -> TapDevice:
+    device = host.runtime.attachments[-1].device
     assert isinstance(device, TapDevice)
     return device
 
@@ -34,7 +34,7 @@ def test_100_mb_each_way_with_and_without_offloads(offload: bool) -> None:
     with Host(StackOptions(lab=True, offload=offload)) as host:
         kernel = KernelPeer(host, Path(os.devnull))
         bulk(kernel, 100 * MB, stack_connects=True, check=options_check(ts=True, sack=True))
-        tap, stats = _tap(kernel), host.stack.stats
+        tap, stats = _tap(host), host.stack.stats
         if offload:
             assert tap.vnet_hdr and tap.tso_max == 65535
             assert stats["tcp.tx_gso"] > 0 and tap.gso_sent > 0  # we handed the kernel super-segments
@@ -68,7 +68,7 @@ def _impaired_bulk(nbytes: int, pcap: Path | None) -> Host:
         assert att.impair_out.stats["lost"] + att.impair_in.stats["lost"] > 0
         assert att.impair_out.stats["reordered"] + att.impair_in.stats["reordered"] > 0
         assert host.stack.stats["tcp.tx_gso"] > 0 and host.stack.stats["tcp.retransmit"] > 0
-        assert _tap(KernelPeer(host, Path(os.devnull))).gso_frames > 0
+        assert _tap(host).gso_frames > 0
     return host
 
 

@@ -179,11 +179,6 @@ def test_the_kernel_checks_and_judges_the_stacks_coverage(kernel: KernelPeer, fa
 # UDP sockets of both families; reported as JSON, errors as their errno.
 SOCKOPTS = """
 import socket
-def attempt(f):
-    try:
-        return f()
-    except OSError as e:
-        return "errno %d" % e.errno
 rows = []
 for fam in (socket.AF_INET, socket.AF_INET6):
     for proto in (socket.IPPROTO_UDPLITE, 0):

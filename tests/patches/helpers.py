@@ -19,6 +19,11 @@ PRELUDE = """
 import json, sys
 def report(value):
     print(json.dumps(value), flush=True)
+def attempt(f):
+    try:
+        return f()
+    except OSError as e:
+        return "errno %d" % e.errno
 """
 
 

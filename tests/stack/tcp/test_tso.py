@@ -18,9 +18,9 @@ def test_a_tso_route_sends_one_super_segment_per_window_of_whole_segments() -> N
     establish(peer, window=65535)
     assert peer.sock is not None
     peer.sock.send(b"x" * 100_000, peer.now)
+    assert peer.host.gso_sizes == [1460] and peer.host.stats["tcp.tx_gso"] == 1
     (seg,) = data_segments(peer.out())  # IW10: cwnd is 10 segments of 1460 bytes
     assert len(seg.payload) == 10 * 1460
-    assert peer.host.gso_sizes == [] and peer.host.stats["tcp.tx_gso"] == 1
 
 
 def test_a_window_limited_super_segment_is_cut_to_whole_segments() -> None:
