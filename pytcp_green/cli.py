@@ -63,7 +63,7 @@ def add_stack_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--pcap", metavar="FILE", help="write every frame in and out to FILE (pcap, Wireshark opens it)")
     g.add_argument("--impair", metavar="SPEC",
                    help="impair the link both ways, e.g. 'loss=5%%,delay=10ms,reorder=1%%,dup=1%%,"
-                        "corrupt=0.1%%,rate=100mbit,seed=7'")
+                        "corrupt=0.1%%,rate=100mbit,seed=7'; ecn=5%% marks CE on ECN-capable packets instead")
     g.add_argument("--no-offload", dest="offload", action="store_false",
                    help="open the TAP without the virtio-net header: no TSO, no GRO, every checksum computed "
                         "and checked in Python (offloads are on by default and fall back to this when the "

@@ -84,6 +84,7 @@ DEFAULTS: dict[str, Value] = {
     "net.ipv4.tcp_sack": 1,
     "net.ipv4.tcp_timestamps": 1,
     "net.ipv4.tcp_window_scaling": 1,
+    "net.ipv4.tcp_ecn": 2,  # RFC 3168 ECN: 0 off, 1 request and accept, 2 accept only (Linux's default)
     # Congestion control (stack/tcp/cc): the module new sockets get, and which TCP_CONGESTION may
     # choose.  Linux's available list is read-only and names the loaded modules; ours are built in.
     "net.ipv4.tcp_congestion_control": "cubic",

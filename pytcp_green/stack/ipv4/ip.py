@@ -212,7 +212,7 @@ class Ip4Layer:
             if bcast:
                 stats["ip4.drop.tcp_broadcast"] += 1
                 return
-            self.tcp.receive(src, dst, pkt.payload, now, csum_ok=csum_ok)
+            self.tcp.receive(src, dst, pkt.payload, now, csum_ok=csum_ok, ecn=pkt.tos & 3)  # RFC 3168 §5
         elif proto in self.datagram:
             meta = RxMeta(iface.index, dst, pkt.ttl, pkt.tos)
             if not self.datagram[proto].receive(src, dst, pkt.payload, now, bcast=bcast, meta=meta) and not bcast:

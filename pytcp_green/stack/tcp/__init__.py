@@ -48,6 +48,8 @@ module              implements
 :mod:`.syncookies`  SYN cookies as Linux makes them (net/ipv4/syncookies.c, RFC 4987 §3.6): the ISN's
                     keyed hash, minute counter and MSS index, options in the TSval's low bits
 :mod:`.state`       state numbers and names (§3.3.2), shared constants (MSS defaults §3.7.1)
+:mod:`.ecn`         ECN (RFC 3168 §6.1): negotiation, ECT(0) on new data, CE -> ECE until CWR, one
+                    reduction per window through the congestion module (RFC 8511 ABE)
 :mod:`.cc`          congestion control modules behind one interface (Linux's tcp_congestion_ops): reno
                     (RFC 5681 §3.1, RFC 3465), cubic (RFC 9438); IW10 (RFC 6928), RFC 7661's idea
 :mod:`.rto`         the RTO estimator (RFC 6298 §2, §5.5, §5.7)

@@ -21,6 +21,7 @@ import errno
 from typing import TYPE_CHECKING
 
 from pytcp_green.stack.tcp.closing import arm_orphan_timeout, destroy, drop, enter_time_wait, restart_time_wait
+from pytcp_green.stack.tcp.ecn import ece_received
 from pytcp_green.stack.tcp.opening import established, syn_sent_input
 from pytcp_green.stack.tcp.output import output
 from pytcp_green.stack.tcp.receive import data_input, fin_input
@@ -41,7 +42,7 @@ from pytcp_green.stack.tcp.state import (
     SYN_SENT,
     TIME_WAIT,
 )
-from pytcp_green.stack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
+from pytcp_green.stack.wire.tcp import ACK, ECE, FIN, RST, SYN, TcpSegment
 
 if TYPE_CHECKING:
     from pytcp_green.stack.tcp.tcb import Tcb
@@ -267,6 +268,8 @@ def ack_input(tcb: Tcb, seg: TcpSegment, seq: int, ack: int, plen: int, now: flo
             new_sack if tcb.sack_ok else plen == 0 and not seg.flags & FIN and wnd == tcb.snd_wnd):
         # RFC 5681 §2 duplicate ACK; with SACK, RFC 6675 §2: one that SACKs new data.
         dupack(tcb, now)
+    if seg.flags & ECE and tcb.ecn.ok:
+        ece_received(tcb, now)  # RFC 3168 §6.1.2
     rec = tcb.recovery
     if rec.rtx_log and rec.active and rec.sb:
         detect_lost_retransmissions(tcb)

@@ -26,6 +26,7 @@ from pytcp_green.stack.ports import Binding, PortTable
 from pytcp_green.stack.sockbase import AF_INET, AF_INET6
 from pytcp_green.stack.stats import Stats
 from pytcp_green.stack.sysctl import Sysctl
+from pytcp_green.stack.tcp.ecn import arrives as ecn_arrives
 from pytcp_green.stack.tcp.seq import MASK
 from pytcp_green.stack.tcp.socket import TcpSocket
 from pytcp_green.stack.tcp.syncookies import SynCookies
@@ -151,7 +152,8 @@ class TcpLayer:
         return self._challenge_count <= self.stack.sysctl.int("net.ipv4.tcp_challenge_ack_limit")
 
     # -- input ---------------------------------------------------------------------------------------
-    def receive(self, src: bytes, dst: bytes, segment: memoryview, now: float, *, csum_ok: bool = False) -> None:
+    def receive(self, src: bytes, dst: bytes, segment: memoryview, now: float, *, csum_ok: bool = False,
+                ecn: int = 0) -> None:
         stats = self.stack.stats
         try:
             seg = TcpSegment.parse(segment)
@@ -164,6 +166,8 @@ class TcpLayer:
         stats["tcp.rx"] += 1
         tcb = self.conns.get((dst, seg.dport, src, seg.sport))
         if tcb is not None:
+            if tcb.ecn.ok:
+                ecn_arrives(tcb, seg.flags, ecn)  # RFC 3168 §6.1.3, with the IP header's ECN bits
             tcb.segment_arrives(seg, now)
             return
         self.unmatched(src, dst, seg, now)

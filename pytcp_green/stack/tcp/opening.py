@@ -5,7 +5,8 @@
 * RFC 9293 §3.10.7.3 SYN-SENT, including data and FIN on a SYN-ACK and the simultaneous open of
   §3.5 figure 8.
 * Option negotiation on the SYN / SYN-ACK: RFC 7323 §1.3 and §2.3 (window scale, at most 14),
-  RFC 7323 timestamps, RFC 2018 §2 SACK-permitted, RFC 9293 §3.7.1 MSS (RFC 8200 §8.3 for IPv6).
+  RFC 7323 timestamps, RFC 2018 §2 SACK-permitted, RFC 9293 §3.7.1 MSS (RFC 8200 §8.3 for IPv6),
+  RFC 3168 §6.1.1 ECN (:mod:`.ecn`).
 * A connection made from a SYN cookie's final ACK (:mod:`.syncookies`): the options the cookie
   restored, then the ACK processed as SYN-RECEIVED's (no handshake RTT sample: the SYN-ACK's send
   time was not kept).
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from pytcp_green.stack.tcp.cc import create as create_cc
 from pytcp_green.stack.tcp.closing import drop
+from pytcp_green.stack.tcp.ecn import negotiate as negotiate_ecn
 from pytcp_green.stack.tcp.output import output
 from pytcp_green.stack.tcp.receive import data_input, fin_input
 from pytcp_green.stack.tcp.send import send_ack, send_syn
@@ -53,6 +55,7 @@ def negotiate(tcb: Tcb, seg: TcpSegment) -> None:
     tcb.snd_mss = max(min(peer_mss, tcb.adv_mss), MIN_MSS)
     tcb.eff_mss = tcb.snd_mss - (TS_OPT_LEN if tcb.ts_ok else 0)
     tcb.cc = create_cc(tcb.cc.name, tcb.eff_mss)  # IW10 in segments of the negotiated size
+    negotiate_ecn(tcb, seg.flags)  # RFC 3168 §6.1.1
 
 
 def passive_open(tcb: Tcb, seg: TcpSegment, now: float) -> None:

@@ -6,7 +6,8 @@
 * RFC 2018 §4 the SACK option (which blocks: :mod:`.buffers`).
 * RFC 5961 §3.2/§4/§5.2 challenge ACKs within the layer's rate limit (§7); RST for an aborted
   connection (RFC 9293 §3.10.5).
-* The SYN and SYN-ACK with the options of RFC 9293 §3.7.1 (MSS), RFC 7323 §1.3 and RFC 2018 §2.
+* The SYN and SYN-ACK with the options of RFC 9293 §3.7.1 (MSS), RFC 7323 §1.3 and RFC 2018 §2,
+  and RFC 3168 §6.1.1's ECN-setup flags; every segment's ECN marks come from :mod:`.ecn`.
 
 Every function takes the :class:`~pytcp_green.stack.tcp.tcb.Tcb` it works on.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pytcp_green.stack.tcp.ecn import marks, syn_flags, synack_flags
 from pytcp_green.stack.tcp.seq import MASK
 from pytcp_green.stack.tcp.state import SYN_RECEIVED, TS_OPT_LEN
 from pytcp_green.stack.wire.tcp import (
@@ -78,6 +80,7 @@ def emit(tcb: Tcb, seq: int, flags: int, length: int, now: float, options: bytes
         window = window_field(tcb)
         ts = (ts_now(tcb, now), tcb.ts_recent) if tcb.ts_ok else None
     ack = tcb.rcv_nxt if flags & ACK else 0
+    flags, tos = marks(tcb, seq, flags, length)  # RFC 3168 §6.1: ECE, CWR and ECT(0)
     hlen = 20 + len(options) + (TS_OPT_LEN if ts is not None else 0)
     total = hlen + length
     buf = bytearray(total)
@@ -91,7 +94,7 @@ def emit(tcb: Tcb, seq: int, flags: int, length: int, now: float, options: bytes
             stats["tcp.tx_gso"] += 1
     else:
         fill_checksum(buf, 0, total, tcb.local_addr, tcb.remote_addr)
-    err = tcb.stack.ip_output(tcb.local_addr, tcb.remote_addr, PROTO_TCP, buf, now, tos=tcb.sock.tos, gso_size=gso)
+    err = tcb.stack.ip_output(tcb.local_addr, tcb.remote_addr, PROTO_TCP, buf, now, tos=tos, gso_size=gso)
     stats["tcp.tx"] += 1
     if err:
         stats["tcp.tx_error"] += 1
@@ -138,5 +141,6 @@ def send_syn(tcb: Tcb, now: float) -> None:
     else:
         opts = syn_options(tcb.adv_mss, tcb.our_wscale if tcb.ws_enabled else None, tcb.sack_enabled,
                            (ts_now(tcb, now), 0) if tcb.ts_enabled else None)
-    emit(tcb, tcb.iss, SYN | ACK if passive else SYN, 0, now, opts)
+    flags = SYN | ACK | synack_flags(tcb) if passive else SYN | syn_flags(tcb)  # RFC 3168 §6.1.1
+    emit(tcb, tcb.iss, flags, 0, now, opts)
     tcb.rtx_timer.arm(now + tcb.rto.rto)

@@ -11,6 +11,9 @@ connection; a module only decides how fast the window grows and how far it falls
   ``ssthresh`` (Linux ``ssthresh``); the caller then sets ``cwnd``;
 * :meth:`CongestionControl.on_timeout`: a retransmission timeout, after which ``cwnd`` is the loss
   window (RFC 5681 §3.1);
+* :meth:`CongestionControl.on_ecn`: an ECN-Echo (RFC 3168 §6.1.2), at most once per window; sets both
+  ``cwnd`` and ``ssthresh`` by beta_ecn = 0.8 (RFC 8511 §3, ABE: a CE mark says the queue is short,
+  so the backoff is gentler than for a loss; Linux keeps the loss factor, we follow the RFC);
 * :meth:`CongestionControl.on_tx_start`: sending resumes after the line was idle (Linux's
   ``CA_EVENT_TX_START``).
 
@@ -27,6 +30,7 @@ from __future__ import annotations
 from typing import Protocol
 
 INITIAL_SSTHRESH = 1 << 30  # "arbitrarily high" (RFC 5681 §3.1)
+BETA_ECN = 0.8  # RFC 8511 §3's recommended beta_ecn, for reno and cubic alike
 
 
 def initial_window(mss: int) -> int:
@@ -63,6 +67,10 @@ class CongestionControl(Protocol):
         """Sending starts again with nothing in flight."""
         ...
 
+    def on_ecn(self, flight: int, mss: int, now: float) -> None:
+        """An ECN-Echo outside loss recovery: set ``ssthresh`` and ``cwnd``."""
+        ...
+
 
 class Window:
     """cwnd and ssthresh with RFC 5681 slow start; the modules subclass it."""
@@ -93,3 +101,8 @@ class Window:
 
     def on_tx_start(self, now: float) -> None:
         return None
+
+    def on_ecn(self, flight: int, mss: int, now: float) -> None:
+        """RFC 8511 §3: ssthresh = max(FlightSize * beta_ecn, 2 SMSS), and cwnd = ssthresh."""
+        self.ssthresh = max(int(flight * BETA_ECN), 2 * mss)
+        self.cwnd = self.ssthresh
