@@ -50,6 +50,8 @@ module              implements
 :mod:`.state`       state numbers and names (§3.3.2), shared constants (MSS defaults §3.7.1)
 :mod:`.ecn`         ECN (RFC 3168 §6.1): negotiation, ECT(0) on new data, CE -> ECE until CWR, one
                     reduction per window through the congestion module (RFC 8511 ABE)
+:mod:`.info`        ``TCP_INFO``: Linux's ``struct tcp_info`` for one connection, and the per-connection
+                    counts it reports (RFC 4898's segments and bytes in and out)
 :mod:`.cc`          congestion control modules behind one interface (Linux's tcp_congestion_ops): reno
                     (RFC 5681 §3.1, RFC 3465), cubic (RFC 9438); IW10 (RFC 6928), RFC 7661's idea
 :mod:`.rto`         the RTO estimator (RFC 6298 §2, §5.5, §5.7)

@@ -27,6 +27,7 @@ from pytcp_green.stack.sockbase import AF_INET, AF_INET6
 from pytcp_green.stack.stats import Stats
 from pytcp_green.stack.sysctl import Sysctl
 from pytcp_green.stack.tcp.ecn import arrives as ecn_arrives
+from pytcp_green.stack.tcp.info import count_in
 from pytcp_green.stack.tcp.seq import MASK
 from pytcp_green.stack.tcp.socket import TcpSocket
 from pytcp_green.stack.tcp.syncookies import SynCookies
@@ -166,6 +167,7 @@ class TcpLayer:
         stats["tcp.rx"] += 1
         tcb = self.conns.get((dst, seg.dport, src, seg.sport))
         if tcb is not None:
+            count_in(tcb, len(seg.payload), now)
             if tcb.ecn.ok:
                 ecn_arrives(tcb, seg.flags, ecn)  # RFC 3168 §6.1.3, with the IP header's ECN bits
             tcb.segment_arrives(seg, now)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pytcp_green.stack.tcp.ecn import marks, syn_flags, synack_flags
+from pytcp_green.stack.tcp.info import count_out
 from pytcp_green.stack.tcp.seq import MASK
 from pytcp_green.stack.tcp.state import SYN_RECEIVED, TS_OPT_LEN
 from pytcp_green.stack.wire.tcp import (
@@ -96,6 +97,7 @@ def emit(tcb: Tcb, seq: int, flags: int, length: int, now: float, options: bytes
         fill_checksum(buf, 0, total, tcb.local_addr, tcb.remote_addr)
     err = tcb.stack.ip_output(tcb.local_addr, tcb.remote_addr, PROTO_TCP, buf, now, tos=tos, gso_size=gso)
     stats["tcp.tx"] += 1
+    count_out(tcb, seq, length, gso, now)
     if err:
         stats["tcp.tx_error"] += 1
         tcb.soft_error = err

@@ -19,6 +19,7 @@ from pytcp_green.stack.tcp import arrive, closing, icmp, opening, send, timeouts
 from pytcp_green.stack.tcp.buffers import ReceiveBuffer, SendBuffer
 from pytcp_green.stack.tcp.cc import create as create_cc
 from pytcp_green.stack.tcp.ecn import EcnState
+from pytcp_green.stack.tcp.info import InfoCounters
 from pytcp_green.stack.tcp.recovery import Recovery
 from pytcp_green.stack.tcp.rto import RtoEstimator
 from pytcp_green.stack.tcp.state import (
@@ -140,6 +141,7 @@ class Tcb:
         self.user_closed = False  # close() was called: the connection is an orphan finishing its work
         self.orphan = False  # counted in the layer's orphans (tcp_max_orphans; not in TIME-WAIT)
         self.dead = False  # destroyed: out of the demultiplexing table, timers stopped
+        self.info = InfoCounters(now)  # TCP_INFO's per-connection counts (:mod:`.info`)
 
         timers = stack.timers
         self.rtx_timer = LazyTimer(timers, partial(timeouts.on_rtx_timer, self))
