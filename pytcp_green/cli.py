@@ -272,6 +272,7 @@ Requests:
   faults remove ID | faults clear | faults list
   address NEW/LEN [OLD/LEN]         renumber the link (the new address is announced, the old one goes)
   ss                                TCP connections and listeners
+  tcpinfo                           each connection's TCP_INFO (struct tcp_info's fields: rtt, cwnd...)
   stats [PREFIX]                    counters, e.g. stats tcp.
   sysctl [NAME[=VALUE]]             read all, read one, or set one tunable
 Exit status: 0 done, 1 the stack refused the request (its reason and errno are printed), 2 no stack.
