@@ -4,9 +4,11 @@ Both roles: the stack connecting (``net.ipv4.tcp_ecn=1`` here) to a kernel that 
 2, and 1), and a kernel connecting with ``tcp_ecn=1`` to the stack's default (2, accept).  The shim
 marks CE on ECN-capable packets both ways; each receiver must answer with ECE and each sender with CWR,
 seen in the capture (tshark's ``tcp.flags.ece``/``tcp.flags.cwr``/``ip.dsfield.ecn``) and in the
-counters, with the data hashed intact.  Accurate ECN (RFC 9768) cannot be tried here: this kernel
-(6.18.44-fc) has ``net.ipv4.tcp_ecn_option`` (2) but refuses ``tcp_ecn=3`` (and 4, 5) with EINVAL.  With ``tcp_ecn=0`` on the stack nothing is negotiated, nothing
+counters, with the data hashed intact.  With ``tcp_ecn=0`` on the stack nothing is negotiated, nothing
 sent is ECT and the shim marks nothing: the same checks would fail.
+
+Accurate ECN (RFC 9768) cannot be tried here: this kernel (6.18.44-fc) has ``net.ipv4.tcp_ecn_option``
+(2) but refuses ``tcp_ecn=3`` (and 4, 5) with EINVAL.
 """
 
 from __future__ import annotations

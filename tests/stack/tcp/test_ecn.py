@@ -14,6 +14,7 @@ from pytcp_green.stack.wire.checksum import Buffer
 from pytcp_green.stack.wire.tcp import ACK, CWR, ECE, SYN, TcpSegment, build_tcp
 
 from .host import LOCAL, PEER_PORT, PORT, REMOTE, Peer
+from .scenario import Scenario, run
 from .test_behaviour import data_segments
 
 MSS = 1460
@@ -185,3 +186,27 @@ def test_abe_beta_is_0_8_for_both_modules(module: type[Reno] | type[Cubic]) -> N
     assert cc.cwnd == cc.ssthresh == int(50 * MSS * 0.8)
     cc.on_ecn(MSS, MSS, 2.0)
     assert cc.cwnd == cc.ssthresh == 2 * MSS
+
+
+# -- two stacks in the simulator, through the shim's CE marks (virtual time, seeded) ---------------------
+
+@pytest.mark.parametrize("ecn", [1, 0])
+def test_two_stacks_through_ce_marks_react_without_losing_anything(ecn: int) -> None:
+    """With ECN the marks replace losses: both senders slow down (ECE, CWR) and nothing is resent;
+    without it the shim has nothing ECN-capable to mark."""
+    spec = "ecn=5%,seed=5"
+    s = Scenario(seed=20_000, spec_ab=spec, spec_ba=spec, a_sends=300_000, b_sends=300_000,
+                 sysctl_a={"net.ipv4.tcp_ecn": ecn}, shutdown_a=True)
+    outcome = run(s)
+    assert outcome.completed and outcome.intact, outcome.describe()
+    marked = outcome.link["ab"]["ce_marked"] + outcome.link["ba"]["ce_marked"]
+    if not ecn:
+        assert marked == 0, outcome.describe()
+        return
+    assert outcome.link["ab"]["ce_marked"] > 0 and outcome.link["ba"]["ce_marked"] > 0, outcome.describe()
+    for stats in (outcome.stats_a, outcome.stats_b):
+        assert stats["tcp.ecn_negotiated"] == 1, outcome.describe()
+        assert stats["tcp.ecn_ce_recv"] > 0 and stats["tcp.ecn_ece_sent"] > 0, outcome.describe()
+        assert stats["tcp.ecn_cwnd_reduced"] > 0 and stats["tcp.ecn_cwr_sent"] > 0, outcome.describe()
+        assert stats["tcp.ecn_cwr_recv"] > 0, outcome.describe()
+        assert not stats.get("tcp.retransmit"), outcome.describe()
