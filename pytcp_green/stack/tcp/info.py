@@ -92,7 +92,9 @@ def count_in(tcb: Tcb, length: int, now: float) -> None:
 
 
 def _ca_state(tcb: Tcb) -> int:
-    if tcb.rto.backoff:
+    """Linux's congestion state: Loss after a timeout until new data is acknowledged, Recovery in fast
+    recovery, CWR while an ECN reduction's window lasts, Disorder on duplicate ACKs."""
+    if tcb.retries:
         return CA_LOSS
     if tcb.recovery.active:
         return CA_RECOVERY
@@ -115,6 +117,7 @@ def fields(tcb: Tcb, now: float) -> dict[str, int]:
     # Linux's default pacing: 200% of cwnd/srtt in slow start, 120% after (tcp_pacing_*_ratio).
     pacing = 0 if not srtt else int(cc.cwnd / srtt * (2.0 if cc.cwnd < cc.ssthresh else 1.2))
     elapsed = now - c.start
+    # Times are rounded, not cut: a float age of 0.1 s may read 0.0999... (Linux counts whole jiffies).
     values = {
         "state": _LINUX_STATES[STATE_NAMES[tcb.state]],
         "ca_state": _ca_state(tcb),
@@ -123,18 +126,18 @@ def fields(tcb: Tcb, now: float) -> dict[str, int]:
         "backoff": tcb.rto.backoff,
         "options": options,
         "wscale": (tcb.snd_wscale & 0x0F) | (tcb.rcv_wscale & 0x0F) << 4,
-        "rto": int(tcb.rto.rto * 1e6),
-        "ato": int(tcb.delack * 1e6),
+        "rto": round(tcb.rto.rto * 1e6),
+        "ato": round(tcb.delack * 1e6),
         "snd_mss": mss,
         "rcv_mss": tcb.rcv_mss,
         "unacked": -(-flight // mss),
-        "last_data_sent": int((now - c.last_data_out) * 1000),
-        "last_data_recv": int((now - c.last_data_in) * 1000),
-        "last_ack_recv": int((now - tcb.last_rx) * 1000),
+        "last_data_sent": round((now - c.last_data_out) * 1000),
+        "last_data_recv": round((now - c.last_data_in) * 1000),
+        "last_ack_recv": round((now - tcb.last_rx) * 1000),
         "pmtu": tcb.adv_mss + tcb.ip_overhead + 20,
         "rcv_ssthresh": tcb.sock.rcvbuf,
-        "rtt": int((srtt or 0.0) * 1e6),
-        "rttvar": int(tcb.rto.rttvar * 1e6),
+        "rtt": round((srtt or 0.0) * 1e6),
+        "rttvar": round(tcb.rto.rttvar * 1e6),
         "snd_ssthresh": INFINITE_SSTHRESH if cc.ssthresh >= INITIAL_SSTHRESH else cc.ssthresh // mss,
         "snd_cwnd": cc.cwnd // mss,
         "advmss": tcb.adv_mss,
@@ -148,7 +151,7 @@ def fields(tcb: Tcb, now: float) -> dict[str, int]:
         "segs_out": c.segs_out,
         "segs_in": c.segs_in,
         "notsent_bytes": max(tcb.sbuf.end - tcb.snd_max, 0),
-        "min_rtt": int((c.min_rtt or 0.0) * 1e6),
+        "min_rtt": round((c.min_rtt or 0.0) * 1e6),
         "data_segs_in": c.data_segs_in,
         "data_segs_out": c.data_segs_out,
         "delivery_rate": int(acked / elapsed) if elapsed > 0 else 0,  # the average since the open
