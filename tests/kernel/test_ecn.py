@@ -14,15 +14,17 @@ Accurate ECN (RFC 9768) cannot be tried here: this kernel (6.18.44-fc) has ``net
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from lab.helpers import KernelPeer
+from lab.helpers import KernelPeer, lab_skip_reason
 
 from kernel.test_tcp import bulk, fresh_host
 from pytcp_green.green.sockets import GreenSocket
+from pytcp_green.host import Host, StackOptions
 
 pytestmark = [pytest.mark.lab,
               pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")]
@@ -65,11 +67,12 @@ def assert_ecn_worked(kernel: KernelPeer) -> None:
                                 "&& tcp.flags.cwr == 1") == 1
     assert tshark_count(kernel, "tcp.flags.syn == 1 && tcp.flags.ack == 1 && tcp.flags.ece == 1 "
                                 "&& tcp.flags.cwr == 0") == 1
-    assert tshark_count(kernel, "ip.dsfield.ecn == 2 && tcp.len > 0") > 0
-    assert tshark_count(kernel, "ip.dsfield.ecn == 3") > 0
+    ip, ecn = ("ipv6", "ipv6.tclass.ecn") if kernel.family == socket.AF_INET6 else ("ip", "ip.dsfield.ecn")
+    assert tshark_count(kernel, f"{ecn} == 2 && tcp.len > 0") > 0
+    assert tshark_count(kernel, f"{ecn} == 3") > 0
     for src in (kernel.stack_ip, kernel.kernel_ip):
-        assert tshark_count(kernel, f"ip.src == {src} && tcp.flags.syn == 0 && tcp.flags.ece == 1") > 0, src
-        assert tshark_count(kernel, f"ip.src == {src} && tcp.flags.syn == 0 && tcp.flags.cwr == 1") > 0, src
+        assert tshark_count(kernel, f"{ip}.src == {src} && tcp.flags.syn == 0 && tcp.flags.ece == 1") > 0, src
+        assert tshark_count(kernel, f"{ip}.src == {src} && tcp.flags.syn == 0 && tcp.flags.cwr == 1") > 0, src
 
 
 @pytest.mark.parametrize("kernel_ecn", [1, 2])
@@ -101,3 +104,17 @@ def test_with_tcp_ecn_0_nothing_is_negotiated_or_marked(tmp_path: Path) -> None:
         assert not any(stack.stats.matching("tcp.ecn").values())
         assert tshark_count(kernel, "ip.dsfield.ecn != 0") == 0
         assert tshark_count(kernel, "tcp.flags.syn == 0 && (tcp.flags.ece == 1 || tcp.flags.cwr == 1)") == 0
+
+
+def test_ecn_over_ipv6_uses_the_traffic_class(tmp_path: Path) -> None:
+    """The same over IPv6: ECT(0) and CE in the traffic class (RFC 3168 §5 / RFC 8200 §7)."""
+    reason = lab_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    pcap = tmp_path / "stack.pcap"
+    with Host(StackOptions(lab=True, pcap=str(pcap), impair=IMPAIR)) as host:
+        kernel = KernelPeer(host, pcap, socket.AF_INET6)
+        kernel.lab.sysctl("net.ipv4.tcp_ecn", 2)  # Linux's one knob covers IPv6 too
+        host.stack.sysctl["net.ipv4.tcp_ecn"] = 1
+        bulk(kernel, NBYTES, stack_connects=True, check=negotiated(True))
+        assert_ecn_worked(kernel)
