@@ -386,10 +386,9 @@ class TcpSocket(CoreSocket):
         tcb = self._readable_or_raise()
         if bufsize < 0:
             raise ValueError("negative buffersize in recv")
-        data = tcb.rbuf.data
-        if data and bufsize:
+        if tcb.rbuf.size and bufsize:
             if peek:
-                return bytes(data[:bufsize])
+                return tcb.rbuf.peek(bufsize)
             out = tcb.rbuf.read(bufsize)
             tcb.after_read(now)
             return out
@@ -403,7 +402,7 @@ class TcpSocket(CoreSocket):
         with memoryview(buf) as view:
             if nbytes <= 0 or nbytes > len(view):
                 nbytes = len(view)
-            if tcb.rbuf.data and nbytes:
+            if tcb.rbuf.size and nbytes:
                 count = tcb.rbuf.read_into(view, nbytes)
                 tcb.after_read(now)
                 return count
@@ -464,7 +463,7 @@ class TcpSocket(CoreSocket):
         state = tcb.state
         if state in (SYN_SENT, SYN_RECEIVED):
             return mask
-        if tcb.rbuf.data or tcb.fin_received or self.rd_shut:
+        if tcb.rbuf.size or tcb.fin_received or self.rd_shut:
             mask |= POLLIN
         if tcb.fin_received:
             mask |= POLLRDHUP
