@@ -45,6 +45,8 @@ module              implements
 :mod:`.send`        one segment out: header, window field with receiver SWS avoidance (RFC 1122
                     §4.2.3.3, RFC 7323 §2.3), timestamps (RFC 7323 §3), SACK option (RFC 2018 §4),
                     challenge ACK (RFC 5961), RST, SYN/SYN-ACK options
+:mod:`.fastopen`    TCP Fast Open (RFC 7413): cookies (keyed hash, client cache), data in the SYN both
+                    ways, the listener's TCP_FASTOPEN qlen
 :mod:`.syncookies`  SYN cookies as Linux makes them (net/ipv4/syncookies.c, RFC 4987 §3.6): the ISN's
                     keyed hash, minute counter and MSS index, options in the TSval's low bits
 :mod:`.state`       state numbers and names (§3.3.2), shared constants (MSS defaults §3.7.1)
