@@ -51,7 +51,8 @@ module              implements
                     keyed hash, minute counter and MSS index, options in the TSval's low bits
 :mod:`.state`       state numbers and names (§3.3.2), shared constants (MSS defaults §3.7.1)
 :mod:`.cc`          congestion control modules behind one interface (Linux's tcp_congestion_ops): reno
-                    (RFC 5681 §3.1, RFC 3465), cubic (RFC 9438); IW10 (RFC 6928), RFC 7661's idea
+                    (RFC 5681 §3.1, RFC 3465), cubic (RFC 9438); IW10 (RFC 6928), RFC 7661's idea;
+                    HyStart++ (RFC 9406) in the initial slow start of both
 :mod:`.rto`         the RTO estimator (RFC 6298 §2, §5.5, §5.7)
 :mod:`.sack`        the sender's SACK scoreboard (RFC 2018 §5, RFC 6675 §3-4)
 :mod:`.buffers`     send buffer, receive buffer with reassembly, SACK block choice (RFC 2018 §4)
