@@ -1,6 +1,7 @@
 """HyStart++ (RFC 9406) in both congestion control modules, in virtual time: a sender that is always
 window-limited behind a bottleneck whose queue grows once the window passes the path's capacity, so
-the RTT rises the way a real queue makes it rise.  Slow start leaves through Conservative Slow Start
+the RTT rises the way a real queue makes it rise; then two stacks in the simulator through a
+rate-limited link with a finite queue.  Slow start leaves through Conservative Slow Start
 on that rise, well before a loss; with HyStart++ switched off it doubles on until the (absent) loss."""
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import pytest
 from pytcp_green.stack.tcp.cc import create
 from pytcp_green.stack.tcp.cc.base import INITIAL_SSTHRESH, CongestionControl
 from pytcp_green.stack.tcp.cc.hystart import CSS_ROUNDS
+
+from .scenario import Scenario
+from .scenario import run as run_scenario
 
 MSS = 1448
 BASE_RTT = 0.040
@@ -87,3 +91,28 @@ def test_a_loss_ends_the_search_for_the_connection() -> None:
     cc = create("cubic", MSS)
     cc.on_loss(20 * MSS, MSS, 0.0)
     assert cc.hystart is None  # type: ignore[attr-defined]
+
+
+# -- two stacks in the simulator, through a rate-limited bottleneck ----------------------------------------
+BOTTLENECK = "rate=20mbit,limit=400"  # a 20 ms path holds about 35 segments; the queue 400 frames
+
+
+def _bulk(monkeypatch: pytest.MonkeyPatch, hystart: bool, name: str) -> tuple[dict[str, int], int]:
+    """Sender's counters and the frames the bottleneck's queue dropped, for 2 MB through it."""
+    if not hystart:
+        monkeypatch.setattr("pytcp_green.stack.tcp.cc.base.HyStart", lambda: None)
+    cc = {"net.ipv4.tcp_congestion_control": name}
+    outcome = run_scenario(Scenario(seed=1, spec_ab=BOTTLENECK, latency=0.010, a_sends=2_000_000, rcvbuf_b=8_000_000,
+                           sysctl_a=cc, sysctl_b=cc))
+    assert outcome.completed and outcome.b_got == outcome.a_expected
+    return outcome.stats_a, outcome.link["ab"]["overflow"]
+
+
+@pytest.mark.parametrize("name", ["cubic", "reno"])
+def test_a_bulk_transfer_leaves_slow_start_on_delay_before_the_queue_overflows(
+        monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    with_it, dropped = _bulk(monkeypatch, True, name)
+    assert with_it["tcp.hystart_exit"] == 1 and with_it.get("tcp.retransmit", 0) == 0 and dropped == 0
+    without, dropped = _bulk(monkeypatch, False, name)
+    # Without it slow start doubles into the queue's limit: a burst of drops to recover from.
+    assert without.get("tcp.hystart_exit", 0) == 0 and without["tcp.retransmit"] > 0 and dropped > 0
