@@ -88,6 +88,17 @@ def request(tcb: Tcb) -> None:
     tcb.syn_data = max(0, min(len(tcb.sbuf.data), min(mss, tcb.adv_mss) - OPTION_SPACE))
 
 
+def defer(tcb: Tcb) -> bool:
+    """TCP_FASTOPEN_CONNECT's connect (Linux's tcp_fastopen_defer_connect): with a cookie cached it
+    returns at once and the SYN waits for the first send (True); without one the SYN goes now, asking
+    for a cookie (False)."""
+    if tcb.remote_addr in tcb.layer.fastopen.cache:
+        tcb.tfo_deferred = True
+        return True
+    request(tcb)
+    return False
+
+
 def open_with(tcb: Tcb, data: Buffer, now: float) -> int:
     """Connect with ``data`` (as much as the send buffer takes) queued and its start in the SYN when
     a cookie for the destination is cached: the bytes queued.  Without a cookie the SYN asks for one

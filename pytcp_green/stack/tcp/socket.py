@@ -259,11 +259,8 @@ class TcpSocket(CoreSocket):
                 raise oserror(code)
             raise oserror(errno.EISCONN)
         tcb = self._open(addr, now)
-        if self._fastopen_connect:
-            if tcb.remote_addr in self.layer.fastopen.cache:
-                tcb.tfo_deferred = True  # Linux: connect returns at once; the first send makes the SYN
-                return
-            fastopen.request(tcb)  # no cookie yet: an ordinary SYN that asks for one
+        if self._fastopen_connect and fastopen.defer(tcb):
+            return  # TCP_FASTOPEN_CONNECT with a cookie: the first send makes the SYN
         tcb.connect(now)
         raise BlockingIOError(errno.EINPROGRESS, os.strerror(errno.EINPROGRESS))
 
