@@ -20,7 +20,7 @@ from lab.helpers import KernelPeer
 
 from kernel.test_tcp import finish, fresh_host, kernel_program, read_line, tcp_socket
 from pytcp_green.green.sockets import GreenSocket
-from pytcp_green.stack.sockbase import POLLOUT
+from pytcp_green.stack.sockbase import AF_INET, AF_INET6, POLLOUT
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark reads the capture")]
 
@@ -38,7 +38,7 @@ def tfo_counters():
 # then prints its Fast Open counters.
 SERVER = _NETSTAT + r"""
 import hashlib, json, socket, sys
-s = socket.socket()
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_FASTOPEN, 16)
 s.bind((sys.argv[1], 0))
 s.listen(16)
@@ -61,7 +61,8 @@ ok = []
 rng = random.Random(int(sys.argv[4]))
 for _ in range(int(sys.argv[3])):
     payload = rng.randbytes(int(sys.argv[5]))
-    c = socket.socket()  # blocking: a timeout would make CPython's socket non-blocking (EINPROGRESS)
+    # Blocking: a timeout would make CPython's socket non-blocking (sendto: EINPROGRESS).
+    c = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
     c.sendto(payload, socket.MSG_FASTOPEN, (sys.argv[1], int(sys.argv[2])))
     c.settimeout(60)
     c.shutdown(socket.SHUT_WR)
@@ -79,14 +80,16 @@ def _kernel_fastopen(kernel: KernelPeer) -> None:
 def _syns_with_data(pcap: Path) -> list[tuple[str, int, str]]:
     """(source, payload length, option kinds) of every SYN without ACK that carries data."""
     out = subprocess.run(["tshark", "-r", str(pcap), "-Y", "tcp.flags.syn==1 && tcp.flags.ack==0 && tcp.len>0",
-                          "-T", "fields", "-e", "ip.src", "-e", "tcp.len", "-e", "tcp.option_kind"],
+                          "-T", "fields", "-e", "ip.src", "-e", "ipv6.src", "-e", "tcp.len", "-e", "tcp.option_kind"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    return [(src, int(n), kinds) for src, n, kinds in (line.split("\t") for line in out.stdout.splitlines())]
+    return [(src4 or src6, int(n), kinds)
+            for src4, src6, n, kinds in (line.split("\t") for line in out.stdout.splitlines())]
 
 
 def _cookies_in_synacks(pcap: Path, source: str) -> list[str]:
-    out = subprocess.run(["tshark", "-r", str(pcap), "-Y", f"tcp.flags.syn==1 && tcp.flags.ack==1 && ip.src=={source}"
+    out = subprocess.run(["tshark", "-r", str(pcap), "-Y", "tcp.flags.syn==1 && tcp.flags.ack==1"
+                          f" && {'ipv6' if ':' in source else 'ip'}.src=={source}"
                           " && tcp.option_kind==34", "-T", "fields", "-e", "tcp.options.tfo.cookie"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -105,8 +108,10 @@ def _fastopen_fetch(sock: GreenSocket, addr: tuple[str, int], payload: bytes) ->
     return digest
 
 
-def test_the_stack_client_sends_data_in_the_syn_to_a_kernel_server(tmp_path: Path) -> None:
-    with fresh_host(tmp_path) as kernel:
+@pytest.mark.parametrize("family", [AF_INET, AF_INET6], ids=["ipv4", "ipv6"])
+def test_the_stack_client_sends_data_in_the_syn_to_a_kernel_server(tmp_path: Path, family: int) -> None:
+    with fresh_host(tmp_path) as lab:
+        kernel = KernelPeer(lab.host, lab.pcap, family)
         _kernel_fastopen(kernel)
         stats = kernel.host.stack.stats
         rng = random.Random(13)
@@ -126,9 +131,11 @@ def test_the_stack_client_sends_data_in_the_syn_to_a_kernel_server(tmp_path: Pat
     assert all("34" in kinds.split(",") for _, _, kinds in syns)
 
 
-@pytest.mark.parametrize("tfo", [3, 0], ids=["fastopen", "off"])
-def test_a_kernel_client_sends_data_in_the_syn_to_the_stack_server(tmp_path: Path, tfo: int) -> None:
-    with fresh_host(tmp_path) as kernel:
+@pytest.mark.parametrize(("tfo", "family"), [(3, AF_INET), (3, AF_INET6), (0, AF_INET)],
+                         ids=["ipv4", "ipv6", "off"])
+def test_a_kernel_client_sends_data_in_the_syn_to_the_stack_server(tmp_path: Path, tfo: int, family: int) -> None:
+    with fresh_host(tmp_path) as lab:
+        kernel = KernelPeer(lab.host, lab.pcap, family)
         _kernel_fastopen(kernel)
         stack = kernel.host.stack
         stack.sysctl["net.ipv4.tcp_fastopen"] = tfo
