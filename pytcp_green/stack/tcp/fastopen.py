@@ -15,7 +15,8 @@
   ``TCP_FASTOPEN`` qlen such children are still in SYN-RECEIVED (§5.1's limit, Linux's fastopenq);
   beyond it, or with a bad cookie, the data is left unacknowledged and the handshake is an ordinary one.
 
-``net.ipv4.tcp_fastopen`` as Linux: bit 1 enables the client side, bit 2 the server side.  Counters:
+``net.ipv4.tcp_fastopen`` as Linux: bit 1 enables the client side, bit 2 the server side; 0x200 takes a
+SYN's data without a cookie, 0x400 makes every listener a Fast Open one (qlen: its backlog).  Counters:
 ``tcp.tfo_active`` / ``tcp.tfo_active_fail`` (SYN data acknowledged or not), ``tcp.tfo_cookie_req``
 (requests sent), ``tcp.tfo_passive`` / ``tcp.tfo_passive_fail`` / ``tcp.tfo_cookie_reqd`` /
 ``tcp.tfo_listen_overflow`` (Linux's TCPFastOpen* names), ``tcp.tfo_syn_retransmit``.
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 
 CLIENT = 1  # net.ipv4.tcp_fastopen bits (Linux TFO_CLIENT_ENABLE, TFO_SERVER_ENABLE)
 SERVER = 2
+SERVER_COOKIE_NOT_REQD = 0x200  # a SYN's data is taken without a cookie
+SERVER_WO_SOCKOPT = 0x400  # every listener does Fast Open, its qlen the listen() backlog
 COOKIE_LEN = 8  # Linux TCP_FASTOPEN_COOKIE_SIZE
 OPTION_SPACE = 40  # Linux MAX_TCP_OPTION_SPACE: the SYN's data leaves room for any options
 CACHE_SIZE = 1024  # destinations remembered (Linux sizes tcp_metrics from memory)
@@ -46,6 +49,7 @@ class Listener(Protocol):
     """What a listening :class:`~.socket.TcpSocket` keeps for Fast Open."""
 
     fastopen_qlen: int  # TCP_FASTOPEN: Fast Open children allowed in SYN-RECEIVED at once
+    backlog: int
     fastopen_pending: set[Tcb]  # those children
 
 
@@ -143,18 +147,21 @@ def synack_in(tcb: Tcb, seg: TcpSegment, ack: int) -> None:
 def passive(listener: Listener, tcb: Tcb, seg: TcpSegment) -> bool:
     """A SYN reached ``listener`` for child ``tcb``: True when its cookie makes a Fast Open child (the
     SYN's data accepted, the child accepted at once); otherwise the SYN-ACK may carry a cookie."""
-    if seg.fastopen is None or not listener.fastopen_qlen or not enabled(tcb.stack.sysctl, SERVER):
+    bits = tcb.stack.sysctl.int("net.ipv4.tcp_fastopen")
+    qlen = listener.fastopen_qlen or (listener.backlog if bits & SERVER_WO_SOCKOPT else 0)
+    free_pass = bool(bits & SERVER_COOKIE_NOT_REQD and seg.payload)
+    if not bits & SERVER or not qlen or (seg.fastopen is None and not free_pass):
         return False
     stats = tcb.stats
     want = tcb.layer.fastopen.cookie(tcb.remote_addr, tcb.local_addr)
-    if seg.fastopen != want:
+    if seg.fastopen != want and not free_pass:
         stats["tcp.tfo_passive_fail" if seg.fastopen else "tcp.tfo_cookie_reqd"] += 1
         tcb.tfo_option = fastopen_option(want)
         return False
     pending = listener.fastopen_pending
     for child in [c for c in pending if c.dead or c.state != SYN_RECEIVED]:
         pending.discard(child)
-    if len(pending) >= listener.fastopen_qlen:
+    if len(pending) >= qlen:
         stats["tcp.tfo_listen_overflow"] += 1  # an ordinary handshake; no fresh cookie either (Linux)
         return False
     pending.add(tcb)

@@ -64,6 +64,16 @@ def test_without_the_server_bit_the_option_is_ignored() -> None:
     assert synack.ack == (PEER_ISS + 1) & 0xFFFFFFFF and synack.fastopen is None
 
 
+def test_0x400_makes_every_listener_fast_open_and_0x200_takes_data_without_a_cookie() -> None:
+    peer = Peer({"net.ipv4.tcp_fastopen": 0x2 | 0x200 | 0x400})
+    peer.listen()  # no TCP_FASTOPEN: 0x400 stands in for it
+    segment = build_tcp(REMOTE, LOCAL, PEER_PORT, 80, PEER_ISS, 0, SYN, 65535, payload=DATA)  # no option
+    peer.host.tcp.receive(REMOTE, LOCAL, memoryview(segment), peer.now)
+    (synack,) = peer.out()
+    assert synack.ack == (PEER_ISS + 1 + len(DATA)) & 0xFFFFFFFF
+    assert peer.accept().recv(1000, peer.now) == DATA
+
+
 def _client(cookie: bytes = b"\x11" * 8) -> tuple[Peer, TcpSegment]:
     peer = Peer()
     peer.host.tcp.fastopen.remember(REMOTE, cookie, 1460)
