@@ -10,7 +10,7 @@ import itertools
 
 import pytest
 
-from pytcp_green.stack.tcp.cc import create
+from pytcp_green.stack.tcp.cc import create, switch
 from pytcp_green.stack.tcp.cc.base import INITIAL_SSTHRESH, CongestionControl
 from pytcp_green.stack.tcp.cc.hystart import CSS_ROUNDS
 
@@ -67,7 +67,7 @@ def test_slow_start_exits_on_the_rtt_rise_through_css(name: str) -> None:
 @pytest.mark.parametrize("name", ["cubic", "reno"])
 def test_without_hystart_slow_start_keeps_doubling(name: str) -> None:
     cc = create(name, MSS)
-    cc.hystart = None  # type: ignore[attr-defined]
+    cc.hystart = None
     cwnds, exits = run(cc, 9)
     assert exits == [] and cc.ssthresh == INITIAL_SSTHRESH
     assert cwnds == [10 * 2 ** i for i in range(9)]
@@ -87,10 +87,15 @@ def test_a_short_lived_rise_returns_to_slow_start() -> None:
     assert cwnds[-1] / cwnds[-2] == pytest.approx(2, rel=0.01)  # doubling again
 
 
-def test_a_loss_ends_the_search_for_the_connection() -> None:
-    cc = create("cubic", MSS)
+@pytest.mark.parametrize("name", ["cubic", "reno"])
+def test_a_loss_or_timeout_ends_the_search_for_the_connection(name: str) -> None:
+    cc = create(name, MSS)
     cc.on_loss(20 * MSS, MSS, 0.0)
-    assert cc.hystart is None  # type: ignore[attr-defined]
+    assert cc.hystart is None
+    cc = create(name, MSS)
+    cc.on_timeout(20 * MSS, MSS, True, 0.0)
+    assert cc.hystart is None
+    assert switch(cc, "reno" if name == "cubic" else "cubic", MSS).hystart is None  # not restarted by a switch
 
 
 # -- two stacks in the simulator, through a rate-limited bottleneck ----------------------------------------

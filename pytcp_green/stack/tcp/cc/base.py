@@ -44,6 +44,7 @@ class CongestionControl(Protocol):
     name: str
     cwnd: int
     ssthresh: int
+    hystart: HyStart | None  # RFC 9406's detector while the initial slow start lasts
 
     def on_ack(self, acked: int, mss: int, flight_before: int, now: float) -> None:
         """``acked`` new bytes acknowledged outside recovery; ``flight_before`` was outstanding."""
