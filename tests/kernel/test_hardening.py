@@ -6,24 +6,29 @@ tests/stack/tcp/test_hardening.py."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from lab.helpers import KernelPeer
 
 from kernel.test_tcp import finish, fresh_host, kernel_program, read_line, tcp_socket
 from pytcp_green.stack.tcp.state import TIME_WAIT
+from pytcp_green.stack.tcp.tcb import Tcb
 
 pytestmark = pytest.mark.lab
 
-# Accepts one connection, reads to EOF, waits for "close" on stdin, closes.
+# Accepts one connection, reads to EOF and prints how many bytes came, waits for "close" on stdin, closes.
 SINK = r"""
 import socket, sys
 s = socket.create_server((sys.argv[1], 0))
 print(s.getsockname()[1], flush=True)
 c, _ = s.accept()
-while c.recv(65536):
-    pass
-print("eof", flush=True)
+n = 0
+while data := c.recv(65536):
+    n += len(data)
+print("eof", n, flush=True)
 sys.stdin.readline()
 c.close()
 print("closed", flush=True)
@@ -46,24 +51,34 @@ send(pkt, verbose=0)
 """
 
 
+@contextlib.contextmanager
+def sink_connection(kernel: KernelPeer, size: int = 1000) -> Iterator[tuple[Tcb, int]]:
+    """A stack connection to the kernel sink with ``size`` bytes sent: (its TCB, the sink's port).
+    Leaving the block closes ours first (so we are the side that reaches TIME-WAIT), checks that the
+    sink read them all, then closes the sink's."""
+    with kernel_program(kernel, SINK, kernel.kernel_ip) as sink:
+        port = int(read_line(sink))
+        sock = tcp_socket(kernel, timeout=30)
+        sock.connect((kernel.kernel_ip, port))
+        tcb = sock.core.tcb
+        assert tcb is not None
+        sock.sendall(bytes(size))
+        yield tcb, port
+        sock.close()
+        assert read_line(sink) == f"eof {size}"
+        assert sink.stdin is not None
+        sink.stdin.write("close\n")
+        sink.stdin.flush()
+        finish(sink)
+
+
 @pytest.mark.parametrize("rfc1337", [0, 1])
 def test_a_forged_rst_ends_time_wait_only_without_tcp_rfc1337(tmp_path: Path, rfc1337: int) -> None:
     with fresh_host(tmp_path) as kernel:
         stack = kernel.host.stack
         stack.sysctl["net.ipv4.tcp_rfc1337"] = rfc1337
-        with kernel_program(kernel, SINK, kernel.kernel_ip) as sink:
-            port = int(read_line(sink))
-            sock = tcp_socket(kernel, timeout=30)
-            sock.connect((kernel.kernel_ip, port))
-            tcb = sock.core.tcb
-            assert tcb is not None
-            sock.sendall(b"x" * 1000)
-            sock.close()  # our FIN first: we are the side that reaches TIME-WAIT
-            assert read_line(sink) == "eof"
-            assert sink.stdin is not None
-            sink.stdin.write("close\n")
-            sink.stdin.flush()
-            finish(sink)
+        with sink_connection(kernel) as (tcb, port):
+            pass
         runtime = kernel.host.runtime
         assert runtime.wait_until(lambda: tcb.state == TIME_WAIT, 30)
         forged = kernel.python(FORGE, kernel.kernel_ip, kernel.stack_ip, "rst", str(port), str(tcb.local_port),
@@ -81,13 +96,7 @@ def test_icmp_errors_count_only_for_sequence_numbers_in_flight(tmp_path: Path) -
         stack = kernel.host.stack
         stats = stack.stats
         runtime = kernel.host.runtime
-        with kernel_program(kernel, SINK, kernel.kernel_ip) as sink:
-            port = int(read_line(sink))
-            sock = tcp_socket(kernel, timeout=30)
-            sock.connect((kernel.kernel_ip, port))
-            tcb = sock.core.tcb
-            assert tcb is not None
-            sock.sendall(b"x" * 1000)
+        with sink_connection(kernel) as (tcb, port):
             assert runtime.wait_until(lambda: tcb.snd_una == tcb.snd_max, 30)
             mss = tcb.snd_mss
             args = [kernel.kernel_ip, kernel.stack_ip, "icmp", str(port), str(tcb.local_port)]
@@ -99,9 +108,3 @@ def test_icmp_errors_count_only_for_sequence_numbers_in_flight(tmp_path: Path) -
             assert out.returncode == 0, out.stderr
             assert runtime.wait_until(lambda: stats["tcp.pmtu_update"] == 1, 30)
             assert tcb.snd_mss == 1280 - 40 and tcb.state_name == "ESTABLISHED"
-            sock.close()
-            assert read_line(sink) == "eof"
-            assert sink.stdin is not None
-            sink.stdin.write("close\n")
-            sink.stdin.flush()
-            finish(sink)

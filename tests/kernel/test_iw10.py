@@ -9,22 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from kernel.test_tcp import finish, fresh_host, kernel_program, read_line, tcp_socket
+from kernel.test_hardening import sink_connection
+from kernel.test_tcp import fresh_host
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark reads the capture")]
-
-# Reads one connection to EOF and prints how many bytes came.
-SINK = r"""
-import socket, sys
-s = socket.create_server((sys.argv[1], 0))
-print(s.getsockname()[1], flush=True)
-c, _ = s.accept()
-n = 0
-while data := c.recv(65536):
-    n += len(data)
-print(n)
-"""
-
 
 def _first_flight(pcap: Path, stack_ip: str) -> list[int]:
     """Payload lengths of the stack's data segments sent before the peer acknowledged any data."""
@@ -43,17 +31,8 @@ def _first_flight(pcap: Path, stack_ip: str) -> list[int]:
 
 def test_the_first_flight_is_ten_segments(tmp_path: Path) -> None:
     with fresh_host(tmp_path) as kernel:
-        size = 200_000
-        with kernel_program(kernel, SINK, kernel.kernel_ip) as sink:
-            port = int(read_line(sink))
-            sock = tcp_socket(kernel, timeout=60)
-            sock.connect((kernel.kernel_ip, port))
-            tcb = sock.core.tcb
-            assert tcb is not None
+        with sink_connection(kernel, 200_000) as (tcb, _port):
             mss = tcb.eff_mss
-            sock.sendall(bytes(size))
-            sock.close()
-            assert int(finish(sink).split()[-1]) == size
         stack_ip = kernel.stack_ip
     flight = _first_flight(tmp_path / "stack.pcap", stack_ip)
     assert flight == [mss] * 10  # RFC 6928 §2: min(10*MSS, max(2*MSS, 14600)) with MSS 1448
