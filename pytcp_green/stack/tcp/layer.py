@@ -22,6 +22,7 @@ import logging
 import random
 from typing import TYPE_CHECKING, Protocol
 
+from pytcp_green.stack.interface import Egress
 from pytcp_green.stack.ports import Binding, PortTable
 from pytcp_green.stack.sockbase import AF_INET, AF_INET6
 from pytcp_green.stack.stats import Stats
@@ -50,9 +51,9 @@ class TcpHost(Protocol):
     rng: random.Random
 
     def ip_output(self, src: bytes, dst: bytes, proto: int, payload: Buffer, now: float, *,
-                  tos: int = 0, gso_size: int = 0) -> int: ...
+                  tos: int = 0, gso_size: int = 0, room: int = 0) -> int: ...
 
-    def offload_for(self, dst: bytes) -> tuple[int, bool]: ...
+    def egress_for(self, dst: bytes) -> Egress: ...
 
     def path_mtu(self, dst: bytes) -> int | None: ...
 

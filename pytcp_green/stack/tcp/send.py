@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pytcp_green.stack.interface import GsoFrame
 from pytcp_green.stack.tcp import fastopen
 from pytcp_green.stack.tcp.seq import MASK
 from pytcp_green.stack.tcp.state import SYN_RECEIVED, TS_OPT_LEN
@@ -45,7 +46,7 @@ def window_field(tcb: Tcb) -> int:
     rcv_nxt = tcb.rcv_nxt
     adv = tcb.rcv_adv
     rcvbuf = tcb.sock.rcvbuf
-    right = rcv_nxt + rcvbuf - len(tcb.rbuf.data)
+    right = rcv_nxt + rcvbuf - tcb.rbuf.size
     if right > adv and right - adv >= min(rcvbuf >> 1, tcb.adv_mss):
         adv = right
     if adv < rcv_nxt:
@@ -82,18 +83,20 @@ def emit(tcb: Tcb, seq: int, flags: int, length: int, now: float, options: bytes
     ack = tcb.rcv_nxt if flags & ACK else 0
     hlen = 20 + len(options) + (TS_OPT_LEN if ts is not None else 0)
     total = hlen + length
-    buf = bytearray(total)
-    write_tcp(buf, 0, tcb.local_port, tcb.remote_port, seq, ack, flags, window, options, ts)
+    room = tcb.room  # the frame is built here once: IP and the link write their headers in front
+    buf = GsoFrame(room + total) if gso else bytearray(room + total)
+    write_tcp(buf, room, tcb.local_port, tcb.remote_port, seq, ack, flags, window, options, ts)
     if length:
-        tcb.sbuf.copy_out(buf, hlen, seq + 1 if flags & SYN else seq, length)  # a SYN's data follows it
+        tcb.sbuf.copy_out(buf, room + hlen, seq + 1 if flags & SYN else seq, length)  # a SYN's data follows it
     stats = tcb.stats
     if gso or tcb.csum_free:
-        fill_partial_checksum(buf, 0, total, tcb.local_addr, tcb.remote_addr)
+        fill_partial_checksum(buf, room, total, tcb.local_addr, tcb.remote_addr)
         if gso:
             stats["tcp.tx_gso"] += 1
     else:
-        fill_checksum(buf, 0, total, tcb.local_addr, tcb.remote_addr)
-    err = tcb.stack.ip_output(tcb.local_addr, tcb.remote_addr, PROTO_TCP, buf, now, tos=tcb.sock.tos, gso_size=gso)
+        fill_checksum(buf, room, total, tcb.local_addr, tcb.remote_addr)
+    err = tcb.stack.ip_output(tcb.local_addr, tcb.remote_addr, PROTO_TCP, buf, now, tos=tcb.sock.tos, gso_size=gso,
+                              room=room)
     stats["tcp.tx"] += 1
     if err:
         stats["tcp.tx_error"] += 1

@@ -423,10 +423,9 @@ class TcpSocket(CoreSocket):
         tcb = self._readable_or_raise()
         if bufsize < 0:
             raise ValueError("negative buffersize in recv")
-        data = tcb.rbuf.data
-        if data and bufsize:
+        if tcb.rbuf.size and bufsize:
             if peek:
-                return bytes(data[:bufsize])
+                return tcb.rbuf.peek(bufsize)
             out = tcb.rbuf.read(bufsize)
             tcb.after_read(now)
             return out
@@ -440,7 +439,7 @@ class TcpSocket(CoreSocket):
         with memoryview(buf) as view:
             if nbytes <= 0 or nbytes > len(view):
                 nbytes = len(view)
-            if tcb.rbuf.data and nbytes:
+            if tcb.rbuf.size and nbytes:
                 count = tcb.rbuf.read_into(view, nbytes)
                 tcb.after_read(now)
                 return count
@@ -502,8 +501,8 @@ class TcpSocket(CoreSocket):
             return mask | POLLOUT  # TCP_FASTOPEN_CONNECT: waiting for the first send
         state = tcb.state
         if state in (SYN_SENT, SYN_RECEIVED):
-            return mask | (POLLIN if tcb.rbuf.data else 0)  # a Fast Open child's SYN data is readable
-        if tcb.rbuf.data or tcb.fin_received or self.rd_shut:
+            return mask | (POLLIN if tcb.rbuf.size else 0)  # a Fast Open child's SYN data is readable
+        if tcb.rbuf.size or tcb.fin_received or self.rd_shut:
             mask |= POLLIN
         if tcb.fin_received:
             mask |= POLLRDHUP
