@@ -27,6 +27,7 @@ from pytcp_green.stack.ports import Binding, PortTable
 from pytcp_green.stack.sockbase import AF_INET, AF_INET6
 from pytcp_green.stack.stats import Stats
 from pytcp_green.stack.sysctl import Sysctl
+from pytcp_green.stack.tcp.fastopen import FastOpen
 from pytcp_green.stack.tcp.seq import MASK
 from pytcp_green.stack.tcp.socket import TcpSocket
 from pytcp_green.stack.tcp.syncookies import SynCookies
@@ -72,6 +73,7 @@ class TcpLayer:
         self._isn_key = stack.rng.randbytes(32)
         # SYN cookies' secret, derived from the ISN key so no further rng draw shifts a replay.
         self.cookies = SynCookies(hashlib.blake2b(b"syncookies", key=self._isn_key).digest())
+        self.fastopen = FastOpen(hashlib.blake2b(b"fastopen", key=self._isn_key).digest())  # RFC 7413
         self._challenge_second = -1
         self._challenge_count = 0
         # Connections owing a regular ACK while the runtime feeds a batch of frames (None: no batch).

@@ -6,7 +6,8 @@
 * RFC 2018 §4 the SACK option (which blocks: :mod:`.buffers`).
 * RFC 5961 §3.2/§4/§5.2 challenge ACKs within the layer's rate limit (§7); RST for an aborted
   connection (RFC 9293 §3.10.5).
-* The SYN and SYN-ACK with the options of RFC 9293 §3.7.1 (MSS), RFC 7323 §1.3 and RFC 2018 §2.
+* The SYN and SYN-ACK with the options of RFC 9293 §3.7.1 (MSS), RFC 7323 §1.3 and RFC 2018 §2, and
+  RFC 7413's Fast Open cookie and SYN data (:mod:`.fastopen`).
 
 Every function takes the :class:`~pytcp_green.stack.tcp.tcb.Tcb` it works on.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pytcp_green.stack.interface import GsoFrame
+from pytcp_green.stack.tcp import fastopen
 from pytcp_green.stack.tcp.seq import MASK
 from pytcp_green.stack.tcp.state import SYN_RECEIVED, TS_OPT_LEN
 from pytcp_green.stack.wire.tcp import (
@@ -85,7 +87,7 @@ def emit(tcb: Tcb, seq: int, flags: int, length: int, now: float, options: bytes
     buf = GsoFrame(room + total) if gso else bytearray(room + total)
     write_tcp(buf, room, tcb.local_port, tcb.remote_port, seq, ack, flags, window, options, ts)
     if length:
-        tcb.sbuf.copy_out(buf, room + hlen, seq, length)
+        tcb.sbuf.copy_out(buf, room + hlen, seq + 1 if flags & SYN else seq, length)  # a SYN's data follows it
     stats = tcb.stats
     if gso or tcb.csum_free:
         fill_partial_checksum(buf, room, total, tcb.local_addr, tcb.remote_addr)
@@ -137,9 +139,12 @@ def send_syn(tcb: Tcb, now: float) -> None:
     if passive:
         ws = tcb.our_wscale if tcb.snd_wscale or tcb.rcv_wscale else None
         opts = syn_options(tcb.adv_mss, ws, tcb.sack_ok,
-                           (ts_now(tcb, now), tcb.ts_recent) if tcb.ts_ok else None)
+                           (ts_now(tcb, now), tcb.ts_recent) if tcb.ts_ok else None) + tcb.tfo_option
+        length = 0
     else:
         opts = syn_options(tcb.adv_mss, tcb.our_wscale if tcb.ws_enabled else None, tcb.sack_enabled,
                            (ts_now(tcb, now), 0) if tcb.ts_enabled else None)
-    emit(tcb, tcb.iss, SYN | ACK if passive else SYN, 0, now, opts)
+        tfo_option, length = fastopen.syn_out(tcb)  # RFC 7413: a cookie (request), data in the SYN
+        opts += tfo_option
+    emit(tcb, tcb.iss, SYN | ACK if passive else SYN, length, now, opts)
     tcb.rtx_timer.arm(now + tcb.rto.rto)

@@ -145,6 +145,12 @@ class Tcb:
         self.misc_timer = LazyTimer(timers, partial(timeouts.on_misc_timer, self))
         self.tlp_timer = LazyTimer(timers, partial(timeouts.on_tlp_timer, self))
 
+        # -- TCP Fast Open (RFC 7413, :mod:`.fastopen`) --
+        self.tfo = False  # a Fast Open SYN was sent (client) or a valid cookie made this child (server)
+        self.tfo_option = b""  # the Fast Open option our SYN or SYN-ACK carries
+        self.syn_data = 0  # bytes of data our SYN carries
+        self.tfo_deferred = False  # TCP_FASTOPEN_CONNECT with a cookie: the SYN waits for the first send
+
         self.our_wscale = window_scale_for(max(sysctl.ints("net.ipv4.tcp_rmem")[2], sock.rcvbuf))
 
     @property

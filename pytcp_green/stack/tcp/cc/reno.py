@@ -37,10 +37,12 @@ class Reno(Window):
         """RFC 5681 eq. 4."""
         self.ssthresh = max(flight // 2, 2 * mss)
         self._acc = 0
+        self.hystart = None  # RFC 9406 §4.2: a loss ends the search
 
     def on_timeout(self, flight: int, mss: int, first: bool, now: float) -> None:
         """The loss window; ssthresh only falls on the first timeout of a series (§3.1)."""
         if first:
             self.ssthresh = max(flight // 2, 2 * mss)
         self.cwnd = mss
+        self.hystart = None  # RFC 9406 §4.3: standard slow start after a timeout
         self._acc = 0
