@@ -66,9 +66,12 @@ _CSCOV_OPTIONS = {getattr(_socket, "UDPLITE_SEND_CSCOV", 10): "send_cscov",
 if hasattr(_socket, "SO_REUSEPORT"):
     _CORE_OPTIONS[(SOL_SOCKET, _socket.SO_REUSEPORT)] = "reuseport"
 for _name, _attr in (("TCP_KEEPIDLE", "keepidle"), ("TCP_KEEPINTVL", "keepintvl"), ("TCP_KEEPCNT", "keepcnt"),
-                     ("TCP_USER_TIMEOUT", "user_timeout")):
+                     ("TCP_USER_TIMEOUT", "user_timeout"), ("TCP_FASTOPEN", "fastopen_qlen")):
     if hasattr(_socket, _name):
         _CORE_OPTIONS[(IPPROTO_TCP, getattr(_socket, _name))] = _attr
+
+# TCP Fast Open's client switch (RFC 7413; Linux 4.11), which CPython may not name.
+_CORE_OPTIONS[(IPPROTO_TCP, getattr(_socket, "TCP_FASTOPEN_CONNECT", 30))] = "fastopen_connect"
 
 # Options accepted and remembered (getsockopt returns what was set) but with no effect on the stack.
 _REMEMBERED: dict[tuple[int, int], int | bytes] = {
@@ -144,7 +147,8 @@ def set_option(green: GreenSocket, sock_type: int, options: Options, level: int,
             # Linux stores double the request (bookkeeping overhead) and enforces a minimum.
             number = max(number * 2, _MIN_RCVBUF if attr == "rcvbuf" else _MIN_SNDBUF)
             setattr(core, attr, number)
-        elif attr in ("ttl", "tos", "keepidle", "keepintvl", "keepcnt", "user_timeout", "multicast_ttl"):
+        elif attr in ("ttl", "tos", "keepidle", "keepintvl", "keepcnt", "user_timeout", "multicast_ttl",
+                      "fastopen_qlen"):
             if attr == "multicast_ttl" and number == -1:
                 number = 1  # Linux: -1 restores the default
             elif attr == "tos":

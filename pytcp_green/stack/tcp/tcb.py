@@ -106,10 +106,10 @@ class Tcb:
         self.snd_mss = min(DEFAULT_MSS4 if len(remote_addr) == 4 else DEFAULT_MSS6, self.adv_mss)
         self.eff_mss = self.snd_mss  # what one full segment carries: MSS minus per-segment options
         self.rcv_mss = min(self.adv_mss, DEFAULT_MSS4)  # estimate of the peer's segment size (delayed ACK)
-        # Looked up once with the route, as Linux caches a socket's route and GSO limits: the largest
-        # IP packet the device toward the peer segments itself (TSO, 0 when it does not), and whether
-        # anyone checks our checksums there (not over the loopback).
-        self.tso_max, self.csum_free = stack.offload_for(remote_addr)
+        # Looked up once with the route (Stack.egress_for): the largest IP packet the device toward
+        # the peer segments itself (TSO, 0 when it does not), whether anyone checks our checksums there
+        # (not over the loopback), and the room to leave in front of a segment for the headers below.
+        self.tso_max, self.csum_free, self.room = stack.egress_for(remote_addr)
 
         # -- congestion control and loss recovery --
         self.cc = create_cc(sock.congestion, self.eff_mss)  # TCP_CONGESTION or the sysctl default
@@ -148,6 +148,12 @@ class Tcb:
         self.dack_timer = LazyTimer(timers, partial(timeouts.on_dack_timer, self))
         self.misc_timer = LazyTimer(timers, partial(timeouts.on_misc_timer, self))
         self.tlp_timer = LazyTimer(timers, partial(timeouts.on_tlp_timer, self))
+
+        # -- TCP Fast Open (RFC 7413, :mod:`.fastopen`) --
+        self.tfo = False  # a Fast Open SYN was sent (client) or a valid cookie made this child (server)
+        self.tfo_option = b""  # the Fast Open option our SYN or SYN-ACK carries
+        self.syn_data = 0  # bytes of data our SYN carries
+        self.tfo_deferred = False  # TCP_FASTOPEN_CONNECT with a cookie: the SYN waits for the first send
 
         self.our_wscale = window_scale_for(max(sysctl.ints("net.ipv4.tcp_rmem")[2], sock.rcvbuf))
 

@@ -34,9 +34,9 @@ class EcnPeer(Peer):
         plain = host.ip_output
 
         def ip_output(src: bytes, dst: bytes, proto: int, payload: Buffer, now: float, *, tos: int = 0,
-                      gso_size: int = 0) -> int:
+                      gso_size: int = 0, room: int = 0) -> int:
             self.tos.append(tos)
-            return plain(src, dst, proto, payload, now, tos=tos, gso_size=gso_size)
+            return plain(src, dst, proto, payload, now, tos=tos, gso_size=gso_size, room=room)
 
         host.ip_output = ip_output  # type: ignore[method-assign]
 

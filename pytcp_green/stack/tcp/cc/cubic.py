@@ -52,7 +52,7 @@ class Cubic(Window):
     def on_rtt(self, rtt: float, ack: int, snd_max: int, now: float) -> bool:
         if self.rtt_min is None or rtt < self.rtt_min:
             self.rtt_min = rtt
-        return False
+        return super().on_rtt(rtt, ack, snd_max, now)
 
     def on_ack(self, acked: int, mss: int, flight_before: int, now: float) -> None:
         self._last_ack = now
@@ -101,6 +101,7 @@ class Cubic(Window):
         self.w_max = segments * (1 + BETA) / 2 if segments < self.w_max else segments
         self.ssthresh = max(int(flight * BETA), 2 * mss)
         self.epoch = None
+        self.hystart = None  # RFC 9406 §4.2: a loss ends the search
 
     def on_ecn(self, flight: int, mss: int, now: float) -> None:
         """RFC 8511 §3 (ABE) in place of §4.6's beta_cubic; W_max as after a loss, so the curve
@@ -115,6 +116,7 @@ class Cubic(Window):
         if first:
             self.ssthresh = max(int(flight * BETA), 2 * mss)
         self.cwnd = mss
+        self.hystart = None  # RFC 9406 §4.3: standard slow start after a timeout
         self.w_max = 0.0
         self.epoch = None
 

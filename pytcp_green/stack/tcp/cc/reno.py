@@ -38,6 +38,7 @@ class Reno(Window):
         """RFC 5681 eq. 4."""
         self.ssthresh = max(flight // 2, 2 * mss)
         self._acc = 0
+        self.hystart = None  # RFC 9406 §4.2: a loss ends the search
 
     def on_ecn(self, flight: int, mss: int, now: float) -> None:
         """RFC 8511 §3 (ABE): beta_ecn = 0.8 instead of eq. 4's half."""
@@ -49,4 +50,5 @@ class Reno(Window):
         if first:
             self.ssthresh = max(flight // 2, 2 * mss)
         self.cwnd = mss
+        self.hystart = None  # RFC 9406 §4.3: standard slow start after a timeout
         self._acc = 0
