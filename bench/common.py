@@ -6,6 +6,7 @@ on the same machine, because absolute numbers on a shared 2-core box mean little
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -46,3 +47,24 @@ def in_netns(ns: str, code: str, *args: str, **kw: object) -> subprocess.Popen[s
 
 def ratio(ours: float, kernel: float) -> str:
     return f"{ours / kernel:.2f}x" if kernel else "n/a"
+
+
+@dataclasses.dataclass
+class Row:
+    """One line of the benchmark table: our figure beside the kernel's from the same run.
+    ``higher`` says which way is better (False for times and memory), so the ratio reads
+    "how many times the kernel's figure" either way; ``error`` is why a row has no figures."""
+
+    name: str
+    unit: str
+    ours: float = 0.0
+    kernel: float = 0.0
+    baseline: str = ""
+    higher: bool = True
+    error: str = ""
+
+    @property
+    def ratio(self) -> str:
+        if self.error:
+            return ""
+        return ratio(self.ours, self.kernel) if self.higher else ratio(self.kernel, self.ours)

@@ -32,7 +32,7 @@ from pathlib import Path
 _HERE = str(Path(__file__).resolve().parent)
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE] + [_HERE]
 
-from common import VETH_B, ratio, veth_namespaces  # noqa: E402
+from common import VETH_B, Row, ratio, veth_namespaces  # noqa: E402
 
 PORT = 8000
 BODY = 1024
@@ -63,7 +63,7 @@ if "--gevent" in sys.argv:
     monkey.patch_all()
 import requests
 
-host, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+host, port, seconds, SIZE = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 url = f"http://{host}:{port}/body.bin"
 
 def rate(one):
@@ -104,7 +104,7 @@ out = {"requests keep-alive": rate(requests_keepalive), "requests new connection
 session.close()
 conn.close()
 print(json.dumps(out))
-""".replace("SIZE", str(BODY))
+"""
 
 
 def _last_json(proc: subprocess.CompletedProcess[str], what: str) -> dict[str, float]:
@@ -114,7 +114,7 @@ def _last_json(proc: subprocess.CompletedProcess[str], what: str) -> dict[str, f
     return result
 
 
-def kernel_rates(work: Path, seconds: float) -> dict[str, float]:
+def kernel_rates(work: Path, seconds: float, body: int = BODY) -> dict[str, float]:
     """Client (gevent-patched kernel sockets) in one namespace, server in another, over veth."""
     with veth_namespaces() as (ns_a, ns_b):
         server = subprocess.Popen(["ip", "netns", "exec", ns_b, sys.executable, str(work / "server.py"),
@@ -124,7 +124,7 @@ def kernel_rates(work: Path, seconds: float) -> dict[str, float]:
             if server.stdout.readline().strip() != "ready":
                 raise SystemExit("the kernel-side server did not start")
             client = subprocess.run(["ip", "netns", "exec", ns_a, sys.executable, str(work / "client.py"),
-                                     VETH_B, str(PORT), str(seconds), "--gevent"],
+                                     VETH_B, str(PORT), str(seconds), str(body), "--gevent"],
                                     capture_output=True, text=True, timeout=60 + 8 * seconds)
         finally:
             server.terminate()
@@ -132,29 +132,41 @@ def kernel_rates(work: Path, seconds: float) -> dict[str, float]:
     return _last_json(client, "kernel client")
 
 
-def stack_rates(work: Path, seconds: float) -> dict[str, float]:
+def stack_rates(work: Path, seconds: float, body: int = BODY) -> dict[str, float]:
     """The same client under `pytcp-green run --lab`, the server on the kernel side of the lab."""
     peer = (f"exec {shlex.quote(sys.executable)} {shlex.quote(str(work / 'server.py'))} "
             f"{shlex.quote(str(work / 'www'))} 198.18.0.1 {PORT}")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTCP_GREEN_")}
     proc = subprocess.run([sys.executable, "-m", "pytcp_green", "run", "--lab", "--peer", peer,
-                           "--wait-port", str(PORT), str(work / "client.py"), "198.18.0.1", str(PORT), str(seconds)],
+                           "--wait-port", str(PORT), str(work / "client.py"), "198.18.0.1", str(PORT), str(seconds),
+                           str(body)],
                           capture_output=True, text=True, timeout=60 + 8 * seconds, env=env, cwd=str(work))
     return _last_json(proc, "pytcp_green client")
+
+
+def both_rates(seconds: float, body: int) -> tuple[dict[str, float], dict[str, float]]:
+    """(kernel, ours) requests/s per client mode, the stack as the client, ``body``-byte responses."""
+    with tempfile.TemporaryDirectory(prefix="pytcp-green-bench-http-") as tmp:
+        work = Path(tmp)
+        (work / "www").mkdir()
+        (work / "www" / "body.bin").write_bytes(os.urandom(body))
+        (work / "server.py").write_text(SERVER)
+        (work / "client.py").write_text(CLIENT)
+        return kernel_rates(work, seconds, body), stack_rates(work, seconds, body)
+
+
+def rows(seconds: float, body: int) -> list[Row]:
+    kernel, ours = both_rates(seconds, body)
+    size = f"{body // 1024} KB" if body < 1 << 20 else f"{body >> 20} MB"
+    return [Row(f"HTTP {mode}, stack as client, {size}", "req/s", ours[mode], kernel[mode],
+                "gevent on kernel sockets, veth") for mode in kernel]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=2.0, help="measuring time per mode (default 2)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="pytcp-green-bench-http-") as tmp:
-        work = Path(tmp)
-        (work / "www").mkdir()
-        (work / "www" / "body.bin").write_bytes(os.urandom(BODY))
-        (work / "server.py").write_text(SERVER)
-        (work / "client.py").write_text(CLIENT)
-        kernel = kernel_rates(work, args.seconds)
-        ours = stack_rates(work, args.seconds)
+    kernel, ours = both_rates(args.seconds, BODY)
     print(f"HTTP requests/s against the kernel's http.server ({BODY}-byte body, {args.seconds:g} s per mode):")
     print(f"  {'client, mode':30s} {'kernel+gevent':>14s} {'pytcp_green':>12s}  ratio")
     for mode in kernel:
