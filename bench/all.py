@@ -39,7 +39,7 @@ def _load(name: str) -> ModuleType:
     return module
 
 
-tcp_bulk, http_bench, udp_rtt, latency = (_load(n) for n in ("tcp_bulk", "http", "udp_rtt", "latency"))
+tcp_bulk, http_bench, udp_rtt, latency, idle = (_load(n) for n in ("tcp_bulk", "http", "udp_rtt", "latency", "idle"))
 
 
 @dataclasses.dataclass
@@ -70,8 +70,11 @@ def groups(mbytes: int, seconds: float) -> list[Group]:
         Group("TCP bulk, no offloads", ["TCP bulk, no offloads"], lambda: bulk(False)),
         Group("HTTP 1 KB", [f"HTTP {m}, stack as client, 1 KB" for m in modes], http(1024)),
         Group("HTTP 1 MB", [f"HTTP {m}, stack as client, 1 MB" for m in modes], http(1 << 20)),
+        Group("HTTP stack as server", [f"HTTP {m}, stack as server, 1 KB" for m in modes],
+              lambda: list(http_bench.server_rows(seconds, 1024))),
         Group("UDP round trips", ["UDP round trips"], lambda: list(udp_rtt.rows(20000, 64))),
         Group("ping and connections", ["ping RTT", "TCP connections/s"], lambda: list(latency.rows(2000))),
+        Group("idle connections RSS", ["memory of 10,000 idle connections"], lambda: list(idle.rows(10_000))),
     ]
 
 
@@ -86,8 +89,8 @@ def run(selected: list[Group]) -> list[Row]:
             reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
             got = [Row(name, "", error=reason) for name in group.names]
         for row in got:
-            state = (f"failed: {row.error}" if row.error
-                     else f"{row.ours:.4g} {row.unit} vs {row.kernel:.4g} ({row.ratio})")
+            ours, kernel = row.figures()
+            state = f"failed: {row.error}" if row.error else f"{ours} vs {kernel} ({row.ratio})"
             print(f"bench:   {row.name}: {state}", file=sys.stderr, flush=True)
         print(f"bench: {group.title} done in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
         rows += got
@@ -100,7 +103,8 @@ def markdown(rows: list[Row]) -> str:
         if r.error:
             lines.append(f"| {r.name} | failed: {r.error} | | | |")
         else:
-            lines.append(f"| {r.name} | {r.ours:,.4g} {r.unit} | {r.kernel:,.4g} {r.unit} | {r.baseline} | {r.ratio} |")
+            ours, kernel = r.figures()
+            lines.append(f"| {r.name} | {ours} | {kernel} | {r.baseline} | {r.ratio} |")
     return "\n".join(lines) + "\n"
 
 

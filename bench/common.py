@@ -63,6 +63,12 @@ class Row:
     higher: bool = True
     error: str = ""
 
+    def figures(self) -> tuple[str, str]:
+        """(ours, kernel) as the table shows them: thousands grouped, small values to 3 digits."""
+        def one(value: float) -> str:
+            return f"{value:,.0f} {self.unit}" if value >= 100 else f"{value:.3g} {self.unit}"
+        return one(self.ours), one(self.kernel)
+
     @property
     def ratio(self) -> str:
         if self.error:

@@ -25,6 +25,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 # This file is named like the stdlib's http package: keep its directory behind the stdlib on
@@ -56,6 +57,36 @@ if "--ready" in sys.argv:
 server.serve_forever()
 """
 
+WSGI_SERVER = """
+import sys
+from gevent import monkey
+monkey.patch_all()
+import socket
+from gevent.pywsgi import WSGIHandler, WSGIServer
+
+class Handler(WSGIHandler):
+    def handle(self):
+        # Headers and body are separate writes: without TCP_NODELAY, Nagle holds the body for the
+        # client's delayed ACK (about 22 req/s on either stack), as http.server's option avoids.
+        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().handle()
+
+directory, address, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+body = open(directory + "/body.bin", "rb").read()
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(body)))])
+    return [body]
+
+server = WSGIServer((address, port), app, log=None, handler_class=Handler)
+server.init_socket()
+if "--ready" in sys.argv:
+    print("ready", flush=True)
+server.serve_forever()
+"""
+
+SERVERS = {"http.server": "server.py", "gevent WSGI": "wsgi.py"}
+
 CLIENT = """
 import http.client, json, sys, time
 if "--gevent" in sys.argv:
@@ -65,6 +96,17 @@ import requests
 
 host, port, seconds, SIZE = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 url = f"http://{host}:{port}/body.bin"
+if "--wait" in sys.argv:  # started before the server (as a --peer): wait until it listens
+    import socket
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)  # polling a port that is not open yet; nothing to wait on
 
 def rate(one):
     for _ in range(20):  # warm-up: ARP, caches, the server's threads
@@ -114,17 +156,19 @@ def _last_json(proc: subprocess.CompletedProcess[str], what: str) -> dict[str, f
     return result
 
 
-def kernel_rates(work: Path, seconds: float, body: int = BODY) -> dict[str, float]:
-    """Client (gevent-patched kernel sockets) in one namespace, server in another, over veth."""
+def kernel_rates(work: Path, seconds: float, body: int = BODY, server_py: str = "server.py",
+                 client_gevent: bool = True) -> dict[str, float]:
+    """Client (gevent-patched kernel sockets, or plain ones) in one namespace, server in another, over veth."""
     with veth_namespaces() as (ns_a, ns_b):
-        server = subprocess.Popen(["ip", "netns", "exec", ns_b, sys.executable, str(work / "server.py"),
+        server = subprocess.Popen(["ip", "netns", "exec", ns_b, sys.executable, str(work / server_py),
                                    str(work / "www"), VETH_B, str(PORT), "--ready"], stdout=subprocess.PIPE, text=True)
         try:
             assert server.stdout is not None
             if server.stdout.readline().strip() != "ready":
                 raise SystemExit("the kernel-side server did not start")
             client = subprocess.run(["ip", "netns", "exec", ns_a, sys.executable, str(work / "client.py"),
-                                     VETH_B, str(PORT), str(seconds), str(body), "--gevent"],
+                                     VETH_B, str(PORT), str(seconds), str(body),
+                                     *(["--gevent"] if client_gevent else [])],
                                     capture_output=True, text=True, timeout=60 + 8 * seconds)
         finally:
             server.terminate()
@@ -144,14 +188,57 @@ def stack_rates(work: Path, seconds: float, body: int = BODY) -> dict[str, float
     return _last_json(proc, "pytcp_green client")
 
 
+def server_rates(work: Path, seconds: float, body: int, server_py: str) -> dict[str, float]:
+    """The server under `pytcp-green run --lab`, the plain kernel client on the lab's kernel side (a
+    --peer); the run serves until its client's figures come out, then SIGTERM takes the lab down."""
+    peer = (f"exec {shlex.quote(sys.executable)} {shlex.quote(str(work / 'client.py'))} "
+            f"198.18.0.2 {PORT} {seconds} {body} --wait")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTCP_GREEN_")}
+    run = subprocess.Popen([sys.executable, "-m", "pytcp_green", "run", "--lab", "--peer", peer,
+                            str(work / server_py), str(work / "www"), "0.0.0.0", str(PORT)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(work))
+    timer = threading.Timer(60 + 8 * seconds, run.terminate)  # a client that never finishes
+    timer.start()
+    try:
+        assert run.stdout is not None
+        line = run.stdout.readline()  # the server prints nothing; the client prints one JSON line
+    finally:
+        timer.cancel()
+        run.terminate()
+        _, err = run.communicate(timeout=30)
+    if not line.startswith("{"):
+        raise SystemExit(f"pytcp_green server run gave no figures:\n{err}")
+    result: dict[str, float] = json.loads(line)
+    return result
+
+
+def _workdir(tmp: str, body: int) -> Path:
+    work = Path(tmp)
+    (work / "www").mkdir()
+    (work / "www" / "body.bin").write_bytes(os.urandom(body))
+    (work / "server.py").write_text(SERVER)
+    (work / "wsgi.py").write_text(WSGI_SERVER)
+    (work / "client.py").write_text(CLIENT)
+    return work
+
+
+def server_rows(seconds: float, body: int) -> list[Row]:
+    """The stack as the server (http.server, gevent's WSGI server), a plain kernel client."""
+    out: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="pytcp-green-bench-http-") as tmp:
+        work = _workdir(tmp, body)
+        for name, script in SERVERS.items():
+            kernel = kernel_rates(work, seconds, body, script, client_gevent=False)
+            ours = server_rates(work, seconds, body, script)
+            out += [Row(f"HTTP {mode}, stack as {name} server, {body // 1024} KB", "req/s", ours[mode],
+                        kernel[mode], f"{name} on kernel sockets, veth") for mode in kernel]
+    return out
+
+
 def both_rates(seconds: float, body: int) -> tuple[dict[str, float], dict[str, float]]:
     """(kernel, ours) requests/s per client mode, the stack as the client, ``body``-byte responses."""
     with tempfile.TemporaryDirectory(prefix="pytcp-green-bench-http-") as tmp:
-        work = Path(tmp)
-        (work / "www").mkdir()
-        (work / "www" / "body.bin").write_bytes(os.urandom(body))
-        (work / "server.py").write_text(SERVER)
-        (work / "client.py").write_text(CLIENT)
+        work = _workdir(tmp, body)
         return kernel_rates(work, seconds, body), stack_rates(work, seconds, body)
 
 
