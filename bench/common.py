@@ -15,6 +15,15 @@ from contextlib import contextmanager
 
 VETH_A, VETH_B = "198.19.0.1", "198.19.0.2"
 
+# The opening of every kernel-side TCP server program: ``srv`` listens on (argv[1], argv[2]).
+LISTENER = """
+import socket, sys
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind((sys.argv[1], int(sys.argv[2])))
+srv.listen(4096)
+"""
+
 
 def ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, text=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import VETH_B, Row, in_netns, veth_namespaces
+from common import LISTENER, VETH_B, Row, in_netns, veth_namespaces
 
 from pytcp_green.cli import in_thread
 from pytcp_green.green.sockets import GreenSocket
@@ -37,14 +37,9 @@ print("held", flush=True)
 sys.stdin.readline()
 """
 
-KERNEL_SERVER = """
-import socket, sys
+KERNEL_SERVER = LISTENER + """
 def rss():
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS:"))
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind((sys.argv[1], int(sys.argv[2])))
-srv.listen(4096)
 before = rss()
 print("ready", flush=True)
 conns = [srv.accept()[0] for _ in range(int(sys.argv[3]))]

@@ -20,7 +20,7 @@ import gevent
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import VETH_B, Row, in_netns, veth_namespaces
+from common import LISTENER, VETH_B, Row, in_netns, veth_namespaces
 
 from pytcp_green.cli import in_thread
 from pytcp_green.green.sockets import GreenSocket
@@ -42,12 +42,7 @@ for _ in range(n):
 print(n / (time.perf_counter() - t0), flush=True)
 """
 
-KERNEL_SERVER = """
-import socket, sys
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind((sys.argv[1], int(sys.argv[2])))
-srv.listen(128)
+KERNEL_SERVER = LISTENER + """
 print("ready", flush=True)
 for _ in range(int(sys.argv[3])):
     conn, _ = srv.accept()

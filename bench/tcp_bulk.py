@@ -24,7 +24,7 @@ import gevent
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import VETH_B, Row, in_netns, ratio, veth_namespaces
+from common import LISTENER, VETH_B, Row, in_netns, ratio, veth_namespaces
 
 from pytcp_green.cli import in_thread
 from pytcp_green.green.sockets import GreenSocket
@@ -35,12 +35,8 @@ from pytcp_green.stack.stack import SOCK_STREAM
 PORT = 5201
 CHUNK = 256 * 1024
 
-SINK = """
-import hashlib, socket, sys, time
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind((sys.argv[1], int(sys.argv[2])))
-srv.listen(1)
+SINK = LISTENER + """
+import hashlib, time
 print("ready", flush=True)
 conn, _ = srv.accept()
 h, n = hashlib.sha256(), 0
