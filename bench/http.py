@@ -14,6 +14,11 @@ Kernel baseline: the client, with ``gevent.monkey.patch_all()``, runs in one nam
 server in another, joined by veth.  Stack: ``pytcp-green run --lab --peer SERVER --wait-port 8000
 CLIENT``, so the client's sockets are pytcp_green's and the server is the kernel's on the TAP's
 far side.  Same run, same machine: the ratio is what to look at.
+
+:func:`rows` does this for any body size (``make bench`` runs 1 KB and 1 MB); :func:`server_rows`
+turns it round: http.server or gevent's WSGI server (``WSGI_SERVER``) runs over the stack under
+``pytcp-green run --lab`` and the same client, on plain kernel sockets, runs in the lab as its
+``--peer``; the baseline is the same server and client on kernel sockets over veth.
 """
 
 from __future__ import annotations
