@@ -124,7 +124,7 @@ def goodput(cc: str, loss: float, rtt: float, buffer: int, *, seed: int = 1, nby
 
 
 def share(cc: str, *, seed: int = 1, rtt: float = 0.02, buffer: int = 32, rate: float = 2e6,
-          warmup: float = 10.0, measure: float = 20.0) -> tuple[int, int]:
+          warmup: float = 10.0, measure: float = 60.0) -> tuple[int, int]:
     """Two flows of ``cc`` started together on one bottleneck: the bytes each delivered to the
     receiver in the ``measure`` seconds after ``warmup`` (once slow start and the first losses are over)."""
     net = _Net(seed, cc, 0.0, rtt, buffer, rate)
