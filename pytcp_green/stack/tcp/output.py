@@ -149,9 +149,9 @@ def _resend(tcb: Tcb, seq: int, limit: int, room: int, burst: int, options: byte
         flags = ACK | FIN
     if length > room:
         emit(tcb, seq, flags, length, now, options, gso=room)
-        count_retransmission(tcb, now, -(-length // room))
+        count_retransmission(tcb, -(-length // room))
     else:
         emit(tcb, seq, flags, length, now, options)
-        count_retransmission(tcb, now)
+        count_retransmission(tcb)
     tcb.snd_nxt = seq + length + (1 if flags & FIN else 0)
     return True

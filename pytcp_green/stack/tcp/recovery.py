@@ -143,9 +143,12 @@ def new_ack(tcb: Tcb, ack: int, seg: TcpSegment, now: float) -> None:
         tcb.snd_nxt = ack
     released = tcb.sbuf.acknowledge(ack)
     # RTT: from the echoed timestamp (RFC 7323 §4), else the one timed segment (RFC 6298 §3, Karn).
-    # An echo older than our latest retransmission is ambiguous in Karn's sense: the peer is
-    # repeating the timestamp of an earlier copy whose ACK was lost, and the "RTT" would include
-    # whole timeouts.  Such samples once drove the RTO to tens of seconds under heavy loss.
+    # As Linux (tcp_ack_update_rtt), an echo is a sample even when the data it acknowledges was
+    # retransmitted: RFC 7323 §4.3 makes a receiver echo the copy that filled the hole, so fast
+    # recovery's retransmissions time themselves and a backed-off RTO comes back down under loss.
+    # Only an echo older than our latest retransmission *timeout* is ambiguous: after go-back-N the
+    # peer may repeat the timestamp of an earlier copy whose ACK was lost, and the "RTT" would
+    # include whole timeouts (such samples once drove the RTO to tens of seconds under heavy loss).
     rtt: float | None = None
     if tcb.ts_ok and seg.ts_ecr:
         delta = (ts_now(tcb, now) - seg.ts_ecr) & MASK
@@ -289,17 +292,15 @@ def retransmit(tcb: Tcb, seq: int, now: float) -> int:
     if length <= 0 and not flags & FIN:
         return 0
     emit(tcb, seq, flags, length, now, options)
-    count_retransmission(tcb, now)
+    count_retransmission(tcb)
     return length + (1 if flags & FIN else 0)
 
 
-def count_retransmission(tcb: Tcb, now: float, segments: int = 1) -> None:
-    """Karn's rule (RFC 6298 §3): once anything is sent twice, no timing in flight is trustworthy.
+def count_retransmission(tcb: Tcb, segments: int = 1) -> None:
+    """Karn's rule (RFC 6298 §3): once anything is sent twice, the one timed segment is not trustworthy.
     ``segments``: the wire segments resent (a super-segment toward a TSO device is several)."""
     tcb.stats["tcp.retransmit"] += segments
     tcb.rtt_seq = None
-    if tcb.ts_ok:
-        tcb.rtx_tsval = ts_now(tcb, now)
 
 
 def sack_recovery_output(tcb: Tcb, now: float) -> None:

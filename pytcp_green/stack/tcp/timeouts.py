@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from pytcp_green.stack.tcp.closing import destroy, drop, orphan_retries
 from pytcp_green.stack.tcp.output import window_output
 from pytcp_green.stack.tcp.recovery import retransmit, tlp_allowed
-from pytcp_green.stack.tcp.send import emit, sack_option_for, send_ack, send_syn
+from pytcp_green.stack.tcp.send import emit, sack_option_for, send_ack, send_syn, ts_now
 from pytcp_green.stack.tcp.state import CLOSED, FIN_WAIT_2, KEEPALIVE, SENDING, SYN_RECEIVED, SYN_SENT, TIME_WAIT
 from pytcp_green.stack.wire.tcp import ACK, FIN, PSH
 
@@ -102,6 +102,8 @@ def retransmit_timeout(tcb: Tcb, now: float) -> None:
     tcb.rto.timed_out()
     tcb.recovery.forget(tcb.snd_max)
     tcb.rtt_seq = None
+    if tcb.ts_ok:
+        tcb.rtx_tsval = ts_now(tcb, now)  # echoes older than this are ambiguous (see recovery.new_ack)
     tcb.snd_nxt = tcb.snd_una
     window_output(tcb, now)
     tcb.rtx_timer.arm(now + tcb.rto.rto)
