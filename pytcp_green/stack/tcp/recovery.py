@@ -7,9 +7,12 @@
   is off; RFC 3042 limited transmit is in :mod:`.output`.
 * RFC 2018 SACK blocks received into the scoreboard (:mod:`.sack`) and RFC 6675 loss recovery:
   IsLost, SetPipe, NextSeg rules 1-3, §5.1's no new recovery before the RecoveryPoint of a timeout.
-* RFC 8985 in part (SACK connections, ``net.ipv4.tcp_recovery``): lost retransmissions detected by
-  transmission order (§6's idea, without the reordering window) and the tail loss probe's arming
-  (§7.2) and end of episode (§7.4); the probe itself is sent by :mod:`.timeouts`.
+* RFC 8985 in part (SACK connections, ``net.ipv4.tcp_recovery``): a hole below SACKed data is lost
+  once the reordering window (§6.2 step 4: min(min_RTT / 4, SRTT)) has passed without it being
+  filled, so fewer than DupThresh SACKs start recovery (§6.3's timer, on the probe's timer as Linux
+  shares one); lost retransmissions detected by transmission order (§6's idea, without the
+  reordering window); the tail loss probe's arming (§7.2) and end of episode (§7.4).  The reorder
+  timeout and the probe themselves are handled in :mod:`.timeouts`.
 
 The recovery state lives in one :class:`Recovery` held by the connection as ``tcb.recovery``; the
 functions here take the :class:`~pytcp_green.stack.tcp.tcb.Tcb` because recovery sends segments.
@@ -36,7 +39,7 @@ class Recovery:
     """One connection's loss-detection and recovery state (RFC 5681, 6582, 6675, 8985)."""
 
     __slots__ = ("active", "dupacks", "high_rxt", "last_advance", "partial_acked", "rack", "recover",
-                 "relost", "rtx_log", "sb", "tlp_end", "tlp_rxt")
+                 "relost", "reo_armed", "rtx_log", "sb", "tlp_end", "tlp_rxt")
 
     def __init__(self, iss: int, rack: bool) -> None:
         self.dupacks = 0
@@ -53,6 +56,7 @@ class Recovery:
         self.relost: list[tuple[int, int]] = []
         self.tlp_end: int | None = None  # SND.MAX after the probe; no other probe until it is acked
         self.tlp_rxt = False  # the probe was a retransmission (the episode's end is then a loss)
+        self.reo_armed = False  # the probe's timer runs as RACK's reorder timer (RFC 8985 §6.3)
 
     def forget(self, snd_max: int) -> None:
         """After a retransmission timeout (RFC 6298 §5, RFC 2018 §8: the SACK information too)."""
@@ -64,6 +68,7 @@ class Recovery:
         self.relost.clear()
         self.tlp_end = None
         self.tlp_rxt = False
+        self.reo_armed = False
 
     def log_retransmission(self, seq: int, sent: int, snd_max: int) -> None:
         if self.rack and sent:
@@ -242,6 +247,8 @@ def dupack(tcb: Tcb, now: float) -> None:
             # The last clause is RFC 8985's ordering applied to a tail loss probe: the probe, sent
             # after everything below it, was SACKed, so the holes below it were lost (§7.4).
             enter_recovery(tcb, now)
+        else:
+            schedule_tlp(tcb, now)  # too few SACKs for RFC 6675: RACK's reordering window decides
     elif rec.dupacks == DUP_THRESH and (tcb.snd_una > rec.recover or (
             tcb.cc.cwnd > mss and rec.last_advance <= 4 * mss)):
         # RFC 6582 §3.2 step 2, with the §4.2 ACK heuristic for duplicates at exactly "recover".
@@ -260,6 +267,7 @@ def enter_recovery(tcb: Tcb, now: float) -> None:
     tcb.rtt_seq = None
     tcb.stats["tcp.fast_retransmit"] += 1
     tcb.tlp_timer.cancel()  # RFC 8985 §7.2: no probe during recovery
+    rec.reo_armed = False
     rec.tlp_rxt = False  # this recovery is the episode's loss response
     rec.rtx_log.clear()
     rec.relost.clear()
@@ -364,11 +372,37 @@ def sack_recovery_output(tcb: Tcb, now: float) -> None:
         pipe += sent
 
 
+def reorder_pending(tcb: Tcb) -> bool:
+    """RFC 8985 §6.2: outside recovery, the peer SACKed data above SND.UNA, so the hole at SND.UNA,
+    sent before it, is lost unless it arrives within the reordering window.  Not before the
+    RecoveryPoint of a timeout (RFC 6675 §5.1: that loss is already being repaired)."""
+    rec = tcb.recovery
+    sb = rec.sb
+    return (rec.rack and tcb.sack_ok and tcb.state in SENDING and not rec.active and bool(sb)
+            and sb.ranges[0][0] > tcb.snd_una >= rec.recover)
+
+
+def reorder_window(tcb: Tcb) -> float:
+    """RFC 8985 §6.2 step 4: RACK.reo_wnd = min(RACK.min_RTT / 4, SRTT) (reo_wnd_mult of 1)."""
+    rto = tcb.rto
+    if rto.min_rtt is None or rto.srtt is None:
+        return TLP_MIN_PTO  # no sample yet: a short wait, the probe timeout's floor
+    return min(rto.min_rtt / 4, rto.srtt)
+
+
 def schedule_tlp(tcb: Tcb, now: float) -> None:
     """RFC 8985 §7.2: with data in flight on a SACK connection outside loss recovery, and no probe
     episode open, arm the probe timeout PTO = max(2 * SRTT, 10 ms), plus WCDelAckT when a single
     segment is in flight (its ACK may be delayed); 1 s without an RTT sample.  A PTO that would
-    expire no earlier than the RTO is left to the RTO."""
+    expire no earlier than the RTO is left to the RTO.  While a hole waits out the reordering window
+    (:func:`reorder_pending`) the timer is RACK's reorder timer instead (§6.3), armed once."""
+    rec = tcb.recovery
+    if reorder_pending(tcb):
+        if not (rec.reo_armed and tcb.tlp_timer.armed):
+            rec.reo_armed = True
+            tcb.tlp_timer.arm(now + reorder_window(tcb))
+        return
+    rec.reo_armed = False
     if not tlp_allowed(tcb):
         tcb.tlp_timer.cancel()
         return
