@@ -6,7 +6,8 @@
   RFC 6582 NewReno (partial ACKs, the "impatient" variant of §4.1, the §4.2 ACK heuristic) when SACK
   is off; RFC 3042 limited transmit is in :mod:`.output`.
 * RFC 2018 SACK blocks received into the scoreboard (:mod:`.sack`) and RFC 6675 loss recovery:
-  IsLost, SetPipe, NextSeg rules 1-3, §5.1's no new recovery before the RecoveryPoint of a timeout.
+  IsLost, SetPipe, NextSeg rules 1-3, §5.1's no new recovery before the RecoveryPoint of a timeout;
+  how much it sends per ACK is RFC 6937 PRR with slow-start reduction bound (PRR-SSRB, as Linux).
 * RFC 8985 in part (SACK connections, ``net.ipv4.tcp_recovery``): a hole below SACKed data is lost
   once the reordering window (§6.2 step 4: min(min_RTT / 4, SRTT)) has passed without it being
   filled, so fewer than DupThresh SACKs start recovery (§6.3's timer, on the probe's timer as Linux
@@ -38,8 +39,9 @@ TLP_DELACK = 0.2  # RFC 8985 §7.2 WCDelAckT: worst-case delayed ACK, added when
 class Recovery:
     """One connection's loss-detection and recovery state (RFC 5681, 6582, 6675, 8985)."""
 
-    __slots__ = ("active", "dupacks", "high_rxt", "last_advance", "partial_acked", "rack", "recover",
-                 "relost", "reo_armed", "rtx_log", "sb", "tlp_end", "tlp_rxt")
+    __slots__ = ("active", "dupacks", "high_rxt", "last_advance", "partial_acked", "prr_delivered", "prr_mark",
+                 "prr_out", "rack", "recover", "recover_fs", "relost", "reo_armed", "rtx_log", "sb", "tlp_end",
+                 "tlp_rxt")
 
     def __init__(self, iss: int, rack: bool) -> None:
         self.dupacks = 0
@@ -57,6 +59,12 @@ class Recovery:
         self.tlp_end: int | None = None  # SND.MAX after the probe; no other probe until it is acked
         self.tlp_rxt = False  # the probe was a retransmission (the episode's end is then a loss)
         self.reo_armed = False  # the probe's timer runs as RACK's reorder timer (RFC 8985 §6.3)
+        # RFC 6937 §3 (SACK recovery): RecoverFS, prr_delivered, prr_out, and SND.UNA + SACKed bytes
+        # when last looked at (the difference is the next ACK's DeliveredData).
+        self.recover_fs = 0
+        self.prr_delivered = 0
+        self.prr_out = 0
+        self.prr_mark = 0
 
     def forget(self, snd_max: int) -> None:
         """After a retransmission timeout (RFC 6298 §5, RFC 2018 §8: the SACK information too)."""
@@ -271,7 +279,11 @@ def enter_recovery(tcb: Tcb, now: float) -> None:
     rec.tlp_rxt = False  # this recovery is the episode's loss response
     rec.rtx_log.clear()
     rec.relost.clear()
+    rec.recover_fs = tcb.snd_max - tcb.snd_una  # RFC 6937 §3: RecoverFS = snd.nxt - snd.una
+    rec.prr_delivered = 0
+    rec.prr_mark = tcb.snd_una + rec.sb.sacked
     sent = retransmit(tcb, tcb.snd_una, now)
+    rec.prr_out = sent
     if tcb.sack_ok:
         cc.cwnd = cc.ssthresh
         rec.high_rxt = tcb.snd_una + sent
@@ -311,18 +323,40 @@ def count_retransmission(tcb: Tcb, segments: int = 1) -> None:
     tcb.rtt_seq = None
 
 
+def prr_sndcnt(tcb: Tcb, pipe: int) -> int:
+    """RFC 6937 §3, on each ACK in recovery: how many bytes may leave.  Above ssthresh, in proportion
+    to what was delivered (prr_delivered * ssthresh / RecoverFS - prr_out, rounded up); at or below
+    it, slow-start reduction bound: no faster than slow start, max(prr_delivered - prr_out,
+    DeliveredData) + MSS, up to ssthresh.  cwnd becomes pipe + sndcnt."""
+    rec = tcb.recovery
+    mark = tcb.snd_una + rec.sb.sacked
+    delivered = mark - rec.prr_mark if mark > rec.prr_mark else 0  # DeliveredData (a renege: none)
+    rec.prr_mark = mark
+    rec.prr_delivered += delivered
+    cc = tcb.cc
+    ssthresh = cc.ssthresh
+    if pipe > ssthresh:
+        sndcnt = -(-rec.prr_delivered * ssthresh // max(rec.recover_fs, 1)) - rec.prr_out
+    else:
+        sndcnt = min(ssthresh - pipe, max(rec.prr_delivered - rec.prr_out, delivered) + tcb.eff_mss)
+    sndcnt = max(sndcnt, 0)
+    cc.cwnd = max(pipe + sndcnt, tcb.eff_mss)
+    return sndcnt
+
+
 def sack_recovery_output(tcb: Tcb, now: float) -> None:
-    """RFC 6675 §5 step (C): while cwnd - pipe >= 1 SMSS, send NextSeg()."""
+    """RFC 6675 §5 step (C): send NextSeg() while PRR (RFC 6937) allows; the bytes sent count as prr_out."""
     mss = tcb.eff_mss
     rec = tcb.recovery
     sb = rec.sb
     una = tcb.snd_una
     lost_to = sb.lost_boundary(una, mss) if sb else una
     pipe = rec.pipe(una, tcb.snd_max, lost_to)
-    cwnd = tcb.cc.cwnd
+    budget = prr_sndcnt(tcb, pipe)
+    out_before = rec.prr_out
     end = tcb.sbuf.end
     relost = rec.relost
-    while relost and cwnd - pipe >= mss:
+    while relost and budget > 0:
         # Retransmissions found lost again (RFC 8985 §6) go before anything NextSeg would pick.
         first, last = relost[0]
         hole = sb.hole_at_or_after(first if first > una else una, last)
@@ -337,8 +371,9 @@ def sack_recovery_output(tcb: Tcb, now: float) -> None:
         else:
             relost[0] = (hole[0] + sent, last)
         rec.log_retransmission(hole[0], sent, tcb.snd_max)
-        pipe += sent
-    while cwnd - pipe >= mss:
+        budget -= sent
+        rec.prr_out += sent
+    while budget > 0:
         start = rec.high_rxt if rec.high_rxt > una else una
         # rule 1: the first lost hole above HighRxt
         hole = sb.hole_at_or_after(start, lost_to) if sb else None
@@ -353,12 +388,14 @@ def sack_recovery_output(tcb: Tcb, now: float) -> None:
                     flags = ACK | PSH | FIN if tcb.fin_queued else ACK | PSH
                 emit(tcb, seq, flags, length, now, options)
                 tcb.snd_nxt = tcb.snd_max = seq + length + (1 if flags & FIN else 0)
-                pipe += length
+                budget -= length
+                rec.prr_out += length
                 continue
             if tcb.fin_queued and seq == end:
                 emit(tcb, seq, ACK | FIN, 0, now, sack_option_for(tcb))
                 tcb.snd_nxt = tcb.snd_max = end + 1
-                pipe += 1
+                budget -= 1
+                rec.prr_out += 1
                 continue
             # rule 3: a hole not yet deemed lost, below the highest SACKed byte
             hole = sb.hole_at_or_after(start, sb.high) if sb else None
@@ -369,7 +406,10 @@ def sack_recovery_output(tcb: Tcb, now: float) -> None:
             break
         rec.high_rxt = hole[0] + sent
         rec.log_retransmission(hole[0], sent, tcb.snd_max)
-        pipe += sent
+        budget -= sent
+        rec.prr_out += sent
+    if rec.prr_out != out_before:
+        tcb.stats["tcp.prr_sent"] += -(-(rec.prr_out - out_before) // mss)
 
 
 def reorder_pending(tcb: Tcb) -> bool:
