@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pytcp_green.stack.tcp.sack import DUP_THRESH, Scoreboard
-from pytcp_green.stack.tcp.send import emit, sack_option_for, ts_now
+from pytcp_green.stack.tcp.send import emit, sack_option_for, ts_now, tso_burst
 from pytcp_green.stack.tcp.seq import HALF, MASK, ts_before, unwrap
 from pytcp_green.stack.tcp.state import SENDING
 from pytcp_green.stack.wire.tcp import ACK, FIN, PSH, TcpSegment
@@ -293,12 +293,16 @@ def enter_recovery(tcb: Tcb, now: float) -> None:
     tcb.rtx_timer.arm(now + tcb.rto.rto)
 
 
-def retransmit(tcb: Tcb, seq: int, now: float) -> int:
+def retransmit(tcb: Tcb, seq: int, now: float, upto: int = 0) -> int:
     """Send one segment again starting at ``seq`` (capped at the next SACKed range); returns its
-    sequence length."""
+    sequence length.  With ``upto`` beyond one segment and a TSO device, as many whole segments as
+    fit in ``upto`` bytes leave as one super-segment."""
     end = tcb.sbuf.end
     options = sack_option_for(tcb)
-    length = min(tcb.eff_mss - len(options), end - seq, tcb.snd_max - seq)
+    room = tcb.eff_mss - len(options)
+    length = min(room, end - seq, tcb.snd_max - seq)
+    if upto > room and tcb.tso_max:
+        length = min(tso_burst(tcb, room), upto, end - seq, tcb.snd_max - seq)
     sb = tcb.recovery.sb
     if sb:
         nxt = sb.next_start_after(seq)
@@ -311,8 +315,12 @@ def retransmit(tcb: Tcb, seq: int, now: float) -> int:
             flags |= FIN
     if length <= 0 and not flags & FIN:
         return 0
-    emit(tcb, seq, flags, length, now, options)
-    count_retransmission(tcb)
+    if length > room:
+        emit(tcb, seq, flags, length, now, options, gso=room)
+        count_retransmission(tcb, -(-length // room))
+    else:
+        emit(tcb, seq, flags, length, now, options)
+        count_retransmission(tcb)
     return length + (1 if flags & FIN else 0)
 
 
@@ -363,7 +371,7 @@ def sack_recovery_output(tcb: Tcb, now: float) -> None:
         if hole is None:
             del relost[0]  # acknowledged or SACKed since
             continue
-        sent = retransmit(tcb, hole[0], now)
+        sent = retransmit(tcb, hole[0], now, _whole_segments(budget, hole, mss))
         if sent == 0:
             break
         if hole[0] + sent >= last:
@@ -375,8 +383,9 @@ def sack_recovery_output(tcb: Tcb, now: float) -> None:
         rec.prr_out += sent
     while budget > 0:
         start = rec.high_rxt if rec.high_rxt > una else una
-        # rule 1: the first lost hole above HighRxt
+        # rule 1: the first lost hole above HighRxt, all of it that PRR allows in one go (TSO)
         hole = sb.hole_at_or_after(start, lost_to) if sb else None
+        upto = _whole_segments(budget, hole, mss) if hole is not None else 0
         if hole is None:
             # rule 2: new data the receiver's window allows
             seq = tcb.snd_max
@@ -397,11 +406,11 @@ def sack_recovery_output(tcb: Tcb, now: float) -> None:
                 budget -= 1
                 rec.prr_out += 1
                 continue
-            # rule 3: a hole not yet deemed lost, below the highest SACKed byte
+            # rule 3: a hole not yet deemed lost, below the highest SACKed byte (one segment)
             hole = sb.hole_at_or_after(start, sb.high) if sb else None
             if hole is None:
                 break
-        sent = retransmit(tcb, hole[0], now)
+        sent = retransmit(tcb, hole[0], now, upto)
         if sent == 0:
             break
         rec.high_rxt = hole[0] + sent
@@ -428,6 +437,11 @@ def reorder_window(tcb: Tcb) -> float:
     if rto.min_rtt is None or rto.srtt is None:
         return TLP_MIN_PTO  # no sample yet: a short wait, the probe timeout's floor
     return min(rto.min_rtt / 4, rto.srtt)
+
+
+def _whole_segments(budget: int, hole: tuple[int, int], mss: int) -> int:
+    """How much of ``hole`` one retransmission may cover: PRR's ``budget`` rounded up to whole segments."""
+    return min(hole[1] - hole[0], -(-budget // mss) * mss)
 
 
 def schedule_tlp(tcb: Tcb, now: float) -> None:
