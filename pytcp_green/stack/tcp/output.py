@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pytcp_green.stack.tcp.recovery import count_retransmission, sack_recovery_output, schedule_tlp
+from pytcp_green.stack.tcp.recovery import emit_again, sack_recovery_output, schedule_tlp
 from pytcp_green.stack.tcp.sack import DUP_THRESH
 from pytcp_green.stack.tcp.send import emit, sack_option_for, tso_burst
 from pytcp_green.stack.tcp.state import SENDING
@@ -143,11 +143,6 @@ def _resend(tcb: Tcb, seq: int, limit: int, room: int, burst: int, options: byte
     else:  # only our FIN remains to resend
         length = 0
         flags = ACK | FIN
-    if length > room:
-        emit(tcb, seq, flags, length, now, options, gso=room)
-        count_retransmission(tcb, -(-length // room))
-    else:
-        emit(tcb, seq, flags, length, now, options)
-        count_retransmission(tcb)
+    emit_again(tcb, seq, flags, length, room, options, now)
     tcb.snd_nxt = seq + length + (1 if flags & FIN else 0)
     return True

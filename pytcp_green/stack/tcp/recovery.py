@@ -315,13 +315,18 @@ def retransmit(tcb: Tcb, seq: int, now: float, upto: int = 0) -> int:
             flags |= FIN
     if length <= 0 and not flags & FIN:
         return 0
+    emit_again(tcb, seq, flags, length, room, options, now)
+    return length + (1 if flags & FIN else 0)
+
+
+def emit_again(tcb: Tcb, seq: int, flags: int, length: int, room: int, options: bytes, now: float) -> None:
+    """Send ``length`` bytes at ``seq`` again, as a super-segment of ``room``-byte segments when longer."""
     if length > room:
         emit(tcb, seq, flags, length, now, options, gso=room)
         count_retransmission(tcb, -(-length // room))
     else:
         emit(tcb, seq, flags, length, now, options)
         count_retransmission(tcb)
-    return length + (1 if flags & FIN else 0)
 
 
 def count_retransmission(tcb: Tcb, segments: int = 1) -> None:
