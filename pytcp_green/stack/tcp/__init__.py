@@ -26,7 +26,8 @@ module              implements
                     (RFC 5681 §4.2, RFC 1122 §4.2.3.2)
 :mod:`.opening`     LISTEN's passive open (§3.10.7.2), SYN-SENT (§3.10.7.3), simultaneous open (§3.5),
                     option negotiation (RFC 7323 §1.3/§2, RFC 2018 §2, MSS §3.7.1)
-:mod:`.timeouts`    timer expiries: retransmission (RFC 6298 §5, RFC 1122 §4.2.3.5), tail loss probe
+:mod:`.timeouts`    timer expiries: retransmission (RFC 6298 §5, RFC 1122 §4.2.3.5), RACK reorder timeout
+                    (RFC 8985 §6.3), tail loss probe
                     (RFC 8985 §7.3), persist / zero-window probes (§3.8.6.1, RFC 1122 §4.2.2.17),
                     delayed ACK, keep-alive (RFC 1122 §4.2.3.6), TIME-WAIT, FIN-WAIT-2, user timeout;
                     giving up after tcp_retries2 / tcp_orphan_retries, as Linux
@@ -40,7 +41,8 @@ module              implements
                     RFC 1122 §4.2.3.4 in Minshall's form, sender SWS avoidance), go-back-N resending
 :mod:`.recovery`    ACK processing for the sender: RTT samples and Karn (RFC 6298 §3, RFC 7323 §4),
                     fast retransmit/recovery (RFC 5681 §3.2), NewReno (RFC 6582), SACK recovery
-                    (RFC 6675), RACK-style lost retransmissions and TLP arming (RFC 8985 §6-7, partly);
+                    (RFC 6675) paced by PRR-SSRB (RFC 6937), RACK's reordering window and lost
+                    retransmissions, TLP arming (RFC 8985 §6-7, partly);
                     the :class:`~.recovery.Recovery` state object
 :mod:`.send`        one segment out: header, window field with receiver SWS avoidance (RFC 1122
                     §4.2.3.3, RFC 7323 §2.3), timestamps (RFC 7323 §3), SACK option (RFC 2018 §4),

@@ -6,8 +6,8 @@
   partial segment is unacknowledged; a full segment is the effective MSS, *after* option bytes.
 * RFC 1122 §4.2.3.4 sender-side silly-window avoidance (overridden by a persist expiry, §3.8.6.1).
 * Segmentation offload: toward a TSO device new data leaves in super-segments of whole segments
-  (:class:`~pytcp_green.stack.interface.GsoFrame`), and so does go-back-N resending after a timeout;
-  SACK recovery's retransmissions stay one segment each.
+  (:class:`~pytcp_green.stack.interface.GsoFrame`), and so do go-back-N resending after a timeout and
+  SACK recovery's retransmissions of holes deemed lost (:mod:`.recovery`).
 * Go-back-N resending after a retransmission timeout (RFC 6298 §5.4), skipping what the peer SACKed;
   during SACK recovery sending is RFC 6675's NextSeg loop in :mod:`.recovery` instead.
 
@@ -19,18 +19,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pytcp_green.stack.tcp.recovery import count_retransmission, sack_recovery_output, schedule_tlp
+from pytcp_green.stack.tcp.recovery import emit_again, sack_recovery_output, schedule_tlp
 from pytcp_green.stack.tcp.sack import DUP_THRESH
-from pytcp_green.stack.tcp.send import emit, sack_option_for
+from pytcp_green.stack.tcp.send import emit, sack_option_for, tso_burst
 from pytcp_green.stack.tcp.state import SENDING
 from pytcp_green.stack.wire.tcp import ACK, FIN, PSH
 
 if TYPE_CHECKING:
     from pytcp_green.stack.tcp.tcb import Tcb
-
-# Room kept in a TSO super-segment's IP packet for the IP and TCP headers (IPv6 40 + TCP 60).
-_TSO_HEADROOM = 100
-
 
 def output(tcb: Tcb, now: float) -> None:
     """Send everything the windows allow (RFC 5681, RFC 1122 §4.2.3.4), then make sure a timer covers
@@ -69,7 +65,7 @@ def window_output(tcb: Tcb, now: float) -> None:
     room = mss - len(options)
     # With a TSO device new data leaves in super-segments of whole segments (RFC 9293 leaves the
     # segment size to the sender; the device cuts them at ``room``), under the same windows.
-    burst = room * max(1, (tcb.tso_max - _TSO_HEADROOM) // room) if tcb.tso_max else room
+    burst = tso_burst(tcb, room)
     if tcb.snd_max == una:
         tcb.progress_at = now  # the line was idle: the user-timeout clock starts now
         tcb.cc.on_tx_start(now)
@@ -147,11 +143,6 @@ def _resend(tcb: Tcb, seq: int, limit: int, room: int, burst: int, options: byte
     else:  # only our FIN remains to resend
         length = 0
         flags = ACK | FIN
-    if length > room:
-        emit(tcb, seq, flags, length, now, options, gso=room)
-        count_retransmission(tcb, now, -(-length // room))
-    else:
-        emit(tcb, seq, flags, length, now, options)
-        count_retransmission(tcb, now)
+    emit_again(tcb, seq, flags, length, room, options, now)
     tcb.snd_nxt = seq + length + (1 if flags & FIN else 0)
     return True

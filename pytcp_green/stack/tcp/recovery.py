@@ -6,10 +6,14 @@
   RFC 6582 NewReno (partial ACKs, the "impatient" variant of §4.1, the §4.2 ACK heuristic) when SACK
   is off; RFC 3042 limited transmit is in :mod:`.output`.
 * RFC 2018 SACK blocks received into the scoreboard (:mod:`.sack`) and RFC 6675 loss recovery:
-  IsLost, SetPipe, NextSeg rules 1-3, §5.1's no new recovery before the RecoveryPoint of a timeout.
-* RFC 8985 in part (SACK connections, ``net.ipv4.tcp_recovery``): lost retransmissions detected by
-  transmission order (§6's idea, without the reordering window) and the tail loss probe's arming
-  (§7.2) and end of episode (§7.4); the probe itself is sent by :mod:`.timeouts`.
+  IsLost, SetPipe, NextSeg rules 1-3, §5.1's no new recovery before the RecoveryPoint of a timeout;
+  how much it sends per ACK is RFC 6937 PRR with slow-start reduction bound (PRR-SSRB, as Linux).
+* RFC 8985 in part (SACK connections, ``net.ipv4.tcp_recovery``): a hole below SACKed data is lost
+  once the reordering window (§6.2 step 4: min(min_RTT / 4, SRTT)) has passed without it being
+  filled, so fewer than DupThresh SACKs start recovery (§6.3's timer, on the probe's timer as Linux
+  shares one); lost retransmissions detected by transmission order (§6's idea, without the
+  reordering window); the tail loss probe's arming (§7.2) and end of episode (§7.4).  The reorder
+  timeout and the probe themselves are handled in :mod:`.timeouts`.
 
 The recovery state lives in one :class:`Recovery` held by the connection as ``tcb.recovery``; the
 functions here take the :class:`~pytcp_green.stack.tcp.tcb.Tcb` because recovery sends segments.
@@ -20,7 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pytcp_green.stack.tcp.sack import DUP_THRESH, Scoreboard
-from pytcp_green.stack.tcp.send import emit, sack_option_for, ts_now
+from pytcp_green.stack.tcp.send import emit, sack_option_for, ts_now, tso_burst
 from pytcp_green.stack.tcp.seq import HALF, MASK, ts_before, unwrap
 from pytcp_green.stack.tcp.state import SENDING
 from pytcp_green.stack.wire.tcp import ACK, FIN, PSH, TcpSegment
@@ -35,8 +39,9 @@ TLP_DELACK = 0.2  # RFC 8985 §7.2 WCDelAckT: worst-case delayed ACK, added when
 class Recovery:
     """One connection's loss-detection and recovery state (RFC 5681, 6582, 6675, 8985)."""
 
-    __slots__ = ("active", "dupacks", "high_rxt", "last_advance", "partial_acked", "rack", "recover",
-                 "relost", "rtx_log", "sb", "tlp_end", "tlp_rxt")
+    __slots__ = ("active", "dupacks", "high_rxt", "last_advance", "partial_acked", "prr_delivered", "prr_mark",
+                 "prr_out", "rack", "recover", "recover_fs", "relost", "reo_armed", "rtx_log", "sb", "tlp_end",
+                 "tlp_rxt")
 
     def __init__(self, iss: int, rack: bool) -> None:
         self.dupacks = 0
@@ -53,6 +58,13 @@ class Recovery:
         self.relost: list[tuple[int, int]] = []
         self.tlp_end: int | None = None  # SND.MAX after the probe; no other probe until it is acked
         self.tlp_rxt = False  # the probe was a retransmission (the episode's end is then a loss)
+        self.reo_armed = False  # the probe's timer runs as RACK's reorder timer (RFC 8985 §6.3)
+        # RFC 6937 §3 (SACK recovery): RecoverFS, prr_delivered, prr_out, and SND.UNA + SACKed bytes
+        # when last looked at (the difference is the next ACK's DeliveredData).
+        self.recover_fs = 0
+        self.prr_delivered = 0
+        self.prr_out = 0
+        self.prr_mark = 0
 
     def forget(self, snd_max: int) -> None:
         """After a retransmission timeout (RFC 6298 §5, RFC 2018 §8: the SACK information too)."""
@@ -64,6 +76,7 @@ class Recovery:
         self.relost.clear()
         self.tlp_end = None
         self.tlp_rxt = False
+        self.reo_armed = False
 
     def log_retransmission(self, seq: int, sent: int, snd_max: int) -> None:
         if self.rack and sent:
@@ -143,9 +156,12 @@ def new_ack(tcb: Tcb, ack: int, seg: TcpSegment, now: float) -> None:
         tcb.snd_nxt = ack
     released = tcb.sbuf.acknowledge(ack)
     # RTT: from the echoed timestamp (RFC 7323 §4), else the one timed segment (RFC 6298 §3, Karn).
-    # An echo older than our latest retransmission is ambiguous in Karn's sense: the peer is
-    # repeating the timestamp of an earlier copy whose ACK was lost, and the "RTT" would include
-    # whole timeouts.  Such samples once drove the RTO to tens of seconds under heavy loss.
+    # As Linux (tcp_ack_update_rtt), an echo is a sample even when the data it acknowledges was
+    # retransmitted: RFC 7323 §4.3 makes a receiver echo the copy that filled the hole, so fast
+    # recovery's retransmissions time themselves and a backed-off RTO comes back down under loss.
+    # Only an echo older than our latest retransmission *timeout* is ambiguous: after go-back-N the
+    # peer may repeat the timestamp of an earlier copy whose ACK was lost, and the "RTT" would
+    # include whole timeouts (such samples once drove the RTO to tens of seconds under heavy loss).
     rtt: float | None = None
     if tcb.ts_ok and seg.ts_ecr:
         delta = (ts_now(tcb, now) - seg.ts_ecr) & MASK
@@ -239,6 +255,8 @@ def dupack(tcb: Tcb, now: float) -> None:
             # The last clause is RFC 8985's ordering applied to a tail loss probe: the probe, sent
             # after everything below it, was SACKed, so the holes below it were lost (§7.4).
             enter_recovery(tcb, now)
+        else:
+            schedule_tlp(tcb, now)  # too few SACKs for RFC 6675: RACK's reordering window decides
     elif rec.dupacks == DUP_THRESH and (tcb.snd_una > rec.recover or (
             tcb.cc.cwnd > mss and rec.last_advance <= 4 * mss)):
         # RFC 6582 §3.2 step 2, with the §4.2 ACK heuristic for duplicates at exactly "recover".
@@ -257,10 +275,15 @@ def enter_recovery(tcb: Tcb, now: float) -> None:
     tcb.rtt_seq = None
     tcb.stats["tcp.fast_retransmit"] += 1
     tcb.tlp_timer.cancel()  # RFC 8985 §7.2: no probe during recovery
+    rec.reo_armed = False
     rec.tlp_rxt = False  # this recovery is the episode's loss response
     rec.rtx_log.clear()
     rec.relost.clear()
+    rec.recover_fs = tcb.snd_max - tcb.snd_una  # RFC 6937 §3: RecoverFS = snd.nxt - snd.una
+    rec.prr_delivered = 0
+    rec.prr_mark = tcb.snd_una + rec.sb.sacked
     sent = retransmit(tcb, tcb.snd_una, now)
+    rec.prr_out = sent
     if tcb.sack_ok:
         cc.cwnd = cc.ssthresh
         rec.high_rxt = tcb.snd_una + sent
@@ -270,12 +293,16 @@ def enter_recovery(tcb: Tcb, now: float) -> None:
     tcb.rtx_timer.arm(now + tcb.rto.rto)
 
 
-def retransmit(tcb: Tcb, seq: int, now: float) -> int:
+def retransmit(tcb: Tcb, seq: int, now: float, upto: int = 0) -> int:
     """Send one segment again starting at ``seq`` (capped at the next SACKed range); returns its
-    sequence length."""
+    sequence length.  With ``upto`` beyond one segment and a TSO device, as many whole segments as
+    fit in ``upto`` bytes leave as one super-segment."""
     end = tcb.sbuf.end
     options = sack_option_for(tcb)
-    length = min(tcb.eff_mss - len(options), end - seq, tcb.snd_max - seq)
+    room = tcb.eff_mss - len(options)
+    length = min(room, end - seq, tcb.snd_max - seq)
+    if upto > room and tcb.tso_max:
+        length = min(tso_burst(tcb, room), upto, end - seq, tcb.snd_max - seq)
     sb = tcb.recovery.sb
     if sb:
         nxt = sb.next_start_after(seq)
@@ -288,39 +315,68 @@ def retransmit(tcb: Tcb, seq: int, now: float) -> int:
             flags |= FIN
     if length <= 0 and not flags & FIN:
         return 0
-    emit(tcb, seq, flags, length, now, options)
-    count_retransmission(tcb, now)
+    emit_again(tcb, seq, flags, length, room, options, now)
     return length + (1 if flags & FIN else 0)
 
 
-def count_retransmission(tcb: Tcb, now: float, segments: int = 1) -> None:
-    """Karn's rule (RFC 6298 §3): once anything is sent twice, no timing in flight is trustworthy.
+def emit_again(tcb: Tcb, seq: int, flags: int, length: int, room: int, options: bytes, now: float) -> None:
+    """Send ``length`` bytes at ``seq`` again, as a super-segment of ``room``-byte segments when longer."""
+    if length > room:
+        emit(tcb, seq, flags, length, now, options, gso=room)
+        count_retransmission(tcb, -(-length // room))
+    else:
+        emit(tcb, seq, flags, length, now, options)
+        count_retransmission(tcb)
+
+
+def count_retransmission(tcb: Tcb, segments: int = 1) -> None:
+    """Karn's rule (RFC 6298 §3): once anything is sent twice, the one timed segment is not trustworthy.
     ``segments``: the wire segments resent (a super-segment toward a TSO device is several)."""
     tcb.stats["tcp.retransmit"] += segments
     tcb.rtt_seq = None
-    if tcb.ts_ok:
-        tcb.rtx_tsval = ts_now(tcb, now)
+
+
+def prr_sndcnt(tcb: Tcb, pipe: int) -> int:
+    """RFC 6937 §3, on each ACK in recovery: how many bytes may leave.  Above ssthresh, in proportion
+    to what was delivered (prr_delivered * ssthresh / RecoverFS - prr_out, rounded up); at or below
+    it, slow-start reduction bound: no faster than slow start, max(prr_delivered - prr_out,
+    DeliveredData) + MSS, up to ssthresh.  cwnd becomes pipe + sndcnt."""
+    rec = tcb.recovery
+    mark = tcb.snd_una + rec.sb.sacked
+    delivered = mark - rec.prr_mark if mark > rec.prr_mark else 0  # DeliveredData (a renege: none)
+    rec.prr_mark = mark
+    rec.prr_delivered += delivered
+    cc = tcb.cc
+    ssthresh = cc.ssthresh
+    if pipe > ssthresh:
+        sndcnt = -(-rec.prr_delivered * ssthresh // max(rec.recover_fs, 1)) - rec.prr_out
+    else:
+        sndcnt = min(ssthresh - pipe, max(rec.prr_delivered - rec.prr_out, delivered) + tcb.eff_mss)
+    sndcnt = max(sndcnt, 0)
+    cc.cwnd = max(pipe + sndcnt, tcb.eff_mss)
+    return sndcnt
 
 
 def sack_recovery_output(tcb: Tcb, now: float) -> None:
-    """RFC 6675 §5 step (C): while cwnd - pipe >= 1 SMSS, send NextSeg()."""
+    """RFC 6675 §5 step (C): send NextSeg() while PRR (RFC 6937) allows; the bytes sent count as prr_out."""
     mss = tcb.eff_mss
     rec = tcb.recovery
     sb = rec.sb
     una = tcb.snd_una
     lost_to = sb.lost_boundary(una, mss) if sb else una
     pipe = rec.pipe(una, tcb.snd_max, lost_to)
-    cwnd = tcb.cc.cwnd
+    budget = prr_sndcnt(tcb, pipe)
+    out_before = rec.prr_out
     end = tcb.sbuf.end
     relost = rec.relost
-    while relost and cwnd - pipe >= mss:
+    while relost and budget > 0:
         # Retransmissions found lost again (RFC 8985 §6) go before anything NextSeg would pick.
         first, last = relost[0]
         hole = sb.hole_at_or_after(first if first > una else una, last)
         if hole is None:
             del relost[0]  # acknowledged or SACKed since
             continue
-        sent = retransmit(tcb, hole[0], now)
+        sent = retransmit(tcb, hole[0], now, _whole_segments(budget, hole, mss))
         if sent == 0:
             break
         if hole[0] + sent >= last:
@@ -328,11 +384,13 @@ def sack_recovery_output(tcb: Tcb, now: float) -> None:
         else:
             relost[0] = (hole[0] + sent, last)
         rec.log_retransmission(hole[0], sent, tcb.snd_max)
-        pipe += sent
-    while cwnd - pipe >= mss:
+        budget -= sent
+        rec.prr_out += sent
+    while budget > 0:
         start = rec.high_rxt if rec.high_rxt > una else una
-        # rule 1: the first lost hole above HighRxt
+        # rule 1: the first lost hole above HighRxt, all of it that PRR allows in one go (TSO)
         hole = sb.hole_at_or_after(start, lost_to) if sb else None
+        upto = _whole_segments(budget, hole, mss) if hole is not None else 0
         if hole is None:
             # rule 2: new data the receiver's window allows
             seq = tcb.snd_max
@@ -344,30 +402,66 @@ def sack_recovery_output(tcb: Tcb, now: float) -> None:
                     flags = ACK | PSH | FIN if tcb.fin_queued else ACK | PSH
                 emit(tcb, seq, flags, length, now, options)
                 tcb.snd_nxt = tcb.snd_max = seq + length + (1 if flags & FIN else 0)
-                pipe += length
+                budget -= length
+                rec.prr_out += length
                 continue
             if tcb.fin_queued and seq == end:
                 emit(tcb, seq, ACK | FIN, 0, now, sack_option_for(tcb))
                 tcb.snd_nxt = tcb.snd_max = end + 1
-                pipe += 1
+                budget -= 1
+                rec.prr_out += 1
                 continue
-            # rule 3: a hole not yet deemed lost, below the highest SACKed byte
+            # rule 3: a hole not yet deemed lost, below the highest SACKed byte (one segment)
             hole = sb.hole_at_or_after(start, sb.high) if sb else None
             if hole is None:
                 break
-        sent = retransmit(tcb, hole[0], now)
+        sent = retransmit(tcb, hole[0], now, upto)
         if sent == 0:
             break
         rec.high_rxt = hole[0] + sent
         rec.log_retransmission(hole[0], sent, tcb.snd_max)
-        pipe += sent
+        budget -= sent
+        rec.prr_out += sent
+    if rec.prr_out != out_before:
+        tcb.stats["tcp.prr_sent"] += -(-(rec.prr_out - out_before) // mss)
+
+
+def reorder_pending(tcb: Tcb) -> bool:
+    """RFC 8985 §6.2: outside recovery, the peer SACKed data above SND.UNA, so the hole at SND.UNA,
+    sent before it, is lost unless it arrives within the reordering window.  Not before the
+    RecoveryPoint of a timeout (RFC 6675 §5.1: that loss is already being repaired)."""
+    rec = tcb.recovery
+    sb = rec.sb
+    return (rec.rack and tcb.sack_ok and tcb.state in SENDING and not rec.active and bool(sb)
+            and sb.ranges[0][0] > tcb.snd_una >= rec.recover)
+
+
+def reorder_window(tcb: Tcb) -> float:
+    """RFC 8985 §6.2 step 4: RACK.reo_wnd = min(RACK.min_RTT / 4, SRTT) (reo_wnd_mult of 1)."""
+    rto = tcb.rto
+    if rto.min_rtt is None or rto.srtt is None:
+        return TLP_MIN_PTO  # no sample yet: a short wait, the probe timeout's floor
+    return min(rto.min_rtt / 4, rto.srtt)
+
+
+def _whole_segments(budget: int, hole: tuple[int, int], mss: int) -> int:
+    """How much of ``hole`` one retransmission may cover: PRR's ``budget`` rounded up to whole segments."""
+    return min(hole[1] - hole[0], -(-budget // mss) * mss)
 
 
 def schedule_tlp(tcb: Tcb, now: float) -> None:
     """RFC 8985 §7.2: with data in flight on a SACK connection outside loss recovery, and no probe
     episode open, arm the probe timeout PTO = max(2 * SRTT, 10 ms), plus WCDelAckT when a single
     segment is in flight (its ACK may be delayed); 1 s without an RTT sample.  A PTO that would
-    expire no earlier than the RTO is left to the RTO."""
+    expire no earlier than the RTO is left to the RTO.  While a hole waits out the reordering window
+    (:func:`reorder_pending`) the timer is RACK's reorder timer instead (§6.3), armed once."""
+    rec = tcb.recovery
+    if reorder_pending(tcb):
+        if not (rec.reo_armed and tcb.tlp_timer.armed):
+            rec.reo_armed = True
+            tcb.tlp_timer.arm(now + reorder_window(tcb))
+        return
+    rec.reo_armed = False
     if not tlp_allowed(tcb):
         tcb.tlp_timer.cancel()
         return

@@ -17,10 +17,11 @@ GRANULARITY = 0.001
 
 
 class RtoEstimator:
-    __slots__ = ("backoff", "base", "rto_max", "rto_min", "rttvar", "srtt")
+    __slots__ = ("backoff", "base", "min_rtt", "rto_max", "rto_min", "rttvar", "srtt")
 
     def __init__(self, initial: float, rto_min: float, rto_max: float) -> None:
         self.srtt: float | None = None
+        self.min_rtt: float | None = None  # the smallest sample (RFC 8985 §6.2's RACK.min_RTT)
         self.rttvar = 0.0
         self.base = initial  # the RTO before backoff
         self.rto_min = rto_min
@@ -35,6 +36,8 @@ class RtoEstimator:
     def sample(self, rtt: float) -> None:
         """Feed one valid round-trip measurement in seconds (§2.2 first sample, §2.3 afterwards)."""
         rtt = max(rtt, 0.0)
+        if self.min_rtt is None or rtt < self.min_rtt:
+            self.min_rtt = rtt
         srtt = self.srtt
         if srtt is None:
             srtt = rtt

@@ -39,8 +39,18 @@ if TYPE_CHECKING:
     from pytcp_green.stack.tcp.tcb import Tcb
 
 
+# Room kept in a TSO super-segment's IP packet for the IP and TCP headers (IPv6 40 + TCP 60).
+_TSO_HEADROOM = 100
+
+
 def ts_now(tcb: Tcb, now: float) -> int:
     return (int(now * 1000) + tcb.ts_offset) & MASK
+
+
+def tso_burst(tcb: Tcb, room: int) -> int:
+    """The most payload one super-segment of whole ``room``-byte segments carries toward the device
+    (TSO), keeping room in its IP packet for the headers; ``room`` itself when the device has no TSO."""
+    return room * max(1, (tcb.tso_max - _TSO_HEADROOM) // room) if tcb.tso_max else room
 
 
 def window_field(tcb: Tcb) -> int:

@@ -119,7 +119,7 @@ class Tcb:
         self.retries = 0  # consecutive timeouts of the same data
         self.progress_at = now  # last forward progress (user timeout clock)
         self.rtt_seq: int | None = None  # timed segment when timestamps are off (Karn)
-        self.rtx_tsval: int | None = None  # TSval of our latest retransmission (see recovery.new_ack)
+        self.rtx_tsval: int | None = None  # TSval at our latest retransmission timeout (see recovery.new_ack)
         self.rtt_time = 0.0
         self.syn_sent_at: float | None = now  # None: no handshake RTT sample (a SYN-cookie connection)
         self.sws_override = False

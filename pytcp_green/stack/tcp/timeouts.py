@@ -5,7 +5,8 @@
   ``tcp_synack_retries``; giving up (RFC 1122 §4.2.3.5's R2) after ``net.ipv4.tcp_retries2``
   timeouts of the same data, ``net.ipv4.tcp_orphan_retries`` once the application has closed the
   socket (Linux's tcp_write_timeout), or after TCP_USER_TIMEOUT without progress.
-* Tail loss probe (RFC 8985 §7.3; its arming, §7.2, is in :mod:`.recovery`).
+* RACK's reorder timeout (RFC 8985 §6.3) and the tail loss probe (§7.3) on one timer; their arming
+  (§6.2, §7.2) is in :mod:`.recovery`.
 * Persist: zero-window probing (RFC 9293 §3.8.6.1, RFC 1122 §4.2.2.17) and the small-window send
   that overrides SWS avoidance; probes back off on their own count.  As Linux's tcp_probe_timer:
   a peer that answers (any ACK restarts the count of unanswered probes) is probed for as long as
@@ -30,9 +31,9 @@ import errno
 from typing import TYPE_CHECKING
 
 from pytcp_green.stack.tcp.closing import destroy, drop, orphan_retries
-from pytcp_green.stack.tcp.output import window_output
-from pytcp_green.stack.tcp.recovery import retransmit, tlp_allowed
-from pytcp_green.stack.tcp.send import emit, sack_option_for, send_ack, send_syn
+from pytcp_green.stack.tcp.output import output, window_output
+from pytcp_green.stack.tcp.recovery import enter_recovery, reorder_pending, retransmit, schedule_tlp, tlp_allowed
+from pytcp_green.stack.tcp.send import emit, sack_option_for, send_ack, send_syn, ts_now
 from pytcp_green.stack.tcp.state import CLOSED, FIN_WAIT_2, KEEPALIVE, SENDING, SYN_RECEIVED, SYN_SENT, TIME_WAIT
 from pytcp_green.stack.wire.tcp import ACK, FIN, PSH
 
@@ -102,12 +103,35 @@ def retransmit_timeout(tcb: Tcb, now: float) -> None:
     tcb.rto.timed_out()
     tcb.recovery.forget(tcb.snd_max)
     tcb.rtt_seq = None
+    if tcb.ts_ok:
+        tcb.rtx_tsval = ts_now(tcb, now)  # echoes older than this are ambiguous (see recovery.new_ack)
     tcb.snd_nxt = tcb.snd_una
     window_output(tcb, now)
     tcb.rtx_timer.arm(now + tcb.rto.rto)
 
 
 def on_tlp_timer(tcb: Tcb, now: float) -> None:
+    """The probe's timer: RACK's reorder timeout when one was armed, else the tail loss probe."""
+    rec = tcb.recovery
+    if rec.reo_armed:
+        rec.reo_armed = False
+        reorder_timeout(tcb, now)
+    else:
+        tail_loss_probe(tcb, now)
+
+
+def reorder_timeout(tcb: Tcb, now: float) -> None:
+    """RFC 8985 §6.3: the reordering window passed and the hole at SND.UNA is still unfilled, so it
+    was lost: start recovery with fewer SACKs than RFC 6675's DupThresh would wait for."""
+    if reorder_pending(tcb):
+        tcb.stats["tcp.rack_lost"] += 1
+        enter_recovery(tcb, now)
+        output(tcb, now)
+    else:
+        schedule_tlp(tcb, now)
+
+
+def tail_loss_probe(tcb: Tcb, now: float) -> None:
     """RFC 8985 §7.3: nothing was acknowledged for a PTO.  Send one probe, new data if the peer's
     window allows (whatever cwnd says), else the highest-sequence segment again, so the ACK it
     draws carries the SACK information that starts fast recovery instead of a timeout."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pytcp_green.stack.wire.ip4 import write_ip4
 from pytcp_green.stack.wire.offload import segment_tcp
-from pytcp_green.stack.wire.tcp import ACK, FIN, PSH, TcpSegment, verify_checksum
+from pytcp_green.stack.wire.tcp import ACK, FIN, PSH, TcpSegment, sack_option, verify_checksum
 
 from .host import LOCAL, REMOTE, Peer
-from .test_behaviour import data_segments, establish
+from .test_behaviour import M32, data_segments, establish
 
 TSO = 65535
 
@@ -85,3 +85,21 @@ def test_go_back_n_after_a_timeout_resends_in_super_segments() -> None:
     again = data_segments(peer.out())  # slow start again: two segments, resent as one super-segment
     assert [(s.seq, len(s.payload)) for s in again] == [((una + 1460) & 0xFFFFFFFF, 2 * 1460)]
     assert peer.host.stats["tcp.retransmit"] == 3  # wire segments, not super-segments
+
+
+def test_sack_recovery_resends_a_lost_hole_in_super_segments() -> None:
+    peer = Peer({"net.ipv4.tcp_sack": 1}, tso=TSO)
+    establish(peer, sack=True, window=65535)
+    assert peer.sock is not None
+    peer.sock.send(b"x" * 14_600, peer.now)
+    base = peer.snd_una()
+    data_segments(peer.out())  # ten segments; the first four are lost, the peer SACKs the rest
+    sacked = sack_option([((base + 4 * 1460) & M32, (base + 14_600) & M32)])
+    peer.send(ACK, ack=base, options=sacked)
+    first = data_segments(peer.out())  # fast retransmit, and PRR's one segment more
+    assert [((s.seq - base) & M32, len(s.payload)) for s in first] == [(0, 1460), (1460, 1460)]
+    peer.send(ACK, ack=base + 2 * 1460, options=sacked)  # both arrived: PRR allows the rest of the hole
+    assert peer.host.gso_sizes == [1460]
+    (rest,) = data_segments(peer.out())
+    assert ((rest.seq - base) & M32, len(rest.payload)) == (2 * 1460, 2 * 1460)
+    assert peer.host.stats["tcp.retransmit"] == 4  # wire segments, not super-segments
