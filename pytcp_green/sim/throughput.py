@@ -39,11 +39,13 @@ _BLOCK = bytes(range(256)) * 256
 class _Net:
     """The sender and the receiver stacks on one bottlenecked link."""
 
-    def __init__(self, seed: int, cc: str, loss: float, rtt: float, buffer: int, rate: float) -> None:
+    def __init__(self, seed: int, cc: str, loss: float, rtt: float, buffer: int, rate: float,
+                 jitter: float = 0.0) -> None:
         self.sim = Simulation(seed)
         self.snd = self._stack("snd", "020000000a01", IP_SND, {"net.ipv4.tcp_congestion_control": cc})
         self.rcv = self._stack("rcv", "020000000b01", IP_RCV, {})
-        link = self.sim.connect(self.snd, "eth0", self.rcv, "eth0", ImpairSpec(loss=loss), None, latency=rtt / 2)
+        link = self.sim.connect(self.snd, "eth0", self.rcv, "eth0", ImpairSpec(loss=loss, jitter=jitter), None,
+                                latency=rtt / 2)
         self.bottleneck = throttle(link.ab, rate, buffer)
         self.listener = self._socket(self.rcv)
         self.listener.bind(("", PORT))
@@ -124,10 +126,16 @@ def goodput(cc: str, loss: float, rtt: float, buffer: int, *, seed: int = 1, nby
 
 
 def share(cc: str, *, seed: int = 1, rtt: float = 0.02, buffer: int = 32, rate: float = 2e6,
-          warmup: float = 10.0, measure: float = 60.0) -> tuple[int, int]:
+          warmup: float = 10.0, measure: float = 120.0, jitter: float = 0.001) -> tuple[int, int]:
     """Two flows of ``cc`` started together on one bottleneck: the bytes each delivered to the
-    receiver in the ``measure`` seconds after ``warmup`` (once slow start and the first losses are over)."""
-    net = _Net(seed, cc, 0.0, rtt, buffer, rate)
+    receiver in the ``measure`` seconds after ``warmup`` (once slow start and the first losses are over).
+
+    The path has ``jitter`` (1 ms, less than the 6 ms a frame takes at 2 Mbit/s, so nothing is
+    reordered): on a perfectly periodic drop-tail link two flows fall into step and the same one
+    loses each time (Floyd and Jacobson's phase effects), which says nothing about the congestion
+    control.  Fairness is a long-run property: over 120 s (6,000 RTTs) both modules share within
+    8% on seeds 1-4, where 20 s left reno at 0.72-0.77 and cubic at 0.75."""
+    net = _Net(seed, cc, 0.0, rtt, buffer, rate, jitter)
     flows = net.open(2)
     counted = [0, 0]
     counting = [False]

@@ -33,11 +33,10 @@ def test_throughput_table_matches_the_snapshot() -> None:
 
 @pytest.mark.parametrize("cc", CCS)
 def test_two_flows_share_a_bottleneck_within_20_percent(cc: str) -> None:
-    # 60 s (3,000 RTTs): reno's AIMD converges slowly on a drop-tail queue (0.72-0.77 after 20 s, 0.86 after 60).
     first, second = share(cc)
     assert min(first, second) >= 0.8 * max(first, second), (cc, first, second)
-    # Together they keep the 2 Mbit/s link busy over the 60 s measured (headers take the rest).
-    assert (first + second) * 8 / 60 > 0.9 * 2e6 * 1448 / 1514, (first, second)
+    # Together they keep the 2 Mbit/s link busy over the 120 s measured (headers take the rest).
+    assert (first + second) * 8 / 120 > 0.9 * 2e6 * 1448 / 1514, (first, second)
 
 
 def test_bottleneck_serializes_queues_and_tail_drops() -> None:
