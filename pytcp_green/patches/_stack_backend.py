@@ -36,7 +36,10 @@ from pytcp_green.patches._common import (
 )
 from pytcp_green.patches._sockargs import as_bytes_like, c_int, recvmsg_checks, sockaddr_arg
 from pytcp_green.patches._sockopts import Options, get_option, set_option
+from pytcp_green.stack.datagram.base import DatagramSocket
 from pytcp_green.stack.datagram.udp import UdpSocket
+from pytcp_green.stack.sockbase import sockaddr
+from pytcp_green.stack.wire.ip6 import V4MAPPED_PREFIX
 
 MSG_OOB = _socket.MSG_OOB
 MSG_PEEK = _socket.MSG_PEEK
@@ -393,6 +396,8 @@ class StackBackend:
     def _recv_datagram_or_bytes(self, bufsize: int, ancbufsize: int, flags: int) -> tuple[bytes, Any, int, list[Any]]:
         """recvfrom() for recvmsg: a datagram is taken whole, so a cut one is flagged MSG_TRUNC (the rest
         is discarded either way, as recv(2) does), with its ancillary data (patches._ancillary)."""
+        if flags & _ancillary.MSG_ERRQUEUE:
+            return self._recv_error(bufsize, ancbufsize)
         if self.handle.type == SOCK_DGRAM:
             green = self.green()
             timeout = _flag_timeout(flags)
@@ -405,6 +410,19 @@ class StackBackend:
             return data, addr, msg_flags, ancillary
         data, addr = self.recvfrom(bufsize, flags)
         return data, addr, 0, []
+
+    def _recv_error(self, bufsize: int, ancbufsize: int) -> tuple[bytes, Any, int, list[Any]]:
+        """recvmsg(MSG_ERRQUEUE): the oldest queued ICMP error, at once (EAGAIN when none, as Linux)."""
+        core = self.green().core
+        if not isinstance(core, DatagramSocket):
+            raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))  # TCP's error queue is always empty here
+        item = core.recv_error()
+        ancillary, msg_flags = _ancillary.error_item(self.handle.family, item, ancbufsize)
+        data = item.payload
+        if len(data) > bufsize:
+            data, msg_flags = data[:bufsize], msg_flags | MSG_TRUNC
+        dst = item.dst if self.handle.family == AF_INET or len(item.dst) == 16 else V4MAPPED_PREFIX + item.dst
+        return data, sockaddr(self.handle.family, dst, item.dport), msg_flags | _ancillary.MSG_ERRQUEUE, ancillary
 
     def send(self, data: Any, flags: int) -> int:
         green = self.green()
