@@ -31,6 +31,7 @@ from pytcp_green.patches._common import (
     SOCK_CLOEXEC,
     SOCK_DGRAM,
     SOCK_NONBLOCK,
+    SOCK_RAW,
     SOCK_STREAM,
     has_ipv6,
 )
@@ -124,7 +125,7 @@ def _stack_supports(family: int) -> bool:
 
 def _new_green(family: int, type: int, proto: int = 0) -> GreenSocket:
     host = _state.current_host()
-    if proto == IPPROTO_ICMP:
+    if proto == IPPROTO_ICMP and type == SOCK_DGRAM:
         # An ICMP echo ("ping") socket, as Linux gives socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP).
         return GreenSocket(host.runtime, host.stack.icmp4.ping.socket())
     core = host.stack.socket(family, type, proto)
@@ -170,7 +171,9 @@ class StackBackend:
         """A new stack socket, as ``socket(family, type, proto)`` (``type`` may carry SOCK_NONBLOCK)."""
         base_type = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)
         expected = IPPROTO_TCP if base_type == SOCK_STREAM else IPPROTO_UDP
-        if base_type == SOCK_DGRAM and family == AF_INET and proto == IPPROTO_ICMP:
+        if base_type == SOCK_RAW:
+            expected = proto  # any protocol (stack/datagram/raw.py); 0 and IPPROTO_RAW are refused there
+        elif base_type == SOCK_DGRAM and family == AF_INET and proto == IPPROTO_ICMP:
             expected = IPPROTO_ICMP
         elif base_type == SOCK_DGRAM and proto == IPPROTO_UDPLITE:
             expected = IPPROTO_UDPLITE  # RFC 3828, over both families as on Linux
@@ -317,7 +320,7 @@ class StackBackend:
         if bufsize < 0:
             raise ValueError("negative buffersize in recv")
         timeout = _flag_timeout(flags)
-        if self.handle.type == SOCK_DGRAM:
+        if self.handle.type != SOCK_STREAM:
             if self.shut_rd:
                 return b""
             return green.recvfrom(bufsize, timeout, peek=bool(flags & MSG_PEEK))[0]
@@ -345,7 +348,7 @@ class StackBackend:
         if bufsize < 0:
             raise ValueError("negative buffersize in recvfrom")
         timeout = _flag_timeout(flags)
-        if self.handle.type == SOCK_DGRAM:
+        if self.handle.type != SOCK_STREAM:
             return green.recvfrom(bufsize, timeout, peek=bool(flags & MSG_PEEK))
         # A stream socket reports no source address, as Linux does.
         return self.recv(bufsize, flags), None
@@ -398,7 +401,7 @@ class StackBackend:
         is discarded either way, as recv(2) does), with its ancillary data (patches._ancillary)."""
         if flags & _ancillary.MSG_ERRQUEUE:
             return self._recv_error(bufsize, ancbufsize)
-        if self.handle.type == SOCK_DGRAM:
+        if self.handle.type != SOCK_STREAM:
             green = self.green()
             timeout = _flag_timeout(flags)
             peek = bool(flags & MSG_PEEK)
@@ -428,7 +431,7 @@ class StackBackend:
         green = self.green()
         view = as_bytes_like(data)
         timeout = _flag_timeout(flags)
-        if self.handle.type == SOCK_DGRAM:
+        if self.handle.type != SOCK_STREAM:
             return green.sendto(view, None, timeout)
         return green.send(view, timeout)
 
@@ -436,7 +439,7 @@ class StackBackend:
         green = self.green()
         view = as_bytes_like(data)
         timeout = _flag_timeout(flags)
-        if self.handle.type == SOCK_DGRAM:
+        if self.handle.type != SOCK_STREAM:
             green.sendto(view, None, timeout)
             return
         green.sendall(view, timeout)
@@ -528,7 +531,7 @@ class StackBackend:
         how = c_int(how)
         if how not in (_socket.SHUT_RD, _socket.SHUT_WR, _socket.SHUT_RDWR):
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
-        if self.handle.type == SOCK_DGRAM:
+        if self.handle.type != SOCK_STREAM:
             green.getpeername()  # ENOTCONN when not connected, as Linux
             if how in (_socket.SHUT_RD, _socket.SHUT_RDWR):
                 self.shut_rd = True
