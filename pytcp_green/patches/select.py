@@ -21,7 +21,7 @@ from __future__ import annotations
 import errno
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import gevent
@@ -96,6 +96,24 @@ def _yield_once(waited: bool) -> None:
     """
     if not waited:
         gevent.sleep(0)
+
+
+def _poll_until(seconds: float | None, check: Callable[[], list[tuple[int, int]]],
+                wait: Callable[[float | None], None]) -> list[tuple[int, int]]:
+    """poll()'s and epoll.poll()'s loop: ``check`` until it finds something or ``seconds`` (None: no
+    limit) pass, calling ``wait(remaining)`` between rounds."""
+    deadline = None if seconds is None else _now() + seconds
+    waited = False
+    while True:
+        ready = check()
+        if ready:
+            _yield_once(waited)
+            return ready
+        remaining = None if deadline is None else deadline - _now()
+        if remaining is not None and remaining <= 0:
+            return []
+        wait(remaining)
+        waited = True
 
 
 def _now() -> float:
@@ -242,28 +260,20 @@ class PollObject:
         else:
             seconds = None
         original_poll = _original("poll")
-        deadline = None if seconds is None else _now() + seconds
-        waited = False
-        while True:
-            ready = self._check(original_poll)
-            if ready:
-                _yield_once(waited)
-                return ready
-            remaining = None if deadline is None else deadline - _now()
-            if remaining is not None and remaining <= 0:
-                return []
-            handles = []
-            kernel: dict[int, int] = {}
-            for fd, events in self._fds.items():
-                handle = stack_readiness(fd)
-                if handle is not None:
-                    handles.append(handle)
-                    continue
-                ev = (_EV_READ if events & (POLLIN | POLLPRI | POLLRDNORM) else 0) | \
-                     (_EV_WRITE if events & (POLLOUT | POLLWRNORM) else 0)
-                kernel[fd] = ev or _EV_READ  # errors/hang-ups still wake a read watcher
-            _wait(handles, kernel, remaining)
-            waited = True
+        return _poll_until(seconds, lambda: self._check(original_poll), self._wait_round)
+
+    def _wait_round(self, remaining: float | None) -> None:
+        handles = []
+        kernel: dict[int, int] = {}
+        for fd, events in self._fds.items():
+            handle = stack_readiness(fd)
+            if handle is not None:
+                handles.append(handle)
+                continue
+            ev = (_EV_READ if events & (POLLIN | POLLPRI | POLLRDNORM) else 0) | \
+                 (_EV_WRITE if events & (POLLOUT | POLLWRNORM) else 0)
+            kernel[fd] = ev or _EV_READ  # errors/hang-ups still wake a read watcher
+        _wait(handles, kernel, remaining)
 
 
 def poll() -> PollObject:
@@ -425,21 +435,12 @@ class epoll:  # the stdlib's name, lower case
             maxevents = _FD_SETSIZE - 1
         elif maxevents < 1:
             raise ValueError(f"maxevents must be greater than 0, got {maxevents}")
-        deadline = None if seconds is None else _now() + seconds
-        waited = False
-        while True:
-            ready = self._ready(maxevents)
-            if ready:
-                _yield_once(waited)
-                return ready
-            remaining = None if deadline is None else deadline - _now()
-            if remaining is not None and remaining <= 0:
-                return []
-            # The kernel's epoll fd polls readable while one of its fds has an event to report.
-            _wait([e.handle for e in self._stack.values() if not e.disarmed],
-                  {self.fileno(): _EV_READ}, remaining)
-            waited = True
-            self._open()  # another greenlet may have closed it meanwhile
+        return _poll_until(seconds, lambda: self._ready(maxevents), self._wait_round)
+
+    def _wait_round(self, remaining: float | None) -> None:
+        # The kernel's epoll fd polls readable while one of its fds has an event to report.
+        _wait([e.handle for e in self._stack.values() if not e.disarmed], {self.fileno(): _EV_READ}, remaining)
+        self._open()  # another greenlet may have closed it meanwhile
 
 
 # What this module replaces in ``select`` (see :func:`pytcp_green.patches._state.patch_module`).

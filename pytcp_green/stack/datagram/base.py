@@ -15,7 +15,17 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
 
-from pytcp_green.stack.sockbase import AF_INET, POLLERR, POLLIN, POLLOUT, Address, CoreSocket, oserror, would_block
+from pytcp_green.stack.sockbase import (
+    AF_INET,
+    POLLERR,
+    POLLIN,
+    POLLOUT,
+    Address,
+    CoreSocket,
+    oserror,
+    pack_host,
+    would_block,
+)
 
 if TYPE_CHECKING:
     from pytcp_green.stack.contracts import IcmpOrigin, RxMeta
@@ -74,6 +84,19 @@ class DatagramSocket(CoreSocket):
         code = self.take_error()
         if code:
             raise oserror(code)
+
+    def _destination(self, addr: Address | None) -> bytes:
+        """Where sendto() sends: ``addr``'s host, or the connected peer (EDESTADDRREQ when there is none)."""
+        if addr is not None:
+            return pack_host(self.family, addr[0])
+        if self.remote_addr is None:
+            raise oserror(errno.EDESTADDRREQ)
+        return self.remote_addr
+
+    def shutdown(self, how: int, now: float) -> None:
+        # Only a connected socket can be shut down (the read side's effect is the drop-in's, patches/).
+        if self.remote_addr is None:
+            raise oserror(errno.ENOTCONN)
 
     def recvfrom(self, bufsize: int, now: float, *, peek: bool = False) -> tuple[bytes, Address]:
         data, source, _ = self.recvmsg(bufsize, now, peek=peek)

@@ -91,12 +91,7 @@ class PingSocket(DatagramSocket):
     def sendto(self, data: bytes | bytearray | memoryview, addr: Address | None, now: float) -> int:
         self._check_open()
         self._raise_pending()
-        if addr is None:
-            if self.remote_addr is None:
-                raise oserror(errno.EDESTADDRREQ)
-            dst = self.remote_addr
-        else:
-            dst = pack_host(AF_INET, addr[0])
+        dst = self._destination(addr)
         size = len(data)
         if size > MAX_MESSAGE:
             raise oserror(errno.EMSGSIZE)
@@ -122,10 +117,6 @@ class PingSocket(DatagramSocket):
             raise oserror(err)
         self.layer.svc.stats["ping.tx"] += 1
         return size
-
-    def shutdown(self, how: int, now: float) -> None:
-        if self.remote_addr is None:
-            raise oserror(errno.ENOTCONN)
 
     def close(self, now: float | None = None) -> None:
         if self.closed:

@@ -57,12 +57,7 @@ class RawSocket(DatagramSocket):
     def sendto(self, data: bytes | bytearray | memoryview, addr: Address | None, now: float) -> int:
         self._check_open()
         self._raise_pending()
-        if addr is None:
-            if self.remote_addr is None:
-                raise oserror(errno.EDESTADDRREQ)
-            dst = self.remote_addr
-        else:
-            dst = pack_host(self.family, addr[0])
+        dst = self._destination(addr)
         if len(data) > MAX_PAYLOAD:
             raise oserror(errno.EMSGSIZE)
         net = self.layer.net
@@ -81,10 +76,6 @@ class RawSocket(DatagramSocket):
             raise oserror(err)
         self.layer.svc.stats["raw.tx"] += 1
         return len(data)
-
-    def shutdown(self, how: int, now: float) -> None:
-        if self.remote_addr is None:
-            raise oserror(errno.ENOTCONN)
 
     def close(self, now: float | None = None) -> None:
         if self.closed:
