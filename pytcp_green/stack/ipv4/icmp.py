@@ -143,7 +143,7 @@ class Icmp4Layer(ErrorDelivery):
         elif proto == PROTO_UDPLITE:
             self.udplite.icmp_error(src, dst, transport, err, now, origin)
         elif proto == PROTO_ICMP:
-            self.ping.icmp_error(src, dst, transport, err)
+            self.ping.icmp_error(src, dst, transport, err, origin)
         elif proto == PROTO_TCP:
             self.tcp.icmp_error(src, dst, transport, err, mtu, now)
 
