@@ -21,8 +21,7 @@ unit: setup
 	$(PY) -m pytest -q -m "not lab"
 
 bench: setup
-	$(PY) bench/tcp_bulk.py
-	$(PY) bench/http.py
+	$(PY) bench/all.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -6,6 +6,7 @@ on the same machine, because absolute numbers on a shared 2-core box mean little
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -13,6 +14,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 VETH_A, VETH_B = "198.19.0.1", "198.19.0.2"
+
+# The opening of every kernel-side TCP server program: ``srv`` listens on (argv[1], argv[2]).
+LISTENER = """
+import socket, sys
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind((sys.argv[1], int(sys.argv[2])))
+srv.listen(4096)
+"""
 
 
 def ip(*args: str) -> None:
@@ -46,3 +56,30 @@ def in_netns(ns: str, code: str, *args: str, **kw: object) -> subprocess.Popen[s
 
 def ratio(ours: float, kernel: float) -> str:
     return f"{ours / kernel:.2f}x" if kernel else "n/a"
+
+
+@dataclasses.dataclass
+class Row:
+    """One line of the benchmark table: our figure beside the kernel's from the same run.
+    ``higher`` says which way is better (False for times and memory), so the ratio reads
+    "how many times the kernel's figure" either way; ``error`` is why a row has no figures."""
+
+    name: str
+    unit: str
+    ours: float = 0.0
+    kernel: float = 0.0
+    baseline: str = ""
+    higher: bool = True
+    error: str = ""
+
+    def figures(self) -> tuple[str, str]:
+        """(ours, kernel) as the table shows them: thousands grouped, small values to 3 digits."""
+        def one(value: float) -> str:
+            return f"{value:,.0f} {self.unit}" if value >= 100 else f"{value:.3g} {self.unit}"
+        return one(self.ours), one(self.kernel)
+
+    @property
+    def ratio(self) -> str:
+        if self.error:
+            return ""
+        return ratio(self.ours, self.kernel) if self.higher else ratio(self.kernel, self.ours)

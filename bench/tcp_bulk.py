@@ -4,7 +4,8 @@ and kernel->kernel over veth, all in one run, with ratios against the kernel.
     .venv/bin/python bench/tcp_bulk.py [--mbytes N] [--profile FILE]
 
 Needs root.  Every transfer is checked: the receiver's SHA-256 must equal the sender's.
-``--profile`` writes a cProfile of the stack->kernel transfer (read it with ``python -m pstats``).
+``--profile FILE`` writes cProfiles of the stack's side of stack->kernel (FILE.send) and
+kernel->stack (FILE.recv); read them with ``python -m pstats``.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ import hashlib
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import gevent
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import VETH_B, in_netns, ratio, veth_namespaces
+from common import LISTENER, VETH_B, Row, in_netns, ratio, veth_namespaces
 
 from pytcp_green.cli import in_thread
 from pytcp_green.green.sockets import GreenSocket
@@ -32,12 +35,8 @@ from pytcp_green.stack.stack import SOCK_STREAM
 PORT = 5201
 CHUNK = 256 * 1024
 
-SINK = """
-import hashlib, socket, sys, time
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind((sys.argv[1], int(sys.argv[2])))
-srv.listen(1)
+SINK = LISTENER + """
+import hashlib, time
 print("ready", flush=True)
 conn, _ = srv.accept()
 h, n = hashlib.sha256(), 0
@@ -131,22 +130,32 @@ def stack_receive(sock: GreenSocket) -> tuple[int, str, float]:
     return n, h.hexdigest(), seconds
 
 
-def stack_runs(nbytes: int, profile: str | None) -> dict[str, float]:
+@contextmanager
+def profiled(path: str | None) -> Iterator[None]:
+    """cProfile the block into ``path`` (nothing when None)."""
+    if not path:
+        yield
+        return
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        yield
+    finally:
+        profiler.disable()
+        profiler.dump_stats(path)
+
+
+def stack_runs(nbytes: int, profile: str | None, offload: bool = True, loopback: bool = True) -> dict[str, float]:
     results: dict[str, float] = {}
-    with Host(StackOptions(lab=True)) as host:
+    with Host(StackOptions(lab=True, offload=offload)) as host:
         assert host.lab is not None
         kernel_ip = str(host.lab.kernel_ip4.ip)
         # stack -> kernel
         sink = host.lab.popen([sys.executable, "-c", SINK, kernel_ip, str(PORT)], stdout=subprocess.PIPE, text=True)
         assert sink.stdout is not None
         in_thread(sink.stdout.readline)
-        profiler = cProfile.Profile() if profile else None
-        if profiler:
-            profiler.enable()
-        seconds, digest = stack_send(host, (kernel_ip, PORT), nbytes)
-        if profiler:
-            profiler.disable()
-            profiler.dump_stats(profile)
+        with profiled(profile and f"{profile}.send"):
+            seconds, digest = stack_send(host, (kernel_ip, PORT), nbytes)
         out, _ = in_thread(sink.communicate, timeout=120)
         n, got, _ = out.split()
         assert int(n) == nbytes and got == digest, "stack -> kernel corrupted data"
@@ -159,11 +168,14 @@ def stack_runs(nbytes: int, profile: str | None) -> dict[str, float]:
         source = host.lab.popen([sys.executable, "-c", SOURCE, str(host.stack_ip4.ip), str(PORT), str(nbytes)],
                                 stdout=subprocess.PIPE, text=True)
         conn, _ = listener.accept()
-        n2, got2, seconds2 = stack_receive(conn)
+        with profiled(profile and f"{profile}.recv"):
+            n2, got2, seconds2 = stack_receive(conn)
         in_thread(source.communicate, timeout=120)
         assert n2 == nbytes and got2 == pattern(nbytes)[1], "kernel -> stack corrupted data"
         results["kernel -> stack (TAP)"] = mbit(nbytes, seconds2)
         listener.close()
+        if not loopback:
+            return results
         # stack -> stack over the stack's loopback
         listener = GreenSocket(host.runtime, host.stack.socket(AF_INET, SOCK_STREAM), timeout=60)
         listener.bind(("127.0.0.1", PORT + 1))
@@ -177,10 +189,20 @@ def stack_runs(nbytes: int, profile: str | None) -> dict[str, float]:
     return results
 
 
+def rows(mbytes: int, offload: bool, kernel: float) -> list[Row]:
+    """The table's bulk rows for one offload mode, beside ``kernel`` (kernel -> kernel, veth)."""
+    mode = "offloads on" if offload else "no offloads"
+    base = "kernel -> kernel, veth"
+    results = stack_runs(mbytes * 1_000_000, None, offload=offload, loopback=offload)
+    return [Row(f"TCP bulk {name}, {mode}" if "loopback" not in name else f"TCP bulk {name}", "Mbit/s",
+                value, kernel, base) for name, value in results.items()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mbytes", type=int, default=100, help="megabytes per transfer (default 100)")
-    parser.add_argument("--profile", metavar="FILE", help="cProfile the stack -> kernel transfer into FILE")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="cProfile the stack side of both TAP directions into FILE.send / FILE.recv")
     args = parser.parse_args()
     nbytes = args.mbytes * 1_000_000
     print(f"TCP bulk, {args.mbytes} MB per transfer, SHA-256 checked at the far end", flush=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import VETH_B, in_netns, ratio, veth_namespaces
+from common import VETH_B, Row, in_netns, ratio, veth_namespaces
 
 from pytcp_green.cli import in_thread
 from pytcp_green.green.sockets import GreenSocket
@@ -82,6 +82,12 @@ def stack_rate(count: int, size: int) -> float:
         sock.sendto(b"stop", peer)
         in_thread(server.wait, 10)
         return rate
+
+
+def rows(count: int, size: int) -> list[Row]:
+    kernel = kernel_baseline(count, size)
+    return [Row(f"UDP round trips, {size} B, stack -> kernel", "/s", stack_rate(count, size), kernel,
+                "kernel -> kernel, veth")]
 
 
 def main() -> None:

@@ -63,7 +63,7 @@ def add_stack_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--pcap", metavar="FILE", help="write every frame in and out to FILE (pcap, Wireshark opens it)")
     g.add_argument("--impair", metavar="SPEC",
                    help="impair the link both ways, e.g. 'loss=5%%,delay=10ms,reorder=1%%,dup=1%%,"
-                        "corrupt=0.1%%,rate=100mbit,seed=7'")
+                        "corrupt=0.1%%,rate=100mbit,seed=7'; ecn=5%% marks CE on ECN-capable packets instead")
     g.add_argument("--no-offload", dest="offload", action="store_false",
                    help="open the TAP without the virtio-net header: no TSO, no GRO, every checksum computed "
                         "and checked in Python (offloads are on by default and fall back to this when the "
@@ -272,6 +272,7 @@ Requests:
   faults remove ID | faults clear | faults list
   address NEW/LEN [OLD/LEN]         renumber the link (the new address is announced, the old one goes)
   ss                                TCP connections and listeners
+  tcpinfo                           each connection's TCP_INFO (struct tcp_info's fields: rtt, cwnd...)
   stats [PREFIX]                    counters, e.g. stats tcp.
   sysctl [NAME[=VALUE]]             read all, read one, or set one tunable
 Exit status: 0 done, 1 the stack refused the request (its reason and errno are printed), 2 no stack.

@@ -20,6 +20,7 @@ from pytcp_green.control.server import ControlServer
 from pytcp_green.faults.control import Faults
 from pytcp_green.green.runtime import Attachment, Runtime
 from pytcp_green.link.device import Device
+from pytcp_green.link.drive import SOFTWARE_GSO_MAX
 from pytcp_green.link.impair import ImpairSpec
 from pytcp_green.link.loopback import LoopbackDevice
 from pytcp_green.link.pcap import LINKTYPE_ETHERNET, LINKTYPE_RAW, PcapWriter
@@ -218,9 +219,10 @@ class Host:
         if device is not None:
             self.devices.append(device)
             self.iface = stack.add_interface("eth0", device.kind, mtu=device.mtu, mac=device.mac,
-                                             tso_max=device.tso_max)
+                                             tso_max=device.tso_max or SOFTWARE_GSO_MAX)
             log.info("%s: %s", device.name, "TSO and checksum offload on" if device.tso_max
-                     else "no offloads (one MTU-sized frame per write and read)")
+                     else "no offloads (one MTU-sized frame per write and read; TCP super-segments cut "
+                          "in software before the write)")
             # RFC 5227: with net.ipv4.acd.enable, addresses are probed (on the running link) first.
             probe = bool(stack.sysctl.int("net.ipv4.acd.enable")) and device.kind is LinkKind.ETHERNET
             if not probe:

@@ -67,6 +67,11 @@ def render(words: list[str], value: object) -> str:
         lines = [f"{'State':<13}{'Local':<28}{'Peer':<28}Unacked"]
         lines += [f"{r['state']:<13}{r['local']:<28}{r['peer']:<28}{r.get('unacked', '')}" for r in value]
         return "\n".join(lines)
+    if isinstance(value, list) and words[:1] == ["tcpinfo"]:  # one block per connection, non-zero fields
+        blocks = [f"{r['local']} -> {r['peer']}\n" + " ".join(f"{k}:{v}" for k, v in r.items()
+                                                              if k not in ("local", "peer") and v)
+                  for r in value]
+        return "\n".join(blocks) if blocks else "no connections"
     if isinstance(value, list):  # faults list
         if not value:
             return "no faults"

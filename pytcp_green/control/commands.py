@@ -5,6 +5,7 @@ A request is a list of words, as typed after ``pytcp-green ctl``:
 * ``faults add KIND [key=value ...]`` / ``faults remove ID`` / ``faults clear`` / ``faults list``
 * ``address NEW/LEN [OLD/LEN]`` — renumber the link (a link event; see :mod:`pytcp_green.faults`)
 * ``ss`` — TCP connections and listeners, as ``ss -tan`` lists them
+* ``tcpinfo`` — each TCP connection's ``TCP_INFO`` (Linux's struct tcp_info fields, as ``ss -ti`` shows them)
 * ``stats [PREFIX]`` — the stack's counters
 * ``sysctl [NAME[=VALUE]]`` — read all, read one, or set one tunable
 """
@@ -16,6 +17,7 @@ import ipaddress
 from typing import TYPE_CHECKING
 
 from pytcp_green.faults.kinds import FaultSpec
+from pytcp_green.stack.tcp.info import fields as tcp_info_fields
 from pytcp_green.stack.tcp.tcb import STATE_NAMES
 
 if TYPE_CHECKING:
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
 
 Answer = dict[str, object] | list[dict[str, object]] | list[str]
 USAGE = ("faults add KIND [key=value ...] | faults remove ID | faults clear | faults list | "
-         "address NEW/LEN [OLD/LEN] | ss | stats [PREFIX] | sysctl [NAME[=VALUE]]")
+         "address NEW/LEN [OLD/LEN] | ss | tcpinfo | stats [PREFIX] | sysctl [NAME[=VALUE]]")
 
 
 class RequestError(Exception):
@@ -47,6 +49,8 @@ def handle(host: Host, words: list[str]) -> Answer:
             return {"address": args[0]}
         if command == "ss" and not args:
             return _ss(host)
+        if command == "tcpinfo" and not args:
+            return _tcpinfo(host)
         if command == "stats" and len(args) <= 1:
             stats = host.stack.stats
             return dict(sorted((stats.matching(args[0]) if args else dict(stats)).items()))
@@ -91,6 +95,12 @@ def _ss(host: Host) -> list[dict[str, object]]:
         rows.append({"state": STATE_NAMES[tcb.state], "local": _endpoint(laddr, lport),
                      "peer": _endpoint(raddr, rport), "unacked": (tcb.snd_nxt - tcb.snd_una) & 0xFFFFFFFF})
     return rows
+
+
+def _tcpinfo(host: Host) -> list[dict[str, object]]:
+    now = host.runtime.now()
+    return [{"local": _endpoint(laddr, lport), "peer": _endpoint(raddr, rport), **tcp_info_fields(tcb, now)}
+            for (laddr, lport, raddr, rport), tcb in host.stack.tcp.conns.items()]
 
 
 def _sysctl(host: Host, item: str | None) -> dict[str, object]:

@@ -119,6 +119,10 @@ class Runtime:
                 self.kick(now)
                 if len(frames) == READ_BATCH:
                     gevent.sleep(0)  # a busy device must not starve the application's greenlets
+                else:
+                    # A short batch ended on EAGAIN: the device is drained, so wait for it to poll
+                    # readable again (the watcher is level-triggered) rather than read once more.
+                    self._hub.wait(watcher)
         finally:
             watcher.close()
 

@@ -20,7 +20,11 @@ The model, per pushed frame, in this order:
 6. ``delay`` and ``jitter``: delivery at ``done + delay + uniform(-jitter, +jitter)``, never
    before ``done`` and never before the previous in-order frame: jitter varies latency but
    does not reorder.  Reordering is explicit:
-7. ``reorder``: the frame is held back until ``reorder_depth`` later frames have been
+7. ``ecn``: a frame carrying an ECN-capable IP packet (ECT(0) or ECT(1), RFC 3168 §5) leaves
+   marked CE instead of being dropped, as an AQM router marks (``ce_marked``; IPv4's header
+   checksum is fixed); a not-ECT packet draws the same and goes on unmarked (RFC 3168 §5: a router
+   drops those; here it is left to ``loss``).
+8. ``reorder``: the frame is held back until ``reorder_depth`` later frames have been
    scheduled, and is delivered right after the last of them.  If fewer come within
    ``reorder_max_hold`` seconds of its normal delivery time it is delivered then, behind those
    that did.  ``reordered`` counts the frames that arrived after at least one frame sent
@@ -42,8 +46,9 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from pytcp_green.link.device import Frame
+from pytcp_green.stack.wire.checksum import checksum
 
-_PROBABILITIES = ("loss", "duplicate", "reorder", "corrupt")
+_PROBABILITIES = ("loss", "duplicate", "reorder", "corrupt", "ecn")
 
 # Keys accepted by ImpairSpec.parse, mapped to field names; str() writes the first spelling.
 _KEYS = {
@@ -52,6 +57,7 @@ _KEYS = {
     "duplicate": "duplicate",
     "reorder": "reorder",
     "corrupt": "corrupt",
+    "ecn": "ecn",
     "delay": "delay",
     "jitter": "jitter",
     "rate": "rate",
@@ -63,6 +69,7 @@ _CANONICAL_KEYS = {
     "duplicate": "dup",
     "reorder": "reorder",
     "corrupt": "corrupt",
+    "ecn": "ecn",
     "delay": "delay",
     "jitter": "jitter",
     "rate": "rate",
@@ -159,7 +166,7 @@ def _format_rate(bits_per_second: float) -> str:
 class ImpairSpec:
     """What one direction of a link does to frames.  All zero (the default) is a perfect link.
 
-    ``loss``, ``duplicate``, ``reorder``, ``corrupt`` are probabilities in [0, 1]; ``delay`` and
+    ``loss``, ``duplicate``, ``reorder``, ``corrupt``, ``ecn`` are probabilities in [0, 1]; ``delay`` and
     ``jitter`` are seconds; ``rate`` is bits per second (0: unlimited); ``limit`` is the most frames
     held at once (0: unlimited); ``seed`` fixes the random streams (None: the user of the spec
     picks one, see :class:`Impairment`).
@@ -174,6 +181,7 @@ class ImpairSpec:
     rate: float = 0.0
     limit: int = 0
     seed: int | None = None
+    ecn: float = 0.0  # last, so positional construction keeps its meaning
 
     def __post_init__(self) -> None:
         for name in _PROBABILITIES:
@@ -191,7 +199,7 @@ class ImpairSpec:
 
     @classmethod
     def parse(cls, text: str) -> ImpairSpec:
-        """Read ``"loss=5%,delay=10ms,reorder=1%,dup=1%,corrupt=0.1%,rate=100mbit,seed=7"``.
+        """Read ``"loss=5%,delay=10ms,reorder=1%,dup=1%,corrupt=0.1%,ecn=5%,rate=100mbit,seed=7"``.
 
         Probabilities: ``5%`` or ``0.05``.  Times: ``s``, ``ms``, ``us``, ``ns`` (a unit is
         required).  Rates: ``bit``, ``kbit``, ``mbit``, ``gbit`` per second (SI), or ``0``.
@@ -250,6 +258,18 @@ class ImpairSpec:
         return dataclasses.replace(self, seed=None) == ImpairSpec()
 
 
+def _ip_offset(data: bytes) -> int:
+    """Where the IP header of a frame starts: after an Ethernet II header (TAP, pair) or at 0 (a bare
+    IP packet: TUN, loopback); -1 when it holds neither IPv4 nor IPv6."""
+    if len(data) >= 34 and data[12:14] in (b"\x08\x00", b"\x86\xdd") and data[14] >> 4 in (4, 6):
+        return 14
+    if len(data) >= 20 and data[0] >> 4 == 4 and data[0] & 0x0F >= 5:
+        return 0
+    if len(data) >= 40 and data[0] >> 4 == 6:
+        return 0
+    return -1
+
+
 class _Held:
     """A frame held back for reordering."""
 
@@ -298,6 +318,7 @@ class Impairment:
         self._corrupt_rng = random.Random(f"{seed}/corrupt")
         self._reorder_rng = random.Random(f"{seed}/reorder")
         self._jitter_rng = random.Random(f"{seed}/jitter")
+        self._ecn_rng = random.Random(f"{seed}/ecn")
         # Frames scheduled for delivery: (time, sequence, frame); the sequence keeps FIFO on ties.
         self._heap: list[tuple[float, int, bytes]] = []
         self._seq = itertools.count()
@@ -311,6 +332,7 @@ class Impairment:
             "reordered": 0,
             "corrupted": 0,
             "overflow": 0,
+            "ce_marked": 0,
         }
 
     @classmethod
@@ -336,6 +358,8 @@ class Impairment:
             stats["lost"] += 1
             return
         data = bytes(frame)  # our own copy: the caller may reuse its buffer
+        if spec.ecn and self._ecn_rng.random() < spec.ecn:
+            data = self._mark_ce(data)
         if spec.duplicate and self._dup_rng.random() < spec.duplicate:
             stats["duplicated"] += 1
             first = self._transmit(data, now, None)
@@ -376,6 +400,26 @@ class Impairment:
         buf = bytearray(data)
         buf[rng.randrange(self.corrupt_offset, len(buf))] ^= rng.randint(1, 255)
         self.stats["corrupted"] += 1
+        return bytes(buf)
+
+    def _mark_ce(self, data: bytes) -> bytes:
+        """RFC 3168 §5: set CE on an ECT packet (IPv4 TOS or IPv6 traffic class); others unchanged."""
+        off = _ip_offset(data)
+        if off < 0:
+            return data
+        buf = bytearray(data)
+        if buf[off] >> 4 == 4:
+            if not buf[off + 1] & 3:
+                return data
+            buf[off + 1] |= 3
+            ihl = (buf[off] & 0x0F) * 4
+            buf[off + 10:off + 12] = b"\0\0"
+            buf[off + 10:off + 12] = checksum(buf[off:off + ihl]).to_bytes(2, "big")
+        else:
+            if not buf[off + 1] & 0x30:  # the traffic class's low two bits sit in bits 4-5 here
+                return data
+            buf[off + 1] |= 0x30
+        self.stats["ce_marked"] += 1
         return bytes(buf)
 
     def _overtake(self, when: float, twin: _Held | None) -> None:

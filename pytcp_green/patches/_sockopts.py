@@ -25,6 +25,7 @@ from pytcp_green.patches._common import (
     SOL_SOCKET,
 )
 from pytcp_green.stack.datagram.udplite import clamp_coverage
+from pytcp_green.stack.tcp.info import LAYOUT, tcp_info
 
 # Linux charges SO_RCVBUF/SO_SNDBUF twice what is asked (bookkeeping overhead) and enforces minimums.
 _MIN_RCVBUF = 2304
@@ -35,6 +36,9 @@ Options = dict[tuple[int, int], int | bytes]
 # TCP_CONGESTION takes and returns a module name, NUL-padded to TCP_CA_NAME_MAX bytes as Linux does.
 _TCP_CONGESTION = (IPPROTO_TCP, getattr(_socket, "TCP_CONGESTION", 13))
 _CA_NAME_MAX = 16
+# TCP_INFO answers Linux's struct tcp_info, cut to the caller's buffer (stack/tcp/info.py).
+_TCP_INFO = (IPPROTO_TCP, getattr(_socket, "TCP_INFO", 11))
+_LINUX_LISTEN, _LINUX_CLOSE = 10, 7
 
 _CORE_OPTIONS: dict[tuple[int, int], str] = {
     (SOL_SOCKET, _socket.SO_REUSEADDR): "reuseaddr",
@@ -64,9 +68,12 @@ _CSCOV_OPTIONS = {getattr(_socket, "UDPLITE_SEND_CSCOV", 10): "send_cscov",
 if hasattr(_socket, "SO_REUSEPORT"):
     _CORE_OPTIONS[(SOL_SOCKET, _socket.SO_REUSEPORT)] = "reuseport"
 for _name, _attr in (("TCP_KEEPIDLE", "keepidle"), ("TCP_KEEPINTVL", "keepintvl"), ("TCP_KEEPCNT", "keepcnt"),
-                     ("TCP_USER_TIMEOUT", "user_timeout")):
+                     ("TCP_USER_TIMEOUT", "user_timeout"), ("TCP_FASTOPEN", "fastopen_qlen")):
     if hasattr(_socket, _name):
         _CORE_OPTIONS[(IPPROTO_TCP, getattr(_socket, _name))] = _attr
+
+# TCP Fast Open's client switch (RFC 7413; Linux 4.11), which CPython may not name.
+_CORE_OPTIONS[(IPPROTO_TCP, getattr(_socket, "TCP_FASTOPEN_CONNECT", 30))] = "fastopen_connect"
 
 # Options accepted and remembered (getsockopt returns what was set) but with no effect on the stack.
 _REMEMBERED: dict[tuple[int, int], int | bytes] = {
@@ -142,7 +149,8 @@ def set_option(green: GreenSocket, sock_type: int, options: Options, level: int,
             # Linux stores double the request (bookkeeping overhead) and enforces a minimum.
             number = max(number * 2, _MIN_RCVBUF if attr == "rcvbuf" else _MIN_SNDBUF)
             setattr(core, attr, number)
-        elif attr in ("ttl", "tos", "keepidle", "keepintvl", "keepcnt", "user_timeout", "multicast_ttl"):
+        elif attr in ("ttl", "tos", "keepidle", "keepintvl", "keepcnt", "user_timeout", "multicast_ttl",
+                      "fastopen_qlen"):
             if attr == "multicast_ttl" and number == -1:
                 number = 1  # Linux: -1 restores the default
             elif attr == "tos":
@@ -168,6 +176,16 @@ def set_option(green: GreenSocket, sock_type: int, options: Options, level: int,
     raise OSError(errno.ENOPROTOOPT, os.strerror(errno.ENOPROTOOPT))
 
 
+def _tcp_info(green: GreenSocket) -> bytes:
+    """A connection's tcp_info; a socket without one (listening, never connected, closed) answers only
+    its state, as Linux does."""
+    tcb = getattr(green.core, "tcb", None)
+    if tcb is not None and not tcb.dead:
+        return tcp_info(tcb, green.runtime.now(), LAYOUT.size)
+    state = _LINUX_LISTEN if getattr(green.core, "listening", False) else _LINUX_CLOSE
+    return bytes((state,)).ljust(LAYOUT.size, b"\0")
+
+
 def get_option(green: GreenSocket, family: int, sock_type: int, options: Options, level: int, optname: int,
                buflen: int | None) -> Any:
     """``getsockopt(level, optname[, buflen])`` on a stack socket."""
@@ -189,6 +207,8 @@ def get_option(green: GreenSocket, family: int, sock_type: int, options: Options
         value = int(bool(getattr(green.core, "listening", False)))
     elif key == (IPPROTO_IP, _socket.IP_MULTICAST_IF) and hasattr(green.core, "multicast_if"):
         value = struct.unpack("i", green.core.multicast_if)[0]
+    elif key == _TCP_INFO and sock_type == SOCK_STREAM:
+        value = _tcp_info(green)
     elif key == _TCP_CONGESTION and hasattr(green.core, "congestion"):
         value = green.core.congestion.encode().ljust(_CA_NAME_MAX, b"\0")
     elif key in _CORE_OPTIONS and hasattr(green.core, _CORE_OPTIONS[key]):

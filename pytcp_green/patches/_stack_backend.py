@@ -39,7 +39,8 @@ from pytcp_green.patches._sockargs import as_bytes_like, c_int, recvmsg_checks, 
 from pytcp_green.patches._sockopts import Options, get_option, set_option
 from pytcp_green.stack.datagram.base import DatagramSocket
 from pytcp_green.stack.datagram.udp import UdpSocket
-from pytcp_green.stack.sockbase import sockaddr
+from pytcp_green.stack.sockbase import POLLOUT, sockaddr
+from pytcp_green.stack.tcp.socket import TcpSocket
 from pytcp_green.stack.wire.ip6 import V4MAPPED_PREFIX
 
 MSG_OOB = _socket.MSG_OOB
@@ -47,6 +48,7 @@ MSG_PEEK = _socket.MSG_PEEK
 MSG_DONTWAIT = getattr(_socket, "MSG_DONTWAIT", 0x40)
 MSG_WAITALL = _socket.MSG_WAITALL
 MSG_TRUNC = getattr(_socket, "MSG_TRUNC", 0x20)
+MSG_FASTOPEN = getattr(_socket, "MSG_FASTOPEN", 0x20000000)
 _MAX_DATAGRAM = 65535  # no UDP payload is longer (IPv4's limit; the stack has no jumbograms)
 _EBADF_MESSAGE = os.strerror(errno.EBADF)
 
@@ -130,6 +132,21 @@ def _new_green(family: int, type: int, proto: int = 0) -> GreenSocket:
         return GreenSocket(host.runtime, host.stack.icmp4.ping.socket())
     core = host.stack.socket(family, type, proto)
     return GreenSocket(host.runtime, core)
+
+
+def _fastopen_deferred(green: GreenSocket) -> bool:
+    """The next send makes the SYN (TCP_FASTOPEN_CONNECT's deferred connect, RFC 7413)."""
+    core = green.core
+    return isinstance(core, TcpSocket) and core.tcb is not None and core.tcb.tfo_deferred
+
+
+def _await_handshake(green: GreenSocket, timeout: Timeout) -> None:
+    """A blocking send that connected returns once the handshake is done, as Linux's
+    tcp_sendmsg_fastopen waits in __inet_stream_connect (a shutdown right after it then finds the
+    connection open, not still connecting)."""
+    limit = green.timeout if timeout is USE_TIMEOUT else timeout
+    if limit != 0:
+        green.wait_for(POLLOUT, limit)
 
 
 def _flag_timeout(flags: int) -> Timeout:
@@ -433,7 +450,11 @@ class StackBackend:
         timeout = _flag_timeout(flags)
         if self.handle.type != SOCK_STREAM:
             return green.sendto(view, None, timeout)
-        return green.send(view, timeout)
+        connecting = _fastopen_deferred(green)
+        sent = green.send(view, timeout)
+        if connecting:
+            _await_handshake(green, timeout)
+        return sent
 
     def sendall(self, data: Any, flags: int) -> None:
         green = self.green()
@@ -442,7 +463,10 @@ class StackBackend:
         if self.handle.type != SOCK_STREAM:
             green.sendto(view, None, timeout)
             return
+        connecting = _fastopen_deferred(green)
         green.sendall(view, timeout)
+        if connecting:
+            _await_handshake(green, timeout)
 
     def sendto(self, data: Any, *args: Any) -> int:
         if len(args) == 1:
@@ -455,6 +479,12 @@ class StackBackend:
         view = as_bytes_like(data)
         timeout = _flag_timeout(flags)
         if self.handle.type == SOCK_STREAM:
+            core = green.core
+            if flags & MSG_FASTOPEN and isinstance(core, TcpSocket):  # RFC 7413: connect, data in the SYN
+                target = sockaddr_arg(self.handle.family, address, "sendto")
+                sent = green.call(lambda now: core.sendto_fastopen(view, target, now), timeout)
+                _await_handshake(green, timeout)
+                return sent
             return green.send(view, timeout)  # Linux ignores the address on a connected TCP socket
         return green.sendto(view, sockaddr_arg(self.handle.family, address, "sendto"), timeout)
 

@@ -73,13 +73,17 @@ class Direction:
 
     @property
     def impairment(self) -> Impairment:
-        impairment = self.src.impair_out
-        assert isinstance(impairment, Impairment)  # the simulator gives every port one
+        stage = self.src.impair_out
+        # The simulator gives every port one; a bottleneck (sim/bottleneck.py) wraps it.
+        impairment = getattr(stage, "inner", stage)
+        assert isinstance(impairment, Impairment)
         return impairment
 
     @property
     def stats(self) -> dict[str, int]:
-        return self.impairment.stats
+        stage = self.src.impair_out
+        assert stage is not None
+        return stage.stats
 
 
 @dataclasses.dataclass(eq=False)

@@ -72,7 +72,8 @@ class DatagramTransport(Protocol):
 class StreamTransport(Protocol):
     """TCP (RFC 9293): segments in, ICMP errors with the path MTU they taught (RFC 5927, RFC 1191)."""
 
-    def receive(self, src: bytes, dst: bytes, segment: memoryview, now: float, *, csum_ok: bool = False) -> None: ...
+    def receive(self, src: bytes, dst: bytes, segment: memoryview, now: float, *, csum_ok: bool = False,
+                ecn: int = 0) -> None: ...
 
     def icmp_error(self, src: bytes, dst: bytes, quoted: memoryview, err: int, mtu: int | None,
                    now: float) -> None: ...

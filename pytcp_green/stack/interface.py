@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from pytcp_green.stack.ipv4.arp import ArpCache
@@ -37,6 +37,16 @@ class TrustedFrame(bytes):
     """
 
     __slots__ = ()
+
+
+class Egress(NamedTuple):
+    """What the interface toward a destination offers a transport, looked up once per connection
+    (as Linux caches a socket's route and its GSO limits)."""
+
+    tso_max: int  # the largest IP packet its device segments itself (TSO); 0 when it does not
+    csum_free: bool  # nobody checks a checksum sent through it (the loopback)
+    room: int  # the link and IP headers in front of a transport header: a frame built with this much
+    # room in front of the segment leaves without a copy (``room`` of ``Stack.ip_output``)
 
 
 class GsoFrame(bytearray):

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from pytcp_green.stack.datagram.raw import RawLayer, RawSocket
 from pytcp_green.stack.datagram.udp import UdpLayer, UdpSocket
 from pytcp_green.stack.datagram.udplite import UdpLiteLayer
-from pytcp_green.stack.interface import Interface, LinkKind, TrustedFrame
+from pytcp_green.stack.interface import Egress, Interface, LinkKind, TrustedFrame
 from pytcp_green.stack.ipv4.arp import ArpCache
 from pytcp_green.stack.ipv4.icmp import Icmp4Layer
 from pytcp_green.stack.ipv4.ip import Ip4Layer
@@ -44,7 +44,8 @@ from pytcp_green.stack.timers import Timers
 from pytcp_green.stack.wire import Malformed
 from pytcp_green.stack.wire.arp import ArpPacket
 from pytcp_green.stack.wire.ethernet import ETHERTYPE_ARP, ETHERTYPE_IP4, ETHERTYPE_IP6, EthernetFrame, is_multicast_mac
-from pytcp_green.stack.wire.ip6 import V4MAPPED_PREFIX
+from pytcp_green.stack.wire.ip4 import IP4_HEADER_LEN
+from pytcp_green.stack.wire.ip6 import IP6_HEADER_LEN, V4MAPPED_PREFIX
 from pytcp_green.stack.wire.udplite import PROTO_UDPLITE
 
 log = logging.getLogger(__name__)
@@ -220,18 +221,23 @@ class Stack:
     # 4 bytes: IPv4; 16 bytes: IPv6, except that a v4-mapped ::ffff:a.b.c.d (an AF_INET6 socket
     # talking to an IPv4 peer, RFC 4291 §2.5.5.2) goes out as IPv4.
     def ip_output(self, src: bytes, dst: bytes, proto: int, payload: bytes | bytearray | memoryview,
-                  now: float, *, tos: int = 0, hops: int | None = None, gso_size: int = 0) -> int:
+                  now: float, *, tos: int = 0, hops: int | None = None, gso_size: int = 0, room: int = 0) -> int:
         if len(dst) == 4:
-            return self.ip4.output(src, dst, proto, payload, now, tos=tos, ttl=hops, gso_size=gso_size)
+            return self.ip4.output(src, dst, proto, payload, now, tos=tos, ttl=hops, gso_size=gso_size, room=room)
         if dst[:12] == V4MAPPED_PREFIX:
-            return self.ip4.output(src[12:], dst[12:], proto, payload, now, tos=tos, ttl=hops, gso_size=gso_size)
-        return self.ip6.output(src, dst, proto, payload, now, tc=tos, hop_limit=hops, gso_size=gso_size)
+            return self.ip4.output(src[12:], dst[12:], proto, payload, now, tos=tos, ttl=hops, gso_size=gso_size,
+                                   room=room)
+        return self.ip6.output(src, dst, proto, payload, now, tc=tos, hop_limit=hops, gso_size=gso_size, room=room)
 
-    def offload_for(self, dst: bytes) -> tuple[int, bool]:
-        """What the interface toward ``dst`` offers TCP: (its ``tso_max``, its ``csum_free``)."""
+    def egress_for(self, dst: bytes) -> Egress:
+        """What the interface toward ``dst`` offers a transport (see :class:`Egress`)."""
         v4 = len(dst) == 4 or dst[:12] == V4MAPPED_PREFIX
         found = self.ip4.route(dst[-4:]) if v4 else self.ip6.route(dst)
-        return (0, False) if found is None else (found[0].tso_max, found[0].csum_free)
+        if found is None:
+            return Egress(0, False, 0)
+        iface = found[0]
+        ip_header = IP4_HEADER_LEN if v4 else IP6_HEADER_LEN
+        return Egress(iface.tso_max, iface.csum_free, iface.link_header_len + ip_header)
 
     def path_mtu(self, dst: bytes) -> int | None:
         if len(dst) == 4:

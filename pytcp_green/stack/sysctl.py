@@ -84,6 +84,7 @@ DEFAULTS: dict[str, Value] = {
     "net.ipv4.tcp_sack": 1,
     "net.ipv4.tcp_timestamps": 1,
     "net.ipv4.tcp_window_scaling": 1,
+    "net.ipv4.tcp_ecn": 2,  # RFC 3168 ECN: 0 off, 1 request and accept, 2 accept only (Linux's default)
     # Congestion control (stack/tcp/cc): the module new sockets get, and which TCP_CONGESTION may
     # choose.  Linux's available list is read-only and names the loaded modules; ours are built in.
     "net.ipv4.tcp_congestion_control": "cubic",
@@ -116,6 +117,13 @@ DEFAULTS: dict[str, Value] = {
     # SYN cookies (Linux's meaning): 1 = when a listener's SYN queue overflows, 2 = always, 0 = never
     # (then the oldest half-open connection makes room for a new SYN).
     "net.ipv4.tcp_syncookies": 1,
+    # TCP Fast Open (RFC 7413, stack/tcp/fastopen.py), Linux's bits: 1 = client (MSG_FASTOPEN,
+    # TCP_FASTOPEN_CONNECT), 2 = server (listeners with TCP_FASTOPEN set), 0x200 = server takes SYN data
+    # without a cookie, 0x400 = every listener does Fast Open; Linux's default is 1.
+    "net.ipv4.tcp_fastopen": 1,
+    # RFC 1337 (TIME-WAIT assassination): 1 = a RST in TIME-WAIT is ignored; Linux's default 0 lets it
+    # end TIME-WAIT early (tcp/arrive.py reset_received).
+    "net.ipv4.tcp_rfc1337": 0,
     "net.ipv4.tcp_challenge_ack_limit": 1000,  # RFC 5961 challenge ACKs per second, as Linux
     "net.core.somaxconn": 4096,
 }

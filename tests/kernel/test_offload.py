@@ -41,7 +41,9 @@ def test_100_mb_each_way_with_and_without_offloads(offload: bool) -> None:
             assert tap.gso_frames > 0 and tap.csum_trusted > 0  # it handed us coalesced ones, on trust
         else:
             assert not tap.vnet_hdr and tap.tso_max == 0
-            assert stats["tcp.tx_gso"] == tap.gso_sent == tap.gso_frames == tap.csum_trusted == 0
+            assert tap.gso_sent == tap.gso_frames == tap.csum_trusted == 0  # the device sees wire frames only
+            # TCP still built super-segments (software GSO): the port cut each before the write.
+            assert stats["tcp.tx_gso"] == stats["link.gso_soft"] > 0
 
 
 def _checksum_statuses(pcap: Path) -> list[tuple[str, str]]:

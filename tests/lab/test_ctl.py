@@ -38,6 +38,8 @@ found["added"] = json.loads(ctl("--json", "faults", "add", "latency", "delay=300
 found["delayed_rtt"] = echo_rtt(conn)
 found["listed"] = json.loads(ctl("--json", "faults", "list").stdout)
 found["ss"] = json.loads(ctl("--json", "ss").stdout)
+found["tcpinfo"] = json.loads(ctl("--json", "tcpinfo").stdout)
+found["tcpinfo_text"] = ctl("tcpinfo").stdout
 found["removed"] = json.loads(ctl("--json", "faults", "remove", str(found["added"]["id"])).stdout)
 echo_rtt(conn)  # the same connection still echoes
 found["after_remove"] = json.loads(ctl("--json", "faults", "list").stdout)
@@ -69,6 +71,10 @@ def test_ctl_steers_a_running_stack_from_its_peer(tmp_path: Path) -> None:
     assert listed["id"] == 1 and listed["stats"]["matched"] >= 1
     assert {"state": "LISTEN", "local": "*:7", "peer": "*:*"} in found["ss"]
     assert any(row["state"] == "ESTABLISHED" and row["local"].endswith(":7") for row in found["ss"])
+    (info,) = [row for row in found["tcpinfo"] if row["local"].endswith(":7")]
+    assert info["state"] == 1 and info["rtt"] > 0 and info["snd_cwnd"] > 0  # TCP_ESTABLISHED
+    assert info["bytes_received"] == 2 and info["bytes_acked"] == 3  # two echoed bytes, + the SYN as Linux counts
+    assert f"{info['local']} -> {info['peer']}" in found["tcpinfo_text"] and "snd_cwnd:" in found["tcpinfo_text"]
     assert found["removed"] == {"removed": 1} and found["after_remove"] == []  # removed, and the echo went on
     assert found["stats"]["service.tcp.7"] >= 1
     assert found["sysctl_set"] == {"net.ipv4.tcp_sack": 0}

@@ -14,7 +14,7 @@ import pytest
 
 pytestmark = pytest.mark.lab
 
-# A project's tests: a threaded HTTP server on 127.0.0.1 (the same over any stack), and TCP_INFO,
+# A project's tests: a threaded HTTP server on 127.0.0.1 (the same over any stack), and SO_MEMINFO,
 # which the kernel has and the stack does not (ENOPROTOOPT): the outcome that must differ.
 PROJECT_TESTS = '''
 import hashlib, http.server, socket, threading, urllib.request
@@ -41,9 +41,9 @@ def test_http_roundtrip():
         server.server_close()
     assert hashlib.sha256(body).digest() == hashlib.sha256(BODY).digest()
 
-def test_tcp_info():
+def test_so_meminfo():
     with socket.create_server(("127.0.0.1", 0)) as srv, socket.create_connection(srv.getsockname()) as c:
-        assert len(c.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)) == 104
+        assert len(c.getsockopt(socket.SOL_SOCKET, 55, 36)) == 36  # SO_MEMINFO: 9 u32 of socket memory
 '''
 
 FIXTURE_TESTS = '''
@@ -85,7 +85,7 @@ def outcomes(out: str) -> dict[str, int]:
 def test_the_plugin_is_inactive_unless_asked(tmp_path: Path) -> None:
     project = project_with(tmp_path, PROJECT_TESTS)
     out = pytest_run(project)
-    assert outcomes(out.stdout) == {"passed": 2}, out.stdout  # the kernel has TCP_INFO
+    assert outcomes(out.stdout) == {"passed": 2}, out.stdout  # the kernel has SO_MEMINFO
     assert "pytcp-green" not in out.stdout
 
 
@@ -96,7 +96,7 @@ def test_suite_runs_on_the_stack_and_keeps_the_failing_tests_capture(tmp_path: P
     out = pytest_run(project, "--pytcp-green", f"--pytcp-green-keep={keep}")
     assert outcomes(out.stdout) == {"passed": 1, "failed": 1}, out.stdout
     assert "ENOPROTOOPT" in out.stdout or "Protocol not available" in out.stdout
-    (capture,) = keep.glob("*test_tcp_info.pcap")
+    (capture,) = keep.glob("*test_so_meminfo.pcap")
     assert handshakes(capture)  # the test's handshake is in it
     assert not list(keep.glob("*http_roundtrip*"))  # passing tests leave nothing
     assert not list(keep.glob("session-*"))
@@ -117,9 +117,9 @@ def test_compare_lists_the_test_whose_outcome_differs_with_both_captures(tmp_pat
     out = pytest_run(project, "--pytcp-green-compare", f"--pytcp-green-keep={keep}")
     assert out.returncode == 1, out.stdout + out.stderr
     assert "1 tests with the same outcome, 1 differ" in out.stdout
-    assert "test_app::test_tcp_info: kernel passed, stack failed" in out.stdout
+    assert "test_app::test_so_meminfo: kernel passed, stack failed" in out.stdout
     # Each run's capture of that test, and of nothing else: one handshake (the test's) in each.
-    kernel, stack = keep / "test_app__test_tcp_info.kernel.pcap", keep / "test_app__test_tcp_info.stack.pcap"
+    kernel, stack = keep / "test_app__test_so_meminfo.kernel.pcap", keep / "test_app__test_so_meminfo.stack.pcap"
     assert len(handshakes(kernel)) == 1 and len(handshakes(stack)) == 1
     assert sorted(p.name for p in keep.glob("*.pcap")) == sorted([kernel.name, stack.name])
 

@@ -364,3 +364,50 @@ def test_pair_seeds_inbound_from_outbound() -> None:
     assert (out.seed, inbound.seed) == (41, 42)
     drawn, inbound_drawn = Impairment.pair(ImpairSpec.parse("loss=30%"))
     assert inbound_drawn.seed == drawn.seed + 1
+
+
+# -- ecn=P%: CE marks (RFC 3168 §5), checked by scapy as an independent codec --------------------------
+
+
+def _eth(packet: object) -> bytes:
+    from scapy.layers.l2 import Ether
+
+    return bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / packet)  # type: ignore[operator]
+
+
+def test_ecn_marks_ect_packets_ce_and_fixes_the_ipv4_checksum() -> None:
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet6 import IPv6
+    from scapy.layers.l2 import Ether
+
+    imp = Impairment(ImpairSpec(ecn=1.0), seed=1)
+    v4 = _eth(IP(src="198.18.0.1", dst="198.18.0.2", tos=0xB8 | 2) / TCP() / b"x")
+    v6 = _eth(IPv6(src="fd00::1", dst="fd00::2", tc=0x20 | 1) / TCP() / b"y")
+    bare = bytes(IP(src="198.18.0.1", dst="198.18.0.2", tos=1) / TCP())
+    not_ect = _eth(IP(src="198.18.0.1", dst="198.18.0.2", tos=0xB8) / TCP())
+    for f in (v4, v6, bare, not_ect):
+        imp.push(f, 0.0)
+    out4, out6, out_bare, out_plain = imp.pop_due(0.0)
+    ip4 = Ether(out4)[IP]
+    assert ip4.tos == 0xB8 | 3  # DSCP kept, CE set
+    sent_chksum = ip4.chksum
+    del ip4.chksum
+    assert IP(bytes(ip4)).chksum == sent_chksum  # the header checksum was recomputed
+    assert Ether(out6)[IPv6].tc == 0x20 | 3
+    assert IP(out_bare).tos == 3
+    assert out_plain == not_ect  # not ECN-capable: unmarked (and not dropped)
+    assert imp.stats["ce_marked"] == 3
+    assert imp.stats["lost"] == 0
+
+
+def test_ecn_spec_round_trips_and_has_its_own_stream() -> None:
+    spec = ImpairSpec.parse("ecn=5%,loss=1%,seed=3")
+    assert spec.ecn == 0.05
+    assert ImpairSpec.parse(str(spec)) == spec
+    frames = [frame(i) for i in range(500)]
+    lossy = Impairment(ImpairSpec(loss=0.1), seed=3)
+    both = Impairment(ImpairSpec(loss=0.1, ecn=0.5), seed=3)
+    for f in frames:
+        lossy.push(f, 0.0)
+        both.push(f, 0.0)
+    assert [index(f) for f in lossy.pop_due(0.0)] == [index(f) for f in both.pop_due(0.0)]

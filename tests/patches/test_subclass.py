@@ -34,14 +34,21 @@ nested = []
 def tripwire(cls):
     def wrap(name, base):
         def method(self, *args, **kwargs):
-            outer = self.__dict__.get("_in_public")
+            # Per greenlet: another greenlet's call on the same socket (getsockname while a
+            # server greenlet waits in accept) is not a call through self.
+            calls = self.__dict__.setdefault("_in_public", {})
+            me = gevent.getcurrent()
+            outer = calls.get(me)
             if outer is not None:
                 nested.append(f"{cls.__name__}.{outer} -> {name}")
-            self.__dict__["_in_public"] = name
+            calls[me] = name
             try:
                 return base(self, *args, **kwargs)
             finally:
-                self.__dict__["_in_public"] = outer
+                if outer is None:
+                    del calls[me]
+                else:
+                    calls[me] = outer
         return method
     return type("Trip" + cls.__name__, (cls,), {n: wrap(n, getattr(cls, n)) for n in PUBLIC if hasattr(cls, n)})
 

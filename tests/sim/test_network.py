@@ -176,6 +176,7 @@ def test_impairment_rates_over_10k_frames() -> None:
         "reordered": 301,
         "corrupted": 103,
         "overflow": 0,
+        "ce_marked": 0,  # ecn=0: nothing marked
     }
 
     assert within(stats["lost"], N, 0.05)

@@ -217,7 +217,7 @@ class Ip4Layer:
             if bcast:
                 stats["ip4.drop.tcp_broadcast"] += 1
                 return
-            self.tcp.receive(src, dst, pkt.payload, now, csum_ok=csum_ok)
+            self.tcp.receive(src, dst, pkt.payload, now, csum_ok=csum_ok, ecn=pkt.tos & 3)  # RFC 3168 §5
         elif proto in self.datagram:
             meta = RxMeta(iface.index, dst, pkt.ttl, pkt.tos)
             if not self.datagram[proto].receive(src, dst, pkt.payload, now, bcast=bcast, meta=meta) and not bcast:
@@ -332,6 +332,7 @@ class Ip4Layer:
         options: bytes = b"",
         mc_loop: bool = False,
         gso_size: int = 0,
+        room: int = 0,
     ) -> int:
         """Send one datagram; returns 0 or an errno.  Fragments it when it exceeds the path MTU.
 
@@ -342,6 +343,9 @@ class Ip4Layer:
         delivers a datagram for a group this host joined to the host itself (RFC 1112 §6.1).
         ``gso_size``: ``payload`` is a TCP super-segment for the route's TSO device (see
         :class:`~pytcp_green.stack.interface.GsoFrame`), that many payload bytes per wire segment.
+        ``room``: the datagram's payload is ``payload[room:]`` and the bytes in front are free; when
+        they are exactly the link and IP headers this packet needs (``Egress.room``), the headers
+        are written there and the buffer itself becomes the frame, without copying the payload.
         """
         stats = self.svc.stats
         multicast = 224 <= dst[0] < 240
@@ -354,7 +358,7 @@ class Ip4Layer:
         iface, gateway = found
         if multicast:
             gateway = None  # RFC 1112 §6.4: to the group's own MAC, never through a router
-        size = len(payload)
+        size = len(payload) - room
         if IP4_HEADER_LEN + size > MAX_DATAGRAM:
             return errno.EMSGSIZE
         hlen = IP4_HEADER_LEN + ((len(options) + 3) & ~3)
@@ -365,10 +369,14 @@ class Ip4Layer:
         self._ident = ident = (self._ident + 1) & 0xFFFF
         lh = iface.link_header_len
         mtu = self.pmtu.clamp(dst, iface.mtu)
+        in_place = room == lh + hlen
         if gso_size and hlen + size <= iface.tso_max:
-            gso = GsoFrame(lh + hlen + size)
+            if in_place and type(payload) is GsoFrame:
+                gso = payload
+            else:
+                gso = GsoFrame(lh + hlen + size)
+                gso[lh + hlen :] = memoryview(payload)[room:]
             gso.gso_size, gso.l3, gso.l4 = gso_size, lh, lh + hlen
-            gso[lh + hlen :] = payload
             write_ip4(gso, lh, src=src, dst=dst, proto=proto, total_len=hlen + size, ident=ident, ttl=ttl,
                       tos=tos, df=True, options=options)
             # The device numbers its segments ident, ident+1, ...: keep the next datagram's clear of them.
@@ -378,8 +386,11 @@ class Ip4Layer:
             stats["ip4.tx.gso"] += 1
             return 0
         if hlen + size <= mtu:
-            frame = bytearray(lh + hlen + size)
-            frame[lh + hlen :] = payload
+            if in_place and type(payload) is bytearray:  # a GsoFrame here would be cut again
+                frame = payload
+            else:
+                frame = bytearray(lh + hlen + size)
+                frame[lh + hlen :] = memoryview(payload)[room:]
             write_ip4(frame, lh, src=src, dst=dst, proto=proto, total_len=hlen + size,
                       ident=ident, ttl=ttl, tos=tos, df=True, options=options)
             if mc_loop and multicast and dst in self.groups and iface is not self.loopback:
@@ -389,7 +400,7 @@ class Ip4Layer:
             return 0
         # RFC 791 §3.2 fragmentation: every fragment but the last carries a multiple of 8 bytes.
         chunk = (mtu - IP4_HEADER_LEN) & ~7
-        view = memoryview(payload)
+        view = memoryview(payload)[room:]
         for offset in range(0, size, chunk):
             piece = view[offset : offset + chunk]
             frame = bytearray(lh + IP4_HEADER_LEN + len(piece))

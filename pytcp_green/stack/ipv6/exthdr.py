@@ -105,7 +105,8 @@ class ExtWalk:
                 if mcast:
                     stats["ip6.drop.tcp_multicast"] += 1
                     return
-                self.tcp.receive(pkt.src, pkt.dst, packet[off:], now, csum_ok=pkt.csum_ok)
+                self.tcp.receive(pkt.src, pkt.dst, packet[off:], now, csum_ok=pkt.csum_ok,
+                                 ecn=pkt.traffic_class & 3)  # RFC 3168 §5
                 return
             if nh == NH_ICMP6:
                 self.icmp.receive(if6, pkt, packet[off:], now)

@@ -459,12 +459,15 @@ class Ip6Layer:
         hbh: bytes = b"",
         iface: Interface | None = None,
         gso_size: int = 0,
+        room: int = 0,
     ) -> int:
         """Send one packet; 0 or an errno.  ``hbh`` is a hop-by-hop header whose next-header octet is ``proto``.
 
         ``iface`` forces the link (ND and MLD traffic, whose next hop is the destination itself).
         ``gso_size``: ``payload`` is a TCP super-segment for the route's TSO device (see
         :class:`~pytcp_green.stack.interface.GsoFrame`), that many payload bytes per wire segment.
+        ``room``: the packet's payload is ``payload[room:]``, the bytes in front free for the headers
+        (see :meth:`pytcp_green.stack.ipv4.ip.Ip4.output`).
         """
         stats = self.svc.stats
         if iface is not None:
@@ -476,7 +479,7 @@ class Ip6Layer:
                 return errno.ENETUNREACH
             iface, nexthop = found
         if6 = self.ifs.get(iface)
-        size = len(hbh) + len(payload)
+        size = len(hbh) + len(payload) - room
         if size > MAX_PAYLOAD:
             return errno.EMSGSIZE
         if hop_limit is None:
@@ -485,10 +488,14 @@ class Ip6Layer:
         mtu = self.pmtu.clamp(dst, if6.mtu if if6 is not None else iface.mtu)
         lh = iface.link_header_len
         first_nh = NH_HOP_BY_HOP if hbh else proto
+        in_place = not hbh and room == lh + IP6_HEADER_LEN
         if gso_size and not hbh and IP6_HEADER_LEN + size <= iface.tso_max:
-            gso = GsoFrame(lh + IP6_HEADER_LEN + size)
+            if in_place and type(payload) is GsoFrame:
+                gso = payload
+            else:
+                gso = GsoFrame(lh + IP6_HEADER_LEN + size)
+                gso[lh + IP6_HEADER_LEN :] = memoryview(payload)[room:]
             gso.gso_size, gso.l3, gso.l4 = gso_size, lh, lh + IP6_HEADER_LEN
-            gso[lh + IP6_HEADER_LEN :] = payload
             write_ip6(gso, lh, src=src, dst=dst, next_header=proto, payload_len=size, hop_limit=hop_limit,
                       traffic_class=tc)
             self._link_output(iface, nexthop, gso, now)
@@ -496,10 +503,13 @@ class Ip6Layer:
             stats["ip6.tx.gso"] += 1
             return 0
         if IP6_HEADER_LEN + size <= mtu:
-            frame = bytearray(lh + IP6_HEADER_LEN + size)
             start = lh + IP6_HEADER_LEN
-            frame[start : start + len(hbh)] = hbh
-            frame[start + len(hbh) :] = payload
+            if in_place and type(payload) is bytearray:  # a GsoFrame here would be cut again
+                frame = payload
+            else:
+                frame = bytearray(lh + IP6_HEADER_LEN + size)
+                frame[start : start + len(hbh)] = hbh
+                frame[start + len(hbh) :] = memoryview(payload)[room:]
             write_ip6(frame, lh, src=src, dst=dst, next_header=first_nh, payload_len=size, hop_limit=hop_limit,
                       traffic_class=tc)
             self._link_output(iface, nexthop, frame, now)
@@ -510,8 +520,8 @@ class Ip6Layer:
         unfrag = bytes((NH_FRAGMENT,)) + hbh[1:] if hbh else b""
         chunk = (mtu - IP6_HEADER_LEN - len(unfrag) - FRAGMENT_HEADER_LEN) & ~7
         ident = self.svc.rng.getrandbits(32)
-        view = memoryview(payload)
-        total = len(payload)
+        view = memoryview(payload)[room:]
+        total = len(view)
         for offset in range(0, total, chunk):
             piece = view[offset : offset + chunk]
             plen = len(unfrag) + FRAGMENT_HEADER_LEN + len(piece)

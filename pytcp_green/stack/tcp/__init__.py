@@ -45,11 +45,18 @@ module              implements
 :mod:`.send`        one segment out: header, window field with receiver SWS avoidance (RFC 1122
                     §4.2.3.3, RFC 7323 §2.3), timestamps (RFC 7323 §3), SACK option (RFC 2018 §4),
                     challenge ACK (RFC 5961), RST, SYN/SYN-ACK options
+:mod:`.fastopen`    TCP Fast Open (RFC 7413): cookies (keyed hash, client cache), data in the SYN both
+                    ways, the listener's TCP_FASTOPEN qlen
 :mod:`.syncookies`  SYN cookies as Linux makes them (net/ipv4/syncookies.c, RFC 4987 §3.6): the ISN's
                     keyed hash, minute counter and MSS index, options in the TSval's low bits
 :mod:`.state`       state numbers and names (§3.3.2), shared constants (MSS defaults §3.7.1)
+:mod:`.ecn`         ECN (RFC 3168 §6.1): negotiation, ECT(0) on new data, CE -> ECE until CWR, one
+                    reduction per window through the congestion module (RFC 8511 ABE)
+:mod:`.info`        ``TCP_INFO``: Linux's ``struct tcp_info`` for one connection, and the per-connection
+                    counts it reports (RFC 4898's segments and bytes in and out)
 :mod:`.cc`          congestion control modules behind one interface (Linux's tcp_congestion_ops): reno
-                    (RFC 5681 §3.1, RFC 3465), cubic (RFC 9438); IW10 (RFC 6928), RFC 7661's idea
+                    (RFC 5681 §3.1, RFC 3465), cubic (RFC 9438); IW10 (RFC 6928), RFC 7661's idea;
+                    HyStart++ (RFC 9406) in the initial slow start of both
 :mod:`.rto`         the RTO estimator (RFC 6298 §2, §5.5, §5.7)
 :mod:`.sack`        the sender's SACK scoreboard (RFC 2018 §5, RFC 6675 §3-4)
 :mod:`.buffers`     send buffer, receive buffer with reassembly, SACK block choice (RFC 2018 §4)

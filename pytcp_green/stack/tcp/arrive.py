@@ -5,7 +5,8 @@
 * The synchronized states (§3.10.7.4): a repeated SYN before the checks (a lost SYN-ACK, the
   simultaneous open, RFC 6191's reuse of a TIME-WAIT pair), RFC 7323 §5.3 PAWS, then
   first: sequence-number acceptability (the four cases) and trimming to the window;
-  RFC 7323 §4.3 TS.Recent; second: RST, accepted only at exactly RCV.NXT (RFC 5961 §3.2);
+  RFC 7323 §4.3 TS.Recent; second: RST, accepted only at exactly RCV.NXT (RFC 5961 §3.2), and
+  ignored in TIME-WAIT with ``net.ipv4.tcp_rfc1337`` (RFC 1337 §3);
   fourth: SYN (RFC 5961 §4 challenge ACK); fifth: ACK, with RFC 5961 §5.2's acceptable range (a
   passive open's final ACK dropped while the listener's accept queue is full, as Linux) and
   the SND.WL1/SND.WL2 window update (§3.10.7.4, RFC 9293 §3.8.6); seventh: text and eighth: FIN
@@ -21,6 +22,7 @@ import errno
 from typing import TYPE_CHECKING
 
 from pytcp_green.stack.tcp.closing import arm_orphan_timeout, destroy, drop, enter_time_wait, restart_time_wait
+from pytcp_green.stack.tcp.ecn import ece_received
 from pytcp_green.stack.tcp.opening import established, syn_sent_input
 from pytcp_green.stack.tcp.output import output
 from pytcp_green.stack.tcp.receive import data_input, fin_input
@@ -41,7 +43,7 @@ from pytcp_green.stack.tcp.state import (
     SYN_SENT,
     TIME_WAIT,
 )
-from pytcp_green.stack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
+from pytcp_green.stack.wire.tcp import ACK, ECE, FIN, RST, SYN, TcpSegment
 
 if TYPE_CHECKING:
     from pytcp_green.stack.tcp.tcb import Tcb
@@ -204,6 +206,9 @@ def _syn_step(tcb: Tcb, state: int, now: float) -> None:
 def reset_received(tcb: Tcb, now: float) -> None:
     """An acceptable RST (RFC 9293 §3.10.7.4 second), with Linux's errno choices."""
     state = tcb.state
+    if state == TIME_WAIT and tcb.stack.sysctl.int("net.ipv4.tcp_rfc1337"):
+        tcb.stats["tcp.rst_in.time_wait_ignored"] += 1  # RFC 1337 §3 remedy H1: no TIME-WAIT assassination
+        return
     # A reset that ends TIME-WAIT early (Linux's default, tcp_rfc1337=0) costs no data: count it apart.
     tcb.stats["tcp.rst_in.time_wait" if state == TIME_WAIT else "tcp.rst_in"] += 1
     if state == SYN_RECEIVED:
@@ -267,6 +272,8 @@ def ack_input(tcb: Tcb, seg: TcpSegment, seq: int, ack: int, plen: int, now: flo
             new_sack if tcb.sack_ok else plen == 0 and not seg.flags & FIN and wnd == tcb.snd_wnd):
         # RFC 5681 §2 duplicate ACK; with SACK, RFC 6675 §2: one that SACKs new data.
         dupack(tcb, now)
+    if seg.flags & ECE and tcb.ecn.ok:
+        ece_received(tcb, now)  # RFC 3168 §6.1.2
     rec = tcb.recovery
     if rec.rtx_log and rec.active and rec.sb:
         detect_lost_retransmissions(tcb)

@@ -1,8 +1,13 @@
 """Send and receive buffers of one connection (RFC 9293 §3.8.6 windows; RFC 2018 §4 SACK block choice).
 
-Both keep bytes in a ``bytearray`` indexed by unwrapped sequence numbers (see :mod:`.seq`).  Dropping
-acknowledged or consumed bytes from the front is ``del buf[:n]``, which CPython does in amortised O(1)
-by moving the start pointer, so neither side ever shifts the whole buffer per segment.
+The send buffer keeps bytes in a ``bytearray`` indexed by unwrapped sequence numbers (see :mod:`.seq`).
+Dropping acknowledged bytes from the front is ``del buf[:n]``, which CPython does in amortised O(1) by
+moving the start pointer, so it never shifts the whole buffer per segment.
+
+In-order received bytes are kept as they arrived, as views of the frames that carried them (frames
+are immutable ``bytes``), so a byte is copied once on its way to the application: when it reads.
+Small payloads are copied into a shared tail instead, as Linux collapses small skbs: a view per
+tiny segment would cost more than its bytes, and a peer could pin a frame per byte.
 
 Out-of-order data is kept as a sorted list of disjoint, non-adjacent blocks.  A segment that extends a
 block at its right end (what follows a single loss: every later segment lands there) is appended in
@@ -12,6 +17,7 @@ place; only segments that bridge or overlap blocks trigger a merge.
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections import deque
 
 from pytcp_green.stack.wire.checksum import Buffer
 
@@ -62,26 +68,52 @@ class _Block:
         return self.start + len(self.data)
 
 
-class ReceiveBuffer:
-    """In-order bytes not yet read (``data``) and out-of-order blocks waiting for the gap to fill."""
+# A payload at least this long is kept as a view of its frame; a shorter one is copied into the tail.
+_VIEW_FROM = 512
 
-    __slots__ = ("_recent", "blocks", "data", "ooo_bytes")
+
+class ReceiveBuffer:
+    """In-order bytes not yet read (``chunks``, ``size`` bytes in all) and out-of-order blocks
+    waiting for the gap to fill.  A chunk is a view of a received frame or a ``bytearray`` of ours."""
+
+    __slots__ = ("_recent", "_tail", "blocks", "chunks", "ooo_bytes", "size")
 
     # RFC 2018 §4 asks for the most recently reported blocks to be repeated; remembering a few more
     # than fit in one option keeps the report stable while blocks merge.
     _RECENT_KEEP = 8
 
     def __init__(self) -> None:
-        self.data = bytearray()
+        self.chunks: deque[memoryview | bytearray] = deque()
+        self.size = 0
+        self._tail: bytearray | None = None  # the last chunk when it is ours and may still grow
         self.blocks: list[_Block] = []
         self.ooo_bytes = 0
         self._recent: list[int] = []  # a sequence number inside each recently received ooo segment
+
+    def append(self, payload: memoryview) -> None:
+        """Queue in-order ``payload`` for the application."""
+        size = len(payload)
+        self.size += size
+        if size >= _VIEW_FROM and isinstance(payload.obj, bytes):
+            self.chunks.append(payload)
+            self._tail = None
+        elif self._tail is not None:
+            self._tail += payload
+        else:
+            self._tail = bytearray(payload)
+            self.chunks.append(self._tail)
+
+    def _append_owned(self, data: bytearray) -> None:
+        """Queue a bytearray nobody else holds (a reassembled block) as a chunk of its own."""
+        self.size += len(data)
+        self.chunks.append(data)
+        self._tail = data
 
     def add(self, seq: int, payload: memoryview, rcv_nxt: int) -> int:
         """Store ``payload`` (already trimmed to start at or after ``rcv_nxt`` and to fit the window);
         returns the new RCV.NXT, which moves only when the data is in order."""
         if seq == rcv_nxt:
-            self.data += payload
+            self.append(payload)
             rcv_nxt += len(payload)
             if self.blocks:
                 rcv_nxt = self._pull(rcv_nxt)
@@ -100,8 +132,8 @@ class ReceiveBuffer:
             self.ooo_bytes -= len(block.data)
             end = block.end
             if end > rcv_nxt:
-                with memoryview(block.data) as view:
-                    self.data += view[rcv_nxt - block.start:]
+                del block.data[:rcv_nxt - block.start]
+                self._append_owned(block.data)
                 rcv_nxt = end
         if not blocks:
             self._recent.clear()
@@ -163,22 +195,66 @@ class ReceiveBuffer:
                 out.append(edge)
         return out
 
+    def peek(self, count: int) -> bytes:
+        """Up to ``count`` in-order bytes, left in place (MSG_PEEK)."""
+        pieces: list[memoryview | bytearray] = []
+        for chunk in self.chunks:
+            if count <= 0:
+                break
+            pieces.append(chunk[:count])
+            count -= len(chunk)
+        return b"".join(pieces)
+
     def read(self, count: int) -> bytes:
         """Remove and return up to ``count`` in-order bytes."""
-        data = self.data
-        if count >= len(data):
-            out = bytes(data)
-            data.clear()
-            return out
-        with memoryview(data) as view:
-            out = bytes(view[:count])
-        del data[:count]
+        chunks = self.chunks
+        if len(chunks) == 1 and count >= self.size:
+            self._tail = None
+            self.size = 0
+            return bytes(chunks.pop())
+        pieces: list[memoryview | bytearray] = []
+        while chunks and count > 0:
+            chunk = chunks[0]
+            if len(chunk) <= count:
+                pieces.append(chunks.popleft())
+                count -= len(chunk)
+            else:
+                pieces.append(chunk[:count])
+                self._consume_front(count)
+                count = 0
+        if not chunks:
+            self._tail = None
+        out = b"".join(pieces)
+        self.size -= len(out)
         return out
 
     def read_into(self, dest: memoryview, count: int) -> int:
-        data = self.data
-        count = min(count, len(data))
-        with memoryview(data) as view:
-            dest[:count] = view[:count]
-        del data[:count]
-        return count
+        """Move up to ``count`` in-order bytes into ``dest``; returns how many."""
+        chunks = self.chunks
+        done = 0
+        count = min(count, self.size)
+        while done < count:
+            chunk = chunks[0]
+            take = min(len(chunk), count - done)
+            if type(chunk) is memoryview:
+                dest[done:done + take] = chunk[:take]
+            else:
+                with memoryview(chunk) as view:
+                    dest[done:done + take] = view[:take]
+            done += take
+            if take == len(chunk):
+                chunks.popleft()
+            else:
+                self._consume_front(take)
+        if not chunks:
+            self._tail = None
+        self.size -= done
+        return done
+
+    def _consume_front(self, count: int) -> None:
+        """Drop ``count`` bytes (fewer than it holds) from the front chunk."""
+        chunk = self.chunks[0]
+        if type(chunk) is memoryview:
+            self.chunks[0] = chunk[count:]
+        else:
+            del chunk[:count]  # ours, and no view of it is alive

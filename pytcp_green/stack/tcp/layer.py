@@ -22,10 +22,14 @@ import logging
 import random
 from typing import TYPE_CHECKING, Protocol
 
+from pytcp_green.stack.interface import Egress
 from pytcp_green.stack.ports import Binding, PortTable
 from pytcp_green.stack.sockbase import AF_INET, AF_INET6
 from pytcp_green.stack.stats import Stats
 from pytcp_green.stack.sysctl import Sysctl
+from pytcp_green.stack.tcp.ecn import arrives as ecn_arrives
+from pytcp_green.stack.tcp.fastopen import FastOpen
+from pytcp_green.stack.tcp.info import count_in
 from pytcp_green.stack.tcp.seq import MASK
 from pytcp_green.stack.tcp.socket import TcpSocket
 from pytcp_green.stack.tcp.syncookies import SynCookies
@@ -49,9 +53,9 @@ class TcpHost(Protocol):
     rng: random.Random
 
     def ip_output(self, src: bytes, dst: bytes, proto: int, payload: Buffer, now: float, *,
-                  tos: int = 0, gso_size: int = 0) -> int: ...
+                  tos: int = 0, gso_size: int = 0, room: int = 0) -> int: ...
 
-    def offload_for(self, dst: bytes) -> tuple[int, bool]: ...
+    def egress_for(self, dst: bytes) -> Egress: ...
 
     def path_mtu(self, dst: bytes) -> int | None: ...
 
@@ -71,6 +75,7 @@ class TcpLayer:
         self._isn_key = stack.rng.randbytes(32)
         # SYN cookies' secret, derived from the ISN key so no further rng draw shifts a replay.
         self.cookies = SynCookies(hashlib.blake2b(b"syncookies", key=self._isn_key).digest())
+        self.fastopen = FastOpen(hashlib.blake2b(b"fastopen", key=self._isn_key).digest())  # RFC 7413
         self._challenge_second = -1
         self._challenge_count = 0
         # Connections owing a regular ACK while the runtime feeds a batch of frames (None: no batch).
@@ -151,7 +156,8 @@ class TcpLayer:
         return self._challenge_count <= self.stack.sysctl.int("net.ipv4.tcp_challenge_ack_limit")
 
     # -- input ---------------------------------------------------------------------------------------
-    def receive(self, src: bytes, dst: bytes, segment: memoryview, now: float, *, csum_ok: bool = False) -> None:
+    def receive(self, src: bytes, dst: bytes, segment: memoryview, now: float, *, csum_ok: bool = False,
+                ecn: int = 0) -> None:
         stats = self.stack.stats
         try:
             seg = TcpSegment.parse(segment)
@@ -164,6 +170,9 @@ class TcpLayer:
         stats["tcp.rx"] += 1
         tcb = self.conns.get((dst, seg.dport, src, seg.sport))
         if tcb is not None:
+            count_in(tcb, len(seg.payload), now)
+            if tcb.ecn.ok:
+                ecn_arrives(tcb, seg.flags, ecn)  # RFC 3168 §6.1.3, with the IP header's ECN bits
             tcb.segment_arrives(seg, now)
             return
         self.unmatched(src, dst, seg, now)

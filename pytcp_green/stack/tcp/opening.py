@@ -5,10 +5,14 @@
 * RFC 9293 §3.10.7.3 SYN-SENT, including data and FIN on a SYN-ACK and the simultaneous open of
   §3.5 figure 8.
 * Option negotiation on the SYN / SYN-ACK: RFC 7323 §1.3 and §2.3 (window scale, at most 14),
-  RFC 7323 timestamps, RFC 2018 §2 SACK-permitted, RFC 9293 §3.7.1 MSS (RFC 8200 §8.3 for IPv6).
+  RFC 7323 timestamps, RFC 2018 §2 SACK-permitted, RFC 9293 §3.7.1 MSS (RFC 8200 §8.3 for IPv6),
+  RFC 3168 §6.1.1 ECN (:mod:`.ecn`).
 * A connection made from a SYN cookie's final ACK (:mod:`.syncookies`): the options the cookie
   restored, then the ACK processed as SYN-RECEIVED's (no handshake RTT sample: the SYN-ACK's send
   time was not kept).
+* TCP Fast Open (RFC 7413 §4.2, :mod:`.fastopen`): a listener's child made from a valid cookie takes
+  the SYN's data and is accepted at once; a SYN-ACK for our Fast Open SYN brings a cookie to cache and
+  may leave the SYN's data to send again.
 * Entering ESTABLISHED: the handshake's RTT sample under Karn's rule and RFC 6298 §5.7's 3 s floor
   after a retransmitted SYN.
 """
@@ -18,8 +22,10 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
+from pytcp_green.stack.tcp import fastopen
 from pytcp_green.stack.tcp.cc import create as create_cc
 from pytcp_green.stack.tcp.closing import drop
+from pytcp_green.stack.tcp.ecn import negotiate as negotiate_ecn
 from pytcp_green.stack.tcp.output import output
 from pytcp_green.stack.tcp.receive import data_input, fin_input
 from pytcp_green.stack.tcp.send import send_ack, send_syn
@@ -53,6 +59,7 @@ def negotiate(tcb: Tcb, seg: TcpSegment) -> None:
     tcb.snd_mss = max(min(peer_mss, tcb.adv_mss), MIN_MSS)
     tcb.eff_mss = tcb.snd_mss - (TS_OPT_LEN if tcb.ts_ok else 0)
     tcb.cc = create_cc(tcb.cc.name, tcb.eff_mss)  # IW10 in segments of the negotiated size
+    negotiate_ecn(tcb, seg.flags)  # RFC 3168 §6.1.1
 
 
 def passive_open(tcb: Tcb, seg: TcpSegment, now: float) -> None:
@@ -68,7 +75,14 @@ def passive_open(tcb: Tcb, seg: TcpSegment, now: float) -> None:
     tcb.snd_nxt = tcb.snd_max = tcb.iss + 1
     tcb.syn_sent_at = now
     tcb.stats["tcp.passive_open"] += 1
+    listener = tcb.listener
+    fast = listener is not None and fastopen.passive(listener, tcb, seg)
+    if fast and seg.payload:
+        data_input(tcb, tcb.rcv_nxt, seg.payload, now)  # acknowledged by the SYN-ACK (RFC 7413 §4.2.2)
     send_syn(tcb, now)
+    if fast and listener is not None:
+        tcb.listener = None  # accepted now, before the handshake completes
+        listener.child_established(tcb.sock)
 
 
 def cookie_open(tcb: Tcb, seg: TcpSegment, mss: int, wscale: int | None, sack: bool, ts_offset: int,
@@ -150,6 +164,7 @@ def syn_sent_input(tcb: Tcb, seg: TcpSegment, now: float) -> None:
         tcb.snd_una = ack
         tcb.snd_wl2 = ack
         tcb.sbuf.acknowledge(ack)
+        fastopen.synack_in(tcb, seg, ack)  # RFC 7413 §4.2.1: the cookie, and SYN data not acknowledged
         established(tcb, now)
         if seg.payload:  # data on a SYN-ACK: RFC 9293 continues at the sixth step
             data_input(tcb, tcb.rcv_nxt, seg.payload, now)

@@ -30,11 +30,11 @@ if TYPE_CHECKING:
 def data_input(tcb: Tcb, seq: int, payload: memoryview, now: float) -> None:
     rbuf = tcb.rbuf
     size = len(payload)
-    was_empty = not rbuf.data
+    was_empty = not rbuf.size
     if size > tcb.rcv_mss:
         tcb.rcv_mss = size if size <= tcb.adv_mss else tcb.adv_mss
     if seq == tcb.rcv_nxt and not rbuf.blocks:
-        rbuf.data += payload
+        rbuf.append(payload)
         tcb.rcv_nxt = seq + size
         tcb.ack_due += size
         if tcb.quickacks:
@@ -47,7 +47,7 @@ def data_input(tcb: Tcb, seq: int, payload: memoryview, now: float) -> None:
         tcb.stats["tcp.rx_out_of_order"] += 1
         if tcb.peer_fin is not None and tcb.peer_fin == tcb.rcv_nxt:
             fin_input(tcb, tcb.rcv_nxt, now)
-    if was_empty and rbuf.data:
+    if was_empty and rbuf.size:
         tcb.sock.wake()
 
 

@@ -6,7 +6,9 @@
 * RFC 2018 §4 the SACK option (which blocks: :mod:`.buffers`).
 * RFC 5961 §3.2/§4/§5.2 challenge ACKs within the layer's rate limit (§7); RST for an aborted
   connection (RFC 9293 §3.10.5).
-* The SYN and SYN-ACK with the options of RFC 9293 §3.7.1 (MSS), RFC 7323 §1.3 and RFC 2018 §2.
+* The SYN and SYN-ACK with the options of RFC 9293 §3.7.1 (MSS), RFC 7323 §1.3 and RFC 2018 §2,
+  RFC 7413's Fast Open cookie and SYN data (:mod:`.fastopen`), and RFC 3168 §6.1.1's ECN-setup flags;
+  every segment's ECN marks come from :mod:`.ecn`.
 
 Every function takes the :class:`~pytcp_green.stack.tcp.tcb.Tcb` it works on.
 """
@@ -15,6 +17,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pytcp_green.stack.interface import GsoFrame
+from pytcp_green.stack.tcp import fastopen
+from pytcp_green.stack.tcp.ecn import marks, syn_flags, synack_flags
+from pytcp_green.stack.tcp.info import count_out
 from pytcp_green.stack.tcp.seq import MASK
 from pytcp_green.stack.tcp.state import SYN_RECEIVED, TS_OPT_LEN
 from pytcp_green.stack.wire.tcp import (
@@ -43,7 +49,7 @@ def window_field(tcb: Tcb) -> int:
     rcv_nxt = tcb.rcv_nxt
     adv = tcb.rcv_adv
     rcvbuf = tcb.sock.rcvbuf
-    right = rcv_nxt + rcvbuf - len(tcb.rbuf.data)
+    right = rcv_nxt + rcvbuf - tcb.rbuf.size
     if right > adv and right - adv >= min(rcvbuf >> 1, tcb.adv_mss):
         adv = right
     if adv < rcv_nxt:
@@ -78,21 +84,25 @@ def emit(tcb: Tcb, seq: int, flags: int, length: int, now: float, options: bytes
         window = window_field(tcb)
         ts = (ts_now(tcb, now), tcb.ts_recent) if tcb.ts_ok else None
     ack = tcb.rcv_nxt if flags & ACK else 0
+    flags, tos = marks(tcb, seq, flags, length)  # RFC 3168 §6.1: ECE, CWR and ECT(0)
     hlen = 20 + len(options) + (TS_OPT_LEN if ts is not None else 0)
     total = hlen + length
-    buf = bytearray(total)
-    write_tcp(buf, 0, tcb.local_port, tcb.remote_port, seq, ack, flags, window, options, ts)
+    room = tcb.room  # the frame is built here once: IP and the link write their headers in front
+    buf = GsoFrame(room + total) if gso else bytearray(room + total)
+    write_tcp(buf, room, tcb.local_port, tcb.remote_port, seq, ack, flags, window, options, ts)
     if length:
-        tcb.sbuf.copy_out(buf, hlen, seq, length)
+        tcb.sbuf.copy_out(buf, room + hlen, seq + 1 if flags & SYN else seq, length)  # a SYN's data follows it
     stats = tcb.stats
     if gso or tcb.csum_free:
-        fill_partial_checksum(buf, 0, total, tcb.local_addr, tcb.remote_addr)
+        fill_partial_checksum(buf, room, total, tcb.local_addr, tcb.remote_addr)
         if gso:
             stats["tcp.tx_gso"] += 1
     else:
-        fill_checksum(buf, 0, total, tcb.local_addr, tcb.remote_addr)
-    err = tcb.stack.ip_output(tcb.local_addr, tcb.remote_addr, PROTO_TCP, buf, now, tos=tcb.sock.tos, gso_size=gso)
+        fill_checksum(buf, room, total, tcb.local_addr, tcb.remote_addr)
+    err = tcb.stack.ip_output(tcb.local_addr, tcb.remote_addr, PROTO_TCP, buf, now, tos=tos, gso_size=gso,
+                              room=room)
     stats["tcp.tx"] += 1
+    count_out(tcb, seq, length, gso, now)
     if err:
         stats["tcp.tx_error"] += 1
         tcb.soft_error = err
@@ -134,9 +144,13 @@ def send_syn(tcb: Tcb, now: float) -> None:
     if passive:
         ws = tcb.our_wscale if tcb.snd_wscale or tcb.rcv_wscale else None
         opts = syn_options(tcb.adv_mss, ws, tcb.sack_ok,
-                           (ts_now(tcb, now), tcb.ts_recent) if tcb.ts_ok else None)
+                           (ts_now(tcb, now), tcb.ts_recent) if tcb.ts_ok else None) + tcb.tfo_option
+        length = 0
     else:
         opts = syn_options(tcb.adv_mss, tcb.our_wscale if tcb.ws_enabled else None, tcb.sack_enabled,
                            (ts_now(tcb, now), 0) if tcb.ts_enabled else None)
-    emit(tcb, tcb.iss, SYN | ACK if passive else SYN, 0, now, opts)
+        tfo_option, length = fastopen.syn_out(tcb)  # RFC 7413: a cookie (request), data in the SYN
+        opts += tfo_option
+    flags = SYN | ACK | synack_flags(tcb) if passive else SYN | syn_flags(tcb)  # RFC 3168 §6.1.1
+    emit(tcb, tcb.iss, flags, length, now, opts)
     tcb.rtx_timer.arm(now + tcb.rto.rto)

@@ -41,6 +41,7 @@ from pytcp_green.stack.sockbase import (
     sockaddr,
     would_block,
 )
+from pytcp_green.stack.tcp import fastopen
 from pytcp_green.stack.tcp.cc import FALLBACK, MODULES, switch
 from pytcp_green.stack.tcp.seq import MASK
 from pytcp_green.stack.tcp.state import (
@@ -125,6 +126,9 @@ class TcpSocket(CoreSocket):
         # TCP_CONGESTION: the default module, or reno if the sysctl names none we have (as Linux)
         default = str(sysctl["net.ipv4.tcp_congestion_control"])
         self.congestion = default if default in MODULES else FALLBACK
+        self.fastopen_qlen = 0  # TCP_FASTOPEN (RFC 7413, :mod:`.fastopen`) and its children in SYN-RECEIVED
+        self.fastopen_pending: set[Tcb] = set()
+        self._fastopen_connect = False  # TCP_FASTOPEN_CONNECT
 
     # -- options -------------------------------------------------------------------------------------
     @property
@@ -150,6 +154,17 @@ class TcpSocket(CoreSocket):
         tcb = self.tcb
         if tcb is not None and tcb.cc.name != name:
             tcb.cc = switch(tcb.cc, name, tcb.eff_mss)
+
+    @property
+    def fastopen_connect(self) -> bool:
+        return self._fastopen_connect
+
+    @fastopen_connect.setter
+    def fastopen_connect(self, value: bool) -> None:
+        """TCP_FASTOPEN_CONNECT (tcp(7)): EOPNOTSUPP unless the client side is enabled, as Linux."""
+        if not fastopen.enabled(self.layer.stack.sysctl, fastopen.CLIENT):
+            raise oserror(errno.EOPNOTSUPP)
+        self._fastopen_connect = bool(value)
 
     @property
     def sndbuf(self) -> int:
@@ -244,6 +259,27 @@ class TcpSocket(CoreSocket):
             if code:
                 raise oserror(code)
             raise oserror(errno.EISCONN)
+        tcb = self._open(addr, now)
+        if self._fastopen_connect and fastopen.defer(tcb):
+            return  # TCP_FASTOPEN_CONNECT with a cookie: the first send makes the SYN
+        tcb.connect(now)
+        raise BlockingIOError(errno.EINPROGRESS, os.strerror(errno.EINPROGRESS))
+
+    def sendto_fastopen(self, data: bytes | bytearray | memoryview, addr: Address, now: float) -> int:
+        """sendto(MSG_FASTOPEN) (tcp(7)): :func:`.fastopen.open_with`, EINPROGRESS when the data waits
+        for the handshake (no cookie yet), as Linux; on a connected socket an ordinary send."""
+        self._check_open()
+        if self.tcb is not None or self.listening:
+            return self.send(data, now)
+        if not fastopen.enabled(self.layer.stack.sysctl, fastopen.CLIENT):
+            raise oserror(errno.EOPNOTSUPP)
+        sent = fastopen.open_with(self._open(addr, now), data, now)
+        if not sent:
+            raise BlockingIOError(errno.EINPROGRESS, os.strerror(errno.EINPROGRESS))
+        return sent
+
+    def _open(self, addr: Address, now: float) -> Tcb:
+        """The connection to ``addr`` (its route, source address and port), registered and CLOSED."""
         remote, port = self._parse(addr)
         if port == 0:
             raise oserror(errno.ECONNREFUSED)
@@ -265,8 +301,7 @@ class TcpSocket(CoreSocket):
         tcb = Tcb(layer, self, source, self.local_port, remote, port, now)
         self.tcb = tcb
         layer.conns[tcb.key] = tcb
-        tcb.connect(now)
-        raise BlockingIOError(errno.EINPROGRESS, os.strerror(errno.EINPROGRESS))
+        return tcb
 
     def accept(self, now: float) -> tuple[TcpSocket, Address]:
         self._check_open()
@@ -355,6 +390,8 @@ class TcpSocket(CoreSocket):
             raise oserror(code)
         if self.wr_shut:
             raise oserror(errno.EPIPE)
+        if tcb.tfo_deferred and (sent := fastopen.open_with(tcb, data, now)):
+            return sent  # TCP_FASTOPEN_CONNECT's first send: the SYN carries it
         state = tcb.state
         if state in (SYN_SENT, SYN_RECEIVED):
             raise would_block()
@@ -387,10 +424,9 @@ class TcpSocket(CoreSocket):
         tcb = self._readable_or_raise()
         if bufsize < 0:
             raise ValueError("negative buffersize in recv")
-        data = tcb.rbuf.data
-        if data and bufsize:
+        if tcb.rbuf.size and bufsize:
             if peek:
-                return bytes(data[:bufsize])
+                return tcb.rbuf.peek(bufsize)
             out = tcb.rbuf.read(bufsize)
             tcb.after_read(now)
             return out
@@ -404,7 +440,7 @@ class TcpSocket(CoreSocket):
         with memoryview(buf) as view:
             if nbytes <= 0 or nbytes > len(view):
                 nbytes = len(view)
-            if tcb.rbuf.data and nbytes:
+            if tcb.rbuf.size and nbytes:
                 count = tcb.rbuf.read_into(view, nbytes)
                 tcb.after_read(now)
                 return count
@@ -462,10 +498,12 @@ class TcpSocket(CoreSocket):
         tcb = self.tcb
         if tcb is None:
             return mask | POLLOUT | POLLHUP
+        if tcb.tfo_deferred:
+            return mask | POLLOUT  # TCP_FASTOPEN_CONNECT: waiting for the first send
         state = tcb.state
         if state in (SYN_SENT, SYN_RECEIVED):
-            return mask
-        if tcb.rbuf.data or tcb.fin_received or self.rd_shut:
+            return mask | (POLLIN if tcb.rbuf.size else 0)  # a Fast Open child's SYN data is readable
+        if tcb.rbuf.size or tcb.fin_received or self.rd_shut:
             mask |= POLLIN
         if tcb.fin_received:
             mask |= POLLRDHUP

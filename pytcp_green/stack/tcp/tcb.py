@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 from pytcp_green.stack.tcp import arrive, closing, icmp, opening, send, timeouts, user
 from pytcp_green.stack.tcp.buffers import ReceiveBuffer, SendBuffer
 from pytcp_green.stack.tcp.cc import create as create_cc
+from pytcp_green.stack.tcp.ecn import EcnState
+from pytcp_green.stack.tcp.info import InfoCounters
 from pytcp_green.stack.tcp.recovery import Recovery
 from pytcp_green.stack.tcp.rto import RtoEstimator
 from pytcp_green.stack.tcp.state import (
@@ -95,6 +97,7 @@ class Tcb:
         self.ts_recent = 0
         self.last_ack_sent = 0
         self.ts_offset = layer.rng.getrandbits(32)  # RFC 7323 §5.4: a random per-connection offset
+        self.ecn = EcnState(sysctl.int("net.ipv4.tcp_ecn"))  # RFC 3168 (:mod:`.ecn`)
 
         self.ip_overhead = 20 if len(remote_addr) == 4 else 40
         # An IPv4 datagram holds at most 65535 bytes, whatever the MTU (loopback's is 65536).
@@ -103,10 +106,10 @@ class Tcb:
         self.snd_mss = min(DEFAULT_MSS4 if len(remote_addr) == 4 else DEFAULT_MSS6, self.adv_mss)
         self.eff_mss = self.snd_mss  # what one full segment carries: MSS minus per-segment options
         self.rcv_mss = min(self.adv_mss, DEFAULT_MSS4)  # estimate of the peer's segment size (delayed ACK)
-        # Looked up once with the route, as Linux caches a socket's route and GSO limits: the largest
-        # IP packet the device toward the peer segments itself (TSO, 0 when it does not), and whether
-        # anyone checks our checksums there (not over the loopback).
-        self.tso_max, self.csum_free = stack.offload_for(remote_addr)
+        # Looked up once with the route (Stack.egress_for): the largest IP packet the device toward
+        # the peer segments itself (TSO, 0 when it does not), whether anyone checks our checksums there
+        # (not over the loopback), and the room to leave in front of a segment for the headers below.
+        self.tso_max, self.csum_free, self.room = stack.egress_for(remote_addr)
 
         # -- congestion control and loss recovery --
         self.cc = create_cc(sock.congestion, self.eff_mss)  # TCP_CONGESTION or the sysctl default
@@ -138,12 +141,19 @@ class Tcb:
         self.user_closed = False  # close() was called: the connection is an orphan finishing its work
         self.orphan = False  # counted in the layer's orphans (tcp_max_orphans; not in TIME-WAIT)
         self.dead = False  # destroyed: out of the demultiplexing table, timers stopped
+        self.info = InfoCounters(now)  # TCP_INFO's per-connection counts (:mod:`.info`)
 
         timers = stack.timers
         self.rtx_timer = LazyTimer(timers, partial(timeouts.on_rtx_timer, self))
         self.dack_timer = LazyTimer(timers, partial(timeouts.on_dack_timer, self))
         self.misc_timer = LazyTimer(timers, partial(timeouts.on_misc_timer, self))
         self.tlp_timer = LazyTimer(timers, partial(timeouts.on_tlp_timer, self))
+
+        # -- TCP Fast Open (RFC 7413, :mod:`.fastopen`) --
+        self.tfo = False  # a Fast Open SYN was sent (client) or a valid cookie made this child (server)
+        self.tfo_option = b""  # the Fast Open option our SYN or SYN-ACK carries
+        self.syn_data = 0  # bytes of data our SYN carries
+        self.tfo_deferred = False  # TCP_FASTOPEN_CONNECT with a cookie: the SYN waits for the first send
 
         self.our_wscale = window_scale_for(max(sysctl.ints("net.ipv4.tcp_rmem")[2], sock.rcvbuf))
 

@@ -67,7 +67,7 @@ def after_read(tcb: Tcb, now: float) -> None:
     if tcb.state not in (ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2):
         return
     current = tcb.rcv_adv - tcb.rcv_nxt
-    possible = tcb.sock.rcvbuf - len(tcb.rbuf.data)
+    possible = tcb.sock.rcvbuf - tcb.rbuf.size
     if possible - current >= min(tcb.sock.rcvbuf >> 1, tcb.adv_mss) and possible >= 2 * current:
         tcb.stats["tcp.window_update"] += 1
         send_ack(tcb, now)
@@ -99,7 +99,7 @@ def close(tcb: Tcb, now: float) -> None:
     if state == SYN_SENT:
         destroy(tcb)
         return
-    if tcb.rbuf.data:
+    if tcb.rbuf.size:
         tcb.stats["tcp.abort_on_close"] += 1
         drop(tcb, now, 0, rst=True)
         return

@@ -16,10 +16,15 @@ only (a partial checksum from the kernel, or a super-segment's), so that a captu
 
 from __future__ import annotations
 
+import struct
+
 from pytcp_green.stack.wire.checksum import Buffer, checksum, pseudo_sum
 
 _PROTO_TCP = 6
 _FIN, _PSH, _CWR = 0x01, 0x08, 0x80
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+_LEN_ID = struct.Struct(">HH")  # IPv4 total length and identification, side by side
 
 
 def _l4(frame: Buffer, l3: int) -> tuple[int, int, bytes, bytes] | None:
@@ -75,30 +80,32 @@ def segment_tcp(frame: bytes | bytearray, l3: int, gso_size: int) -> list[bytear
     flags = frame[l4 + 13]
     v4 = frame[l3] >> 4 == 4
     ident = int.from_bytes(frame[l3 + 4:l3 + 6], "big") if v4 else 0
+    # One header template with both checksum fields zeroed; each segment patches its own fields.
+    template = bytearray(view[:hdr_end])
+    template[l4 + 16:l4 + 18] = b"\x00\x00"
+    if v4:
+        template[l3 + 10:l3 + 12] = b"\x00\x00"
+    pseudo = pseudo_sum(src, dst, _PROTO_TCP, 0)  # each segment adds its own TCP length
+    middle_flags = flags & ~(_FIN | _PSH | _CWR)
     out: list[bytearray] = []
     starts = range(hdr_end, end, gso_size)
     last = len(starts) - 1
     for i, start in enumerate(starts):
-        piece = view[start:min(start + gso_size, end)]
-        seg = bytearray(view[:hdr_end])
-        seg += piece
-        n = len(seg)
+        stop = min(start + gso_size, end)
+        n = hdr_end + stop - start
+        seg = bytearray(n)
+        seg[:hdr_end] = template
+        seg[hdr_end:] = view[start:stop]
         if v4:
-            seg[l3 + 2:l3 + 4] = (n - l3).to_bytes(2, "big")
-            seg[l3 + 4:l3 + 6] = ((ident + i) & 0xFFFF).to_bytes(2, "big")
-            seg[l3 + 10:l3 + 12] = b"\x00\x00"
-            seg[l3 + 10:l3 + 12] = checksum(seg[l3:l4]).to_bytes(2, "big")
+            _LEN_ID.pack_into(seg, l3 + 2, n - l3, (ident + i) & 0xFFFF)
+            _U16.pack_into(seg, l3 + 10, checksum(seg[l3:l4]))
         else:
-            seg[l3 + 4:l3 + 6] = (n - l3 - 40).to_bytes(2, "big")
-        seg[l4 + 4:l4 + 8] = ((seq + start - hdr_end) & 0xFFFFFFFF).to_bytes(4, "big")
-        keep = flags
-        if i != last:
-            keep &= ~(_FIN | _PSH)
-        if i:
-            keep &= ~_CWR
-        seg[l4 + 13] = keep
-        seg[l4 + 16:l4 + 18] = b"\x00\x00"
-        seg[l4 + 16:l4 + 18] = checksum(memoryview(seg)[l4:], pseudo_sum(src, dst, _PROTO_TCP, n - l4)).to_bytes(
-            2, "big")
+            _U16.pack_into(seg, l3 + 4, n - l3 - 40)
+        _U32.pack_into(seg, l4 + 4, (seq + start - hdr_end) & 0xFFFFFFFF)
+        if i == 0:
+            seg[l4 + 13] = flags if i == last else flags & ~(_FIN | _PSH)
+        else:
+            seg[l4 + 13] = middle_flags | (flags & (_FIN | _PSH)) if i == last else middle_flags
+        _U16.pack_into(seg, l4 + 16, checksum(memoryview(seg)[l4:], pseudo + n - l4))
         out.append(seg)
     return out

@@ -1,5 +1,6 @@
 """TCP segment codec: header (RFC 9293 §3.1), options MSS (RFC 9293 §3.2, RFC 6691), window scale and
-timestamps (RFC 7323 §2-3), SACK-permitted and SACK blocks (RFC 2018 §2-3), NOP/EOL.
+timestamps (RFC 7323 §2-3), SACK-permitted and SACK blocks (RFC 2018 §2-3), the TCP Fast Open cookie
+(RFC 7413 §4.1.1: kind 34, an empty one being a cookie request), NOP/EOL.
 
 Parsing reads the fixed header with one ``struct`` call; the overwhelmingly common option layout of an
 established connection with timestamps (NOP NOP TS) is recognised by its first word and read with the
@@ -38,6 +39,7 @@ OPT_WSCALE = 3
 OPT_SACK_PERM = 4
 OPT_SACK = 5
 OPT_TIMESTAMP = 8
+OPT_FASTOPEN = 34
 
 # NOP NOP kind=8 len=10: the 32-bit prefix of the aligned timestamp option (RFC 7323 Appendix A).
 TS_PREFIX = 0x0101080A
@@ -64,7 +66,7 @@ class TcpSegment:
     (left, right) edges; interpreting them against the send sequence space is the connection's job.
     """
 
-    __slots__ = ("ack", "dport", "flags", "mss", "payload", "sack", "sack_perm", "seq", "sport",
+    __slots__ = ("ack", "dport", "fastopen", "flags", "mss", "payload", "sack", "sack_perm", "seq", "sport",
                  "ts_ecr", "ts_val", "urg", "window", "wscale")
 
     def __init__(self) -> None:
@@ -82,6 +84,7 @@ class TcpSegment:
         self.ts_val: int | None = None
         self.ts_ecr = 0
         self.payload: memoryview = memoryview(b"")
+        self.fastopen: bytes | None = None  # RFC 7413 cookie; b"" for a cookie request
 
     def __repr__(self) -> str:
         return (f"<TCP {self.sport}>{self.dport} [{_flag_names(self.flags)}] seq={self.seq} ack={self.ack} "
@@ -154,6 +157,10 @@ def _parse_options(seg: TcpSegment, buf: memoryview, end: int) -> None:
             if olen < 10 or (olen - 2) % 8:
                 raise Malformed("bad_option")
             seg.sack = [_SACK_BLOCK.unpack_from(buf, j) for j in range(i + 2, i + olen, 8)]
+        elif kind == OPT_FASTOPEN:
+            if (olen != 2 and not 6 <= olen <= 18) or olen % 2:  # RFC 7413 §4.1.1: 4-16 bytes, even
+                raise Malformed("bad_option")
+            seg.fastopen = bytes(buf[i + 2:i + olen])
         i += olen
 
 
@@ -173,6 +180,13 @@ def syn_options(mss: int, wscale: int | None, sack_perm: bool, ts: tuple[int, in
     if wscale is not None:
         out += b"\x01\x03\x03" + bytes((wscale,))
     return bytes(out)
+
+
+def fastopen_option(cookie: bytes) -> bytes:
+    """The Fast Open option (RFC 7413 §4.1.1) with ``cookie`` (b"": a cookie request), NOP-padded in
+    front to a 32-bit boundary."""
+    body = bytes((OPT_FASTOPEN, 2 + len(cookie))) + cookie
+    return b"\x01" * (-len(body) % 4) + body
 
 
 def sack_option(blocks: list[tuple[int, int]]) -> bytes:

@@ -1,7 +1,7 @@
 """A minimal host for one TcpLayer, where the test itself plays the remote TCP segment by segment.
 
 :class:`FakeHost` implements exactly the contract TcpLayer needs (timers, stats, sysctl, rng,
-ip_output, path_mtu, offload_for, select_source, is_local) and records every segment sent.  :class:`Peer` drives one
+ip_output, path_mtu, egress_for, select_source, is_local) and records every segment sent.  :class:`Peer` drives one
 connection: it injects segments described by flags and sequence numbers and parses what comes back.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import random
 
+from pytcp_green.stack.interface import Egress
 from pytcp_green.stack.sockbase import AF_INET
 from pytcp_green.stack.stats import Stats
 from pytcp_green.stack.sysctl import Sysctl
@@ -25,6 +26,7 @@ LOCAL_S, REMOTE_S = "198.18.0.1", "198.18.0.2"
 PEER_ISS = 0xFFFFFF00  # close to the wrap, so sequence arithmetic crosses 2**32 in every test
 PEER_PORT = 40000
 PORT = 80
+ROOM = 34  # an Ethernet and an IPv4 header in front of each segment, as over a TAP
 NO_OPTIONS = {"net.ipv4.tcp_timestamps": 0, "net.ipv4.tcp_sack": 0, "net.ipv4.tcp_window_scaling": 0}
 
 
@@ -42,14 +44,14 @@ class FakeHost:
         self.tcp = TcpLayer(self)
 
     def ip_output(self, src: bytes, dst: bytes, proto: int, payload: Buffer, now: float, *, tos: int = 0,
-                  gso_size: int = 0) -> int:
+                  gso_size: int = 0, room: int = 0) -> int:
         assert proto == PROTO_TCP
-        self.sent.append((src, dst, bytes(payload)))
+        self.sent.append((src, dst, bytes(memoryview(payload)[room:])))
         self.gso_sizes.append(gso_size)
         return 0
 
-    def offload_for(self, dst: bytes) -> tuple[int, bool]:
-        return self.tso, False
+    def egress_for(self, dst: bytes) -> Egress:
+        return Egress(self.tso, False, ROOM)
 
     def path_mtu(self, dst: bytes) -> int | None:
         return self.mtu

@@ -29,4 +29,5 @@ def switch(old: CongestionControl, name: str, mss: int) -> CongestionControl:
     new = MODULES[name](mss)
     new.cwnd = old.cwnd
     new.ssthresh = old.ssthresh
+    new.hystart = old.hystart  # HyStart++ only in the initial slow start (RFC 9406 §4.3)
     return new

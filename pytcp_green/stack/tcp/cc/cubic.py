@@ -12,6 +12,7 @@ stay bytes for the connection.
 * §4.4-4.5 the concave and convex regions are the same formula on either side of K.
 * §4.6 on a congestion event ssthresh = max(FlightSize * beta_cubic, 2 SMSS), beta_cubic = 0.7.
 * §4.7 fast convergence: a loss below the previous W_max lowers W_max to cwnd * (1 + beta) / 2.
+* RFC 8511 §3 (ABE): an ECN-Echo lowers the window by beta_ecn = 0.8 instead (:mod:`.base`).
 * §4.8 after a timeout cwnd is the loss window; the next congestion avoidance stage starts with K = 0
   and W_max = cwnd at its start (so also after slow start ends without a loss).
 * §5.8 (and Linux's ``CA_EVENT_TX_START``): after an idle period the epoch moves forward by the idle
@@ -51,7 +52,7 @@ class Cubic(Window):
     def on_rtt(self, rtt: float, ack: int, snd_max: int, now: float) -> bool:
         if self.rtt_min is None or rtt < self.rtt_min:
             self.rtt_min = rtt
-        return False
+        return super().on_rtt(rtt, ack, snd_max, now)
 
     def on_ack(self, acked: int, mss: int, flight_before: int, now: float) -> None:
         self._last_ack = now
@@ -100,12 +101,22 @@ class Cubic(Window):
         self.w_max = segments * (1 + BETA) / 2 if segments < self.w_max else segments
         self.ssthresh = max(int(flight * BETA), 2 * mss)
         self.epoch = None
+        self.hystart = None  # RFC 9406 §4.2: a loss ends the search
+
+    def on_ecn(self, flight: int, mss: int, now: float) -> None:
+        """RFC 8511 §3 (ABE) in place of §4.6's beta_cubic; W_max as after a loss, so the curve
+        climbs back to where the mark came."""
+        segments = self.cwnd / mss
+        self.w_max = segments * (1 + BETA) / 2 if segments < self.w_max else segments
+        super().on_ecn(flight, mss, now)
+        self.epoch = None
 
     def on_timeout(self, flight: int, mss: int, first: bool, now: float) -> None:
         """§4.8: Reno's loss window, ssthresh by beta_cubic; the next stage starts with K = 0."""
         if first:
             self.ssthresh = max(int(flight * BETA), 2 * mss)
         self.cwnd = mss
+        self.hystart = None  # RFC 9406 §4.3: standard slow start after a timeout
         self.w_max = 0.0
         self.epoch = None
 
