@@ -10,6 +10,11 @@ Received (recvmsg), each only while its option is set on the socket, in Linux's 
 The control buffer is filled as Linux's put_cmsg does: an item that does not fit is cut to what is
 left (its data shortened) and MSG_CTRUNC is set; nothing goes in once less than a header is left.
 
+With ``IP_RECVERR``/``IPV6_RECVERR`` on, ``recvmsg(..., MSG_ERRQUEUE)`` returns a queued ICMP error: the
+quoted datagram's payload as data, its destination as the address, and one ``IP_RECVERR`` (level
+IPPROTO_IP) or ``IPV6_RECVERR`` (level IPPROTO_IPV6) item: struct sock_extended_err (ee_errno, ee_origin,
+ee_type, ee_code, ee_pad, ee_info, ee_data) followed by the offender's sockaddr (SO_EE_OFFENDER).
+
 Sent (sendmsg): ``IP_TTL``/``IPV6_HOPLIMIT`` (int), ``IP_TOS`` (int or octet)/``IPV6_TCLASS`` (int), and
 ``IP_PKTINFO``/``IPV6_PKTINFO`` whose address chooses the source (it must be one of ours), for one call.
 """
@@ -24,6 +29,7 @@ from typing import Any
 
 from pytcp_green.patches._common import AF_INET, IPPROTO_IP, IPPROTO_IPV6
 from pytcp_green.stack.contracts import RxMeta
+from pytcp_green.stack.datagram.base import QueuedError
 from pytcp_green.stack.wire.ip6 import V4MAPPED_PREFIX
 
 IP_TOS = _socket.IP_TOS
@@ -38,6 +44,9 @@ IPV6_HOPLIMIT = getattr(_socket, "IPV6_HOPLIMIT", 52)
 IPV6_RECVTCLASS = getattr(_socket, "IPV6_RECVTCLASS", 66)
 IPV6_TCLASS = getattr(_socket, "IPV6_TCLASS", 67)
 MSG_CTRUNC = getattr(_socket, "MSG_CTRUNC", 8)
+MSG_ERRQUEUE = getattr(_socket, "MSG_ERRQUEUE", 0x2000)
+IP_RECVERR = getattr(_socket, "IP_RECVERR", 11)
+IPV6_RECVERR = getattr(_socket, "IPV6_RECVERR", 25)
 
 # The options that ask for ancillary data (remembered per socket object, 0 until set).
 RECV_OPTIONS = ((IPPROTO_IP, IP_PKTINFO), (IPPROTO_IP, IP_RECVTTL), (IPPROTO_IP, IP_RECVTOS),
@@ -85,6 +94,23 @@ def received(family: int, options: dict[tuple[int, int], Any], meta: RxMeta | No
         if v4:  # an IPv4 datagram on an AF_INET6 socket also carries the IPv4 options' items
             items += _ipv4_items(meta, on)
     return _fit(items, ancbufsize)
+
+
+_EXTENDED_ERR = struct.Struct("=IBBBBII")
+
+
+def error_item(family: int, item: QueuedError, ancbufsize: int) -> tuple[list[tuple[int, int, bytes]], int]:
+    """The IP_RECVERR / IPV6_RECVERR item of a queued error (ip_recv_error, ipv6_recv_error), and MSG_CTRUNC."""
+    origin = item.origin
+    err = _EXTENDED_ERR.pack(item.err, origin.origin, origin.type, origin.code, 0, origin.info, 0)
+    if family == AF_INET:
+        offender = struct.pack("=H", _socket.AF_INET) + bytes(2) + origin.offender + bytes(8)
+        cmsg = (IPPROTO_IP, IP_RECVERR, err + offender)
+    else:
+        addr = origin.offender if len(origin.offender) == 16 else V4MAPPED_PREFIX + origin.offender
+        offender = struct.pack("=H", _socket.AF_INET6) + bytes(6) + addr + bytes(4)
+        cmsg = (IPPROTO_IPV6, IPV6_RECVERR, err + offender)
+    return _fit([cmsg], ancbufsize)
 
 
 def _fit(items: list[tuple[int, int, bytes]], space: int) -> tuple[list[tuple[int, int, bytes]], int]:

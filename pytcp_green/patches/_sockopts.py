@@ -52,6 +52,8 @@ _CORE_OPTIONS: dict[tuple[int, int], str] = {
     (IPPROTO_IP, _socket.IP_MULTICAST_TTL): "multicast_ttl",
     (IPPROTO_IP, _socket.IP_MULTICAST_LOOP): "multicast_loop",
     (IPPROTO_IPV6, _socket.IPV6_V6ONLY): "v6only",
+    (IPPROTO_IP, getattr(_socket, "IP_RECVERR", 11)): "recverr",
+    (IPPROTO_IPV6, getattr(_socket, "IPV6_RECVERR", 25)): "recverr",
 }
 # IP_ADD_MEMBERSHIP / IP_DROP_MEMBERSHIP take a struct ip_mreq (group, interface address) or ip_mreqn
 # (the same plus an ifindex, which the core does not use); core method per option.

@@ -31,14 +31,17 @@ from pytcp_green.patches._common import (
     SOCK_CLOEXEC,
     SOCK_DGRAM,
     SOCK_NONBLOCK,
+    SOCK_RAW,
     SOCK_STREAM,
     has_ipv6,
 )
 from pytcp_green.patches._sockargs import as_bytes_like, c_int, recvmsg_checks, sockaddr_arg
 from pytcp_green.patches._sockopts import Options, get_option, set_option
+from pytcp_green.stack.datagram.base import DatagramSocket
 from pytcp_green.stack.datagram.udp import UdpSocket
-from pytcp_green.stack.sockbase import POLLOUT
+from pytcp_green.stack.sockbase import POLLOUT, sockaddr
 from pytcp_green.stack.tcp.socket import TcpSocket
+from pytcp_green.stack.wire.ip6 import V4MAPPED_PREFIX
 
 MSG_OOB = _socket.MSG_OOB
 MSG_PEEK = _socket.MSG_PEEK
@@ -124,7 +127,7 @@ def _stack_supports(family: int) -> bool:
 
 def _new_green(family: int, type: int, proto: int = 0) -> GreenSocket:
     host = _state.current_host()
-    if proto == IPPROTO_ICMP:
+    if proto == IPPROTO_ICMP and type == SOCK_DGRAM:
         # An ICMP echo ("ping") socket, as Linux gives socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP).
         return GreenSocket(host.runtime, host.stack.icmp4.ping.socket())
     core = host.stack.socket(family, type, proto)
@@ -185,7 +188,9 @@ class StackBackend:
         """A new stack socket, as ``socket(family, type, proto)`` (``type`` may carry SOCK_NONBLOCK)."""
         base_type = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)
         expected = IPPROTO_TCP if base_type == SOCK_STREAM else IPPROTO_UDP
-        if base_type == SOCK_DGRAM and family == AF_INET and proto == IPPROTO_ICMP:
+        if base_type == SOCK_RAW:
+            expected = proto  # any protocol (stack/datagram/raw.py); 0 and IPPROTO_RAW are refused there
+        elif base_type == SOCK_DGRAM and family == AF_INET and proto == IPPROTO_ICMP:
             expected = IPPROTO_ICMP
         elif base_type == SOCK_DGRAM and proto == IPPROTO_UDPLITE:
             expected = IPPROTO_UDPLITE  # RFC 3828, over both families as on Linux
@@ -332,7 +337,7 @@ class StackBackend:
         if bufsize < 0:
             raise ValueError("negative buffersize in recv")
         timeout = _flag_timeout(flags)
-        if self.handle.type == SOCK_DGRAM:
+        if self.handle.type != SOCK_STREAM:
             if self.shut_rd:
                 return b""
             return green.recvfrom(bufsize, timeout, peek=bool(flags & MSG_PEEK))[0]
@@ -360,7 +365,7 @@ class StackBackend:
         if bufsize < 0:
             raise ValueError("negative buffersize in recvfrom")
         timeout = _flag_timeout(flags)
-        if self.handle.type == SOCK_DGRAM:
+        if self.handle.type != SOCK_STREAM:
             return green.recvfrom(bufsize, timeout, peek=bool(flags & MSG_PEEK))
         # A stream socket reports no source address, as Linux does.
         return self.recv(bufsize, flags), None
@@ -411,7 +416,9 @@ class StackBackend:
     def _recv_datagram_or_bytes(self, bufsize: int, ancbufsize: int, flags: int) -> tuple[bytes, Any, int, list[Any]]:
         """recvfrom() for recvmsg: a datagram is taken whole, so a cut one is flagged MSG_TRUNC (the rest
         is discarded either way, as recv(2) does), with its ancillary data (patches._ancillary)."""
-        if self.handle.type == SOCK_DGRAM:
+        if flags & _ancillary.MSG_ERRQUEUE:
+            return self._recv_error(bufsize, ancbufsize)
+        if self.handle.type != SOCK_STREAM:
             green = self.green()
             timeout = _flag_timeout(flags)
             peek = bool(flags & MSG_PEEK)
@@ -424,11 +431,24 @@ class StackBackend:
         data, addr = self.recvfrom(bufsize, flags)
         return data, addr, 0, []
 
+    def _recv_error(self, bufsize: int, ancbufsize: int) -> tuple[bytes, Any, int, list[Any]]:
+        """recvmsg(MSG_ERRQUEUE): the oldest queued ICMP error, at once (EAGAIN when none, as Linux)."""
+        core = self.green().core
+        if not isinstance(core, DatagramSocket):
+            raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))  # TCP's error queue is always empty here
+        item = core.recv_error()
+        ancillary, msg_flags = _ancillary.error_item(self.handle.family, item, ancbufsize)
+        data = item.payload
+        if len(data) > bufsize:
+            data, msg_flags = data[:bufsize], msg_flags | MSG_TRUNC
+        dst = item.dst if self.handle.family == AF_INET or len(item.dst) == 16 else V4MAPPED_PREFIX + item.dst
+        return data, sockaddr(self.handle.family, dst, item.dport), msg_flags | _ancillary.MSG_ERRQUEUE, ancillary
+
     def send(self, data: Any, flags: int) -> int:
         green = self.green()
         view = as_bytes_like(data)
         timeout = _flag_timeout(flags)
-        if self.handle.type == SOCK_DGRAM:
+        if self.handle.type != SOCK_STREAM:
             return green.sendto(view, None, timeout)
         connecting = _fastopen_deferred(green)
         sent = green.send(view, timeout)
@@ -440,7 +460,7 @@ class StackBackend:
         green = self.green()
         view = as_bytes_like(data)
         timeout = _flag_timeout(flags)
-        if self.handle.type == SOCK_DGRAM:
+        if self.handle.type != SOCK_STREAM:
             green.sendto(view, None, timeout)
             return
         connecting = _fastopen_deferred(green)
@@ -541,7 +561,7 @@ class StackBackend:
         how = c_int(how)
         if how not in (_socket.SHUT_RD, _socket.SHUT_WR, _socket.SHUT_RDWR):
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
-        if self.handle.type == SOCK_DGRAM:
+        if self.handle.type != SOCK_STREAM:
             green.getpeername()  # ENOTCONN when not connected, as Linux
             if how in (_socket.SHUT_RD, _socket.SHUT_RDWR):
                 self.shut_rd = True

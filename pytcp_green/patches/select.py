@@ -7,15 +7,21 @@ from the kernel (the original ``select``/``poll`` with a zero timeout).  To wait
 greenlet sleeps on one gevent Event that both the stack sockets' readiness observers and
 gevent io watchers on the real fds set; then everything is checked again.  Nothing spins.
 
-As gevent does, ``epoll``, ``kqueue``, ``kevent`` and ``devpoll`` are removed rather than
-half-emulated, and ``selectors.DefaultSelector`` becomes a poll-based selector on this ``poll``.
+``select.epoll`` (epoll(7)), which gevent removes, is kept: the real fds go into a real kernel epoll
+(so their edge-triggered and one-shot behaviour is the kernel's, and ``fileno()`` is a real epoll
+fd), the stack sockets stay in the Python object, with EPOLLONESHOT as Linux has it and EPOLLET on
+the core's wake-ups: a stack socket reports again when it becomes ready again (read to EAGAIN, then
+more data), not, as Linux's do, for more data onto unread data - which no correct ET reader waits for.
+``kqueue``, ``kevent`` and ``devpoll`` are removed, as gevent does; ``selectors.DefaultSelector`` is
+the poll-based selector on this ``poll``.
 """
 
 from __future__ import annotations
 
 import errno
 import math
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import gevent
@@ -24,7 +30,7 @@ from gevent.hub import get_hub
 from gevent.select import select as _gevent_select  # imported now, while select.select is the original
 
 from pytcp_green.patches import _state
-from pytcp_green.patches._stack_backend import Handle
+from pytcp_green.patches._stack_backend import Handle, handle_for_fd
 from pytcp_green.patches.socket import stack_readiness
 from pytcp_green.stack.sockbase import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLPRI
 
@@ -90,6 +96,24 @@ def _yield_once(waited: bool) -> None:
     """
     if not waited:
         gevent.sleep(0)
+
+
+def _poll_until(seconds: float | None, check: Callable[[], list[tuple[int, int]]],
+                wait: Callable[[float | None], None]) -> list[tuple[int, int]]:
+    """poll()'s and epoll.poll()'s loop: ``check`` until it finds something or ``seconds`` (None: no
+    limit) pass, calling ``wait(remaining)`` between rounds."""
+    deadline = None if seconds is None else _now() + seconds
+    waited = False
+    while True:
+        ready = check()
+        if ready:
+            _yield_once(waited)
+            return ready
+        remaining = None if deadline is None else deadline - _now()
+        if remaining is not None and remaining <= 0:
+            return []
+        wait(remaining)
+        waited = True
 
 
 def _now() -> float:
@@ -236,28 +260,20 @@ class PollObject:
         else:
             seconds = None
         original_poll = _original("poll")
-        deadline = None if seconds is None else _now() + seconds
-        waited = False
-        while True:
-            ready = self._check(original_poll)
-            if ready:
-                _yield_once(waited)
-                return ready
-            remaining = None if deadline is None else deadline - _now()
-            if remaining is not None and remaining <= 0:
-                return []
-            handles = []
-            kernel: dict[int, int] = {}
-            for fd, events in self._fds.items():
-                handle = stack_readiness(fd)
-                if handle is not None:
-                    handles.append(handle)
-                    continue
-                ev = (_EV_READ if events & (POLLIN | POLLPRI | POLLRDNORM) else 0) | \
-                     (_EV_WRITE if events & (POLLOUT | POLLWRNORM) else 0)
-                kernel[fd] = ev or _EV_READ  # errors/hang-ups still wake a read watcher
-            _wait(handles, kernel, remaining)
-            waited = True
+        return _poll_until(seconds, lambda: self._check(original_poll), self._wait_round)
+
+    def _wait_round(self, remaining: float | None) -> None:
+        handles = []
+        kernel: dict[int, int] = {}
+        for fd, events in self._fds.items():
+            handle = stack_readiness(fd)
+            if handle is not None:
+                handles.append(handle)
+                continue
+            ev = (_EV_READ if events & (POLLIN | POLLPRI | POLLRDNORM) else 0) | \
+                 (_EV_WRITE if events & (POLLOUT | POLLWRNORM) else 0)
+            kernel[fd] = ev or _EV_READ  # errors/hang-ups still wake a read watcher
+        _wait(handles, kernel, remaining)
 
 
 def poll() -> PollObject:
@@ -265,13 +281,174 @@ def poll() -> PollObject:
     return PollObject._new()
 
 
+# -- epoll --------------------------------------------------------------------------------------------
+EPOLLIN, EPOLLPRI, EPOLLOUT, EPOLLERR, EPOLLHUP = POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP
+EPOLLRDNORM, EPOLLWRNORM = POLLRDNORM, POLLWRNORM
+EPOLLONESHOT = 1 << 30
+EPOLLET = 1 << 31
+_FD_SETSIZE = 1024
+
+
+class _Watched:
+    """One stack socket in an epoll set.  ``pending`` is Linux's "on the ready list": set when the
+    item is added or modified and on every wake-up of the socket, cleared when an edge-triggered
+    item is reported; a one-shot item is ``disarmed`` once reported, until ``modify``."""
+
+    __slots__ = ("disarmed", "events", "handle", "pending")
+
+    def __init__(self, handle: Handle, events: int) -> None:
+        self.handle = handle
+        self.events = events
+        self.pending = True
+        self.disarmed = False
+
+    def wake(self) -> None:
+        self.pending = True
+
+    def revents(self) -> int:
+        """The events to report now (0: none), updating the edge/one-shot state as ep_send_events does."""
+        if self.disarmed or (self.events & EPOLLET and not self.pending):
+            return 0
+        mask = self.handle.poll_mask()
+        if mask & POLLIN:
+            mask |= POLLRDNORM
+        if mask & POLLOUT:
+            mask |= POLLWRNORM
+        revents = mask & (self.events | POLLERR | POLLHUP)
+        if revents:
+            self.pending = False
+            self.disarmed = bool(self.events & EPOLLONESHOT)
+        return revents
+
+
+class epoll:  # the stdlib's name, lower case
+    """Like ``select.epoll``: stack sockets and real fds in one set; ``poll(timeout)`` takes seconds.
+
+    A stack socket closed while registered leaves the set, as a closed file leaves Linux's.
+    """
+
+    def __init__(self, sizehint: int = -1, flags: int = 0) -> None:
+        # The kernel's epoll checks the arguments as CPython does and holds the real fds.
+        self._kernel = _original("epoll")(sizehint, flags)
+        self._stack: dict[int, _Watched] = {}
+
+    @classmethod
+    def fromfd(cls, fd: int) -> epoll:
+        raise OSError(errno.EOPNOTSUPP, "epoll.fromfd() is not supported under pytcp_green: the stack sockets of "
+                      "an epoll set live in its Python object, not in the kernel's epoll file")
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._kernel.closed)
+
+    def close(self) -> None:
+        for fd in list(self._stack):
+            self._forget(fd)
+        self._kernel.close()
+
+    def fileno(self) -> int:
+        return int(self._kernel.fileno())
+
+    def __enter__(self) -> epoll:
+        self._open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _open(self) -> None:
+        if self.closed:
+            raise ValueError("I/O operation on closed epoll object")
+
+    def _live_entry(self, fd: int) -> _Watched | None:
+        """The stack entry of ``fd``, dropping it first if its socket was closed (the number may be reused)."""
+        entry = self._stack.get(fd)
+        if entry is not None and (entry.handle.closed or handle_for_fd(fd) is not entry.handle):
+            self._forget(fd)
+            return None
+        return entry
+
+    def _forget(self, fd: int) -> None:
+        entry = self._stack.pop(fd)
+        entry.handle.green.remove_observer(entry.wake)
+
+    def register(self, fd: Any, eventmask: int = EPOLLIN | EPOLLPRI | EPOLLOUT) -> None:
+        self._open()
+        number = _fileno_of(fd)
+        handle = stack_readiness(number)
+        if handle is None:
+            self._kernel.register(number, eventmask)
+            return
+        if self._live_entry(number) is not None:
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST))
+        entry = _Watched(handle, int(eventmask) & 0xFFFFFFFF)
+        handle.green.add_observer(entry.wake)
+        self._stack[number] = entry
+
+    def modify(self, fd: Any, eventmask: int) -> None:
+        self._open()
+        number = _fileno_of(fd)
+        if stack_readiness(number) is None:
+            self._kernel.modify(number, eventmask)
+            return
+        entry = self._live_entry(number)
+        if entry is None:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+        entry.events = int(eventmask) & 0xFFFFFFFF
+        entry.pending, entry.disarmed = True, False  # re-armed and checked again, as EPOLL_CTL_MOD does
+
+    def unregister(self, fd: Any) -> None:
+        self._open()
+        number = _fileno_of(fd)
+        if stack_readiness(number) is None:
+            self._kernel.unregister(number)
+            return
+        if self._live_entry(number) is None:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+        self._forget(number)
+
+    def _ready(self, maxevents: int) -> list[tuple[int, int]]:
+        out: list[tuple[int, int]] = []
+        for fd in list(self._stack):
+            entry = self._live_entry(fd)
+            if entry is None:
+                continue
+            revents = entry.revents()
+            if revents:
+                out.append((fd, revents))
+                if len(out) == maxevents:
+                    return out
+        # At most the room left: the kernel consumes edge-triggered and one-shot events it reports.
+        out.extend(self._kernel.poll(0, maxevents - len(out)))
+        return out
+
+    def poll(self, timeout: float | None = None, maxevents: int = -1) -> list[tuple[int, int]]:
+        self._open()
+        seconds: float | None = None
+        if timeout is not None:
+            try:
+                seconds = float(timeout)
+            except (TypeError, ValueError):
+                raise TypeError("timeout must be an integer or None") from None
+            seconds = None if seconds < 0 else math.ceil(seconds * 1000) / 1000.0
+        if maxevents == -1:
+            maxevents = _FD_SETSIZE - 1
+        elif maxevents < 1:
+            raise ValueError(f"maxevents must be greater than 0, got {maxevents}")
+        return _poll_until(seconds, lambda: self._ready(maxevents), self._wait_round)
+
+    def _wait_round(self, remaining: float | None) -> None:
+        # The kernel's epoll fd polls readable while one of its fds has an event to report.
+        _wait([e.handle for e in self._stack.values() if not e.disarmed], {self.fileno(): _EV_READ}, remaining)
+        self._open()  # another greenlet may have closed it meanwhile
+
+
 # What this module replaces in ``select`` (see :func:`pytcp_green.patches._state.patch_module`).
-__implements__ = ["select", "poll"]
-__removes__ = ["epoll", "kqueue", "kevent", "devpoll"]
+__implements__ = ["select", "poll", "epoll"]
+__removes__ = ["kqueue", "kevent", "devpoll"]
 
 
 def _will_patch(target: Any, items: list[str]) -> list[str]:
-    # poll only where the platform has one (or had, before gevent removed it).
-    if hasattr(target, "poll") or "poll" in _state._gevent_saved().get("select", {}):
-        return items
-    return [name for name in items if name != "poll"]
+    # poll and epoll only where the platform has them (or had, before gevent removed them).
+    saved = _state._gevent_saved().get("select", {})
+    return [name for name in items if name == "select" or hasattr(target, name) or name in saved]

@@ -39,6 +39,7 @@ from pytcp_green.patches._common import (
     SOCK_CLOEXEC,
     SOCK_DGRAM,
     SOCK_NONBLOCK,
+    SOCK_RAW,
     SOCK_STREAM,
     SOL_SOCKET,
     family_enum,
@@ -116,12 +117,12 @@ class socket:  # the stdlib's name
         if proto == -1:
             proto = 0
         base_type = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)
-        if family in (AF_INET, AF_INET6) and base_type in (SOCK_STREAM, SOCK_DGRAM):
+        if family in (AF_INET, AF_INET6) and base_type in (SOCK_STREAM, SOCK_DGRAM, SOCK_RAW):
             self._impl = StackBackend.open(family, type, proto)
         elif family in (AF_INET, AF_INET6):
-            # Raw IP and the like would reach the kernel's network: refuse rather than leak.
+            # Any other type would reach the kernel's network: refuse rather than leak.
             raise OSError(errno.ESOCKTNOSUPPORT, f"{os.strerror(errno.ESOCKTNOSUPPORT)} (pytcp_green: only "
-                                                 f"SOCK_STREAM and SOCK_DGRAM are implemented)")
+                                                 f"SOCK_STREAM, SOCK_DGRAM and SOCK_RAW are implemented)")
         else:
             self._impl = KernelBackend.open(family, type, proto)
 

@@ -26,6 +26,22 @@ class RxMeta(NamedTuple):
     tclass: int
 
 
+SO_EE_ORIGIN_ICMP = 2
+SO_EE_ORIGIN_ICMP6 = 3
+
+
+class IcmpOrigin(NamedTuple):
+    """Who reported an ICMP error and how, for IP_RECVERR's struct sock_extended_err (ip(7)): the origin
+    (SO_EE_ORIGIN_ICMP 2 or SO_EE_ORIGIN_ICMP6 3), the message's type, code and info (the MTU of a
+    fragmentation-needed / packet-too-big, else 0) and the offender (the error's packed source)."""
+
+    origin: int
+    type: int
+    code: int
+    info: int
+    offender: bytes
+
+
 class Network(Protocol):
     """IP as a transport sees it: addresses are packed bytes of either family."""
 
@@ -49,7 +65,8 @@ class DatagramTransport(Protocol):
         """Deliver one datagram; False when no socket takes its port (the caller may answer ICMP)."""
         ...
 
-    def icmp_error(self, src: bytes, dst: bytes, quoted: memoryview, err: int, now: float) -> None: ...
+    def icmp_error(self, src: bytes, dst: bytes, quoted: memoryview, err: int, now: float,
+                   origin: IcmpOrigin | None = None) -> None: ...
 
 
 class StreamTransport(Protocol):

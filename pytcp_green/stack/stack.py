@@ -26,6 +26,7 @@ import logging
 import random
 from collections.abc import Mapping
 
+from pytcp_green.stack.datagram.raw import RawLayer, RawSocket
 from pytcp_green.stack.datagram.udp import UdpLayer, UdpSocket
 from pytcp_green.stack.datagram.udplite import UdpLiteLayer
 from pytcp_green.stack.interface import Egress, Interface, LinkKind, TrustedFrame
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 
 SOCK_STREAM = 1
 SOCK_DGRAM = 2
+SOCK_RAW = 3
 
 
 class Stack:
@@ -81,6 +83,7 @@ class Stack:
         self.icmp4.connect(self.udp, self.tcp, self.udplite)
         self.ip6.connect(self.icmp6, self.udp, self.tcp, self.udplite)
         self.icmp6.connect(self.udp, self.tcp, self.udplite)
+        self.raw = self.ip4.raw = self.ip6.walk.raw = RawLayer(svc, self)
         self.add_ip4("lo", "127.0.0.1/8")
         self.ip6.add_address(self.loopback, ipaddress.IPv6Interface("::1/128"), dad=False)
 
@@ -198,9 +201,10 @@ class Stack:
         return self.timers.next_deadline()
 
     # -- sockets -------------------------------------------------------------------------------------
-    def socket(self, family: int = AF_INET, type: int = SOCK_STREAM, proto: int = 0) -> UdpSocket | TcpSocket:
+    def socket(self, family: int = AF_INET, type: int = SOCK_STREAM,
+               proto: int = 0) -> UdpSocket | TcpSocket | RawSocket:
         """A core socket of family AF_INET or AF_INET6; ``proto`` IPPROTO_UDPLITE (136) with SOCK_DGRAM
-        makes a UDP-Lite one (RFC 3828)."""
+        makes a UDP-Lite one (RFC 3828); SOCK_RAW a raw one of protocol ``proto`` (stack/datagram/raw.py)."""
         if family not in (AF_INET, AF_INET6):
             raise oserror(errno.EAFNOSUPPORT)
         if type == SOCK_DGRAM:
@@ -209,6 +213,8 @@ class Stack:
             return self.udp.socket(family)
         if type == SOCK_STREAM:
             return self.tcp.socket(family)
+        if type == SOCK_RAW:
+            return self.raw.socket(family, proto)
         raise oserror(errno.ESOCKTNOSUPPORT)
 
     # -- the contract transports use (addresses are packed bytes) ------------------------------------

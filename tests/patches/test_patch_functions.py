@@ -62,8 +62,8 @@ def test_patch_select_alone() -> None:
                 "socket": pytcp_green.is_module_patched("socket"),
                 "original": pytcp_green.get_original("select", "epoll").__name__})
     """, patch="pytcp_green.patch_select()")
-    assert out == {"select": "pytcp_green.patches.select", "poll": "pytcp_green.patches.select", "epoll": False,
-                   "default": "PollSelector", "epoll_selector": False, "socket": False, "original": "epoll"}
+    assert out == {"select": "pytcp_green.patches.select", "poll": "pytcp_green.patches.select", "epoll": True,
+                   "default": "PollSelector", "epoll_selector": True, "socket": False, "original": "epoll"}
 
 
 def test_patch_ssl_alone() -> None:

@@ -13,17 +13,38 @@ from __future__ import annotations
 import errno
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
 
-from pytcp_green.stack.sockbase import AF_INET, POLLERR, POLLIN, POLLOUT, Address, CoreSocket, oserror, would_block
+from pytcp_green.stack.sockbase import (
+    AF_INET,
+    POLLERR,
+    POLLIN,
+    POLLOUT,
+    Address,
+    CoreSocket,
+    oserror,
+    pack_host,
+    would_block,
+)
 
 if TYPE_CHECKING:
-    from pytcp_green.stack.contracts import RxMeta
+    from pytcp_green.stack.contracts import IcmpOrigin, RxMeta
     from pytcp_green.stack.ports import Binding
     from pytcp_green.stack.services import Services
 
 # What a queued datagram costs against SO_RCVBUF besides its payload (Linux charges skb truesize).
 DATAGRAM_OVERHEAD = 256
+
+
+class QueuedError(NamedTuple):
+    """One ICMP error on a socket's error queue: the errno, who sent it, the quoted datagram's payload
+    and where that datagram was going (address and port)."""
+
+    err: int
+    origin: IcmpOrigin
+    payload: bytes
+    dst: bytes
+    dport: int
 
 
 class DatagramSocket(CoreSocket):
@@ -42,6 +63,8 @@ class DatagramSocket(CoreSocket):
         # Each datagram with its source and what IP input knew of it (None for ping's echo replies).
         self.queue: deque[tuple[bytes, Address, RxMeta | None]] = deque()
         self.queued_bytes = 0
+        self.errqueue: deque[QueuedError] = deque()
+        self._recverr = False
         self.closed = False
         sysctl = svc.sysctl
         self.rcvbuf = sysctl.int("net.core.rmem_default")
@@ -61,6 +84,19 @@ class DatagramSocket(CoreSocket):
         code = self.take_error()
         if code:
             raise oserror(code)
+
+    def _destination(self, addr: Address | None) -> bytes:
+        """Where sendto() sends: ``addr``'s host, or the connected peer (EDESTADDRREQ when there is none)."""
+        if addr is not None:
+            return pack_host(self.family, addr[0])
+        if self.remote_addr is None:
+            raise oserror(errno.EDESTADDRREQ)
+        return self.remote_addr
+
+    def shutdown(self, how: int, now: float) -> None:
+        # Only a connected socket can be shut down (the read side's effect is the drop-in's, patches/).
+        if self.remote_addr is None:
+            raise oserror(errno.ENOTCONN)
 
     def recvfrom(self, bufsize: int, now: float, *, peek: bool = False) -> tuple[bytes, Address]:
         data, source, _ = self.recvmsg(bufsize, now, peek=peek)
@@ -93,13 +129,44 @@ class DatagramSocket(CoreSocket):
         self._error = code
         self.wake()
 
+    # -- IP_RECVERR / IPV6_RECVERR (ip(7)): ICMP errors queued, read with MSG_ERRQUEUE -----------------
+    @property
+    def recverr(self) -> bool:
+        return self._recverr
+
+    @recverr.setter
+    def recverr(self, on: bool) -> None:
+        self._recverr = bool(on)
+        if not on:  # Linux purges the queue when the option goes off
+            while self.errqueue:
+                self.queued_bytes -= len(self.errqueue.popleft().payload) + DATAGRAM_OVERHEAD
+
+    def queue_error(self, item: QueuedError) -> None:
+        """Queue an ICMP error (charged against SO_RCVBUF with the datagrams, as Linux does) and set it pending."""
+        cost = len(item.payload) + DATAGRAM_OVERHEAD
+        if self.queued_bytes + cost <= self.rcvbuf:
+            self.errqueue.append(item)
+            self.queued_bytes += cost
+        self.set_error(item.err)
+
+    def recv_error(self) -> QueuedError:
+        """The oldest queued error (recvmsg with MSG_ERRQUEUE: never blocks, EAGAIN when none)."""
+        self._check_open()
+        if not self.errqueue:
+            raise would_block()
+        item = self.errqueue.popleft()
+        self.queued_bytes -= len(item.payload) + DATAGRAM_OVERHEAD
+        # The pending error becomes the next queued one's, or none (Linux's sock_dequeue_err_skb).
+        self._error = self.errqueue[0].err if self.errqueue else 0
+        return item
+
     def poll_mask(self) -> int:
         if self.closed:
             return 0
         mask = POLLOUT
         if self.queue:
             mask |= POLLIN
-        if self._error:
+        if self._error or self.errqueue:
             mask |= POLLERR
         return mask
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
-from pytcp_green.stack.datagram.base import DatagramSocket, SocketTable
+from pytcp_green.stack.datagram.base import DatagramSocket, QueuedError, SocketTable
 from pytcp_green.stack.ports import Binding, PortTable
 from pytcp_green.stack.sockbase import (
     AF_INET,
@@ -35,6 +35,7 @@ from pytcp_green.stack.wire.icmp4 import ICMP4_HEADER_LEN, TYPE_ECHO_REQUEST, Ic
 from pytcp_green.stack.wire.ip4 import IP4_HEADER_LEN, PROTO_ICMP
 
 if TYPE_CHECKING:
+    from pytcp_green.stack.contracts import IcmpOrigin
     from pytcp_green.stack.ipv4.ip import Ip4Layer
     from pytcp_green.stack.services import Services
 
@@ -91,12 +92,7 @@ class PingSocket(DatagramSocket):
     def sendto(self, data: bytes | bytearray | memoryview, addr: Address | None, now: float) -> int:
         self._check_open()
         self._raise_pending()
-        if addr is None:
-            if self.remote_addr is None:
-                raise oserror(errno.EDESTADDRREQ)
-            dst = self.remote_addr
-        else:
-            dst = pack_host(AF_INET, addr[0])
+        dst = self._destination(addr)
         size = len(data)
         if size > MAX_MESSAGE:
             raise oserror(errno.EMSGSIZE)
@@ -122,10 +118,6 @@ class PingSocket(DatagramSocket):
             raise oserror(err)
         self.layer.svc.stats["ping.tx"] += 1
         return size
-
-    def shutdown(self, how: int, now: float) -> None:
-        if self.remote_addr is None:
-            raise oserror(errno.ENOTCONN)
 
     def close(self, now: float | None = None) -> None:
         if self.closed:
@@ -167,12 +159,20 @@ class PingLayer:
         sock.deliver(bytes(raw), sockaddr(AF_INET, src, 0))
         return True
 
-    def icmp_error(self, src: bytes, dst: bytes, quoted: memoryview, err: int) -> None:
-        """An ICMP error quoting an echo request we sent from ``src`` to ``dst``."""
+    def icmp_error(self, src: bytes, dst: bytes, quoted: memoryview, err: int,
+                   origin: IcmpOrigin | None = None) -> None:
+        """An ICMP error quoting an echo request we sent from ``src`` to ``dst``: pending on a connected
+        socket; with IP_RECVERR, queued (the quoted request as data, port 0) connected or not (ping_err)."""
         if len(quoted) < ICMP4_HEADER_LEN or quoted[0] != TYPE_ECHO_REQUEST:
             return
         sock = self._lookup(int.from_bytes(quoted[4:6], "big"), src)
-        if sock is not None and sock.remote_addr == dst:
+        if sock is None:
+            return
+        if origin is not None and sock.recverr:
+            sock.queue_error(QueuedError(err, origin, bytes(quoted), dst, 0))
+        elif sock.remote_addr == dst:
             sock.set_error(err)
-            self.svc.stats["ping.icmp_error_delivered"] += 1
+        else:
+            return
+        self.svc.stats["ping.icmp_error_delivered"] += 1
 

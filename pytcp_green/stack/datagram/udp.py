@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
-from pytcp_green.stack.datagram.base import DatagramSocket, SocketTable
+from pytcp_green.stack.datagram.base import DatagramSocket, QueuedError, SocketTable
 from pytcp_green.stack.ports import Binding, PortTable
 from pytcp_green.stack.sockbase import (
     AF_INET6,
@@ -28,7 +28,7 @@ from pytcp_green.stack.wire.ip6 import V4MAPPED_PREFIX
 from pytcp_green.stack.wire.udp import UDP_HEADER_LEN, UdpDatagram, write_udp
 
 if TYPE_CHECKING:
-    from pytcp_green.stack.contracts import Network, RxMeta
+    from pytcp_green.stack.contracts import IcmpOrigin, Network, RxMeta
     from pytcp_green.stack.interface import Interface
     from pytcp_green.stack.ipv4.ip import Ip4Layer
     from pytcp_green.stack.services import Services
@@ -348,13 +348,23 @@ class UdpLayer:
                 sock.deliver(data, source, meta)
         return True
 
-    def icmp_error(self, src: bytes, dst: bytes, quoted: memoryview, err: int, now: float) -> None:
-        """An ICMP error about a datagram we sent from ``src`` to ``dst``; reported to connected sockets."""
+    def icmp_error(self, src: bytes, dst: bytes, quoted: memoryview, err: int, now: float,
+                   origin: IcmpOrigin | None = None) -> None:
+        """An ICMP error about a datagram we sent from ``src`` to ``dst``: pending on the connected socket
+        it concerns; with IP_RECVERR on, queued (``origin`` saying who sent it) on the socket that sent it,
+        connected or not, as Linux's __udp4_lib_err does."""
         if len(quoted) < 4:
             return
         sport = int.from_bytes(quoted[0:2], "big")
         dport = int.from_bytes(quoted[2:4], "big")
         for sock in self.sockets.on_port(sport):
-            if sock.remote_addr in (dst, V4MAPPED_PREFIX + dst) and sock.remote_port == dport:
+            connected = sock.remote_addr in (dst, V4MAPPED_PREFIX + dst) and sock.remote_port == dport
+            if origin is not None and sock.recverr and (connected or sock.remote_addr is None) and \
+                    sock.local_addr in (src, V4MAPPED_PREFIX + src, sock.wildcard):
+                sock.queue_error(QueuedError(err, origin, bytes(quoted[UDP_HEADER_LEN:]), dst, dport))
+            elif connected:
                 sock.set_error(err)
-                self.svc.stats[self.name + ".icmp_error_delivered"] += 1
+            else:
+                continue
+            self.svc.stats[self.name + ".icmp_error_delivered"] += 1
+            return

@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
-from pytcp_green.stack.contracts import ErrorDelivery
+from pytcp_green.stack.contracts import SO_EE_ORIGIN_ICMP, ErrorDelivery, IcmpOrigin
 from pytcp_green.stack.datagram.ping import PingLayer
 from pytcp_green.stack.icmp_ratelimit import IcmpRateLimit
 from pytcp_green.stack.interface import Interface
@@ -104,11 +104,11 @@ class Icmp4Layer(ErrorDelivery):
                 stats["icmp4.drop.echo_reply_no_socket"] += 1
         elif kind in ERROR_TYPES:
             stats[f"icmp4.rx.error.{kind}.{msg.code}"] += 1
-            self._deliver_error(msg, now)
+            self._deliver_error(msg, pkt.src, now)
         else:
             stats["icmp4.rx.other"] += 1
 
-    def _deliver_error(self, msg: Icmp4Message, now: float) -> None:
+    def _deliver_error(self, msg: Icmp4Message, sender: bytes, now: float) -> None:
         """Hand an error to the transport that sent the quoted datagram (RFC 1122 §3.2.2.1)."""
         quoted = msg.body
         if len(quoted) < 28 or quoted[0] >> 4 != 4:
@@ -136,12 +136,14 @@ class Icmp4Layer(ErrorDelivery):
             err = errno.EPROTO
         else:
             err = errno.EHOSTUNREACH
+        frag_needed = msg.type == TYPE_DEST_UNREACH and msg.code == CODE_FRAG_NEEDED
+        origin = IcmpOrigin(SO_EE_ORIGIN_ICMP, msg.type, msg.code, msg.next_hop_mtu if frag_needed else 0, sender)
         if proto == PROTO_UDP:
-            self.udp.icmp_error(src, dst, transport, err, now)
+            self.udp.icmp_error(src, dst, transport, err, now, origin)
         elif proto == PROTO_UDPLITE:
-            self.udplite.icmp_error(src, dst, transport, err, now)
+            self.udplite.icmp_error(src, dst, transport, err, now, origin)
         elif proto == PROTO_ICMP:
-            self.ping.icmp_error(src, dst, transport, err)
+            self.ping.icmp_error(src, dst, transport, err, origin)
         elif proto == PROTO_TCP:
             self.tcp.icmp_error(src, dst, transport, err, mtu, now)
 

@@ -29,6 +29,7 @@ from pytcp_green.stack.ipv4.igmp import Igmp
 from pytcp_green.stack.ipv4.reassembly import Icmp4Errors, Reassembler
 from pytcp_green.stack.ipv4.route import Route4, RouteTable4
 from pytcp_green.stack.pmtu import PmtuCache
+from pytcp_green.stack.sockbase import AF_INET
 from pytcp_green.stack.wire import Malformed
 from pytcp_green.stack.wire.ethernet import BROADCAST_MAC, ETHERTYPE_IP4, write_ethernet
 from pytcp_green.stack.wire.icmp4 import CODE_PROTO_UNREACH, TYPE_DEST_UNREACH
@@ -45,6 +46,7 @@ from pytcp_green.stack.wire.udplite import PROTO_UDPLITE
 
 if TYPE_CHECKING:
     from pytcp_green.stack.contracts import DatagramTransport, StreamTransport
+    from pytcp_green.stack.datagram.raw import RawLayer
     from pytcp_green.stack.services import Services
 
 LIMITED_BROADCAST = b"\xff\xff\xff\xff"
@@ -80,6 +82,7 @@ class Ip4Layer:
         self.svc = svc
         self.interfaces = interfaces
         self.loopback = loopback
+        self.raw: RawLayer | None = None  # the raw sockets (Stack.__init__ wires them)
         self.routes = RouteTable4()
         self.local: dict[bytes, Interface] = {}  # our unicast addresses
         self.broadcast: dict[bytes, Interface] = {}  # directed broadcasts of our subnets
@@ -208,6 +211,8 @@ class Ip4Layer:
             pkt = whole
             csum_ok = False
         proto = pkt.proto
+        # Every raw socket of the protocol gets a copy, header included (raw(7)); the protocol still runs.
+        raw = self.raw is not None and self.raw.receive(AF_INET, proto, src, dst, pkt.header, pkt.payload)
         if proto == PROTO_TCP:
             if bcast:
                 stats["ip4.drop.tcp_broadcast"] += 1
@@ -221,7 +226,7 @@ class Ip4Layer:
             self.icmp.receive(iface, pkt, now, bcast)
         elif proto == PROTO_IGMP:
             self.igmp.receive(iface, pkt, now)
-        else:
+        elif not raw:
             stats["ip4.drop.unknown_protocol"] += 1
             if not bcast:
                 self.icmp.send_error(pkt, TYPE_DEST_UNREACH, CODE_PROTO_UNREACH, 0, now)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from pytcp_green.stack.contracts import RxMeta
 from pytcp_green.stack.ipv6.reassembly import MAX_PAYLOAD, Icmp6Errors, Reassembler6
+from pytcp_green.stack.sockbase import AF_INET6
 from pytcp_green.stack.wire import Malformed
 from pytcp_green.stack.wire.icmp6 import (
     CODE_BAD_HEADER,
@@ -54,6 +55,7 @@ from pytcp_green.stack.wire.udplite import PROTO_UDPLITE as NH_UDPLITE
 
 if TYPE_CHECKING:
     from pytcp_green.stack.contracts import DatagramTransport, StreamTransport
+    from pytcp_green.stack.datagram.raw import RawLayer
     from pytcp_green.stack.ipv6.addr import If6
     from pytcp_green.stack.services import Services
 
@@ -62,6 +64,9 @@ class Icmp6Input(Icmp6Errors, Protocol):
     """ICMPv6 as IPv6 input sees it (:class:`~pytcp_green.stack.ipv6.icmp.Icmp6Layer`)."""
 
     def receive(self, if6: If6, pkt: Ip6Packet, payload: memoryview, now: float) -> None: ...
+
+
+_EXTENSIONS = (NH_HOP_BY_HOP, NH_DEST_OPTS, NH_ROUTING, NH_FRAGMENT, NH_NONE)
 
 
 class ExtWalk:
@@ -74,6 +79,7 @@ class ExtWalk:
     def __init__(self, svc: Services, reassembler: Reassembler6) -> None:
         self.svc = svc
         self.reassembler = reassembler
+        self.raw: RawLayer | None = None  # the raw sockets (Stack.__init__ wires them)
 
     def connect(self, icmp: Icmp6Input, udp: DatagramTransport, tcp: StreamTransport,
                 udplite: DatagramTransport) -> None:
@@ -86,6 +92,9 @@ class ExtWalk:
         stats = self.svc.stats
         packet = pkt.packet
         while True:
+            # Every raw socket of an upper protocol gets a copy of its payload (ipv6 raw(7)); it still runs.
+            raw = nh not in _EXTENSIONS and self.raw is not None and \
+                self.raw.receive(AF_INET6, nh, pkt.src, pkt.dst, packet[off:])
             if nh in self.datagram:
                 payload = packet[off:]
                 meta = RxMeta(if6.iface.index, pkt.dst, pkt.hop_limit, pkt.traffic_class)
@@ -105,9 +114,10 @@ class ExtWalk:
             if nh == NH_NONE:
                 stats["ip6.rx.no_next_header"] += 1  # RFC 8200 §4.7: ignore what follows
                 return
-            if nh not in (NH_HOP_BY_HOP, NH_DEST_OPTS, NH_ROUTING, NH_FRAGMENT):
-                stats["ip6.drop.unknown_next_header"] += 1
-                self.icmp.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_UNKNOWN_NEXT_HEADER, nh_off, now)
+            if nh not in _EXTENSIONS:
+                if not raw:
+                    stats["ip6.drop.unknown_next_header"] += 1
+                    self.icmp.send_error(pkt, TYPE_PARAM_PROBLEM, CODE_UNKNOWN_NEXT_HEADER, nh_off, now)
                 return
             try:
                 hdr = parse_ext_header(nh, packet, off)

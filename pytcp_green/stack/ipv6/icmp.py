@@ -18,7 +18,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
-from pytcp_green.stack.contracts import ErrorDelivery
+from pytcp_green.stack.contracts import SO_EE_ORIGIN_ICMP6, ErrorDelivery, IcmpOrigin
 from pytcp_green.stack.icmp_ratelimit import IcmpRateLimit
 from pytcp_green.stack.wire import Malformed
 from pytcp_green.stack.wire.icmp6 import (
@@ -104,7 +104,7 @@ class Icmp6Layer(ErrorDelivery):
                 stats["icmp6.rx.echo_reply"] += 1
             elif msg.is_error:
                 stats[f"icmp6.rx.error.{kind}.{msg.code}"] += 1
-                self._deliver_error(msg, now)
+                self._deliver_error(msg, pkt.src, now)
             elif kind in (TYPE_NEIGHBOR_SOLICIT, TYPE_NEIGHBOR_ADVERT, TYPE_ROUTER_ADVERT, TYPE_REDIRECT,
                           TYPE_ROUTER_SOLICIT):
                 self._nd(if6, pkt, msg, now)
@@ -177,7 +177,7 @@ class Icmp6Layer(ErrorDelivery):
         if self.ip6.output(src, pkt.src, NH_ICMP6, reply, now) == 0:
             stats["icmp6.tx.echo_reply"] += 1
 
-    def _deliver_error(self, msg: Icmp6Message, now: float) -> None:
+    def _deliver_error(self, msg: Icmp6Message, sender: bytes, now: float) -> None:
         """Hand an error to the transport that sent the quoted packet (RFC 4443 §2.4 d, §3)."""
         stats = self.svc.stats
         quoted = msg.body
@@ -214,7 +214,8 @@ class Icmp6Layer(ErrorDelivery):
         transport = quoted[off:]
         if upper in (NH_UDP, NH_UDPLITE):
             if kind != TYPE_PACKET_TOO_BIG:  # UDP has nothing to do with a smaller PMTU but fragment
-                (self.udp if upper == NH_UDP else self.udplite).icmp_error(src, dst, transport, err, now)
+                origin = IcmpOrigin(SO_EE_ORIGIN_ICMP6, kind, msg.code, 0, sender)
+                (self.udp if upper == NH_UDP else self.udplite).icmp_error(src, dst, transport, err, now, origin)
         elif upper == NH_TCP:
             self.tcp.icmp_error(src, dst, transport, err, mtu, now)
 

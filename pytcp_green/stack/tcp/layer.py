@@ -201,8 +201,8 @@ class TcpLayer:
         for sock in self.listeners.get(port, ()):
             if sock.local_addr == dst:
                 return sock
-            if not sock.local_addr and (sock.family == AF_INET6 or len(dst) == 4) and (
-                    sock.family != AF_INET or len(dst) == 4):
+            if not sock.local_addr and ((sock.family == AF_INET6 and not (sock.v6only and len(dst) == 4))
+                                        or (sock.family == AF_INET and len(dst) == 4)):
                 best = sock
         return best
 

@@ -121,6 +121,7 @@ class TcpSocket(CoreSocket):
         self._wmem_max = wmem[2]
         self.reuseaddr = False
         self.reuseport = False
+        self.v6only = False  # IPV6_V6ONLY: an AF_INET6 listener on :: also takes IPv4 (v4-mapped) unless set
         self.tos = 0  # IP_TOS: DSCP and (for datagrams only) ECN bits of every segment (RFC 2474 §3)
         # TCP_CONGESTION: the default module, or reno if the sysctl names none we have (as Linux)
         default = str(sysctl["net.ipv4.tcp_congestion_control"])

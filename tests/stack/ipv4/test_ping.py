@@ -167,3 +167,22 @@ def test_unanswered_arp_reports_host_unreachable_to_connected_sockets() -> None:
             sock.recvfrom(100, now)
         assert info.value.errno == errno.EHOSTUNREACH
     assert stack.stats["icmp4.local_error.host_unreachable"] == 2
+
+
+def test_ip_recverr_queues_the_error_with_the_quoted_request_connected_or_not() -> None:
+    # ip(7) IP_RECVERR on a ping socket (Linux's ping_err): the error goes on the queue of an unconnected
+    # socket too, with the quoted echo request as its data and the destination with port 0.
+    stack, iface = learned_stack()
+    sock = ping_socket(stack)
+    sock.recverr = True
+    sock.sendto(request(1), ("198.18.0.9", 0), 1.0)
+    ident = sock.getsockname()[1]
+    quoted = bytes(IP(src=STACK_IP, dst="198.18.0.9") / ICMP(type=8, id=ident, seq=1) / b"abcdefgh")
+    error = Ether(src=PEER_MAC, dst=STACK_MAC) / IP(src=PEER_IP, dst=STACK_IP) / ICMP(type=3, code=1) / IPerror(quoted)
+    stack.receive(iface, bytes(error), 1.5)
+    assert sock.poll_mask() & 0x008  # POLLERR
+    item = sock.recv_error()
+    assert (item.err, item.origin.origin, item.origin.type, item.origin.code) == (errno.EHOSTUNREACH, 2, 3, 1)
+    assert item.origin.offender == bytes(map(int, PEER_IP.split(".")))
+    assert item.payload == quoted[20:] and (item.dst, item.dport) == (bytes((198, 18, 0, 9)), 0)
+    assert sock.take_error() == 0 and stack.stats["ping.icmp_error_delivered"] == 1
