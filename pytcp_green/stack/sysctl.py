@@ -82,6 +82,7 @@ DEFAULTS: dict[str, Value] = {
     "net.core.wmem_default": 212992,
     # TCP
     "net.ipv4.tcp_sack": 1,
+    "net.ipv4.tcp_dsack": 1,  # RFC 2883 D-SACK blocks sent (and learnt from), with SACK negotiated
     "net.ipv4.tcp_timestamps": 1,
     "net.ipv4.tcp_window_scaling": 1,
     "net.ipv4.tcp_ecn": 2,  # RFC 3168 ECN: 0 off, 1 request and accept, 2 accept only (Linux's default)

@@ -22,6 +22,7 @@ import errno
 from typing import TYPE_CHECKING
 
 from pytcp_green.stack.tcp.closing import arm_orphan_timeout, destroy, drop, enter_time_wait, restart_time_wait
+from pytcp_green.stack.tcp.dsack import note_duplicate
 from pytcp_green.stack.tcp.ecn import ece_received
 from pytcp_green.stack.tcp.opening import established, syn_sent_input
 from pytcp_green.stack.tcp.output import output
@@ -87,6 +88,8 @@ def segment_arrives(tcb: Tcb, seg: TcpSegment, now: float) -> None:
             fin = 0
             tcb.ack_now = True
         else:
+            if plen and seq + plen <= rcv_nxt and not flags & RST:
+                note_duplicate(tcb, seq, seq + plen)  # RFC 2883 §4: text we already have
             _unacceptable(tcb, state, flags, now)
             return
     elif seq < rcv_nxt or seq + plen > rcv_nxt + wnd:
@@ -173,6 +176,7 @@ def _trim(tcb: Tcb, seq: int, payload: memoryview, fin: int, rcv_nxt: int,
         cut = rcv_nxt - seq
         if cut > plen:
             cut = plen  # only the SYN or FIN bit was old
+        note_duplicate(tcb, seq, seq + cut)  # RFC 2883 §4: the part we already have
         payload = payload[cut:]
         seq += cut
         plen -= cut

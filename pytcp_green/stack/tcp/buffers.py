@@ -174,6 +174,10 @@ class ReceiveBuffer:
         blocks[lo:hi] = [_Block(merged_start, merged)]
         self.ooo_bytes += len(merged)
 
+    def holds(self, start: int, end: int) -> bool:
+        """True when one out-of-order block already holds all of ``[start, end)``."""
+        return any(block.start <= start and end <= block.end for block in self.blocks)
+
     def sack_blocks(self, limit: int) -> list[tuple[int, int]]:
         """Up to ``limit`` (start, end) blocks, the one holding the latest segment first (RFC 2018 §4)."""
         out: list[tuple[int, int]] = []

@@ -3,6 +3,7 @@
 * In-order text is appended at once (the fast path); out-of-order text goes to the reassembly
   queue of :mod:`.buffers` and is acknowledged immediately (RFC 5681 §4.2), as is the text of
   the first segments (quick-ACK, so the peer's slow start is not held back).
+* Text received twice is reported with a D-SACK block (RFC 2883, :mod:`.dsack`).
 * A FIN beyond a gap waits until the gap fills; the FIN moves the state on (CLOSE-WAIT, CLOSING,
   TIME-WAIT) and (re)starts TIME-WAIT's timer (RFC 9293 §3.10.7.4 eighth; TIME-WAIT itself and its
   limit are :mod:`.closing`'s).
@@ -13,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pytcp_green.stack.tcp.closing import enter_time_wait, restart_time_wait
+from pytcp_green.stack.tcp.dsack import note_duplicate
 from pytcp_green.stack.tcp.state import (
     CLOSE_WAIT,
     CLOSING,
@@ -42,6 +44,8 @@ def data_input(tcb: Tcb, seq: int, payload: memoryview, now: float) -> None:
             tcb.ack_now = True
     else:
         # Out of order, or filling a gap: acknowledge at once (RFC 5681 §4.2) so the sender learns.
+        if rbuf.holds(seq, seq + size):
+            note_duplicate(tcb, seq, seq + size)  # RFC 2883 §4: out-of-order text we already hold
         tcb.rcv_nxt = rbuf.add(seq, payload, tcb.rcv_nxt)
         tcb.ack_now = True
         tcb.stats["tcp.rx_out_of_order"] += 1

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pytcp_green.stack.tcp.dsack import received as dsack_received
 from pytcp_green.stack.tcp.sack import DUP_THRESH, Scoreboard
 from pytcp_green.stack.tcp.send import emit, sack_option_for, ts_now, tso_burst
 from pytcp_green.stack.tcp.seq import HALF, MASK, ts_before, unwrap
@@ -130,11 +131,12 @@ def sack_input(tcb: Tcb, blocks: list[tuple[int, int]], ack: int) -> bool:
     snd_max = tcb.snd_max
     sb = tcb.recovery.sb
     new = False
+    dsack_received(tcb, blocks, una)
     for left, right in blocks:
         start = unwrap(left, una)
         end = unwrap(right, una)
         if end <= una or end > snd_max or start >= end:
-            continue  # D-SACK (RFC 2883) or bogus: ignored
+            continue  # D-SACK (RFC 2883, seen above) or bogus: not for the scoreboard
         if sb.add(start if start > una else una, end):
             new = True
     return new
@@ -272,6 +274,7 @@ def enter_recovery(tcb: Tcb, now: float) -> None:
     rec.recover = tcb.snd_max
     rec.active = True
     rec.partial_acked = False
+    tcb.dsack.recovery_started()
     tcb.rtt_seq = None
     tcb.stats["tcp.fast_retransmit"] += 1
     tcb.tlp_timer.cancel()  # RFC 8985 §7.2: no probe during recovery
@@ -437,11 +440,12 @@ def reorder_pending(tcb: Tcb) -> bool:
 
 
 def reorder_window(tcb: Tcb) -> float:
-    """RFC 8985 §6.2 step 4: RACK.reo_wnd = min(RACK.min_RTT / 4, SRTT) (reo_wnd_mult of 1)."""
+    """RFC 8985 §6.2 step 4: RACK.reo_wnd = min(RACK.reo_wnd_mult * RACK.min_RTT / 4, SRTT), the
+    multiplier grown by D-SACKs (:mod:`.dsack`)."""
     rto = tcb.rto
     if rto.min_rtt is None or rto.srtt is None:
         return TLP_MIN_PTO  # no sample yet: a short wait, the probe timeout's floor
-    return min(rto.min_rtt / 4, rto.srtt)
+    return min(tcb.dsack.mult * rto.min_rtt / 4, rto.srtt)
 
 
 def _whole_segments(budget: int, hole: tuple[int, int], mss: int) -> int:

@@ -3,7 +3,7 @@
 * RFC 9293 §3.1 header, §3.8.6.2.2 and RFC 1122 §4.2.3.3 receiver-side silly-window avoidance (the
   advertised right edge moves only by a worthwhile amount and never moves left), RFC 7323 §2.3 the
   scaled window field, §3 the timestamps option (with the per-connection offset of §5.4).
-* RFC 2018 §4 the SACK option (which blocks: :mod:`.buffers`).
+* RFC 2018 §4 the SACK option (which blocks: :mod:`.buffers`), a D-SACK block first (RFC 2883, :mod:`.dsack`).
 * RFC 5961 §3.2/§4/§5.2 challenge ACKs within the layer's rate limit (§7); RST for an aborted
   connection (RFC 9293 §3.10.5).
 * The SYN and SYN-ACK with the options of RFC 9293 §3.7.1 (MSS), RFC 7323 §1.3 and RFC 2018 §2,
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from pytcp_green.stack.interface import GsoFrame
 from pytcp_green.stack.tcp import fastopen
+from pytcp_green.stack.tcp.dsack import reported
 from pytcp_green.stack.tcp.ecn import marks, syn_flags, synack_flags
 from pytcp_green.stack.tcp.info import count_out
 from pytcp_green.stack.tcp.seq import MASK
@@ -76,9 +77,15 @@ def window_field(tcb: Tcb) -> int:
 
 
 def sack_option_for(tcb: Tcb) -> bytes:
-    if not tcb.sack_ok or not tcb.rbuf.blocks:
+    if not tcb.sack_ok:
         return b""
-    return sack_option(tcb.rbuf.sack_blocks(3 if tcb.ts_ok else 4))
+    limit = 3 if tcb.ts_ok else 4
+    dsack = tcb.dsack.pending  # forgotten once a segment carries it (emit)
+    if dsack is not None:
+        return sack_option([dsack, *tcb.rbuf.sack_blocks(limit - 1)])  # RFC 2883 §4: the D-SACK first
+    if not tcb.rbuf.blocks:
+        return b""
+    return sack_option(tcb.rbuf.sack_blocks(limit))
 
 
 def emit(tcb: Tcb, seq: int, flags: int, length: int, now: float, options: bytes = b"", gso: int = 0) -> None:
@@ -117,6 +124,8 @@ def emit(tcb: Tcb, seq: int, flags: int, length: int, now: float, options: bytes
         stats["tcp.tx_error"] += 1
         tcb.soft_error = err
     if flags & ACK:
+        if options and tcb.dsack.pending is not None:
+            reported(tcb)  # the option came from sack_option_for, the D-SACK block first
         tcb.last_ack_sent = tcb.rcv_nxt
         tcb.ack_due = 0
         tcb.ack_now = False

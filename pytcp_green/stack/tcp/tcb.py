@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from pytcp_green.stack.tcp import arrive, closing, icmp, opening, send, timeouts, user
 from pytcp_green.stack.tcp.buffers import ReceiveBuffer, SendBuffer
 from pytcp_green.stack.tcp.cc import create as create_cc
+from pytcp_green.stack.tcp.dsack import Dsack
 from pytcp_green.stack.tcp.ecn import EcnState
 from pytcp_green.stack.tcp.info import InfoCounters
 from pytcp_green.stack.tcp.recovery import Recovery
@@ -98,6 +99,7 @@ class Tcb:
         self.last_ack_sent = 0
         self.ts_offset = layer.rng.getrandbits(32)  # RFC 7323 §5.4: a random per-connection offset
         self.ecn = EcnState(sysctl.int("net.ipv4.tcp_ecn"))  # RFC 3168 (:mod:`.ecn`)
+        self.dsack = Dsack(bool(sysctl.int("net.ipv4.tcp_dsack")))  # RFC 2883 (:mod:`.dsack`)
 
         self.ip_overhead = 20 if len(remote_addr) == 4 else 40
         # An IPv4 datagram holds at most 65535 bytes, whatever the MTU (loopback's is 65536).
