@@ -7,7 +7,7 @@ cooperative socket, which does the stdlib's argument checking itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from gevent import socket as _gsocket
@@ -117,9 +117,6 @@ class KernelBackend:
 
     def sendmsg_afalg(self, *args: Any, **kwargs: Any) -> int:
         return int(self.sock.sendmsg_afalg(*args, **kwargs))
-
-    def sendfile(self, file: Any, offset: int, count: int | None, sendall: Callable[[bytes], None]) -> int:
-        return int(self.sock.sendfile(file, offset, count))
 
     def setsockopt(self, level: int, optname: int, value: Any, optlen: int | None) -> None:
         if optlen is None:

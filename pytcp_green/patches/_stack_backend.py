@@ -16,7 +16,7 @@ from __future__ import annotations
 import _socket
 import errno
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from pytcp_green.green.sockets import USE_TIMEOUT, GreenSocket, Timeout, close_fd
@@ -444,29 +444,32 @@ class StackBackend:
         dst = item.dst if self.handle.family == AF_INET or len(item.dst) == 16 else V4MAPPED_PREFIX + item.dst
         return data, sockaddr(self.handle.family, dst, item.dport), msg_flags | _ancillary.MSG_ERRQUEUE, ancillary
 
+    # The byte views are released on the way out, an exception too: its traceback keeps this frame,
+    # and a view alive there would pin the caller's bytearray (asyncio clears its write buffer while
+    # handling the error: "BufferError: Existing exports of data").
     def send(self, data: Any, flags: int) -> int:
         green = self.green()
-        view = as_bytes_like(data)
         timeout = _flag_timeout(flags)
-        if self.handle.type != SOCK_STREAM:
-            return green.sendto(view, None, timeout)
-        connecting = _fastopen_deferred(green)
-        sent = green.send(view, timeout)
-        if connecting:
-            _await_handshake(green, timeout)
-        return sent
+        with as_bytes_like(data) as view:
+            if self.handle.type != SOCK_STREAM:
+                return green.sendto(view, None, timeout)
+            connecting = _fastopen_deferred(green)
+            sent = green.send(view, timeout)
+            if connecting:
+                _await_handshake(green, timeout)
+            return sent
 
     def sendall(self, data: Any, flags: int) -> None:
         green = self.green()
-        view = as_bytes_like(data)
         timeout = _flag_timeout(flags)
-        if self.handle.type != SOCK_STREAM:
-            green.sendto(view, None, timeout)
-            return
-        connecting = _fastopen_deferred(green)
-        green.sendall(view, timeout)
-        if connecting:
-            _await_handshake(green, timeout)
+        with as_bytes_like(data) as view:
+            if self.handle.type != SOCK_STREAM:
+                green.sendto(view, None, timeout)
+                return
+            connecting = _fastopen_deferred(green)
+            green.sendall(view, timeout)
+            if connecting:
+                _await_handshake(green, timeout)
 
     def sendto(self, data: Any, *args: Any) -> int:
         if len(args) == 1:
@@ -476,17 +479,17 @@ class StackBackend:
         else:
             raise TypeError(f"sendto() takes 2 or 3 arguments ({len(args) + 1} given)")
         green = self.green()
-        view = as_bytes_like(data)
         timeout = _flag_timeout(flags)
-        if self.handle.type == SOCK_STREAM:
-            core = green.core
-            if flags & MSG_FASTOPEN and isinstance(core, TcpSocket):  # RFC 7413: connect, data in the SYN
-                target = sockaddr_arg(self.handle.family, address, "sendto")
-                sent = green.call(lambda now: core.sendto_fastopen(view, target, now), timeout)
-                _await_handshake(green, timeout)
-                return sent
-            return green.send(view, timeout)  # Linux ignores the address on a connected TCP socket
-        return green.sendto(view, sockaddr_arg(self.handle.family, address, "sendto"), timeout)
+        with as_bytes_like(data) as view:
+            if self.handle.type == SOCK_STREAM:
+                core = green.core
+                if flags & MSG_FASTOPEN and isinstance(core, TcpSocket):  # RFC 7413: connect, data in the SYN
+                    target = sockaddr_arg(self.handle.family, address, "sendto")
+                    sent = green.call(lambda now: core.sendto_fastopen(view, target, now), timeout)
+                    _await_handshake(green, timeout)
+                    return sent
+                return green.send(view, timeout)  # Linux ignores the address on a connected TCP socket
+            return green.sendto(view, sockaddr_arg(self.handle.family, address, "sendto"), timeout)
 
     def sendmsg(self, buffers: Iterable[Any], ancdata: Iterable[Any], flags: int, address: Any) -> int:
         # Every argument is checked before anything is sent, as CPython does.
@@ -521,31 +524,6 @@ class StackBackend:
 
     def sendmsg_afalg(self, *args: Any, **kwargs: Any) -> int:
         raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
-
-    def sendfile(self, file: Any, offset: int, count: int | None, sendall: Callable[[bytes], None]) -> int:
-        """Send a file's bytes with ``sendall`` (the object's own, so TLS encrypts them: no zero-copy
-        path exists into a user-space stack)."""
-        if "b" not in getattr(file, "mode", "b"):
-            raise ValueError("file should be opened in binary mode")
-        if self.handle.type != SOCK_STREAM:
-            raise ValueError("only SOCK_STREAM type sockets are supported")
-        if count is not None and (not isinstance(count, int) or count <= 0):
-            raise ValueError(f"count must be a positive integer (got {count!r})")
-        if offset:
-            file.seek(offset)
-        total = 0
-        try:
-            while count is None or total < count:
-                want = 65536 if count is None else min(65536, count - total)
-                chunk = file.read(want)
-                if not chunk:
-                    break
-                sendall(chunk)
-                total += len(chunk)
-        finally:
-            if total > 0 and hasattr(file, "seek"):
-                file.seek(offset + total)
-        return total
 
     # -- options -------------------------------------------------------------------------------------
     def setsockopt(self, level: int, optname: int, value: Any, optlen: int | None) -> None:

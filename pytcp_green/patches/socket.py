@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
 
-from pytcp_green.patches import _state, dns
+from pytcp_green.patches import _sendfile, _state, dns
 from pytcp_green.patches._common import (
     AF_INET,
     AF_INET6,
@@ -274,9 +274,25 @@ class socket:  # the stdlib's name
         return self._impl.sendmsg_afalg(*args, **kwargs)
 
     def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
-        """Send a file's bytes with the private sendall hook (TLS encrypts them: no zero-copy path exists
-        into a user-space stack)."""
-        return self._impl.sendfile(file, offset, count, lambda chunk: self._sendall(chunk, 0))
+        """As the stdlib's: the descriptor path, or read()/send() where that gives up (see _sendfile)."""
+        try:
+            return self._sendfile_use_sendfile(file, offset, count)
+        except _sendfile.GiveupOnSendfile:
+            return self._sendfile_use_send(file, offset, count)
+
+    def _check_sendfile_params(self, file: Any, offset: int, count: int | None) -> None:
+        _sendfile.check_params(file, self._impl.type, count)
+
+    def _sendfile_use_sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        self._check_sendfile_params(file, offset, count)
+        impl = self._impl
+        if isinstance(impl, KernelBackend) and getattr(self, "_sslobj", None) is None:
+            return int(impl.sock._sendfile_use_sendfile(file, offset, count))  # the kernel's zero copy
+        return _sendfile.by_descriptor(file, offset, count, impl.gettimeout(), lambda block: self._sendall(block, 0))
+
+    def _sendfile_use_send(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        self._check_sendfile_params(file, offset, count)
+        return _sendfile.by_reading(file, offset, count, self._impl.gettimeout(), lambda data: self._send(data, 0))
 
     def _recv(self, bufsize: int, flags: int) -> bytes:
         return self._impl.recv(bufsize, flags)
