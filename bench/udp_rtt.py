@@ -3,8 +3,10 @@
     .venv/bin/python bench/udp_rtt.py [--count N] [--size BYTES]
 
 Needs root.  One client sends a datagram, waits for the echo, repeats; the figure is round
-trips per second.  The kernel baseline runs the same client with the kernel's sockets between
-two namespaces joined by veth, in the same run.
+trips per second.  The kernel baselines run the same client with the kernel's sockets between
+two namespaces joined by veth, in the same run: once with gevent's ``patch_all()`` (what a program
+under pytcp_green's drop-in would otherwise use, the baseline the HTTP rows use too) and once with
+plain blocking sockets (no event loop at all: the floor of a Python round trip).
 """
 
 from __future__ import annotations
@@ -37,7 +39,11 @@ while True:
 """
 
 KERNEL_CLIENT = """
-import socket, sys, time
+import sys
+if "--gevent" in sys.argv:
+    from gevent import monkey
+    monkey.patch_all()
+import socket, time
 n, size = int(sys.argv[2]), int(sys.argv[3])
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.settimeout(5)
@@ -51,12 +57,12 @@ s.sendto(b"stop", (sys.argv[1], 7777))
 """
 
 
-def kernel_baseline(count: int, size: int) -> float:
+def kernel_baseline(count: int, size: int, *, gevent: bool) -> float:
     with veth_namespaces() as (ns_a, ns_b):
         server = in_netns(ns_b, ECHO_SERVER, VETH_B)
         assert server.stdout is not None
         server.stdout.readline()
-        client = in_netns(ns_a, KERNEL_CLIENT, VETH_B, str(count), str(size))
+        client = in_netns(ns_a, KERNEL_CLIENT, VETH_B, str(count), str(size), *(["--gevent"] if gevent else []))
         out, _ = client.communicate(timeout=300)
         server.wait(timeout=10)
         return float(out)
@@ -85,9 +91,11 @@ def stack_rate(count: int, size: int) -> float:
 
 
 def rows(count: int, size: int) -> list[Row]:
-    kernel = kernel_baseline(count, size)
-    return [Row(f"UDP round trips, {size} B, stack -> kernel", "/s", stack_rate(count, size), kernel,
-                "kernel -> kernel, veth")]
+    green = kernel_baseline(count, size, gevent=True)
+    plain = kernel_baseline(count, size, gevent=False)
+    ours = stack_rate(count, size)
+    return [Row(f"UDP round trips, {size} B, stack -> kernel", "/s", ours, green, "gevent on kernel sockets, veth"),
+            Row(f"UDP round trips, {size} B, stack -> kernel", "/s", ours, plain, "blocking kernel sockets, veth")]
 
 
 def main() -> None:
@@ -95,11 +103,10 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20000)
     parser.add_argument("--size", type=int, default=64)
     args = parser.parse_args()
-    kernel = kernel_baseline(args.count, args.size)
-    ours = stack_rate(args.count, args.size)
     print(f"UDP round trips/s, {args.size}-byte datagrams, {args.count} each:")
-    print(f"  kernel -> kernel (veth):     {kernel:10.0f}")
-    print(f"  pytcp_green -> kernel (TAP): {ours:10.0f}   ({ratio(ours, kernel)} of the kernel)")
+    for row in rows(args.count, args.size):
+        print(f"  pytcp_green -> kernel (TAP): {row.ours:10.0f}   beside {row.baseline}: {row.kernel:10.0f}"
+              f"   ({ratio(row.ours, row.kernel)})")
 
 
 if __name__ == "__main__":
