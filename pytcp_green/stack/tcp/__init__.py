@@ -61,6 +61,8 @@ module              implements
                     HyStart++ (RFC 9406) in the initial slow start of both
 :mod:`.rto`         the RTO estimator (RFC 6298 §2, §5.5, §5.7)
 :mod:`.sack`        the sender's SACK scoreboard (RFC 2018 §5, RFC 6675 §3-4)
+:mod:`.dsack`       D-SACK (RFC 2883): duplicates reported first; a D-SACK received widens RACK's
+                    reordering window (RFC 8985 §6.2 reo_wnd_mult)
 :mod:`.buffers`     send buffer, receive buffer with reassembly, SACK block choice (RFC 2018 §4)
 :mod:`.timer`       the re-armable lazy timer the connection's timers use (RFC 6298 §5.3's cost)
 :mod:`.seq`         sequence-number and timestamp arithmetic modulo 2**32 (RFC 9293 §3.4, RFC 7323)
