@@ -228,9 +228,24 @@ def read_line(proc: subprocess.Popen[str]) -> str:
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 180) -> str:
-    out, err = in_thread(proc.communicate, timeout=timeout)
-    assert proc.returncode == 0, err
-    return str(out)
+    """Wait for the program to end; what it printed after the lines :func:`read_line` took.
+
+    Read through ``proc.stdout`` itself: ``communicate()`` reads the pipe's fd and would lose lines a
+    ``readline`` already pulled into the stream's buffer (a program that prints its port and, at
+    once, its result).  A program still running after ``timeout`` is killed, which ends the reads."""
+    assert proc.stdout is not None and proc.stderr is not None
+    if proc.stdin is not None:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()  # as communicate() does: a program reading to EOF may end now
+    killer = gevent.spawn_later(timeout, proc.kill)
+    try:
+        out: str = in_thread(proc.stdout.read)
+        err: str = in_thread(proc.stderr.read)
+        in_thread(proc.wait, 30)
+    finally:
+        killer.kill()
+    assert proc.returncode == 0, err or f"exit status {proc.returncode} (killed after {timeout} s?)"
+    return out
 
 
 # Blocking calls get generous bounds: at 20% loss a transfer crawls through RTO backoff, and a
