@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import math
+import operator
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -202,6 +203,7 @@ class PollObject:
     """
 
     _fds: dict[int, int]
+    _running: bool
 
     def __init__(self) -> None:
         raise TypeError(f"cannot create '{type(self).__module__}.{type(self).__name__}' instances")
@@ -210,16 +212,18 @@ class PollObject:
     def _new(cls) -> PollObject:
         self = cls.__new__(cls)
         self._fds = {}
+        self._running = False
         return self
 
     def register(self, fd: Any, eventmask: int = POLLIN | POLLPRI | POLLOUT) -> None:
-        self._fds[_fileno_of(fd)] = int(eventmask) & 0xFFFF
+        self._fds[_fileno_of(fd)] = _event_mask(eventmask)
 
     def modify(self, fd: Any, eventmask: int) -> None:
         number = _fileno_of(fd)
+        mask = _event_mask(eventmask)
         if number not in self._fds:
             raise FileNotFoundError(errno.ENOENT, "No such file or directory")
-        self._fds[number] = int(eventmask) & 0xFFFF
+        self._fds[number] = mask
 
     def unregister(self, fd: Any) -> None:
         del self._fds[_fileno_of(fd)]
@@ -256,11 +260,21 @@ class PollObject:
                 timeout_ms = float(timeout)
             except (TypeError, ValueError):
                 raise TypeError("timeout must be an integer or None") from None
+            except OverflowError:
+                raise OverflowError("timeout is too large") from None
+            if timeout_ms > _INT_MAX:  # C's poll(2) takes an int of milliseconds
+                raise OverflowError("timeout is too large")
             seconds: float | None = None if timeout_ms < 0 else math.ceil(timeout_ms) / 1000.0
         else:
             seconds = None
+        if self._running:  # as CPython's: one poll() per object at a time (another greenlet's)
+            raise RuntimeError("concurrent poll() invocation")
         original_poll = _original("poll")
-        return _poll_until(seconds, lambda: self._check(original_poll), self._wait_round)
+        self._running = True
+        try:
+            return _poll_until(seconds, lambda: self._check(original_poll), self._wait_round)
+        finally:
+            self._running = False
 
     def _wait_round(self, remaining: float | None) -> None:
         handles = []
@@ -274,6 +288,19 @@ class PollObject:
                  (_EV_WRITE if events & (POLLOUT | POLLWRNORM) else 0)
             kernel[fd] = ev or _EV_READ  # errors/hang-ups still wake a read watcher
         _wait(handles, kernel, remaining)
+
+
+_INT_MAX = 2**31 - 1
+
+
+def _event_mask(eventmask: Any) -> int:
+    """An event mask as CPython's poll takes it: an unsigned short (ValueError below 0, OverflowError above)."""
+    mask = operator.index(eventmask)
+    if mask < 0:
+        raise ValueError("value must be positive")
+    if mask > 0xFFFF:
+        raise OverflowError("Python int too large for C unsigned short")
+    return mask
 
 
 def poll() -> PollObject:
