@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 from collections import deque
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 if TYPE_CHECKING:
     from pytcp_green.stack.ipv4.arp import ArpCache
@@ -107,3 +107,17 @@ class Interface:
     def __repr__(self) -> str:
         addrs = ",".join(str(a) for a in self.ip4)
         return f"<Interface {self.name} {self.kind.value} mtu={self.mtu} {addrs}>"
+
+
+FrameT = TypeVar("FrameT", bytearray, GsoFrame)
+
+
+def frame_for(payload: bytes | bytearray | memoryview, room: int, l4: int, kind: type[FrameT]) -> FrameT:
+    """The frame carrying ``payload[room:]`` behind ``l4`` bytes of headers: ``payload`` itself when a
+    transport built it of this kind with exactly that room in front (the headers are then written in
+    place, see :class:`Egress`), else a copy."""
+    if room == l4 and type(payload) is kind:
+        return payload
+    frame = kind(l4 + len(payload) - room)
+    frame[l4:] = memoryview(payload)[room:]
+    return frame

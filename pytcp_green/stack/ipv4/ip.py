@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from pytcp_green.stack.contracts import RxMeta
-from pytcp_green.stack.interface import GsoFrame, Interface, LinkKind
+from pytcp_green.stack.interface import GsoFrame, Interface, LinkKind, frame_for
 from pytcp_green.stack.ipv4.igmp import Igmp
 from pytcp_green.stack.ipv4.reassembly import Icmp4Errors, Reassembler
 from pytcp_green.stack.ipv4.route import Route4, RouteTable4
@@ -369,13 +369,8 @@ class Ip4Layer:
         self._ident = ident = (self._ident + 1) & 0xFFFF
         lh = iface.link_header_len
         mtu = self.pmtu.clamp(dst, iface.mtu)
-        in_place = room == lh + hlen
         if gso_size and hlen + size <= iface.tso_max:
-            if in_place and type(payload) is GsoFrame:
-                gso = payload
-            else:
-                gso = GsoFrame(lh + hlen + size)
-                gso[lh + hlen :] = memoryview(payload)[room:]
+            gso = frame_for(payload, room, lh + hlen, GsoFrame)
             gso.gso_size, gso.l3, gso.l4 = gso_size, lh, lh + hlen
             write_ip4(gso, lh, src=src, dst=dst, proto=proto, total_len=hlen + size, ident=ident, ttl=ttl,
                       tos=tos, df=True, options=options)
@@ -386,11 +381,7 @@ class Ip4Layer:
             stats["ip4.tx.gso"] += 1
             return 0
         if hlen + size <= mtu:
-            if in_place and type(payload) is bytearray:  # a GsoFrame here would be cut again
-                frame = payload
-            else:
-                frame = bytearray(lh + hlen + size)
-                frame[lh + hlen :] = memoryview(payload)[room:]
+            frame = frame_for(payload, room, lh + hlen, bytearray)  # a GsoFrame here would be cut again
             write_ip4(frame, lh, src=src, dst=dst, proto=proto, total_len=hlen + size,
                       ident=ident, ttl=ttl, tos=tos, df=True, options=options)
             if mc_loop and multicast and dst in self.groups and iface is not self.loopback:

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pytcp_green.stack import sysctl as _sysctl
-from pytcp_green.stack.interface import GsoFrame, Interface, LinkKind
+from pytcp_green.stack.interface import GsoFrame, Interface, LinkKind, frame_for
 from pytcp_green.stack.ipv6 import source
 from pytcp_green.stack.ipv6.addr import Addr6, AddrState, If6
 from pytcp_green.stack.ipv6.addrconf import Addrconf
@@ -488,13 +488,8 @@ class Ip6Layer:
         mtu = self.pmtu.clamp(dst, if6.mtu if if6 is not None else iface.mtu)
         lh = iface.link_header_len
         first_nh = NH_HOP_BY_HOP if hbh else proto
-        in_place = not hbh and room == lh + IP6_HEADER_LEN
         if gso_size and not hbh and IP6_HEADER_LEN + size <= iface.tso_max:
-            if in_place and type(payload) is GsoFrame:
-                gso = payload
-            else:
-                gso = GsoFrame(lh + IP6_HEADER_LEN + size)
-                gso[lh + IP6_HEADER_LEN :] = memoryview(payload)[room:]
+            gso = frame_for(payload, room, lh + IP6_HEADER_LEN, GsoFrame)
             gso.gso_size, gso.l3, gso.l4 = gso_size, lh, lh + IP6_HEADER_LEN
             write_ip6(gso, lh, src=src, dst=dst, next_header=proto, payload_len=size, hop_limit=hop_limit,
                       traffic_class=tc)
@@ -504,12 +499,9 @@ class Ip6Layer:
             return 0
         if IP6_HEADER_LEN + size <= mtu:
             start = lh + IP6_HEADER_LEN
-            if in_place and type(payload) is bytearray:  # a GsoFrame here would be cut again
-                frame = payload
-            else:
-                frame = bytearray(lh + IP6_HEADER_LEN + size)
-                frame[start : start + len(hbh)] = hbh
-                frame[start + len(hbh) :] = memoryview(payload)[room:]
+            # With a hop-by-hop header the transport's room is one header short: frame_for copies.
+            frame = frame_for(payload, room, start + len(hbh), bytearray)
+            frame[start : start + len(hbh)] = hbh
             write_ip6(frame, lh, src=src, dst=dst, next_header=first_nh, payload_len=size, hop_limit=hop_limit,
                       traffic_class=tc)
             self._link_output(iface, nexthop, frame, now)
