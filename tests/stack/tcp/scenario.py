@@ -1,13 +1,16 @@
 """Seeded TCP transfer scenarios between two real stacks on an impaired simulated link.
 
 One seed fixes everything: the impairment of each direction, the windows, which options each side
-offers, who sends how much, Nagle, and how each side closes.  ``Scenario.from_seed(seed)`` draws them;
+offers, who sends how much, Nagle, and how each side closes.  ``Scenario.from_seed(seed, cc, rack)``
+draws them, with the congestion control module and RACK-TLP on or off (``net.ipv4.tcp_recovery``) set
+on both sides from the arguments, not the seed, so one seed is the same scenario under each;
 ``run(scenario)`` plays it and returns an :class:`Outcome`.  A failure message always carries the seed,
-and ``python -m tests.stack.tcp.scenario SEED`` replays one scenario verbosely.
+and ``python -m tests.stack.tcp.scenario [--cc reno] [--no-rack] SEED...`` replays scenarios verbosely.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import hashlib
@@ -20,6 +23,7 @@ from pytcp_green.sim.network import Simulation
 from pytcp_green.stack.interface import LinkKind
 from pytcp_green.stack.sockbase import AF_INET
 from pytcp_green.stack.stack import SOCK_STREAM, Stack
+from pytcp_green.stack.sysctl import Value
 from pytcp_green.stack.tcp import TcpSocket
 
 IP_A, IP_B = "198.18.0.10", "198.18.0.11"
@@ -36,15 +40,15 @@ class Scenario:
     b_sends: int = 0  # server -> client bytes
     rcvbuf_a: int = 131072
     rcvbuf_b: int = 131072
-    sysctl_a: dict[str, int] = dataclasses.field(default_factory=dict)
-    sysctl_b: dict[str, int] = dataclasses.field(default_factory=dict)
+    sysctl_a: dict[str, Value] = dataclasses.field(default_factory=dict)
+    sysctl_b: dict[str, Value] = dataclasses.field(default_factory=dict)
     nodelay: bool = False
     chunk: int = 65536  # largest single send()
     shutdown_a: bool = False  # client half-closes with shutdown(SHUT_WR) instead of close()
     read_chunk: int = 65536
 
     @classmethod
-    def from_seed(cls, seed: int) -> Scenario:
+    def from_seed(cls, seed: int, cc: str = "cubic", rack: bool = True) -> Scenario:
         rng = random.Random(f"tcp-scenario:{seed}")
 
         def spec() -> str:
@@ -62,10 +66,12 @@ class Scenario:
                 parts.append(f"jitter={rng.choice((1, 5))}ms")
             return ",".join(parts) or "none"
 
-        def options() -> dict[str, int]:
+        def options() -> dict[str, Value]:
             return {"net.ipv4.tcp_sack": int(rng.random() < 0.7),
                     "net.ipv4.tcp_timestamps": int(rng.random() < 0.7),
-                    "net.ipv4.tcp_window_scaling": int(rng.random() < 0.8)}
+                    "net.ipv4.tcp_window_scaling": int(rng.random() < 0.8),
+                    "net.ipv4.tcp_congestion_control": cc,
+                    "net.ipv4.tcp_recovery": int(rack)}
 
         sizes = (0, 1, 100, 1460, 5000, 40_000, 100_000, 300_000)
         direction = rng.random()
@@ -115,7 +121,13 @@ class Outcome:
                 f"states={self.states} b_got={len(self.b_got)}/{len(self.a_expected)} "
                 f"a_got={len(self.a_got)}/{len(self.b_expected)}\n  {s}\n"
                 f"  a: {tcp_stats(self.stats_a)}\n  b: {tcp_stats(self.stats_b)}\n  link: {self.link}\n"
-                f"  replay: python -m tests.stack.tcp.scenario {s.seed}")
+                f"  replay: python -m tests.stack.tcp.scenario {self.replay_flags()}{s.seed}")
+
+    def replay_flags(self) -> str:
+        """The replay command's options that set this outcome's congestion control and RACK."""
+        a = self.scenario.sysctl_a
+        cc, rack = a.get("net.ipv4.tcp_congestion_control", "cubic"), a.get("net.ipv4.tcp_recovery", 1)
+        return (f"--cc {cc} " if cc != "cubic" else "") + ("--no-rack " if not rack else "")
 
 
 def tcp_stats(stats: dict[str, int]) -> dict[str, int]:
@@ -132,7 +144,7 @@ def payload(label: str, size: int) -> bytes:
     return bytes(out[:size])
 
 
-def make_host(sim: Simulation, name: str, mac: str, ip: str, sysctl: dict[str, int]) -> tuple[Stack, Any]:
+def make_host(sim: Simulation, name: str, mac: str, ip: str, sysctl: dict[str, Value]) -> tuple[Stack, Any]:
     stack = Stack(seed=sim.derive_seed(name), sysctl=dict(sysctl))
     iface = stack.add_interface("eth0", LinkKind.ETHERNET, mac=bytes.fromhex(mac))
     stack.add_ip4(iface, f"{ip}/24")
@@ -251,9 +263,13 @@ def run(s: Scenario, timeout: float = SCENARIO_TIMEOUT) -> Outcome:
 
 
 def main(argv: list[str]) -> None:
-    for arg in argv:
-        outcome = run(Scenario.from_seed(int(arg)))
-        print(outcome.describe())
+    parser = argparse.ArgumentParser(description="Replay seeded TCP scenarios and describe each outcome.")
+    parser.add_argument("seeds", nargs="+", type=int, metavar="SEED")
+    parser.add_argument("--cc", default="cubic", help="congestion control on both sides (default cubic)")
+    parser.add_argument("--no-rack", dest="rack", action="store_false", help="net.ipv4.tcp_recovery=0 on both sides")
+    args = parser.parse_args(argv)
+    for seed in args.seeds:
+        print(run(Scenario.from_seed(seed, args.cc, args.rack)).describe())
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Every transfer must arrive byte-exact (compared whole, which is stronger than comparing SHA-256s) with no
 internal error counted anywhere; a failure names its seed, replayable with
-``python -m tests.stack.tcp.scenario SEED``.
+``python -m tests.stack.tcp.scenario [--cc reno] [--no-rack] SEED``.
 """
 
 from __future__ import annotations
@@ -31,12 +31,15 @@ def _healthy(outcome: Outcome) -> bool:
 
 
 @pytest.mark.parametrize("first", range(0, SCENARIOS, BATCH), ids=lambda f: f"seeds {f}-{f + BATCH - 1}")
-def test_seeded_scenarios(first: int) -> None:
+@pytest.mark.parametrize("rack", [True, False], ids=["rack", "no-rack"])
+@pytest.mark.parametrize("cc", ["cubic", "reno"])
+def test_seeded_scenarios(first: int, rack: bool, cc: str) -> None:
     """Loss 0-30 %, reordering, duplication, corruption, jitter, 100 µs-50 ms latency, windows from 2 KB
     to 1 MB, SACK/timestamps/window scaling on or off per side, data one way, the other or both, sizes
-    0 B-300 KB, one-byte to 1 MB send()/recv() calls, close() racing queued data or half-close."""
-    failures = [o.describe() for o in (run(Scenario.from_seed(seed)) for seed in range(first, first + BATCH))
-                if not _healthy(o)]
+    0 B-300 KB, one-byte to 1 MB send()/recv() calls, close() racing queued data or half-close; every
+    seed under each congestion control module, with RACK-TLP on and off (issue 13)."""
+    scenarios = (Scenario.from_seed(seed, cc, rack) for seed in range(first, first + BATCH))
+    failures = [o.describe() for o in map(run, scenarios) if not _healthy(o)]
     assert not failures, "\n".join(failures)
 
 
