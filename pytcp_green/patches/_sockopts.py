@@ -55,6 +55,10 @@ _CORE_OPTIONS: dict[tuple[int, int], str] = {
     (IPPROTO_IP, getattr(_socket, "IP_RECVERR", 11)): "recverr",
     (IPPROTO_IPV6, getattr(_socket, "IPV6_RECVERR", 25)): "recverr",
 }
+# A raw socket's own IP header (raw(7)); Linux refuses both on any other socket type.
+_HDRINCL = {(IPPROTO_IP, getattr(_socket, "IP_HDRINCL", 3)), (IPPROTO_IPV6, getattr(_socket, "IPV6_HDRINCL", 36))}
+for _key in _HDRINCL:
+    _CORE_OPTIONS[_key] = "hdrincl"
 # IP_ADD_MEMBERSHIP / IP_DROP_MEMBERSHIP take a struct ip_mreq (group, interface address) or ip_mreqn
 # (the same plus an ifindex, which the core does not use); core method per option.
 _MEMBERSHIP_OPTIONS = {
@@ -143,6 +147,8 @@ def set_option(green: GreenSocket, sock_type: int, options: Options, level: int,
         core.set_congestion(raw[:_CA_NAME_MAX - 1].split(b"\0", 1)[0].decode("latin-1"))
         return
     attr = _CORE_OPTIONS.get(key)
+    if key in _HDRINCL and not hasattr(core, "hdrincl"):
+        raise OSError(errno.ENOPROTOOPT, os.strerror(errno.ENOPROTOOPT))
     if attr is not None and hasattr(core, attr):
         number = _int_value(value)
         if attr in ("rcvbuf", "sndbuf"):
@@ -201,6 +207,8 @@ def get_option(green: GreenSocket, family: int, sock_type: int, options: Options
         value = IPPROTO_TCP if sock_type == SOCK_STREAM else IPPROTO_UDP  # the kernel's answer
         if hasattr(green.core, "send_cscov"):
             value = IPPROTO_UDPLITE
+        elif hasattr(green.core, "hdrincl"):
+            value = green.core.protocol  # a raw socket's
     elif level in (IPPROTO_UDP, IPPROTO_UDPLITE) and optname in _CSCOV_OPTIONS and sock_type != SOCK_STREAM:
         value = getattr(green.core, _CSCOV_OPTIONS[optname], None) or 0
     elif key == (SOL_SOCKET, getattr(_socket, "SO_ACCEPTCONN", 30)):

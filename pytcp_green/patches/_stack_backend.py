@@ -189,7 +189,7 @@ class StackBackend:
         base_type = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)
         expected = IPPROTO_TCP if base_type == SOCK_STREAM else IPPROTO_UDP
         if base_type == SOCK_RAW:
-            expected = proto  # any protocol (stack/datagram/raw.py); 0 and IPPROTO_RAW are refused there
+            expected = proto  # any protocol and IPPROTO_RAW (stack/datagram/raw.py); 0 is refused there
         elif base_type == SOCK_DGRAM and family == AF_INET and proto == IPPROTO_ICMP:
             expected = IPPROTO_ICMP
         elif base_type == SOCK_DGRAM and proto == IPPROTO_UDPLITE:

@@ -229,6 +229,13 @@ class Stack:
                                    room=room)
         return self.ip6.output(src, dst, proto, payload, now, tc=tos, hop_limit=hops, gso_size=gso_size, room=room)
 
+    def ip_output_packet(self, packet: bytes | bytearray | memoryview, dst: bytes, now: float) -> int:
+        if len(dst) == 4:
+            return self.ip4.output_packet(packet, dst, now)
+        if dst[:12] == V4MAPPED_PREFIX:
+            return self.ip4.output_packet(packet, dst[12:], now)
+        return self.ip6.output_packet(packet, dst, now)
+
     def egress_for(self, dst: bytes) -> Egress:
         """What the interface toward ``dst`` offers a transport (see :class:`Egress`)."""
         v4 = len(dst) == 4 or dst[:12] == V4MAPPED_PREFIX

@@ -7,8 +7,12 @@
 * Output: ``sendto(payload, (host, _))`` sends ``payload`` as the protocol's through IP output; for
   ICMPv6 the stack computes the checksum (RFC 3542 §3.1, Linux's default), for everything else
   it is the caller's (an ICMPv4 message carries its own, as on Linux).
+* The caller's own IP header (``hdrincl``): set by ``IP_HDRINCL`` / ``IPV6_HDRINCL``, and implied by
+  ``IPPROTO_RAW``, which sends any protocol (the one in the header) and receives nothing, as raw(7)
+  says.  The packet goes to IP as it is, routed by the sendto() address; IPv4 fills in what Linux
+  fills in (see :meth:`pytcp_green.stack.ipv4.ip.Ip4.output_packet`).
 
-Not emulated: ``IPPROTO_RAW`` / ``IP_HDRINCL`` (the caller's own IP header) and ICMP6_FILTER.
+Not emulated: ICMP6_FILTER.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ if TYPE_CHECKING:
     from pytcp_green.stack.services import Services
 
 PROTO_ICMP6 = 58
+IPPROTO_RAW = 255
 MAX_PAYLOAD = 65535
 
 
@@ -35,6 +40,7 @@ class RawSocket(DatagramSocket):
         super().__init__(family, layer.svc, "raw.drop.rcvbuf_full")
         self.layer = layer
         self.protocol = protocol
+        self.hdrincl = protocol == IPPROTO_RAW
         layer.sockets.append(self)
 
     def bind(self, addr: Address) -> None:
@@ -61,6 +67,12 @@ class RawSocket(DatagramSocket):
         if len(data) > MAX_PAYLOAD:
             raise oserror(errno.EMSGSIZE)
         net = self.layer.net
+        if self.hdrincl:
+            err = net.ip_output_packet(data, dst, now)
+            if err:
+                raise oserror(err)
+            self.layer.svc.stats["raw.tx"] += 1
+            return len(data)
         src = self.local_addr
         if src == self.wildcard:
             chosen = net.select_source(dst)
@@ -95,8 +107,8 @@ class RawLayer:
         self.sockets: list[RawSocket] = []
 
     def socket(self, family: int, protocol: int) -> RawSocket:
-        if not 0 < protocol < 255:
-            raise oserror(errno.EPROTONOSUPPORT, "pytcp_green: IPPROTO_RAW / IP_HDRINCL are not supported")
+        if not 0 < protocol <= IPPROTO_RAW:
+            raise oserror(errno.EPROTONOSUPPORT)  # Linux: protocol 0 (IPPROTO_IP) is not a raw protocol
         return RawSocket(self, family, protocol)
 
     def receive(self, family: int, protocol: int, src: bytes, dst: bytes, *parts: memoryview) -> bool:
@@ -104,7 +116,7 @@ class RawLayer:
         True if a socket took a copy.  Nothing is copied unless a socket matches."""
         packet: bytes | None = None
         for sock in self.sockets:
-            if sock.family != family or sock.protocol != protocol:
+            if sock.family != family or sock.protocol != protocol or protocol == IPPROTO_RAW:
                 continue
             if sock.local_addr not in (sock.wildcard, dst) or sock.remote_addr not in (None, src):
                 continue

@@ -40,6 +40,7 @@ from pytcp_green.stack.wire.ip4 import (
     PROTO_TCP,
     PROTO_UDP,
     Ip4Packet,
+    reseal_ip4,
     write_ip4,
 )
 from pytcp_green.stack.wire.udplite import PROTO_UDPLITE
@@ -403,6 +404,45 @@ class Ip4Layer:
             self._link_output(iface, gateway or dst, frame, now)
             stats["ip4.tx.fragment"] += 1
         stats["ip4.tx"] += 1
+        return 0
+
+    def output_packet(self, packet: bytes | bytearray | memoryview, dst: bytes, now: float) -> int:
+        """Send a datagram whose IPv4 header the caller wrote (raw(7) ``IP_HDRINCL``), routed toward
+        ``dst`` (the sendto() address: Linux routes by it, not by the header); 0 or an errno.
+
+        As Linux's raw_send_hdrinc: the total length and the header checksum are always filled in,
+        the identification and the source address when they are zero; a datagram larger than the
+        interface MTU is EMSGSIZE (a caller's header is never fragmented); one shorter than an IPv4
+        header, or shorter than its own header length, is EINVAL.
+        """
+        stats = self.svc.stats
+        size = len(packet)
+        if size < IP4_HEADER_LEN or (packet[0] & 0x0F) * 4 > size:
+            return errno.EINVAL
+        found = self.route(dst)
+        if found is None:
+            stats["ip4.tx.no_route"] += 1
+            return errno.ENETUNREACH
+        iface, gateway = found
+        if 224 <= dst[0] < 240:
+            gateway = None  # RFC 1112 §6.4, as in output()
+        if size > min(iface.mtu, MAX_DATAGRAM):
+            return errno.EMSGSIZE
+        lh = iface.link_header_len
+        frame = frame_for(packet, 0, lh, bytearray)
+        if frame[lh] & 0x0F >= 5:  # Linux leaves a header shorter than 20 bytes as it is
+            if frame[lh + 12 : lh + 16] == b"\0\0\0\0":
+                src = self.select_source(dst)
+                if src is not None:
+                    frame[lh + 12 : lh + 16] = src
+            if frame[lh + 4 : lh + 6] == b"\0\0":
+                self._ident = (self._ident + 1) & 0xFFFF
+                frame[lh + 4 : lh + 6] = self._ident.to_bytes(2, "big")
+            frame[lh + 2 : lh + 4] = size.to_bytes(2, "big")
+            reseal_ip4(frame, lh)
+        self._link_output(iface, gateway or dst, frame, now)
+        stats["ip4.tx"] += 1
+        stats["ip4.tx.hdrincl"] += 1
         return 0
 
     def _loop_copy(self, packet: bytearray) -> None:

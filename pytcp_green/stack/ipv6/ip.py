@@ -530,6 +530,25 @@ class Ip6Layer:
         stats["ip6.tx"] += 1
         return 0
 
+    def output_packet(self, packet: bytes | bytearray | memoryview, dst: bytes, now: float) -> int:
+        """Send a packet whose IPv6 header the caller wrote (an ``IPPROTO_RAW`` socket, or
+        ``IPV6_HDRINCL``), routed toward ``dst``; 0 or an errno.  As Linux's rawv6_send_hdrinc it goes
+        out unchanged; larger than the interface MTU is EMSGSIZE (never fragmented), shorter than an
+        IPv6 header EINVAL."""
+        if len(packet) < IP6_HEADER_LEN:
+            return errno.EINVAL
+        found = self.route(dst)
+        if found is None:
+            self.svc.stats["ip6.tx.no_route"] += 1
+            return errno.ENETUNREACH
+        iface, nexthop = found
+        if len(packet) > iface.mtu:
+            return errno.EMSGSIZE
+        self._link_output(iface, nexthop, frame_for(packet, 0, iface.link_header_len, bytearray), now)
+        self.svc.stats["ip6.tx"] += 1
+        self.svc.stats["ip6.tx.hdrincl"] += 1
+        return 0
+
     def _link_output(self, iface: Interface, nexthop: bytes, frame: bytearray, now: float) -> None:
         if iface.kind is LinkKind.IP:
             iface.tx.append(frame)

@@ -229,3 +229,12 @@ def write_ip4(
         csum = checksum(mv[offset : offset + header_len])
     _CHECKSUM.pack_into(buf, offset + 10, csum)
     return header_len
+
+
+def reseal_ip4(buf: bytearray, offset: int) -> None:
+    """Recompute, in place, the checksum of the IPv4 header at ``offset`` (after its fields changed)."""
+    header_len = (buf[offset] & 0x0F) * 4
+    _CHECKSUM.pack_into(buf, offset + 10, 0)
+    with memoryview(buf) as mv:
+        csum = checksum(mv[offset : offset + header_len])
+    _CHECKSUM.pack_into(buf, offset + 10, csum)
