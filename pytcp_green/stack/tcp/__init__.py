@@ -16,6 +16,8 @@ module              implements
 :mod:`.layer`       the TCP layer of a stack: demultiplexing (RFC 9293 §3.10.7), RST for no connection
                     (§3.10.7.1), ISNs (RFC 6528), challenge-ACK rate limit (RFC 5961 §7), ICMP errors
                     matched to a connection (RFC 5927 §4.1)
+:mod:`.gro`         receive coalescing within a batch (Linux's GRO rules; no RFC): a connection's in-order
+                    data segments reach SEGMENT ARRIVES as one
 :mod:`.socket`      the BSD socket over the user calls (RFC 9293 §3.10), LISTEN and its queues
                     (§3.10.7.2), SYN cookies when the SYN queue is full, Linux's errno and poll(2)
                     conventions

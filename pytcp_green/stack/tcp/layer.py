@@ -29,6 +29,7 @@ from pytcp_green.stack.stats import Stats
 from pytcp_green.stack.sysctl import Sysctl
 from pytcp_green.stack.tcp.ecn import arrives as ecn_arrives
 from pytcp_green.stack.tcp.fastopen import FastOpen
+from pytcp_green.stack.tcp.gro import Coalescer
 from pytcp_green.stack.tcp.info import count_in
 from pytcp_green.stack.tcp.seq import MASK
 from pytcp_green.stack.tcp.socket import TcpSocket
@@ -78,8 +79,10 @@ class TcpLayer:
         self.fastopen = FastOpen(hashlib.blake2b(b"fastopen", key=self._isn_key).digest())  # RFC 7413
         self._challenge_second = -1
         self._challenge_count = 0
-        # Connections owing a regular ACK while the runtime feeds a batch of frames (None: no batch).
+        # Connections owing a regular ACK while the runtime feeds a batch of frames (None: no batch),
+        # and the run of in-order segments being coalesced in it (tcp/gro.py).
         self.batch: list[Tcb] | None = None
+        self.gro = Coalescer(stack.stats)
         # Connections whose socket is closed (tcp_max_orphans) and in TIME-WAIT (tcp_max_tw_buckets);
         # tcp/closing.py keeps both counts.
         self.orphans = 0
@@ -96,10 +99,12 @@ class TcpLayer:
         Until :meth:`end_batch`, the "every second full segment" ACK of RFC 5681 §4.2 is deferred to
         the end of the batch: one cumulative ACK per connection per batch, as a receiver with GRO
         sends.  Quick ACKs, ACKs for out-of-order data and everything else still leave at once.
+        In-order data segments of a connection are coalesced (tcp/gro.py) until the batch ends.
         """
         self.batch = []
 
     def end_batch(self, now: float) -> None:
+        self.gro.flush(now)
         batch, self.batch = self.batch, None
         for tcb in batch or ():
             if tcb.ack_due and tcb.layer.conns.get(tcb.key) is tcb:  # still a live connection
@@ -173,8 +178,11 @@ class TcpLayer:
             count_in(tcb, len(seg.payload), now)
             if tcb.ecn.ok:
                 ecn_arrives(tcb, seg.flags, ecn)  # RFC 3168 §6.1.3, with the IP header's ECN bits
+            if self.batch is not None and self.gro.offer(tcb, seg, ecn, now):
+                return
             tcb.segment_arrives(seg, now)
             return
+        self.gro.flush(now)  # what was held arrived first
         self.unmatched(src, dst, seg, now)
 
     def unmatched(self, src: bytes, dst: bytes, seg: TcpSegment, now: float) -> None:
@@ -218,6 +226,7 @@ class TcpLayer:
 
     def icmp_error(self, src: bytes, dst: bytes, quoted: memoryview, err: int, mtu: int | None, now: float) -> None:
         """An ICMP error about a segment we sent from ``src`` to ``dst`` (RFC 1122 §4.2.3.9, RFC 5927)."""
+        self.gro.flush(now)  # the connection sees what arrived before the error first
         if len(quoted) < 8:
             return
         sport = int.from_bytes(quoted[0:2], "big")

@@ -1,0 +1,74 @@
+"""Receive coalescing (tcp/gro.py): in-order segments of one receive batch reach the connection as one,
+and nothing a sender relies on (its ACKs, SACK, duplicate ACKs) changes."""
+
+from __future__ import annotations
+
+import hashlib
+
+from pytcp_green.stack.wire.tcp import ACK, PSH
+
+from .host import Peer
+from .test_behaviour import establish
+
+
+def _batch(peer: Peer, segments: list[tuple[int, bytes, int, tuple[int, int] | None]]) -> None:
+    """Deliver (seq offset from the peer's next sequence, data, flags, timestamps) as one device read."""
+    start = peer.seq
+    peer.host.tcp.begin_batch()
+    for offset, data, flags, ts in segments:
+        peer.send(flags, seq=start + offset, data=data, ts=ts)
+    peer.host.tcp.end_batch(peer.now)
+
+
+def _read_all(peer: Peer) -> bytes:
+    assert peer.sock is not None
+    return peer.sock.recv(1 << 20, peer.now)
+
+
+def test_a_batch_of_in_order_segments_is_one_arrival_and_one_ack() -> None:
+    peer = Peer()
+    establish(peer)
+    chunks = [bytes([n]) * 1000 for n in range(10)]
+    _batch(peer, [(n * 1000, c, ACK | (PSH if n == 9 else 0), None) for n, c in enumerate(chunks)])
+    assert peer.host.stats["tcp.gro_merged"] == 9 and peer.host.stats["tcp.rx"] >= 10
+    (ack,) = peer.out()
+    assert ack.ack == (peer.seq + 10_000) & 0xFFFFFFFF and not ack.payload
+    assert hashlib.sha256(_read_all(peer)).digest() == hashlib.sha256(b"".join(chunks)).digest()
+
+
+def _acks_for_a_hole(batched: bool) -> list[tuple[int, list[tuple[int, int]] | None]]:
+    peer = Peer({"net.ipv4.tcp_sack": 1})
+    establish(peer, sack=True)
+    segments = [(n * 1000, bytes([n]) * 1000, ACK, None) for n in (0, 2, 3, 4, 5)]  # the second is lost
+    if batched:
+        _batch(peer, segments)
+    else:
+        start = peer.seq
+        for offset, data, flags, _ in segments:
+            peer.send(flags, seq=start + offset, data=data)
+    return [((s.ack - peer.seq) & 0xFFFFFFFF, s.sack) for s in peer.out()]
+
+
+def test_segments_beyond_a_hole_each_draw_their_own_duplicate_ack() -> None:
+    batched = _acks_for_a_hole(batched=True)
+    assert batched == _acks_for_a_hole(batched=False)
+    # A quick ACK for the first segment, then one per out-of-order segment, each with its SACK block.
+    assert len(batched) == 5 and all(ack == 1000 for ack, _ in batched)
+    assert [len(sack or ()) for _, sack in batched] == [0, 1, 1, 1, 1]
+
+
+def test_a_short_segment_psh_or_new_timestamps_end_a_run() -> None:
+    peer = Peer({"net.ipv4.tcp_timestamps": 1})
+    establish(peer, ts=True)
+    ts1, ts2 = (7000, 0), (7001, 0)
+    sizes = [(1000, ts1), (1000, ts1), (500, ts1),  # a run of three: the short one ends it
+             (1000, ts1), (1000, ts2), (1000, ts2),  # the TSval changes: a new run of two
+             (1000, ts2)]
+    segments, offset = [], 0
+    for n, (size, ts) in enumerate(sizes):
+        segments.append((offset, bytes([n]) * size, ACK | (PSH if n == 5 else 0), ts))
+        offset += size
+    _batch(peer, segments)
+    # Runs: [0, 1, 2] (2 merged), [3] alone, [4, 5] (PSH ends it: 1 merged), [6] alone.
+    assert peer.host.stats["tcp.gro_merged"] == 3
+    assert _read_all(peer) == b"".join(data for _, data, _, _ in segments)
