@@ -109,6 +109,7 @@ DEFAULTS: dict[str, Value] = {
     "net.ipv4.tcp_keepalive_intvl": 75.0,
     "net.ipv4.tcp_keepalive_probes": 9,
     "net.ipv4.tcp_rmem": "4096 131072 6291456",
+    "net.ipv4.tcp_moderate_rcvbuf": 1,  # receive buffer auto-tuning up to tcp_rmem[2] (tcp/rcvbuf.py)
     "net.ipv4.tcp_wmem": "4096 16384 4194304",
     "net.ipv4.tcp_delack_min": 0.04,  # Linux TCP_DELACK_MIN
     "net.ipv4.tcp_rto_min": 0.2,

@@ -115,7 +115,8 @@ class TcpSocket(CoreSocket):
         self.user_timeout = 0.0
         rmem = sysctl.ints("net.ipv4.tcp_rmem")
         wmem = sysctl.ints("net.ipv4.tcp_wmem")
-        self.rcvbuf = rmem[1]
+        self._rcvbuf = rmem[1]
+        self.rcvbuf_locked = False  # SO_RCVBUF was set: no auto-tuning (:mod:`.rcvbuf`)
         self._sndbuf = 0  # 0: auto-tuned from the congestion window, as Linux does until SO_SNDBUF is set
         self._wmem_default = wmem[1]
         self._wmem_max = wmem[2]
@@ -131,6 +132,20 @@ class TcpSocket(CoreSocket):
         self._fastopen_connect = False  # TCP_FASTOPEN_CONNECT
 
     # -- options -------------------------------------------------------------------------------------
+    @property
+    def rcvbuf(self) -> int:
+        """The receive buffer, in payload bytes: the most the window offers."""
+        return self._rcvbuf
+
+    @rcvbuf.setter
+    def rcvbuf(self, value: int) -> None:
+        """SO_RCVBUF: the application's size, which auto-tuning then leaves alone (as Linux)."""
+        self._rcvbuf = value
+        self.rcvbuf_locked = True
+
+    def autotune_rcvbuf(self, value: int) -> None:
+        self._rcvbuf = value
+
     @property
     def keepalive(self) -> bool:
         return self._keepalive
@@ -324,7 +339,7 @@ class TcpSocket(CoreSocket):
         child._keepalive = self._keepalive
         child.keepidle, child.keepintvl, child.keepcnt = self.keepidle, self.keepintvl, self.keepcnt
         child.user_timeout = self.user_timeout
-        child.rcvbuf = self.rcvbuf
+        child._rcvbuf, child.rcvbuf_locked = self._rcvbuf, self.rcvbuf_locked
         child._sndbuf = self._sndbuf
         child.local_port = self.local_port
         return child

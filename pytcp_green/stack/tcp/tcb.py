@@ -21,6 +21,7 @@ from pytcp_green.stack.tcp.cc import create as create_cc
 from pytcp_green.stack.tcp.dsack import Dsack
 from pytcp_green.stack.tcp.ecn import EcnState
 from pytcp_green.stack.tcp.info import InfoCounters
+from pytcp_green.stack.tcp.rcvbuf import INIT_SEGMENTS, RcvSpace
 from pytcp_green.stack.tcp.recovery import Recovery
 from pytcp_green.stack.tcp.rto import RtoEstimator
 from pytcp_green.stack.tcp.state import (
@@ -108,6 +109,7 @@ class Tcb:
         self.snd_mss = min(DEFAULT_MSS4 if len(remote_addr) == 4 else DEFAULT_MSS6, self.adv_mss)
         self.eff_mss = self.snd_mss  # what one full segment carries: MSS minus per-segment options
         self.rcv_mss = min(self.adv_mss, DEFAULT_MSS4)  # estimate of the peer's segment size (delayed ACK)
+        self.rcv_space = RcvSpace(INIT_SEGMENTS * self.adv_mss)  # receive buffer auto-tuning (:mod:`.rcvbuf`)
         # Looked up once with the route (Stack.egress_for): the largest IP packet the device toward
         # the peer segments itself (TSO, 0 when it does not), whether anyone checks our checksums there
         # (not over the loopback), and the room to leave in front of a segment for the headers below.

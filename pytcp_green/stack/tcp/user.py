@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from pytcp_green.stack.tcp.closing import arm_orphan_timeout, become_orphan, destroy, drop
 from pytcp_green.stack.tcp.output import output
+from pytcp_green.stack.tcp.rcvbuf import read_done
 from pytcp_green.stack.tcp.send import send_ack, send_syn
 from pytcp_green.stack.tcp.state import (
     CLOSE_WAIT,
@@ -66,6 +67,7 @@ def after_read(tcb: Tcb, now: float) -> None:
     or small window reopened; RFC 1122 §4.2.3.3 with Linux's 'at least doubled' test)."""
     if tcb.state not in (ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2):
         return
+    read_done(tcb, now)  # the buffer may grow first (Linux's tcp_rcv_space_adjust), then the window
     current = tcb.rcv_adv - tcb.rcv_nxt
     possible = tcb.sock.rcvbuf - tcb.rbuf.size
     if possible - current >= min(tcb.sock.rcvbuf >> 1, tcb.adv_mss) and possible >= 2 * current:
