@@ -17,8 +17,8 @@ import errno
 import os
 from collections import deque
 
-from pytcp_green.link.device import Frame
-from pytcp_green.stack.interface import LinkKind, TrustedFrame
+from pytcp_green.link.device import Frame, vouch
+from pytcp_green.stack.interface import LinkKind
 
 DEFAULT_QUEUE_LIMIT = 1000
 
@@ -99,6 +99,7 @@ class LoopbackDevice:
     kind = LinkKind.IP
     mac: bytes | None = None
     tso_max = 0  # its MTU (64 KB) already takes any TCP segment whole
+    csum_offload = True  # its frames come back marked: see write()
 
     def __init__(self, name: str = "lo", mtu: int = 65536, queue_limit: int = DEFAULT_QUEUE_LIMIT) -> None:
         self.name = name
@@ -121,9 +122,8 @@ class LoopbackDevice:
         if self._queue.closed:
             raise OSError(errno.EBADF, f"{self.name}: device is closed")
         # The stack's own frame: TCP takes it back on trust, as Linux's lo does (its checksum is only
-        # the pseudo-header sum, see Interface.csum_free).  Nothing stands between the stack and its
-        # loopback that could change a frame (the host attaches no impairment or faults to it).
-        if not self._queue.put(TrustedFrame(frame)):
+        # the pseudo-header sum, see Interface.csum_free); one an impairment changed is checked.
+        if not self._queue.put(vouch(frame)):
             self.dropped += 1
 
     def close(self) -> None:
