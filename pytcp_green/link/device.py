@@ -69,6 +69,25 @@ class Device(Protocol):
         ...
 
 
+class Middleware:
+    """What every middleware device shares: it offers what ``inner`` offers, polls its fd, closes it."""
+
+    def __init__(self, inner: Device) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.kind = inner.kind
+        self.mtu = inner.mtu
+        self.mac = inner.mac
+        self.tso_max = inner.tso_max
+        self.csum_offload = inner.csum_offload
+
+    def fileno(self) -> int:
+        return self.inner.fileno()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 @runtime_checkable
 class Timed(Protocol):
     """Middleware that holds frames until a time: the loop sets :attr:`now` before it writes to or reads

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import Protocol
 
-from pytcp_green.link.device import Device, Frame
+from pytcp_green.link.device import Device, Frame, Middleware
 from pytcp_green.stack.interface import GsoFrame, LinkKind
 from pytcp_green.stack.wire.offload import segment_tcp, wire_payload
 
@@ -38,21 +38,15 @@ class Stage(Protocol):
     def next_deadline(self) -> float | None: ...
 
 
-class ImpairedDevice:
+class ImpairedDevice(Middleware):
     """``inner`` with ``outbound`` (stack to device) and ``inbound`` (device to stack) stages, either
     None for a direction that passes frames at once.  The stages may be replaced while it runs (live
     faults are installed so).  Frames ``inner`` refuses on a release are counted in ``tx_errors``."""
 
     def __init__(self, inner: Device, outbound: Stage | None = None, inbound: Stage | None = None) -> None:
-        self.inner = inner
+        super().__init__(inner)  # with inner's tso_max: super-segments are cut here, before the stages
         self.outbound = outbound
         self.inbound = inbound
-        self.name = inner.name
-        self.kind = inner.kind
-        self.mtu = inner.mtu
-        self.mac = inner.mac
-        self.tso_max = inner.tso_max  # super-segments are cut here, before the stages
-        self.csum_offload = inner.csum_offload
         self.now = -math.inf
         self.tx_errors = 0
         self._l3 = 14 if inner.kind is LinkKind.ETHERNET else 0
@@ -66,9 +60,6 @@ class ImpairedDevice:
                 for name, value in stage.stats.items():
                     total[name] = total.get(name, 0) + value
         return total
-
-    def fileno(self) -> int:
-        return self.inner.fileno()
 
     def write(self, frame: Frame) -> None:
         stage = self.outbound
@@ -116,9 +107,6 @@ class ImpairedDevice:
         if out is None or (inbound is not None and inbound < out):
             return inbound
         return out
-
-    def close(self) -> None:
-        self.inner.close()
 
     def __repr__(self) -> str:
         return f"<ImpairedDevice {self.name} out={self.outbound!r} in={self.inbound!r} over {self.inner!r}>"

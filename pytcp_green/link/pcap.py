@@ -18,7 +18,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import BinaryIO
 
-from pytcp_green.link.device import Device, Frame, PlainFrame
+from pytcp_green.link.device import Device, Frame, Middleware, PlainFrame
 from pytcp_green.stack.interface import GsoFrame, LinkKind, TrustedFrame
 from pytcp_green.stack.wire.offload import complete_tcp_checksum, segment_tcp
 
@@ -116,7 +116,7 @@ class PcapWriter:
         return f"<PcapWriter {self.path} linktype={self.linktype} frames={self.frames}>"
 
 
-class PcapDevice:
+class PcapDevice(Middleware):
     """``inner``, with every frame written to it and (with ``reads``) every frame read from it appended
     to ``writer`` at ``clock()``: each crossing once.  A device that hands back what is written to it
     (a loopback), or one end of a cable whose other end is captured too, is captured without ``reads``.
@@ -124,19 +124,10 @@ class PcapDevice:
     completes them, but not a PlainFrame, whose checksum is whatever the frame carries (a corruption)."""
 
     def __init__(self, inner: Device, writer: PcapWriter, clock: Callable[[], float], *, reads: bool = True) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.writer = writer
         self.clock = clock
         self.reads = reads
-        self.name = inner.name
-        self.kind = inner.kind
-        self.mtu = inner.mtu
-        self.mac = inner.mac
-        self.tso_max = inner.tso_max
-        self.csum_offload = inner.csum_offload
-
-    def fileno(self) -> int:
-        return self.inner.fileno()
 
     def write(self, frame: Frame) -> None:
         partial = self.csum_offload and type(frame) is not PlainFrame
@@ -150,9 +141,6 @@ class PcapDevice:
             for frame in frames:
                 self.writer.write_as_wire(frame, stamp)
         return frames
-
-    def close(self) -> None:
-        self.inner.close()
 
     def __repr__(self) -> str:
         return f"<PcapDevice {self.writer.path} over {self.inner!r}>"
