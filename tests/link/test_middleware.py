@@ -207,3 +207,21 @@ def test_corruption_on_a_pair_is_caught_and_counted() -> None:
     # each corrupted frame is dropped and counted, never taken on trust.
     drops = b.stats["tcp.drop.bad_checksum"] + b.stats["ip4.drop.bad_checksum"]
     assert 0 < drops <= corrupted and b.stats["tcp.drop.bad_checksum"] > 0
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark checks the capture")
+def test_a_captured_pair_holds_each_delivered_frame_once_with_whole_checksums(tmp_path: Path) -> None:
+    sim = Simulation(seed=14)
+    a, ia = host(sim, "a", "020000000a01", IP_A)
+    b, ib = host(sim, "b", "020000000b01", IP_B)
+    path = tmp_path / "link.pcap"
+    link = sim.connect(a, ia, b, ib, ImpairSpec(loss=0.02, reorder=0.02), pcap=path)
+    data = hashlib.sha256(b"capture").digest() * 5_000
+    assert transfer(sim, a, b, data) == data
+    sim.close()
+    packets = rdpcap(str(path))
+    # What the impairment let through, both ways, each once; the stacks sent the pseudo-header sum
+    # only, and the capture holds the checksums completed, as the wire would carry them.
+    assert len(packets) == link.ab.delivered + link.ba.delivered
+    assert link.ab.impairment.stats["lost"] > 0
+    assert tshark_problems(path) == ""
