@@ -11,8 +11,9 @@ the time before each move and releases what falls due (:mod:`pytcp_green.link.dr
 
 Checksum offload (issue 12, as Linux's veth and lo): a device with :attr:`Device.csum_offload`
 carries TCP frames whose checksum field holds only the pseudo-header sum and hands each on marked
-:class:`~pytcp_green.stack.interface.TrustedFrame` (:func:`vouch`), so neither end computes or
-checks a TCP checksum.  Middleware that rewrites a frame first completes its checksums (Linux's
+:class:`~pytcp_green.stack.interface.TrustedFrame` (the loopback's and the pair's queue,
+:class:`~pytcp_green.link.loopback.SignalledQueue`, marks them), so neither end computes or checks
+a TCP checksum.  Middleware that rewrites a frame first completes its checksums (Linux's
 ``skb_checksum_help``) and hands it on as a :class:`PlainFrame`, which such a device passes on
 unmarked: the receiver checks it, so the rewrite (corruption) is caught and counted.
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from pytcp_green.stack.interface import LinkKind, TrustedFrame
+from pytcp_green.stack.interface import LinkKind
 
 Frame = bytes | bytearray | memoryview
 
@@ -29,15 +30,9 @@ Frame = bytes | bytearray | memoryview
 class PlainFrame(bytes):
     """A frame whose checksums are complete and are the receiver's to check (Linux's ``CHECKSUM_NONE``
     after ``skb_checksum_help``): what middleware that changed a frame's bytes hands on.  A device with
-    checksum offload delivers it as it is instead of marking it trusted (:func:`vouch`)."""
+    checksum offload delivers it as it is instead of marking it trusted."""
 
     __slots__ = ()
-
-
-def vouch(frame: Frame) -> bytes:
-    """What a device with checksum offload delivers for ``frame``: the frame marked TrustedFrame, unless
-    it is a PlainFrame (kept as it is, so its checksums are checked)."""
-    return frame if type(frame) is PlainFrame else TrustedFrame(frame)
 
 
 class Device(Protocol):

@@ -9,7 +9,7 @@ waits on either end exactly as on a TAP.  The cable itself is perfect; wrap an e
 A perfect cable between two stacks of one process changes no byte, so it offloads checksums both
 ways (issue 12, as Linux's veth): each end claims :attr:`PairEnd.csum_offload`, its stack sends TCP
 with the pseudo-header sum only, and the far end hands every frame up marked TrustedFrame
-(:func:`~pytcp_green.link.device.vouch`), which TCP does not check.
+(:class:`~pytcp_green.link.loopback.SignalledQueue` marks it), which TCP does not check.
 
 Not thread-safe: the runtime touches devices only from the hub's thread.
 """
@@ -20,7 +20,7 @@ import errno
 import os
 import random
 
-from pytcp_green.link.device import Frame, vouch
+from pytcp_green.link.device import Frame
 from pytcp_green.link.loopback import DEFAULT_QUEUE_LIMIT, SignalledQueue
 from pytcp_green.stack.interface import LinkKind
 
@@ -64,7 +64,7 @@ class PairEnd:
         if self._rx.closed:
             raise OSError(errno.EBADF, f"{self.name}: device is closed")
         peer = self.peer
-        if peer is None or not peer._rx.put(vouch(frame)):
+        if peer is None or not peer._rx.put(frame):
             self.dropped += 1
 
     def close(self) -> None:
