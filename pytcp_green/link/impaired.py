@@ -20,6 +20,7 @@ import math
 from typing import Protocol
 
 from pytcp_green.link.device import Device, Frame, Middleware
+from pytcp_green.link.drive import earliest
 from pytcp_green.stack.interface import GsoFrame, LinkKind
 from pytcp_green.stack.wire.offload import segment_tcp, wire_payload
 
@@ -102,11 +103,7 @@ class ImpairedDevice(Middleware):
         return bool(due)
 
     def next_deadline(self) -> float | None:
-        out = self.outbound.next_deadline() if self.outbound is not None else None
-        inbound = self.inbound.next_deadline() if self.inbound is not None else None
-        if out is None or (inbound is not None and inbound < out):
-            return inbound
-        return out
+        return earliest(stage.next_deadline() for stage in (self.outbound, self.inbound) if stage is not None)
 
     def __repr__(self) -> str:
         return f"<ImpairedDevice {self.name} out={self.outbound!r} in={self.inbound!r} over {self.inner!r}>"
