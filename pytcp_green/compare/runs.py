@@ -6,7 +6,8 @@ so URLs and configs need no change between them.
 
 * Over the kernel, the program runs unpatched in a namespace of its own whose TAP is joined to
   the peer's by :class:`~pytcp_green.lab.relay.Relay`, through the same seeded impairment the
-  stack's link gets, and the relay writes the program-side capture.
+  stack's link gets, and the relay captures the peer's side of it, where the stack's capture is too
+  (what crossed its TAP: the program's frames after the impairment, the peer's before).
 * Over the stack, it runs under ``pytcp-green run --lab`` with the stack options given, the
   impairment and a capture.
 

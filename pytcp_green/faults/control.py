@@ -6,8 +6,9 @@
     with host.faults.link_down(): ...   # the link carries nothing, then comes back
     host.faults.change_address("198.18.0.9/24")
 
-The engine is put in front of the link's impairment the first time a fault is added, so a stack
-that never uses faults pays nothing on its frame path.  Every change kicks the runtime, which
+The engine is put in front of the link's impairment the first time a fault is added (the link's
+device is wrapped in an :class:`~pytcp_green.link.impaired.ImpairedDevice` if it has none), so a
+stack that never uses faults pays nothing on its frame path.  Every change kicks the runtime, which
 re-arms its timer for the frames the faults now hold.
 """
 
@@ -21,7 +22,7 @@ from pytcp_green.faults.engine import ActiveFault, FaultEngine
 from pytcp_green.faults.kinds import FaultSpec, make
 from pytcp_green.faults.stage import FaultStage
 from pytcp_green.green.runtime import Attachment, Runtime
-from pytcp_green.link.impair import Impairment
+from pytcp_green.link.impaired import ImpairedDevice
 from pytcp_green.stack.interface import LinkKind
 from pytcp_green.stack.wire.ethernet import ETH_HEADER_LEN
 
@@ -78,10 +79,13 @@ class Faults:
         if self._installed:
             return
         att = self.attachment
-        assert att.impair_out is None or isinstance(att.impair_out, Impairment)
-        assert att.impair_in is None or isinstance(att.impair_in, Impairment)
-        att.impair_out = FaultStage(self.engine, "out", att.impair_out)
-        att.impair_in = FaultStage(self.engine, "in", att.impair_in)
+        device = att.device
+        if not isinstance(device, ImpairedDevice):
+            device = ImpairedDevice(device)
+            device.now = self.runtime.now()
+            att.device = device  # the reader keeps its watcher: the wrapper polls the same fd
+        device.outbound = FaultStage(self.engine, "out", device.outbound)
+        device.inbound = FaultStage(self.engine, "in", device.inbound)
         self._installed = True
 
     def add(self, fault: str | FaultSpec, **params: object) -> Fault:

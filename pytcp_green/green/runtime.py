@@ -3,7 +3,8 @@
 * One reader greenlet per device: it reads frames until the device has none (EAGAIN), feeds
   the whole batch to the core, and only then waits for readability on the hub — waiting
   before every frame costs about five times the frame rate (DESIGN.md, measured facts).
-* One hub timer tracks the earliest of the core's deadline and the stages' (impairment, faults).
+* One hub timer tracks the earliest of the core's deadline and the middleware's (impairment,
+  faults: a :class:`~pytcp_green.link.device.Timed` device).
 * After every entry into the core (a batch received, a timer fired, a socket call) the
   transmit queues are drained to the devices and the timer is re-armed: :meth:`Runtime.kick`.
 
@@ -14,7 +15,6 @@ Everything runs in the hub's thread, so the core needs no locks.
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable
@@ -24,10 +24,11 @@ import gevent
 from gevent.event import Event
 from gevent.hub import get_hub
 
-from pytcp_green.link.device import Device, Frame
+from pytcp_green.link.device import Device
 from pytcp_green.link.drive import Port, earliest, run_timers
 from pytcp_green.link.impair import Impairment, ImpairSpec
-from pytcp_green.link.pcap import PcapWriter, linktype_for
+from pytcp_green.link.impaired import ImpairedDevice
+from pytcp_green.link.pcap import PcapDevice, PcapWriter, linktype_for
 from pytcp_green.stack.interface import Interface
 from pytcp_green.stack.stack import Stack
 
@@ -35,8 +36,8 @@ log = logging.getLogger(__name__)
 
 READ_BATCH = 256
 
-# A device bound to one of the stack's interfaces, with an optional stage (impairment, live
-# faults) in each direction; what attach() returns.
+# A device (with its middleware: impairment, live faults, capture) bound to one of the stack's
+# interfaces; what attach() returns.
 Attachment = Port[Interface]
 
 
@@ -59,13 +60,18 @@ class Runtime:
         self._watchers = 0
 
     def attach(self, iface: Interface, device: Device, *, impair: ImpairSpec | None = None) -> Attachment:
-        """Connect ``device`` to ``iface``; ``impair`` applies the same spec both ways (seeds differ)."""
-        out_imp, in_imp = Impairment.pair(impair) if impair is not None else (None, None)
+        """Connect ``device`` to ``iface``; ``impair`` applies the same spec both ways (seeds differ).
+
+        The capture wraps the device itself and the impairment wraps that, so the pcap holds what
+        crossed the device: what the stack sent after the impairment, what it received before."""
         # One capture has one link type: a device of another kind (the loopback beside a TAP) is not
         # written to it, where its frames would read as garbage.
-        captured = self.pcap is not None and self.pcap.linktype == linktype_for(iface.kind)
-        tap = functools.partial(self._capture, partial=iface.csum_free) if captured else None
-        att = Attachment(self.stack, iface, device, out_imp, in_imp, tap, tap_received=not iface.is_loopback)
+        if self.pcap is not None and self.pcap.linktype == linktype_for(iface.kind):
+            # A loopback hands each frame back: captured once, as Linux's ``lo`` shows it.
+            device = PcapDevice(device, self.pcap, time.time, reads=not iface.is_loopback)
+        if impair is not None:
+            device = ImpairedDevice(device, *Impairment.pair(impair))
+        att = Attachment(self.stack, iface, device)
         self.attachments.append(att)
         if self.running:
             self._readers.append(gevent.spawn(self._reader, att))
@@ -96,28 +102,21 @@ class Runtime:
     def now(self) -> float:
         return self.clock()
 
-    def _capture(self, frame: Frame, *, partial: bool) -> None:
-        assert self.pcap is not None  # the tap of attachments made while there was a pcap
-        self.pcap.write_as_wire(frame, time.time(), partial=partial)
-
     # -- the reader ----------------------------------------------------------------------------------
     def _reader(self, att: Attachment) -> None:
-        device = att.device
-        watcher = self._hub.loop.io(device.fileno(), 1)
+        # The fd stays the same when live faults wrap the device: middleware polls the inner one.
+        watcher = self._hub.loop.io(att.device.fileno(), 1)
         try:
             while True:
-                try:
-                    frames = device.read_batch(READ_BATCH)
-                except OSError as exc:
-                    log.error("%s: read failed: %s; reader stops", device.name, exc)
-                    return
-                if not frames:
-                    self._hub.wait(watcher)
-                    continue
                 now = self.clock()
-                att.receive(frames, now)
-                self.kick(now)
-                if len(frames) == READ_BATCH:
+                try:
+                    got = att.read(now, READ_BATCH)
+                except OSError as exc:
+                    log.error("%s: read failed: %s; reader stops", att.device.name, exc)
+                    return
+                if got or att.timed is not None:  # a timed device may have taken frames to hold
+                    self.kick(now)
+                if got >= READ_BATCH:
                     gevent.sleep(0)  # a busy device must not starve the application's greenlets
                 else:
                     # A short batch ended on EAGAIN: the device is drained, so wait for it to poll
@@ -132,7 +131,7 @@ class Runtime:
         if now is None:
             now = self.clock()
         for att in self.attachments:
-            if att.iface.tx or att.impair_out is not None:  # kick is hot: an idle port costs no call
+            if att.iface.tx or att.timed is not None:  # kick is hot: an idle port costs no call
                 att.transmit(now)
         self._arm()
         if self._watchers:
@@ -166,7 +165,7 @@ class Runtime:
             return
         deadline = self.stack.next_deadline()
         for att in self.attachments:
-            if att.impair_out is not None or att.impair_in is not None:  # hot, as in kick
+            if att.timed is not None:  # hot, as in kick
                 deadline = earliest((deadline, att.next_deadline()))
         if deadline == self._armed_for:
             return
@@ -186,5 +185,6 @@ class Runtime:
         now = self.clock()
         run_timers(self.stack, now)
         for att in self.attachments:
-            att.deliver_due(now)
+            if att.timed is not None:
+                att.read(now)  # the inbound frames it held that are due now
         self.kick(now)

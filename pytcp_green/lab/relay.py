@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from pytcp_green.link.device import Device
 from pytcp_green.link.impair import Impairment, ImpairSpec
-from pytcp_green.link.pcap import PcapWriter
+from pytcp_green.link.pcap import PcapDevice, PcapWriter
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +35,11 @@ _IDLE_WAIT = 0.2
 class _Direction:
     """One way through the relay: frames read from ``src`` go, impaired, to ``dst``."""
 
-    def __init__(self, name: str, src: Device, dst: Device, impair: Impairment | None, *,
-                 capture_read: PcapWriter | None = None, capture_written: PcapWriter | None = None) -> None:
+    def __init__(self, name: str, src: Device, dst: Device, impair: Impairment | None) -> None:
         self.name = name
         self.src = src
         self.dst = dst
         self.impair = impair
-        self.capture_read = capture_read
-        self.capture_written = capture_written
         self.frames = 0
         self.bytes = 0
         self.write_errors = 0
@@ -53,10 +50,6 @@ class _Direction:
             frames = self.src.read_batch()
             if not frames:
                 break
-            if self.capture_read is not None:
-                stamp = time.time()
-                for frame in frames:
-                    self.capture_read.write(frame, stamp)
             if self.impair is None:
                 self._write(frames)
             else:
@@ -78,8 +71,6 @@ class _Direction:
                 continue
             self.frames += 1
             self.bytes += len(frame)
-            if self.capture_written is not None:
-                self.capture_written.write(frame, time.time())
 
     def next_deadline(self) -> float | None:
         return None if self.impair is None else self.impair.next_deadline()
@@ -95,14 +86,16 @@ class Relay:
     """Moves frames between devices ``a`` and ``b``; ``impair`` applies to both ways, seeded as
     the runtime seeds a stack's link (``a -> b`` with the spec's seed, ``b -> a`` with seed + 1).
 
-    ``capture`` records what ``a``'s side of the cable sees, as a stack's ``--pcap`` does: the
-    frames ``a`` sent, before impairment, and the frames delivered to it, after."""
+    ``capture`` records what crosses ``b`` (a :class:`~pytcp_green.link.pcap.PcapDevice` wraps it), as a
+    stack's ``--pcap`` records what crosses its TAP: with ``b`` the peer's side, the frames ``a`` sent
+    after the impairment and the frames delivered to it before."""
 
     def __init__(self, a: Device, b: Device, *, impair: ImpairSpec | None = None,
                  capture: PcapWriter | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         a_to_b, b_to_a = Impairment.pair(impair) if impair is not None else (None, None)
-        self._ways = (_Direction("a->b", a, b, a_to_b, capture_read=capture),
-                      _Direction("b->a", b, a, b_to_a, capture_written=capture))
+        if capture is not None:
+            b = PcapDevice(b, capture, time.time)
+        self._ways = (_Direction("a->b", a, b, a_to_b), _Direction("b->a", b, a, b_to_a))
         self._clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -2,14 +2,17 @@
 
 Whoever owns the clock, a stack is driven by three moves, all at a time ``now`` the caller passes:
 
-* :meth:`Port.transmit`: drain an interface's transmit queue into its device, through the
-  outbound :class:`Stage` (an impairment, live faults) when there is one (frames it holds leave
-  once they are due); super-segments are cut into wire segments for a device without TSO
-  (software GSO, :data:`SOFTWARE_GSO_MAX`) and before any stage;
-* :meth:`Port.receive`: hand the frames of one device read to the stack between
-  ``begin_batch`` and ``end_batch``, through the inbound stage when there is one, so TCP
-  sends one cumulative ACK per connection per read (RFC 5681 §4.2; see ``TcpLayer.begin_batch``);
+* :meth:`Port.transmit`: drain an interface's transmit queue into its device; super-segments are
+  cut into wire segments for a device without TSO (software GSO, :data:`SOFTWARE_GSO_MAX`);
+* :meth:`Port.read`: hand the frames of one device read to the stack between ``begin_batch``
+  and ``end_batch``, so TCP sends one cumulative ACK per connection per read (RFC 5681 §4.2; see
+  ``TcpLayer.begin_batch``);
 * :func:`run_timers`: fire the stack's timers that are due.
+
+A port has one path, to its device and back.  Middleware (an impairment, live faults, a capture)
+is a device wrapping the device (link/impaired.py, link/pcap.py); one that holds frames is
+:class:`~pytcp_green.link.device.Timed`, and the port sets its clock before each move and releases
+what falls due, so frames held for a delay leave at their time in the runtime and the simulator alike.
 
 :class:`pytcp_green.green.runtime.Runtime` makes these moves from gevent callbacks with the
 monotonic clock; :class:`pytcp_green.sim.Simulation` makes them in a loop under its virtual
@@ -18,15 +21,14 @@ clock.  Nothing here reads a clock, sleeps or waits, so the two cannot drift apa
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Generic, Protocol, TypeVar
 
-from pytcp_green.link.device import Device, Frame
-from pytcp_green.stack.interface import GsoFrame, LinkKind, TrustedFrame
-from pytcp_green.stack.wire.offload import complete_tcp_checksum, segment_tcp, wire_payload
+from pytcp_green.link.device import Device, Frame, Timed
+from pytcp_green.stack.interface import GsoFrame
+from pytcp_green.stack.wire.offload import segment_tcp
 
 
 class DrivenInterface(Protocol):
@@ -37,6 +39,8 @@ class DrivenInterface(Protocol):
 
     @property
     def tx(self) -> deque[bytes | bytearray]: ...
+
+    csum_free: bool  # set from the device's checksum offload when the port binds them
 
 
 IfaceT = TypeVar("IfaceT", bound=DrivenInterface)
@@ -60,136 +64,83 @@ class DrivenStack(Protocol[IfaceT_contra]):
     def next_deadline(self) -> float | None: ...
 
 
-class Stage(Protocol):
-    """One direction of a link between the stack and a device that holds frames for a while: an
-    :class:`~pytcp_green.link.impair.Impairment`, or the live faults in front of one.  ``push``
-    keeps its own copy of the frame: the caller may reuse the buffer."""
-
-    @property
-    def stats(self) -> dict[str, int]: ...
-
-    def push(self, frame: Frame, now: float) -> None: ...
-
-    def pop_due(self, now: float) -> list[bytes]: ...
-
-    def next_deadline(self) -> float | None: ...
-
-
-Tap = Callable[[Frame], None]
-
 # The super-segment size TCP may build for a device that cannot segment (``tso_max`` 0): the port
 # cuts it before the write, as Linux's GSO does in software for every device without TSO.  One pass
 # through TCP and IP for up to 45 segments instead of one each is most of the cost of a segment.
 SOFTWARE_GSO_MAX = 65535
 
 
-@dataclasses.dataclass(eq=False)
 class Port(Generic[IfaceT]):
-    """A device bound to an interface of ``stack``, with an optional stage in each direction.
+    """``device`` bound to the interface ``iface`` of ``stack``.
 
-    The stages are read at every move, so one installed while the port runs (live faults) takes
-    effect at once.  ``tap`` sees every frame written to the device and every frame handed to the
-    stack (after the stages: what the stack really sent and received), e.g. to write a capture;
-    with ``tap_received`` False only the frames written (a loopback hands each frame back, and a
-    capture of one shows it once, as Linux's ``lo`` does).
+    Binding applies the device's checksum offload to the interface (``Interface.csum_free``: TCP
+    skips the checksums the device vouches for).  :attr:`device` may be replaced while the port runs
+    (live faults wrap it); :attr:`timed` is it when it holds frames (link/device.py), else None.
     """
 
-    stack: DrivenStack[IfaceT]
-    iface: IfaceT
-    device: Device
-    impair_out: Stage | None = None
-    impair_in: Stage | None = None
-    tap: Tap | None = None
-    tap_received: bool = True
-    tx_errors: int = 0
+    def __init__(self, stack: DrivenStack[IfaceT], iface: IfaceT, device: Device) -> None:
+        self.stack = stack
+        self.iface = iface
+        self.timed: Timed | None = None
+        self.device = device
+        self.tx_errors = 0
+        iface.csum_free = device.csum_offload
+
+    @property
+    def device(self) -> Device:
+        return self._device
+
+    @device.setter
+    def device(self, device: Device) -> None:
+        self._device = device
+        self.timed = device if isinstance(device, Timed) else None
 
     def transmit(self, now: float) -> bool:
         """Move the interface's queued frames towards the device; True when any frame moved."""
         tx = self.iface.tx
-        impair = self.impair_out
+        timed = self.timed
         moved = bool(tx)
-        if impair is None:
-            while tx:
-                self._write(tx.popleft())
-            return moved
+        if timed is not None:
+            timed.now = now
         while tx:
-            frame = tx.popleft()
-            if type(frame) is GsoFrame:
-                # Loss and reordering act on wire segments, as on the far side of a TSO NIC.
-                for piece in segment_tcp(frame, frame.l3, frame.gso_size):
-                    impair.push(piece, now)
-            else:
-                impair.push(frame, now)
-        due = impair.pop_due(now)
-        for frame in due:
-            self._write(frame)
-        return moved or bool(due)
+            self._write(tx.popleft())
+        if timed is not None:
+            moved = timed.release(now) or moved
+        return moved
 
     def _write(self, frame: Frame) -> None:
-        if type(frame) is GsoFrame and not self.device.tso_max:
+        device = self._device
+        if type(frame) is GsoFrame and not device.tso_max:
             # Software GSO: the device takes one frame per write, so the super-segment is cut here.
             self.stack.stats["link.gso_soft"] += 1
             for piece in segment_tcp(frame, frame.l3, frame.gso_size):
                 self._write(piece)
             return
-        if self.tap is not None:
-            self.tap(frame)
         try:
-            self.device.write(frame)
+            device.write(frame)
         except OSError as exc:
             # A full device queue loses the frame as a congested wire would; TCP recovers it.
             self.tx_errors += 1
             self.stack.stats["link.tx_error." + errno.errorcode.get(exc.errno or 0, "unknown")] += 1
 
-    def receive(self, frames: list[bytes], now: float) -> None:
-        """Feed the frames of one device read to the stack (those the inbound stage lets through)."""
-        impair = self.impair_in
-        if impair is None:
-            self._deliver(frames, now)
-            return
-        device = self.device
-        l3 = 14 if device.kind is LinkKind.ETHERNET else 0
-        wire = device.mtu + l3
-        for frame in frames:
-            if len(frame) > wire:
-                # A super-segment the kernel coalesced (GRO) or never cut (TSO): the inbound stage
-                # must lose and reorder the segments the wire would have carried, MTU-sized ones.
-                for piece in segment_tcp(frame, l3, wire_payload(frame, l3, device.mtu)):
-                    impair.push(piece, now)
-            elif type(frame) is TrustedFrame:
-                # The stage copies (and may rewrite) what it holds, which loses the device's mark:
-                # the checksum the kernel left partial must be whole before it goes in.
-                impair.push(complete_tcp_checksum(frame, l3), now)
-            else:
-                impair.push(frame, now)
-        self.deliver_due(now)
-
-    def deliver_due(self, now: float) -> None:
-        """Feed the stack the frames the inbound stage has made due by ``now``."""
-        if self.impair_in is not None:
-            self._deliver(self.impair_in.pop_due(now), now)
-
-    def _deliver(self, frames: list[bytes], now: float) -> None:
-        if not frames:
-            return  # an empty batch would change nothing
-        stack, iface = self.stack, self.iface
-        tap = self.tap if self.tap_received else None
-        stack.begin_batch()
-        for frame in frames:
-            if tap is not None:
-                tap(frame)
-            stack.receive(iface, frame, now)
-        stack.end_batch(now)
+    def read(self, now: float, limit: int = 256) -> int:
+        """Feed the stack one read of the device (up to ``limit`` frames, or what a timed device has
+        due); returns how many frames it got.  Raises OSError if the device is broken."""
+        timed = self.timed
+        if timed is not None:
+            timed.now = now
+        frames = self._device.read_batch(limit)
+        if frames:  # an empty batch would change nothing
+            stack, iface = self.stack, self.iface
+            stack.begin_batch()
+            for frame in frames:
+                stack.receive(iface, frame, now)
+            stack.end_batch(now)
+        return len(frames)
 
     def next_deadline(self) -> float | None:
-        """When a stage of this port next has a frame due, or None."""
-        out, inbound = self.impair_out, self.impair_in
-        # The runtime asks after every core entry: the usual port, with no stage, costs no call.
-        if out is None:
-            return None if inbound is None else inbound.next_deadline()
-        if inbound is None:
-            return out.next_deadline()
-        return earliest((out.next_deadline(), inbound.next_deadline()))
+        """When a frame held by the device is next due, or None."""
+        return None if self.timed is None else self.timed.next_deadline()
 
 
 def run_timers(stack: DrivenStack[IfaceT], now: float) -> bool:

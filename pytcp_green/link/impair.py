@@ -14,7 +14,10 @@ The model, per pushed frame, in this order:
 4. ``corrupt``: one byte at a random position at or after ``corrupt_offset`` is XORed with a
    random non-zero value, so the frame always changes (``corrupted``).  The simulator sets the
    offset to the link header length, so corruption lands in the IP packet, where checksums must
-   catch it, rather than in the MAC addresses, where it would only look like loss.
+   catch it, rather than in the MAC addresses, where it would only look like loss.  A TCP
+   checksum left partial (a device with checksum offload, link/device.py) is completed first, as
+   Linux's ``skb_checksum_help`` does, and the frame leaves as a PlainFrame, for the receiver to
+   check; every other frame keeps its type, a TrustedFrame its mark.
 5. ``rate``: frames are serialized one after the other:
    ``done = max(now, previous_done) + len(frame) * 8 / rate``.
 6. ``delay`` and ``jitter``: delivery at ``done + delay + uniform(-jitter, +jitter)``, never
@@ -45,8 +48,9 @@ import random
 import re
 from decimal import Decimal, InvalidOperation
 
-from pytcp_green.link.device import Frame
+from pytcp_green.link.device import Frame, PlainFrame
 from pytcp_green.stack.wire.checksum import checksum
+from pytcp_green.stack.wire.offload import complete_tcp_checksum
 
 _PROBABILITIES = ("loss", "duplicate", "reorder", "corrupt", "ecn")
 
@@ -270,6 +274,21 @@ def _ip_offset(data: bytes) -> int:
     return -1
 
 
+def _checksum_help(data: bytes) -> bytearray:
+    """A copy of ``data`` with its TCP checksum whole (it may hold only the pseudo-header sum), as
+    Linux's ``skb_checksum_help`` makes one before a device that cannot finish it.  Only a whole TCP
+    packet has a checksum left partial: anything else (a fragment, a truncated header) is copied as it is."""
+    off = _ip_offset(data)
+    if off < 0:
+        return bytearray(data)
+    if data[off] >> 4 == 4:
+        whole = int.from_bytes(data[off + 6:off + 8], "big") & 0x3FFF == 0  # neither MF nor an offset
+        l4 = off + (data[off] & 0x0F) * 4
+    else:
+        whole, l4 = True, off + 40  # an IPv6 fragment's next header is not TCP: nothing to complete
+    return complete_tcp_checksum(data, off) if whole and len(data) >= l4 + 20 else bytearray(data)
+
+
 class _Held:
     """A frame held back for reordering."""
 
@@ -357,7 +376,9 @@ class Impairment:
         if spec.loss and self._loss_rng.random() < spec.loss:
             stats["lost"] += 1
             return
-        data = bytes(frame)  # our own copy: the caller may reuse its buffer
+        # Our own copy, as the caller may reuse its buffer; an immutable frame is kept as it is, so a
+        # TrustedFrame keeps its mark.
+        data = frame if isinstance(frame, bytes) else bytes(frame)
         if spec.ecn and self._ecn_rng.random() < spec.ecn:
             data = self._mark_ce(data)
         if spec.duplicate and self._dup_rng.random() < spec.duplicate:
@@ -397,10 +418,10 @@ class Impairment:
         if len(data) <= self.corrupt_offset:
             return data  # nothing we are allowed to touch
         rng = self._corrupt_rng
-        buf = bytearray(data)
+        buf = _checksum_help(data)
         buf[rng.randrange(self.corrupt_offset, len(buf))] ^= rng.randint(1, 255)
         self.stats["corrupted"] += 1
-        return bytes(buf)
+        return PlainFrame(buf)
 
     def _mark_ce(self, data: bytes) -> bytes:
         """RFC 3168 §5: set CE on an ECT packet (IPv4 TOS or IPv6 traffic class); others unchanged."""
@@ -420,7 +441,7 @@ class Impairment:
                 return data
             buf[off + 1] |= 0x30
         self.stats["ce_marked"] += 1
-        return bytes(buf)
+        return type(data)(buf)  # the TCP checksum is untouched: a mark stays
 
     def _overtake(self, when: float, twin: _Held | None) -> None:
         """A frame was just scheduled at ``when``: count it against every held frame (but its own

@@ -17,7 +17,7 @@ import errno
 import os
 from collections import deque
 
-from pytcp_green.link.device import Frame
+from pytcp_green.link.device import Frame, PlainFrame
 from pytcp_green.stack.interface import LinkKind, TrustedFrame
 
 DEFAULT_QUEUE_LIMIT = 1000
@@ -51,13 +51,15 @@ class SignalledQueue:
         return self._fd
 
     def put(self, frame: Frame) -> bool:
-        """Queue a copy of ``frame``; False when the queue is full or closed (the caller counts the drop)."""
+        """Queue ``frame`` as a device with checksum offload delivers it (link/device.py): marked
+        TrustedFrame, unless it is a PlainFrame; False when the queue is full or closed (the caller
+        counts the drop)."""
         frames = self._frames
         if self._fd < 0 or len(frames) >= self.limit:
             return False
-        # An immutable frame is kept as it is (a TrustedFrame keeps its mark); anything mutable is
-        # copied, because the writer may reuse its buffer as soon as write() returns.
-        frames.append(frame if isinstance(frame, bytes) else bytes(frame))
+        # Anything else is copied into the mark: the writer may reuse its buffer once write() returns.
+        kind = type(frame)
+        frames.append(frame if kind is TrustedFrame or kind is PlainFrame else TrustedFrame(frame))  # type: ignore[arg-type]
         if len(frames) == 1:
             os.eventfd_write(self._fd, 1)
         return True
@@ -99,6 +101,7 @@ class LoopbackDevice:
     kind = LinkKind.IP
     mac: bytes | None = None
     tso_max = 0  # its MTU (64 KB) already takes any TCP segment whole
+    csum_offload = True  # its frames come back marked: see write()
 
     def __init__(self, name: str = "lo", mtu: int = 65536, queue_limit: int = DEFAULT_QUEUE_LIMIT) -> None:
         self.name = name
@@ -121,9 +124,8 @@ class LoopbackDevice:
         if self._queue.closed:
             raise OSError(errno.EBADF, f"{self.name}: device is closed")
         # The stack's own frame: TCP takes it back on trust, as Linux's lo does (its checksum is only
-        # the pseudo-header sum, see Interface.csum_free).  Nothing stands between the stack and its
-        # loopback that could change a frame (the host attaches no impairment or faults to it).
-        if not self._queue.put(TrustedFrame(frame)):
+        # the pseudo-header sum, see Interface.csum_free); one an impairment changed is checked.
+        if not self._queue.put(frame):
             self.dropped += 1
 
     def close(self) -> None:

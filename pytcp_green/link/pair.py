@@ -3,9 +3,13 @@
 It lets two stacks (or a stack and a test) talk without TAP devices or privileges; the
 simulator (:mod:`pytcp_green.sim`) cables its stacks with it.  Each end has its own receive
 queue and eventfd (see :class:`~pytcp_green.link.loopback.SignalledQueue`), so the runtime
-waits on either end exactly as on a TAP.  The cable itself is perfect; put an
-:class:`~pytcp_green.link.impair.Impairment` in front of it to make it lossy (a
-:class:`~pytcp_green.link.drive.Port` does).
+waits on either end exactly as on a TAP.  The cable itself is perfect; wrap an end in an
+:class:`~pytcp_green.link.impaired.ImpairedDevice` to make it lossy (the simulator does).
+
+A perfect cable between two stacks of one process changes no byte, so it offloads checksums both
+ways (issue 12, as Linux's veth): each end claims :attr:`PairEnd.csum_offload`, its stack sends TCP
+with the pseudo-header sum only, and the far end hands every frame up marked TrustedFrame
+(:class:`~pytcp_green.link.loopback.SignalledQueue` marks it), which TCP does not check.
 
 Not thread-safe: the runtime touches devices only from the hub's thread.
 """
@@ -38,6 +42,7 @@ class PairEnd:
         self.mtu = mtu
         self.mac = mac
         self.tso_max = 0  # frames cross as they are written: at most the MTU
+        self.csum_offload = True  # see the module docstring
         # Frames written on this end that never reached the peer: its receive queue was full or
         # it was closed (a cable with nothing plugged in at the far end).
         self.dropped = 0

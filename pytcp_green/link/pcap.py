@@ -4,16 +4,21 @@ The format is the original one (magic 0xa1b2c3d4, microsecond timestamps), which
 reads.  Writes go through a large buffer and are flushed only on :meth:`PcapWriter.flush` or
 :meth:`PcapWriter.close`: a capture must not cost a syscall per frame on the hot path.
 Timestamps are whatever clock the caller uses (wall or virtual); nothing here reads a clock.
+
+:class:`PcapDevice` is the capture as middleware (as smoltcp's PcapWriter): it wraps a device and
+records each frame that crosses it, as the wire carries it (super-segments as their segments,
+partial checksums completed), so tshark reads the file without malformed frames or bad checksums.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
 from types import TracebackType
 from typing import BinaryIO
 
-from pytcp_green.link.device import Frame
+from pytcp_green.link.device import Device, Frame, Middleware, PlainFrame
 from pytcp_green.stack.interface import GsoFrame, LinkKind, TrustedFrame
 from pytcp_green.stack.wire.offload import complete_tcp_checksum, segment_tcp
 
@@ -109,3 +114,33 @@ class PcapWriter:
 
     def __repr__(self) -> str:
         return f"<PcapWriter {self.path} linktype={self.linktype} frames={self.frames}>"
+
+
+class PcapDevice(Middleware):
+    """``inner``, with every frame written to it and (with ``reads``) every frame read from it appended
+    to ``writer`` at ``clock()``: each crossing once.  A device that hands back what is written to it
+    (a loopback), or one end of a cable whose other end is captured too, is captured without ``reads``.
+    Frames written to a device with checksum offload may hold the pseudo-header sum only: the capture
+    completes them, but not a PlainFrame, whose checksum is whatever the frame carries (a corruption)."""
+
+    def __init__(self, inner: Device, writer: PcapWriter, clock: Callable[[], float], *, reads: bool = True) -> None:
+        super().__init__(inner)
+        self.writer = writer
+        self.clock = clock
+        self.reads = reads
+
+    def write(self, frame: Frame) -> None:
+        partial = self.csum_offload and type(frame) is not PlainFrame
+        self.writer.write_as_wire(frame, self.clock(), partial=partial)
+        self.inner.write(frame)
+
+    def read_batch(self, limit: int = 256) -> list[bytes]:
+        frames = self.inner.read_batch(limit)
+        if self.reads and frames:
+            stamp = self.clock()
+            for frame in frames:
+                self.writer.write_as_wire(frame, stamp)
+        return frames
+
+    def __repr__(self) -> str:
+        return f"<PcapDevice {self.writer.path} over {self.inner!r}>"

@@ -163,6 +163,9 @@ class TapDevice:
         # What the device contract (link/device.py) promises the stack: with TSO enabled the kernel
         # takes super-segments and segments them (and completes their checksums) itself.
         self.tso_max = TSO_MAX if offload & (TUN_F_TSO4 | TUN_F_TSO6) == TUN_F_TSO4 | TUN_F_TSO6 else 0
+        # The kernel completes a partial checksum only of a frame written with NEEDS_CSUM, which write()
+        # sets for super-segments alone: every other frame must leave with whole checksums.
+        self.csum_offload = False
         self.gso_sent = 0  # super-segments written (each leaves as several wire segments)
         self.dropped = 0  # frames whose write failed without the device being broken
         self.gso_frames = 0  # received super-frames (vnet_hdr with TSO): larger than the MTU

@@ -22,7 +22,7 @@ from pytcp_green.sim.network import Direction
 
 
 class Bottleneck:
-    """A :class:`~pytcp_green.link.drive.Stage`: ``buffer`` frames of queue served at ``rate`` bit/s,
+    """A :class:`~pytcp_green.link.impaired.Stage`: ``buffer`` frames of queue served at ``rate`` bit/s,
     then ``inner``.  ``stats`` are the inner impairment's, plus ``overflow`` (tail drops here) and
     ``queue_max`` (the deepest the queue got)."""
 
@@ -48,7 +48,7 @@ class Bottleneck:
             self._stats["overflow"] += 1
             return
         self._free_at = max(now, self._free_at) + len(frame) * 8 / self.rate
-        queue.append((self._free_at, bytes(frame)))
+        queue.append((self._free_at, frame if isinstance(frame, bytes) else bytes(frame)))  # a mark stays
         self._stats["queue_max"] = max(self._stats["queue_max"], len(queue))
 
     def _leave(self, now: float) -> None:
@@ -70,5 +70,5 @@ def throttle(direction: Direction, rate: float, buffer: int) -> Bottleneck:
     """Make ``direction`` a bottleneck of ``rate`` bit/s with a ``buffer``-frame drop-tail queue in
     front of its impairment (which keeps its delay and loss)."""
     stage = Bottleneck(rate, buffer, direction.impairment)
-    direction.src.impair_out = stage
+    direction.impaired.outbound = stage
     return stage

@@ -3,20 +3,24 @@
 A :class:`Simulation` owns the clock and drives every stack exactly as the gevent runtime
 drives one, with the same code (:mod:`pytcp_green.link.drive`): a link is an in-memory cable
 (:func:`~pytcp_green.link.pair.make_pair`, or a :class:`~pytcp_green.link.loopback.LoopbackDevice`
-for a loopback link) whose each end is a :class:`~pytcp_green.link.drive.Port` with a seeded
-:class:`~pytcp_green.link.impair.Impairment` on its way out.  At the virtual time ``now`` the
-simulation drains the transmit queues through the impairments onto the cables, hands what the
-far ends read to their stacks in one batch, and fires the stacks' due timers, again until
-nothing changes.  Then it jumps straight to the earliest next event (a frame due on a link or
-a stack deadline).  Nothing ever sleeps, so seconds of protocol time (retransmission timeouts,
-TIME-WAIT) pass in microseconds, and everything random is derived from the simulation's seed,
-so a failing scenario is replayed by rerunning it with the same seed.
+for a loopback link) whose each end is a :class:`~pytcp_green.link.drive.Port` whose device is
+the cable's end wrapped in an :class:`~pytcp_green.link.impaired.ImpairedDevice` with a seeded
+:class:`~pytcp_green.link.impair.Impairment` on its way out (and, for a captured link, a
+:class:`~pytcp_green.link.pcap.PcapDevice` in between).  The cable offloads checksums (link/pair.py),
+so the stacks on it skip TCP's.  At the virtual time ``now`` the simulation drains the transmit
+queues through the impairments onto the cables, hands what the far ends read to their stacks in
+one batch, and fires the stacks' due timers, again until nothing changes.  Then it jumps
+straight to the earliest next event (a frame due on a link or a stack deadline).  Nothing ever
+sleeps, so seconds of protocol time (retransmission timeouts, TIME-WAIT) pass in microseconds,
+and everything random is derived from the simulation's seed, so a failing scenario is replayed by
+rerunning it with the same seed.
 
 The simulator only moves bytes; it does not care what link kind the frames are.  It needs this
 much of a stack (:class:`~pytcp_green.link.drive.DrivenStack`, the runtime contract of
 :mod:`pytcp_green.stack`, plus the interfaces by name)::
 
-    stack.interfaces: Mapping[str, iface]    # iface.name: str, iface.tx: deque of frames to send
+    stack.interfaces: Mapping[str, iface]    # iface.name: str, iface.tx: deque of frames to send,
+                                             # iface.csum_free: bool (set from the cable's offload)
     stack.receive(iface, frame, now) -> None
     stack.begin_batch() / stack.end_batch(now)
     stack.poll(now) -> None                  # fires due timers
@@ -38,9 +42,10 @@ from typing import Any, Protocol, TypeVar
 from pytcp_green.link.device import Device
 from pytcp_green.link.drive import DrivenInterface, DrivenStack, Port, earliest, run_timers
 from pytcp_green.link.impair import Impairment, ImpairSpec
+from pytcp_green.link.impaired import ImpairedDevice
 from pytcp_green.link.loopback import LoopbackDevice
 from pytcp_green.link.pair import make_pair
-from pytcp_green.link.pcap import PcapWriter, linktype_for
+from pytcp_green.link.pcap import PcapDevice, PcapWriter, linktype_for
 from pytcp_green.stack.interface import LinkKind
 
 # The cables never drop: each round reads every frame written to them, and loss is the
@@ -64,16 +69,18 @@ class SimStack(DrivenStack[IfaceT], Protocol[IfaceT]):
 @dataclasses.dataclass(eq=False)
 class Direction:
     """One way of a link: frames sent on ``src``'s interface arrive on ``dst``'s through ``impairment``
-    (the outbound impairment of ``src``).  A loopback link's one direction has ``src is dst``."""
+    (the outbound stage of ``src``'s device, :attr:`impaired`).  A loopback link's one direction has
+    ``src is dst``."""
 
     src: Port[Any]
     dst: Port[Any]
+    impaired: ImpairedDevice
     pcap: PcapWriter | None = None
     delivered: int = 0
 
     @property
     def impairment(self) -> Impairment:
-        stage = self.src.impair_out
+        stage = self.impaired.outbound
         # The simulator gives every port one; a bottleneck (sim/bottleneck.py) wraps it.
         impairment = getattr(stage, "inner", stage)
         assert isinstance(impairment, Impairment)
@@ -81,7 +88,7 @@ class Direction:
 
     @property
     def stats(self) -> dict[str, int]:
-        stage = self.src.impair_out
+        stage = self.impaired.outbound
         assert stage is not None
         return stage.stats
 
@@ -173,10 +180,13 @@ class Simulation:
         end_a, end_b = make_pair(kind=getattr(ia, "kind", LinkKind.ETHERNET), names=(ia.name, ib.name),
                                  queue_limit=_CABLE_QUEUE_LIMIT,
                                  rng=random.Random(self.derive_seed(f"link{index}:cable")))
-        port_a: Port[Any] = Port(stack_a, ia, end_a, imp_ab)
-        port_b: Port[Any] = Port(stack_b, ib, end_b, imp_ba)
-        ab = Direction(port_a, port_b, writer)
-        ba = Direction(port_b, port_a, writer)
+        # Each crossing is captured once, as it is written onto the cable.
+        dev_a = ImpairedDevice(self._captured(end_a, writer), imp_ab)
+        dev_b = ImpairedDevice(self._captured(end_b, writer), imp_ba)
+        port_a: Port[Any] = Port(stack_a, ia, dev_a)
+        port_b: Port[Any] = Port(stack_b, ib, dev_b)
+        ab = Direction(port_a, port_b, dev_a, writer)
+        ba = Direction(port_b, port_a, dev_b, writer)
         link = Link(f"{ia.name}<->{ib.name}", ab, ba, writer)
         self.links.append(link)
         self._directions += [ab, ba]
@@ -201,8 +211,9 @@ class Simulation:
         imp = self._impairment(spec, latency, len(self.links), "ab", i)
         writer = self._open_pcap(pcap, i, i)
         device = LoopbackDevice(i.name, queue_limit=_CABLE_QUEUE_LIMIT)
-        port: Port[Any] = Port(stack, i, device, imp)
-        d = Direction(port, port, writer)
+        impaired = ImpairedDevice(self._captured(device, writer), imp)
+        port: Port[Any] = Port(stack, i, impaired)
+        d = Direction(port, port, impaired, writer)
         link = Link(i.name, d, None, writer)
         self.links.append(link)
         self._directions.append(d)
@@ -237,6 +248,12 @@ class Simulation:
         offset = int(getattr(src, "link_header_len", 0))
         return Impairment(spec, seed=seed, corrupt_offset=offset)
 
+    def _captured(self, device: Device, writer: PcapWriter | None) -> Device:
+        """``device`` recording what is written to it at the virtual time, when the link has a capture."""
+        if writer is None:
+            return device
+        return PcapDevice(device, writer, lambda: self.now, reads=False)
+
     @staticmethod
     def _open_pcap(path: str | os.PathLike[str] | None, a: SimInterface, b: SimInterface) -> PcapWriter | None:
         if path is None:
@@ -266,15 +283,9 @@ class Simulation:
                         iface.tx.clear()
             for d in self._directions:
                 # Frames due at one instant arrive as one batch, as one read of a device returns them.
-                frames = d.dst.device.read_batch(_CABLE_QUEUE_LIMIT)
-                if not frames:
-                    continue
-                d.delivered += len(frames)
-                stats["delivered"] += len(frames)
-                if d.pcap is not None:
-                    for frame in frames:
-                        d.pcap.write(frame, now)
-                d.dst.receive(frames, now)
+                got = d.dst.read(now, _CABLE_QUEUE_LIMIT)
+                d.delivered += got
+                stats["delivered"] += got
             for stack in self.stacks:
                 busy = run_timers(stack, now) or busy
             if not busy:

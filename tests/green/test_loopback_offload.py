@@ -14,6 +14,7 @@ import pytest
 
 from pytcp_green.green.sockets import GreenSocket
 from pytcp_green.host import Host, StackOptions
+from pytcp_green.link.pcap import PcapDevice
 from pytcp_green.stack.sockbase import AF_INET
 from pytcp_green.stack.stack import SOCK_STREAM
 from pytcp_green.stack.wire.checksum import ones_sum, pseudo_sum
@@ -22,21 +23,24 @@ NBYTES = 2_000_000
 
 
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark checks the capture's checksums")
-def test_loopback_tcp_skips_checksums_and_its_capture_still_verifies(tmp_path: Path) -> None:
+def test_loopback_tcp_skips_checksums_and_its_capture_still_verifies(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     pcap = tmp_path / "lo.pcap"
     data = bytes(range(256)) * (NBYTES // 256)
     with Host(StackOptions(pcap=str(pcap))) as host:
         lo = host.stack.loopback
         assert lo.csum_free
         sent: list[bytes] = []
-        runtime_tap = host.runtime.attachments[0].tap
-        assert runtime_tap is not None
+        capture = host.runtime.attachments[0].device
+        assert isinstance(capture, PcapDevice)
+        loopback = capture.inner
+        write = loopback.write
 
         def spy(frame: bytes | bytearray | memoryview) -> None:
             sent.append(bytes(frame))
-            runtime_tap(frame)
+            write(frame)
 
-        host.runtime.attachments[0].tap = spy
+        monkeypatch.setattr(loopback, "write", spy)
         listener = GreenSocket(host.runtime, host.stack.socket(AF_INET, SOCK_STREAM), timeout=60)
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)

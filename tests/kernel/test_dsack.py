@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from lab.helpers import KernelPeer
+from lab.helpers import KernelPeer, shim
 
 from kernel.test_ecn import tshark_count
 from kernel.test_tcp import bulk, fresh_host
@@ -39,9 +39,9 @@ def test_duplicates_are_reported_and_understood_both_ways(tmp_path: Path, dsack:
         stack.sysctl["net.ipv4.tcp_dsack"] = dsack
         before = kernel_tcpext(kernel, "TCPDSACKRecv")
         bulk(kernel, NBYTES, stack_connects=True)
-        shim = kernel.host.runtime.attachments[-1]
-        assert shim.impair_out is not None and shim.impair_in is not None
-        assert shim.impair_out.stats["duplicated"] > 0 and shim.impair_in.stats["duplicated"] > 0
+        impaired = shim(kernel.host)
+        assert impaired.outbound is not None and impaired.inbound is not None
+        assert impaired.outbound.stats["duplicated"] > 0 and impaired.inbound.stats["duplicated"] > 0
         # The kernel's D-SACKs about what we sent twice reach our sender either way.
         assert stack.stats["tcp.dsack_recv"] > 0
         ours = f"ip.src == {kernel.stack_ip} && tcp.options.sack.dsack_le"

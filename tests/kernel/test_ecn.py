@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from lab.helpers import KernelPeer, lab_skip_reason
+from lab.helpers import KernelPeer, lab_skip_reason, shim
 
 from kernel.test_tcp import bulk, fresh_host
 from pytcp_green.green.sockets import GreenSocket
@@ -51,9 +51,7 @@ def negotiated(expected: bool) -> Callable[[GreenSocket], None]:
 
 def assert_ecn_worked(kernel: KernelPeer) -> None:
     stats = kernel.host.stack.stats
-    shim = kernel.host.runtime.attachments[-1]
-    assert shim.impair_out is not None and shim.impair_in is not None
-    marked = shim.impair_out.stats["ce_marked"] + shim.impair_in.stats["ce_marked"]
+    marked = shim(kernel.host).stats["ce_marked"]
     report = f"shim marked {marked}; stack {stats.matching('tcp.ecn')}"
     assert marked > 0, report
     # Our receiver saw CE and echoed it; the kernel reacted with CWR.
@@ -98,9 +96,7 @@ def test_with_tcp_ecn_0_nothing_is_negotiated_or_marked(tmp_path: Path) -> None:
         stack = kernel.host.stack
         stack.sysctl["net.ipv4.tcp_ecn"] = 0
         bulk(kernel, NBYTES, stack_connects=False, check=negotiated(False))
-        shim = kernel.host.runtime.attachments[-1]
-        assert shim.impair_out is not None and shim.impair_in is not None
-        assert shim.impair_out.stats["ce_marked"] + shim.impair_in.stats["ce_marked"] == 0
+        assert shim(kernel.host).stats["ce_marked"] == 0
         assert not any(stack.stats.matching("tcp.ecn").values())
         assert tshark_count(kernel, "ip.dsfield.ecn != 0") == 0
         assert tshark_count(kernel, "tcp.flags.syn == 0 && (tcp.flags.ece == 1 || tcp.flags.cwr == 1)") == 0

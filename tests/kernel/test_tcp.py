@@ -23,7 +23,7 @@ from pathlib import Path
 
 import gevent
 import pytest
-from lab.helpers import KernelPeer, lab_skip_reason
+from lab.helpers import KernelPeer, lab_skip_reason, shim
 
 from pytcp_green.cli import in_thread
 from pytcp_green.green.sockets import GreenSocket
@@ -527,9 +527,7 @@ def test_transfer_through_impairment_completes_intact_without_rst(tmp_path: Path
         bulk(kernel, nbytes, stack_connects=stack_connects,
              check=options_check(ts=True, sack="net.ipv4.tcp_sack" not in sysctls))
         k = nstat(kernel)
-        shim = kernel.host.runtime.attachments[-1]
-        assert shim.impair_out is not None and shim.impair_in is not None
-        shim_stats = {name: shim.impair_out.stats[name] + shim.impair_in.stats[name] for name in shim.impair_out.stats}
+        shim_stats = shim(kernel.host).stats
         report = (f"{case}: shim {shim_stats}\nstack {stats.matching('tcp.')}\n"
                   f"kernel { {n: v for n, v in k.items() if v and n.startswith(('Tcp', 'TcpExt'))} }")
         print(report)

@@ -19,6 +19,7 @@ import gevent
 
 from pytcp_green.cli import in_thread
 from pytcp_green.host import Host
+from pytcp_green.link.impaired import ImpairedDevice
 from pytcp_green.stack.sockbase import AF_INET, AF_INET6
 
 if TYPE_CHECKING:
@@ -118,3 +119,11 @@ class KernelPeer:
 
     def python(self, code: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return python(self.host, code, *args, timeout=timeout)
+
+
+def shim(host: Host) -> ImpairedDevice:
+    """The impairment (``--impair``) wrapping the host's link device; its ``stats`` add both ways up."""
+    assert host.link is not None
+    device = host.link.device
+    assert isinstance(device, ImpairedDevice)
+    return device

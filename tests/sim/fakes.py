@@ -19,6 +19,7 @@ class FakeIface:
         self.kind = kind
         self.link_header_len = 14 if kind is LinkKind.ETHERNET else 0
         self.tx: deque[bytes | bytearray] = deque()
+        self.csum_free = False  # the port sets it from the cable's checksum offload
 
 
 class FakeStack:

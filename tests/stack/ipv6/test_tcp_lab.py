@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from kernel.test_tcp import MB, bulk, options_check
-from lab.helpers import KernelPeer, lab_skip_reason
+from lab.helpers import KernelPeer, lab_skip_reason, shim
 from patches.helpers import run_fetch_from_kernel_http, run_python
 
 from pytcp_green.host import Host, StackOptions
@@ -58,9 +58,7 @@ def test_transfer_over_ipv6_through_5_percent_loss_intact(tmp_path: Path, stack_
     seed = 21 if stack_connects else 22
     with kernel6(tmp_path, impair=f"loss=5%,seed={seed}") as kernel:
         bulk(kernel, 4 * MB, stack_connects=stack_connects)
-        shim = kernel.host.runtime.attachments[-1]
-        assert shim.impair_out is not None and shim.impair_in is not None
-        lost = shim.impair_out.stats["lost"] + shim.impair_in.stats["lost"]
+        lost = shim(kernel.host).stats["lost"]
         stats = kernel.host.stack.stats
         assert lost > 0 and stats["tcp.retransmit"] > 0  # the loss was real and the stack recovered from it
         assert stats["tcp.rst_in"] == stats["tcp.rst_out"] == 0
