@@ -1,0 +1,148 @@
+"""Urgent data (MSG_OOB) between a patched program on the stack and the Linux kernel over the lab's link.
+
+A kernel-side server takes one connection per mode.  ``S``: the kernel sends b"abc", b"!" with MSG_OOB,
+b"def"; the program (``pytcp-green run``, the drop-in) sees the exceptional condition in poll (POLLPRI)
+and select (third list), reads b"!" once with MSG_OOB (then EINVAL) and b"abcdef" in the stream, and with
+SO_OOBINLINE b"abc!def" in the stream instead.  ``R`` and ``I``: the program sends b"xyz", b"!" with
+MSG_OOB, b"tail"; the kernel's socket reads the byte with MSG_OOB, or inline with SO_OOBINLINE.  The
+capture shows each side's urgent segments the same way: URG set, the pointer just past the urgent
+byte (the segment's length: it ends the send).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from lab.helpers import lab_skip_reason
+from patches.helpers import run_python
+
+pytestmark = [pytest.mark.lab, pytest.mark.skipif(lab_skip_reason() is not None, reason=str(lab_skip_reason()))]
+
+PORT = 9050
+
+KERNEL = r"""
+import errno, json, select, socket, sys
+srv = socket.create_server(("0.0.0.0", 9050))
+srv.settimeout(60)
+results = {}
+def stream(c):
+    parts = []
+    while part := c.recv(100):
+        parts.append(part)
+    return b"".join(parts).decode()
+while len(results) < 3:
+    c, _ = srv.accept()
+    c.settimeout(30)
+    mode = c.recv(1).decode()
+    if mode == "S":
+        c.sendall(b"abc")
+        c.send(b"!", socket.MSG_OOB)
+        c.sendall(b"def")
+        c.shutdown(socket.SHUT_WR)
+        stream(c)
+        results.setdefault("S", 0)
+        results["S"] += 1
+    elif mode == "R":
+        exceptional = select.select([], [], [c], 30)[2] == [c]
+        oob = c.recv(1, socket.MSG_OOB).decode()
+        try:
+            c.recv(1, socket.MSG_OOB)
+            again = "no error"
+        except OSError as exc:
+            again = errno.errorcode[exc.errno]
+        results["R"] = {"exceptional": exceptional, "oob": oob, "again": again, "stream": stream(c)}
+    elif mode == "I":
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+        results["I"] = {"stream": stream(c)}
+    c.close()
+results["S"] = results.get("S")
+with open(sys.argv[1], "w") as f:
+    json.dump(results, f)
+"""
+
+PROGRAM = r"""
+import errno, json, os, select, socket
+from pytcp_green.patches import _state
+peer = os.environ["PYTCP_GREEN_PEER_IP4"]
+out = {}
+def connect(mode, inline=False):
+    s = socket.create_connection((peer, 9050), timeout=30)
+    if inline:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+    s.sendall(mode)
+    return s
+def oob(s):
+    try:
+        return s.recv(1, socket.MSG_OOB).decode()
+    except OSError as exc:
+        return errno.errorcode[exc.errno]
+def pollpri(s):
+    p = select.poll()
+    p.register(s, select.POLLPRI)
+    return p.poll(30000) == [(s.fileno(), select.POLLPRI)]
+def stream(s):  # the first read (it stops at the urgent mark), then the rest
+    parts = []
+    while part := s.recv(100):
+        parts.append(part)
+    return [parts[0].decode(), b"".join(parts[1:]).decode()]
+
+for inline in (False, True):
+    s = connect(b"S", inline)
+    got = {"before": oob(s), "pollpri": pollpri(s), "select": select.select([], [], [s], 0)[2] == [s]}
+    got["oob"], got["again"] = oob(s), oob(s)
+    got["stream"] = stream(s)
+    out["inline" if inline else "oob"] = got
+    s.close()
+for mode in (b"R", b"I"):
+    s = connect(mode)
+    s.sendall(b"xyz")
+    s.send(b"!", socket.MSG_OOB)
+    s.sendall(b"tail")
+    s.shutdown(socket.SHUT_WR)
+    s.recv(1)
+    s.close()
+stats = _state.current_host().stack.stats
+out["stats"] = [stats["tcp.urg_recv"], stats["tcp.urg_sent"]]
+print(json.dumps(out))
+"""
+
+
+def _urgent_segments(pcap: Path) -> list[tuple[str, int, int, str]]:
+    """(source, TCP length, urgent pointer, payload hex) of every segment with URG, as tshark reads them."""
+    fields = subprocess.run(
+        ["tshark", "-r", str(pcap), "-Y", "tcp.flags.urg == 1", "-T", "fields", "-e", "ip.src", "-e", "tcp.len",
+         "-e", "tcp.urgent_pointer", "-e", "tcp.payload"], capture_output=True, text=True, timeout=120, check=True)
+    rows = [line.split("\t") for line in fields.stdout.splitlines() if line.strip()]
+    return [(src, int(length), int(pointer), payload.replace(":", "")) for src, length, pointer, payload in rows]
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="needs tshark")
+def test_urgent_data_both_ways_with_the_kernel(tmp_path: Path) -> None:
+    kernel_file = tmp_path / "kernel.json"
+    (tmp_path / "kernel.py").write_text(KERNEL)
+    (tmp_path / "program.py").write_text(PROGRAM)
+    pcap = tmp_path / "urgent.pcap"
+    peer = f"exec {sys.executable} {tmp_path / 'kernel.py'} {kernel_file}"
+    proc = run_python(["-m", "pytcp_green", "run", "--lab", "--pcap", str(pcap), "--peer", peer,
+                       "--wait-port", str(PORT), str(tmp_path / "program.py")], timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    ours = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert ours["oob"] == {"before": "EINVAL", "pollpri": True, "select": True, "oob": "!", "again": "EINVAL",
+                           "stream": ["abc", "def"]}
+    assert ours["inline"] == {"before": "EINVAL", "pollpri": True, "select": True, "oob": "EINVAL",
+                              "again": "EINVAL", "stream": ["abc", "!def"]}
+    assert ours["stats"] == [2, 2]
+    assert json.loads(kernel_file.read_text()) == {
+        "S": 2, "R": {"exceptional": True, "oob": "!", "again": "EINVAL", "stream": "xyztail"},
+        "I": {"stream": "xyz!tail"}}
+    # On the wire: the kernel's urgent segments and ours alike carry URG with the pointer just past the
+    # urgent byte, which ends the segment (BSD's urgent pointer, RFC 6093 §4).
+    segments = _urgent_segments(pcap)
+    sources = {src for src, *_ in segments}
+    assert sources == {"198.18.0.1", "198.18.0.2"}, segments
+    assert all(length == pointer and payload.endswith("21") for _, length, pointer, payload in segments), segments
