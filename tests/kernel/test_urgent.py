@@ -4,14 +4,17 @@ A kernel-side server takes one connection per mode.  ``S``: the kernel sends b"a
 b"def"; the program (``pytcp-green run``, the drop-in) sees the exceptional condition in poll (POLLPRI)
 and select (third list), reads b"!" once with MSG_OOB (then EINVAL) and b"abcdef" in the stream, and with
 SO_OOBINLINE b"abc!def" in the stream instead.  ``R`` and ``I``: the program sends b"xyz", b"!" with
-MSG_OOB, b"tail"; the kernel's socket reads the byte with MSG_OOB, or inline with SO_OOBINLINE.  The
-capture shows each side's urgent segments the same way: URG set, the pointer just past the urgent
-byte (the segment's length: it ends the send).
+MSG_OOB, b"tail"; the kernel's socket reads the byte with MSG_OOB, or inline with SO_OOBINLINE.  ``T`` and ``B``:
+one 60000-byte send with MSG_OOB each way, its last byte urgent.  The capture shows each side's
+urgent segments the same way: URG on every segment before the mark, each pointing just past the
+urgent byte; the 60000 bytes leave both sides as the same 42 segments with the same pointers.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import random
 import shutil
 import subprocess
 import sys
@@ -26,7 +29,8 @@ pytestmark = [pytest.mark.lab, pytest.mark.skipif(lab_skip_reason() is not None,
 PORT = 9050
 
 KERNEL = r"""
-import errno, json, select, socket, sys
+import errno, hashlib, json, random, select, socket, sys
+BIG = random.Random(7).randbytes(59999) + b"!"
 srv = socket.create_server(("0.0.0.0", 9050))
 srv.settimeout(60)
 results = {}
@@ -35,7 +39,7 @@ def stream(c):
     while part := c.recv(100):
         parts.append(part)
     return b"".join(parts).decode()
-while len(results) < 3:
+while len(results) < 5:
     c, _ = srv.accept()
     c.settimeout(30)
     mode = c.recv(1).decode()
@@ -59,15 +63,27 @@ while len(results) < 3:
     elif mode == "I":
         c.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
         results["I"] = {"stream": stream(c)}
+    elif mode == "T":  # one send, queued whole (no wait for room, which would move the mark meanwhile)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        results["T"] = c.send(BIG, socket.MSG_OOB)
+        c.shutdown(socket.SHUT_WR)
+        stream(c)
+    elif mode == "B":
+        exceptional = select.select([], [], [c], 30)[2] == [c]
+        oob = c.recv(1, socket.MSG_OOB).decode()
+        parts = []
+        while part := c.recv(65536):
+            parts.append(part)
+        results["B"] = {"exceptional": exceptional, "oob": oob, "sha256": hashlib.sha256(b"".join(parts)).hexdigest()}
     c.close()
-results["S"] = results.get("S")
 with open(sys.argv[1], "w") as f:
     json.dump(results, f)
 """
 
 PROGRAM = r"""
-import errno, json, os, select, socket
+import errno, hashlib, json, os, random, select, socket
 from pytcp_green.patches import _state
+BIG = random.Random(7).randbytes(59999) + b"!"
 peer = os.environ["PYTCP_GREEN_PEER_IP4"]
 out = {}
 def connect(mode, inline=False):
@@ -106,19 +122,38 @@ for mode in (b"R", b"I"):
     s.shutdown(socket.SHUT_WR)
     s.recv(1)
     s.close()
+s = connect(b"T")
+got = {"pollpri": pollpri(s), "oob": oob(s)}
+parts = []
+while part := s.recv(65536):
+    parts.append(part)
+got["sha256"] = hashlib.sha256(b"".join(parts)).hexdigest()
+out["big_in"] = got
+s.close()
+s = connect(b"B")
+s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+out["big_sent"] = s.send(BIG, socket.MSG_OOB)
+s.shutdown(socket.SHUT_WR)
+s.recv(1)
+s.close()
 stats = _state.current_host().stack.stats
 out["stats"] = [stats["tcp.urg_recv"], stats["tcp.urg_sent"]]
 print(json.dumps(out))
 """
 
 
-def _urgent_segments(pcap: Path) -> list[tuple[str, int, int, str]]:
-    """(source, TCP length, urgent pointer, payload hex) of every segment with URG, as tshark reads them."""
+def _urgent_segments(pcap: Path) -> dict[tuple[str, int], list[tuple[int, int, int, str]]]:
+    """Every segment with URG, as tshark reads it: (relative seq, length, urgent pointer, payload hex)
+    by (source, TCP stream)."""
     fields = subprocess.run(
-        ["tshark", "-r", str(pcap), "-Y", "tcp.flags.urg == 1", "-T", "fields", "-e", "ip.src", "-e", "tcp.len",
-         "-e", "tcp.urgent_pointer", "-e", "tcp.payload"], capture_output=True, text=True, timeout=120, check=True)
-    rows = [line.split("\t") for line in fields.stdout.splitlines() if line.strip()]
-    return [(src, int(length), int(pointer), payload.replace(":", "")) for src, length, pointer, payload in rows]
+        ["tshark", "-r", str(pcap), "-Y", "tcp.flags.urg == 1", "-T", "fields", "-e", "ip.src", "-e", "tcp.stream",
+         "-e", "tcp.seq", "-e", "tcp.len", "-e", "tcp.urgent_pointer", "-e", "tcp.payload"],
+        capture_output=True, text=True, timeout=120, check=True)
+    out: dict[tuple[str, int], list[tuple[int, int, int, str]]] = {}
+    for line in fields.stdout.splitlines():
+        src, stream, seq, length, pointer, payload = line.split("\t")
+        out.setdefault((src, int(stream)), []).append((int(seq), int(length), int(pointer), payload.replace(":", "")))
+    return out
 
 
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="needs tshark")
@@ -136,13 +171,24 @@ def test_urgent_data_both_ways_with_the_kernel(tmp_path: Path) -> None:
                            "stream": ["abc", "def"]}
     assert ours["inline"] == {"before": "EINVAL", "pollpri": True, "select": True, "oob": "EINVAL",
                               "again": "EINVAL", "stream": ["abc", "!def"]}
-    assert ours["stats"] == [2, 2]
+    big = hashlib.sha256(random.Random(7).randbytes(59999)).hexdigest()  # all but the urgent "!"
+    assert ours["big_in"] == {"pollpri": True, "oob": "!", "sha256": big} and ours["big_sent"] == 60000
+    assert ours["stats"] == [3, 3]
     assert json.loads(kernel_file.read_text()) == {
         "S": 2, "R": {"exceptional": True, "oob": "!", "again": "EINVAL", "stream": "xyztail"},
-        "I": {"stream": "xyz!tail"}}
-    # On the wire: the kernel's urgent segments and ours alike carry URG with the pointer just past the
-    # urgent byte, which ends the segment (BSD's urgent pointer, RFC 6093 §4).
-    segments = _urgent_segments(pcap)
-    sources = {src for src, *_ in segments}
-    assert sources == {"198.18.0.1", "198.18.0.2"}, segments
-    assert all(length == pointer and payload.endswith("21") for _, length, pointer, payload in segments), segments
+        "I": {"stream": "xyz!tail"}, "T": 60000, "B": {"exceptional": True, "oob": "!", "sha256": big}}
+    # On the wire, the kernel's urgent segments and ours alike: every segment before the mark carries URG
+    # and a pointer to the same place, just past the urgent byte "!" (BSD's urgent pointer, RFC 6093 §4),
+    # also every segment of the 60000-byte send (not one super-segment toward the TSO device).
+    by_stream = _urgent_segments(pcap)
+    assert {src for src, _ in by_stream} == {"198.18.0.1", "198.18.0.2"}, by_stream
+    for (src, _), segments in by_stream.items():
+        marks = {seq + pointer for seq, _, pointer, _ in segments}
+        assert len(marks) == 1, (src, segments)
+        (mark,) = marks
+        last = [payload for seq, length, _, payload in segments if seq + length == mark]
+        assert last and last[0].endswith("21"), (src, segments)
+    big_sends = {src: [(length, pointer) for _, length, pointer, _ in segments]
+                 for (src, _), segments in by_stream.items() if len(segments) > 1}
+    assert big_sends.keys() == {"198.18.0.1", "198.18.0.2"} and len(big_sends["198.18.0.2"]) > 40
+    assert big_sends["198.18.0.2"] == big_sends["198.18.0.1"]  # segment for segment, the kernel's pointers
