@@ -5,10 +5,14 @@ TSO.  The exchanges with the kernel are tests/kernel/test_urgent.py."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 from collections.abc import Callable
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytcp_green.stack.sockbase import POLLIN, POLLPRI
 from pytcp_green.stack.tcp import TcpSocket
@@ -215,3 +219,67 @@ def test_no_super_segments_while_urgent_and_every_pointer_is_its_segments_own() 
     peer.send(ACK)
     sock.send(b"v" * 5000, peer.now)
     assert peer.host.stats["tcp.tx_gso"] == 1  # urgent mode over: super-segments again
+
+
+# -- any pointers, any reads ------------------------------------------------------------------------
+
+# One step of the property below: the peer's next chunk of ``size`` bytes (a retransmission from
+# ``back`` bytes earlier when ``back``), with URG and ``urg`` when it is not None; or a read.
+_STEP = st.one_of(
+    st.tuples(st.just("data"), st.integers(1, 40), st.integers(0, 30),
+              st.one_of(st.none(), st.integers(0, 45), st.integers(0, 0xFFFF))),
+    st.tuples(st.just("recv"), st.integers(1, 50), st.booleans(), st.none()),
+    st.tuples(st.just("oob"), st.integers(0, 2), st.booleans(), st.none()),
+    st.tuples(st.just("oob"), st.just(1), st.just(False), st.none()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_STEP, max_size=60), st.booleans())
+def test_any_pointers_and_reads_keep_the_stream_whole_but_for_urgent_bytes(steps: list[tuple[str, int, Any, Any]],
+                                                                          inline: bool) -> None:
+    peer, sock = _open()
+    sock.oobinline = inline
+    data = bytes(range(250))  # distinct bytes: each read byte says where it was in the stream
+    start = peer.seq
+    sent = 0
+    marks: set[int] = set()  # every stream position a pointer named (BSD: the byte before it)
+    stream = bytearray()
+    oob: list[int] = []
+
+    def read(count: int, peek: bool) -> None:
+        with contextlib.suppress(BlockingIOError):
+            got = sock.recv(count, peer.now, peek=peek)
+            if not peek:
+                stream.extend(got)
+
+    for kind, a, b, urg in steps:
+        if kind == "data":
+            seq = max(0, sent - b)
+            chunk = data[seq:seq + a]
+            if not chunk:
+                continue
+            if urg is not None:
+                marks.add(seq + urg - (1 if urg else 0))
+            peer.send(ACK | PSH | (URG if urg is not None else 0), seq=start + seq, data=chunk, urg=urg or 0)
+            sent = max(sent, seq + len(chunk))
+        elif kind == "recv":
+            read(a, b)
+        else:
+            try:
+                oob.extend(sock.recv_oob(a, peer.now, peek=b))
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                assert exc.errno == errno.EINVAL
+    peer.send(ACK | FIN, seq=start + sent)
+    while len(got := sock.recv(1000, peer.now)):
+        stream.extend(got)
+    assert peer.tcb is not None and not peer.host.stats["stack.drop.internal_error"]
+    if inline:
+        assert bytes(stream) == data[:sent] and not oob
+    else:
+        assert list(stream) == sorted(stream)  # in order, nothing twice
+        assert set(data[:sent]) - set(stream) <= marks  # only urgent bytes are missing
+        assert set(oob) <= marks
+        if not peer.host.stats["tcp.urg_replaced"]:  # (a replaced mark's byte goes inline, read or not)
+            assert not set(oob) & set(stream)  # a byte read out of band is not in the stream too
