@@ -1,7 +1,8 @@
 """Urgent data (RFC 9293 §3.8.5, RFC 6093) with the test playing the peer segment by segment: the
 receive rules Linux follows (tcp_check_urg, tcp_urg, tcp_recvmsg, tcp_recv_urg), hostile pointers,
 and what our segments carry after send(MSG_OOB) (tcp_mark_urg, tcp_transmit_skb), with and without
-TSO.  The exchanges with the kernel are tests/kernel/test_urgent.py."""
+TSO; then any pointers and reads (a property), and two stacks exchanging urgent data under loss.  The
+exchanges with the kernel are tests/kernel/test_urgent.py."""
 
 from __future__ import annotations
 
@@ -14,11 +15,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytcp_green.stack.sockbase import POLLIN, POLLPRI
+from pytcp_green.link.impair import ImpairSpec
+from pytcp_green.sim.network import Simulation
+from pytcp_green.stack.sockbase import AF_INET, POLLIN, POLLPRI
+from pytcp_green.stack.stack import SOCK_STREAM
 from pytcp_green.stack.tcp import TcpSocket
 from pytcp_green.stack.wire.tcp import ACK, FIN, PSH, URG, TcpSegment
 
 from .host import Peer
+from .scenario import IP_A, IP_B, make_host, payload
 from .test_behaviour import data_segments, establish
 
 
@@ -283,3 +288,67 @@ def test_any_pointers_and_reads_keep_the_stream_whole_but_for_urgent_bytes(steps
         assert set(oob) <= marks
         if not peer.host.stats["tcp.urg_replaced"]:  # (a replaced mark's byte goes inline, read or not)
             assert not set(oob) & set(stream)  # a byte read out of band is not in the stream too
+
+
+# -- two stacks on a lossy link ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("sack", [True, False], ids=["sack", "newreno"])
+@pytest.mark.parametrize("seed", range(6))
+def test_the_urgent_byte_survives_loss_between_two_stacks(seed: int, sack: bool) -> None:
+    """Bulk data with one MSG_OOB byte in the middle, sent once the line is idle (so it leaves alone
+    and no other segment's first transmission carries the mark), 20% loss both ways: retransmissions
+    before the mark carry URG too, so the reader, checking POLLPRI before each read as an application
+    would, gets "!" out of band and everything else in order."""
+    spec = f"loss=20%,seed={seed}"
+    sim = Simulation(seed)
+    options = {"net.ipv4.tcp_sack": int(sack)}
+    a, ia = make_host(sim, "a", "020000000a01", IP_A, options)
+    b, ib = make_host(sim, "b", "020000000b01", IP_B, options)
+    sim.connect(a, ia, b, ib, ImpairSpec.parse(spec), ImpairSpec.parse(spec), latency=0.01)
+    listener, client = b.socket(AF_INET, SOCK_STREAM), a.socket(AF_INET, SOCK_STREAM)
+    assert isinstance(listener, TcpSocket) and isinstance(client, TcpSocket)
+    listener.bind(("", 80))
+    listener.listen(1)
+    with contextlib.suppress(BlockingIOError):
+        client.connect((IP_B, 80), sim.now)
+    data = payload(f"urgent:{seed}", 150_000)
+    parts = [data[:70_000], b"!", data[70_000:]]
+    sent = [0, 0, 0]
+    got, oob = bytearray(), bytearray()
+    server: list[TcpSocket] = []
+
+    def step() -> bool:
+        now = sim.now
+        if not server:
+            with contextlib.suppress(BlockingIOError):
+                server.append(listener.accept(now)[0])
+            return False
+        for i, part in enumerate(parts):
+            tcb = client.tcb
+            if i == 1 and not sent[1] and tcb is not None and tcb.snd_una < tcb.snd_max:
+                break  # the urgent byte waits for an idle line
+            while sent[i] < len(part) and client.state == "ESTABLISHED":
+                try:
+                    sent[i] += client.send(part[sent[i]:], now, oob=i == 1)
+                except BlockingIOError:
+                    break
+            if sent[i] < len(part):
+                break
+        else:
+            if client.state == "ESTABLISHED":
+                client.shutdown(1, now)
+        sock = server[0]
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                if sock.poll_mask() & POLLPRI:
+                    oob.extend(sock.recv_oob(1, now))
+                chunk = sock.recv(65536, now)
+                if not chunk:
+                    return True
+                got.extend(chunk)
+        return False
+
+    assert sim.run_until(step, 3600)
+    assert bytes(got) == data and bytes(oob) == b"!"
+    assert a.stats["tcp.retransmit"] > 0 and a.stats["tcp.urg_sent"] == 1 and b.stats["tcp.urg_recv"] == 1
+    assert not a.stats.get("stack.drop.internal_error") and not b.stats.get("stack.drop.internal_error")
