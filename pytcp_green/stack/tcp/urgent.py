@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from pytcp_green.stack.sockbase import POLLIN, POLLPRI, oserror, would_block
 from pytcp_green.stack.tcp.seq import unwrap
+from pytcp_green.stack.tcp.state import CLOSED
 from pytcp_green.stack.wire.tcp import URG, TcpSegment
 
 if TYPE_CHECKING:
@@ -134,7 +135,8 @@ def read(tcb: Tcb, count: int, now: float, *, peek: bool, inline: bool) -> bytes
 
 def recv_oob(tcb: Tcb, bufsize: int, *, peek: bool, inline: bool) -> bytes:
     """recv(MSG_OOB): the urgent byte once; EINVAL when there is none to give (or SO_OOBINLINE keeps
-    it in the stream); EAGAIN, never a wait, while it is on its way; b"" after the peer's FIN."""
+    it in the stream); EAGAIN, never a wait, while it is on its way; b"" once it cannot come (the
+    peer's FIN, a reset, SHUT_RD), as Linux's tcp_recv_urg."""
     mark = tcb.urg
     if inline or mark.state in (NONE, READ):
         raise oserror(errno.EINVAL)
@@ -142,7 +144,7 @@ def recv_oob(tcb: Tcb, bufsize: int, *, peek: bool, inline: bool) -> bytes:
         if not peek:
             mark.state = READ
         return bytes((mark.byte,)) if bufsize > 0 else b""
-    if tcb.fin_received or tcb.sock.rd_shut:
+    if tcb.fin_received or tcb.sock.rd_shut or tcb.state == CLOSED:
         return b""
     raise would_block()
 

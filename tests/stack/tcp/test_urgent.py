@@ -20,7 +20,7 @@ from pytcp_green.sim.network import Simulation
 from pytcp_green.stack.sockbase import AF_INET, POLLIN, POLLPRI
 from pytcp_green.stack.stack import SOCK_STREAM
 from pytcp_green.stack.tcp import TcpSocket
-from pytcp_green.stack.wire.tcp import ACK, FIN, PSH, URG, TcpSegment
+from pytcp_green.stack.wire.tcp import ACK, FIN, PSH, RST, URG, TcpSegment
 
 from .host import Peer
 from .scenario import IP_A, IP_B, make_host, payload
@@ -164,12 +164,14 @@ def test_a_zero_pointer_marks_the_segments_first_sequence_number_as_linux_takes_
     assert sock.recv_oob(1, peer.now) == b"x" and sock.recv(100, peer.now) == b"yz"
 
 
-def test_after_the_peers_fin_msg_oob_without_the_byte_reads_eof() -> None:
+@pytest.mark.parametrize("end", [FIN, RST])
+def test_once_the_byte_cannot_come_msg_oob_reads_eof(end: int) -> None:
     peer, sock = _open()
     _data(peer, b"abc", urg=5)
-    peer.send(ACK | FIN)
+    peer.send(ACK | end)
     peer.seq += 1
-    assert sock.recv(100, peer.now) == b"abc"
+    if end == FIN:
+        assert sock.recv(100, peer.now) == b"abc"
     assert sock.recv_oob(1, peer.now) == b""
 
 
