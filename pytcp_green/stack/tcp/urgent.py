@@ -22,6 +22,10 @@ records what every stack does with it instead of what RFC 793 hoped for, and Lin
   passed the mark it is forgotten.  ``recv(MSG_OOB)`` returns the byte once, then EINVAL (EINVAL too
   with SO_OOBINLINE or without urgent data); it never blocks: EAGAIN while the byte is on its way
   (``tcp_recv_urg``).  The socket polls POLLPRI while the byte is there and unread.
+
+Counted in ``stack.stats``: ``tcp.urg_sent`` (MSG_OOB sends), ``tcp.urg_recv`` (marks taken),
+``tcp.urg_replaced`` (a newer mark over an older one), ``tcp.urg_old`` (pointers for data already
+received, ignored).  SIGURG is not sent (no process owns a stack socket).
 """
 
 from __future__ import annotations
