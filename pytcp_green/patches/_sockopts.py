@@ -46,6 +46,7 @@ _CORE_OPTIONS: dict[tuple[int, int], str] = {
     (SOL_SOCKET, _socket.SO_RCVBUF): "rcvbuf",
     (SOL_SOCKET, _socket.SO_SNDBUF): "sndbuf",
     (SOL_SOCKET, _socket.SO_BROADCAST): "broadcast",
+    (SOL_SOCKET, _socket.SO_OOBINLINE): "oobinline",  # TCP's (stack/tcp/urgent.py); remembered on UDP
     (IPPROTO_TCP, _socket.TCP_NODELAY): "nodelay",
     (IPPROTO_IP, _socket.IP_TOS): "tos",
     (IPPROTO_IP, _socket.IP_TTL): "ttl",

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pytcp_green.green.sockets import USE_TIMEOUT, GreenSocket, Timeout, close_fd
-from pytcp_green.patches import _ancillary, _state
+from pytcp_green.patches import _ancillary, _state, _urgent
 from pytcp_green.patches._common import (
     AF_INET,
     AF_INET6,
@@ -149,9 +149,9 @@ def _await_handshake(green: GreenSocket, timeout: Timeout) -> None:
         green.wait_for(POLLOUT, limit)
 
 
-def _flag_timeout(flags: int) -> Timeout:
-    if flags & MSG_OOB:
-        raise OSError(errno.EOPNOTSUPP, "pytcp_green: out-of-band data is not supported")
+def _flag_timeout(flags: int, sock_type: int) -> Timeout:
+    if sock_type != SOCK_STREAM:
+        _urgent.refuse_on_datagrams(flags)  # MSG_OOB is TCP's (patches._urgent)
     return 0.0 if flags & MSG_DONTWAIT else USE_TIMEOUT
 
 
@@ -336,11 +336,13 @@ class StackBackend:
         green = self.green()
         if bufsize < 0:
             raise ValueError("negative buffersize in recv")
-        timeout = _flag_timeout(flags)
+        timeout = _flag_timeout(flags, self.handle.type)
         if self.handle.type != SOCK_STREAM:
             if self.shut_rd:
                 return b""
             return green.recvfrom(bufsize, timeout, peek=bool(flags & MSG_PEEK))[0]
+        if flags & MSG_OOB:
+            return _urgent.recv(green, bufsize, flags)
         if flags & MSG_WAITALL and not flags & MSG_PEEK:
             return _recv_waitall(green, bufsize, timeout)
         return green.recv(bufsize, timeout, peek=bool(flags & MSG_PEEK))
@@ -353,9 +355,9 @@ class StackBackend:
             if nbytes > len(view):
                 raise ValueError("buffer too small for requested bytes")
             nbytes = len(view)
-        if self.handle.type == SOCK_STREAM and not flags & (MSG_PEEK | MSG_WAITALL):
+        if self.handle.type == SOCK_STREAM and not flags & (MSG_PEEK | MSG_WAITALL | MSG_OOB):
             # Straight from the receive buffer into the caller's: no bytes object in between.
-            return self.green().recv_into(view, nbytes, _flag_timeout(flags))
+            return self.green().recv_into(view, nbytes, _flag_timeout(flags, SOCK_STREAM))
         data = self.recv(nbytes, flags)
         view[: len(data)] = data
         return len(data)
@@ -364,7 +366,7 @@ class StackBackend:
         green = self.green()
         if bufsize < 0:
             raise ValueError("negative buffersize in recvfrom")
-        timeout = _flag_timeout(flags)
+        timeout = _flag_timeout(flags, self.handle.type)
         if self.handle.type != SOCK_STREAM:
             return green.recvfrom(bufsize, timeout, peek=bool(flags & MSG_PEEK))
         # A stream socket reports no source address, as Linux does.
@@ -420,7 +422,7 @@ class StackBackend:
             return self._recv_error(bufsize, ancbufsize)
         if self.handle.type != SOCK_STREAM:
             green = self.green()
-            timeout = _flag_timeout(flags)
+            timeout = _flag_timeout(flags, self.handle.type)
             peek = bool(flags & MSG_PEEK)
             core = green.core
             data, addr, meta = green.call(lambda now: core.recvmsg(_MAX_DATAGRAM, now, peek=peek), timeout)
@@ -429,7 +431,7 @@ class StackBackend:
                 data, msg_flags = data[:bufsize], msg_flags | MSG_TRUNC
             return data, addr, msg_flags, ancillary
         data, addr = self.recvfrom(bufsize, flags)
-        return data, addr, 0, []
+        return data, addr, flags & MSG_OOB, []  # recvmsg(MSG_OOB) flags its answer MSG_OOB, as Linux
 
     def _recv_error(self, bufsize: int, ancbufsize: int) -> tuple[bytes, Any, int, list[Any]]:
         """recvmsg(MSG_ERRQUEUE): the oldest queued ICMP error, at once (EAGAIN when none, as Linux)."""
@@ -449,25 +451,25 @@ class StackBackend:
     # handling the error: "BufferError: Existing exports of data").
     def send(self, data: Any, flags: int) -> int:
         green = self.green()
-        timeout = _flag_timeout(flags)
+        timeout = _flag_timeout(flags, self.handle.type)
         with as_bytes_like(data) as view:
             if self.handle.type != SOCK_STREAM:
                 return green.sendto(view, None, timeout)
             connecting = _fastopen_deferred(green)
-            sent = green.send(view, timeout)
+            sent = _urgent.send(green, view, timeout, flags)
             if connecting:
                 _await_handshake(green, timeout)
             return sent
 
     def sendall(self, data: Any, flags: int) -> None:
         green = self.green()
-        timeout = _flag_timeout(flags)
+        timeout = _flag_timeout(flags, self.handle.type)
         with as_bytes_like(data) as view:
             if self.handle.type != SOCK_STREAM:
                 green.sendto(view, None, timeout)
                 return
             connecting = _fastopen_deferred(green)
-            green.sendall(view, timeout)
+            _urgent.sendall(green, view, timeout, flags)
             if connecting:
                 _await_handshake(green, timeout)
 
@@ -479,7 +481,7 @@ class StackBackend:
         else:
             raise TypeError(f"sendto() takes 2 or 3 arguments ({len(args) + 1} given)")
         green = self.green()
-        timeout = _flag_timeout(flags)
+        timeout = _flag_timeout(flags, self.handle.type)
         with as_bytes_like(data) as view:
             if self.handle.type == SOCK_STREAM:
                 core = green.core
@@ -488,7 +490,7 @@ class StackBackend:
                     sent = green.call(lambda now: core.sendto_fastopen(view, target, now), timeout)
                     _await_handshake(green, timeout)
                     return sent
-                return green.send(view, timeout)  # Linux ignores the address on a connected TCP socket
+                return _urgent.send(green, view, timeout, flags)  # Linux ignores the address on a connected TCP socket
             return green.sendto(view, sockaddr_arg(self.handle.family, address, "sendto"), timeout)
 
     def sendmsg(self, buffers: Iterable[Any], ancdata: Iterable[Any], flags: int, address: Any) -> int:
@@ -516,7 +518,7 @@ class StackBackend:
             if not isinstance(core, UdpSocket):
                 raise OSError(errno.EOPNOTSUPP, "pytcp_green: ancillary data is only sent on UDP sockets")
             extra = _ancillary.to_send(self.handle.family, [(c[0], c[1], bytes(as_bytes_like(c[2]))) for c in cmsgs])
-            timeout = _flag_timeout(flags)
+            timeout = _flag_timeout(flags, self.handle.type)
             return green.call(lambda now: core.sendto(data, target, now, **extra), timeout)
         if address is not None:
             return self.sendto(data, flags, address)

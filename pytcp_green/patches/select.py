@@ -177,7 +177,9 @@ def select(rlist: Iterable[Any], wlist: Iterable[Any], xlist: Iterable[Any],
                  if (h.closed or h.poll_mask() & (POLLIN | POLLERR | POLLHUP) if h is not None else fd in ready_r)]
         out_w = [o for o, fd, h in classified[1]
                  if (h.closed or h.poll_mask() & (POLLOUT | POLLERR | POLLHUP) if h is not None else fd in ready_w)]
-        out_x = [o for o, fd, h in classified[2] if h is None and fd in ready_x]
+        # Exceptional: urgent data (POLLPRI), as Linux's select(2) reports it.
+        out_x = [o for o, fd, h in classified[2]
+                 if (not h.closed and h.poll_mask() & POLLPRI if h is not None else fd in ready_x)]
         if out_r or out_w or out_x:
             _yield_once(waited)
             return out_r, out_w, out_x

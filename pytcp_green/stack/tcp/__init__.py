@@ -65,6 +65,8 @@ module              implements
 :mod:`.sack`        the sender's SACK scoreboard (RFC 2018 §5, RFC 6675 §3-4)
 :mod:`.dsack`       D-SACK (RFC 2883): duplicates reported first; a D-SACK received widens RACK's
                     reordering window (RFC 8985 §6.2 reo_wnd_mult)
+:mod:`.urgent`      urgent data (RFC 9293 §3.8.5, RFC 6093) as Linux has it: MSG_OOB sends, the urgent
+                    mark and its one out-of-band byte, SO_OOBINLINE, POLLPRI
 :mod:`.buffers`     send buffer, receive buffer with reassembly, SACK block choice (RFC 2018 §4)
 :mod:`.timer`       the re-armable lazy timer the connection's timers use (RFC 6298 §5.3's cost)
 :mod:`.seq`         sequence-number and timestamp arithmetic modulo 2**32 (RFC 9293 §3.4, RFC 7323)

@@ -9,7 +9,8 @@
   ignored in TIME-WAIT with ``net.ipv4.tcp_rfc1337`` (RFC 1337 §3);
   fourth: SYN (RFC 5961 §4 challenge ACK); fifth: ACK, with RFC 5961 §5.2's acceptable range (a
   passive open's final ACK dropped while the listener's accept queue is full, as Linux) and
-  the SND.WL1/SND.WL2 window update (§3.10.7.4, RFC 9293 §3.8.6); seventh: text and eighth: FIN
+  the SND.WL1/SND.WL2 window update (§3.10.7.4, RFC 9293 §3.8.6); sixth: URG (:mod:`.urgent`);
+  seventh: text and eighth: FIN
   (:mod:`.receive`); last, the ACK policy of RFC 5681 §4.2 and RFC 1122 §4.2.3.2 (at once,
   every second full segment, or delayed).
 
@@ -44,7 +45,8 @@ from pytcp_green.stack.tcp.state import (
     SYN_SENT,
     TIME_WAIT,
 )
-from pytcp_green.stack.wire.tcp import ACK, ECE, FIN, RST, SYN, TcpSegment
+from pytcp_green.stack.tcp.urgent import NOTYET, urgent_input
+from pytcp_green.stack.wire.tcp import ACK, ECE, FIN, RST, SYN, URG, TcpSegment
 
 if TYPE_CHECKING:
     from pytcp_green.stack.tcp.tcb import Tcb
@@ -110,6 +112,8 @@ def segment_arrives(tcb: Tcb, seg: TcpSegment, now: float) -> None:
     if not flags & ACK or not _ack_step(tcb, seg, state, seq, plen, now):  # fifth
         return
     state = tcb.state
+    if (flags & URG or tcb.urg.state == NOTYET) and state in RECEIVING:  # sixth
+        urgent_input(tcb, seg, seq, payload)
     if plen and not _text_step(tcb, state, seq, payload, now):  # seventh
         return
     if fin and state in _FIN_STATES:  # eighth

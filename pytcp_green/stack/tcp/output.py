@@ -90,8 +90,8 @@ def window_output(tcb: Tcb, now: float) -> None:
                     # Window-limited: sender SWS avoidance waits for a worthwhile window.
                     if length < (tcb.max_sndwnd >> 1) and not tcb.sws_override:
                         break
-                elif not nodelay and not fin and tcb.snd_sml > una:
-                    break  # Nagle: a partial segment is already in flight
+                elif not nodelay and not fin and tcb.snd_sml > una and tcb.snd_up <= una:
+                    break  # Nagle: a partial segment is already in flight (urgent data never waits)
             flags = ACK
             if seq + length == end:
                 flags = ACK | PSH | FIN if fin else ACK | PSH

@@ -8,7 +8,7 @@
   connection (RFC 9293 §3.10.5).
 * The SYN and SYN-ACK with the options of RFC 9293 §3.7.1 (MSS), RFC 7323 §1.3 and RFC 2018 §2,
   RFC 7413's Fast Open cookie and SYN data (:mod:`.fastopen`), and RFC 3168 §6.1.1's ECN-setup flags;
-  every segment's ECN marks come from :mod:`.ecn`.
+  every segment's ECN marks come from :mod:`.ecn`, its urgent pointer (RFC 9293 §3.8.5) from :mod:`.urgent`.
 
 Every function takes the :class:`~pytcp_green.stack.tcp.tcb.Tcb` it works on.
 """
@@ -24,11 +24,13 @@ from pytcp_green.stack.tcp.ecn import marks, syn_flags, synack_flags
 from pytcp_green.stack.tcp.info import count_out
 from pytcp_green.stack.tcp.seq import MASK
 from pytcp_green.stack.tcp.state import SYN_RECEIVED, TS_OPT_LEN
+from pytcp_green.stack.tcp.urgent import pointer, urgent_mode
 from pytcp_green.stack.wire.tcp import (
     ACK,
     PROTO_TCP,
     RST,
     SYN,
+    URG,
     fill_checksum,
     fill_partial_checksum,
     sack_option,
@@ -50,8 +52,11 @@ def ts_now(tcb: Tcb, now: float) -> int:
 
 def tso_burst(tcb: Tcb, room: int) -> int:
     """The most payload one super-segment of whole ``room``-byte segments carries toward the device
-    (TSO), keeping room in its IP packet for the headers; ``room`` itself when the device has no TSO."""
-    return room * max(1, (tcb.tso_max - _TSO_HEADROOM) // room) if tcb.tso_max else room
+    (TSO), keeping room in its IP packet for the headers; ``room`` itself when the device has no TSO,
+    or in urgent mode (each segment's urgent pointer is its own: :mod:`.urgent`)."""
+    if not tcb.tso_max or urgent_mode(tcb):
+        return room
+    return room * max(1, (tcb.tso_max - _TSO_HEADROOM) // room)
 
 
 def window_field(tcb: Tcb) -> int:
@@ -102,11 +107,14 @@ def emit(tcb: Tcb, seq: int, flags: int, length: int, now: float, options: bytes
         ts = (ts_now(tcb, now), tcb.ts_recent) if tcb.ts_ok else None
     ack = tcb.rcv_nxt if flags & ACK else 0
     flags, tos = marks(tcb, seq, flags, length)  # RFC 3168 §6.1: ECE, CWR and ECT(0)
+    urg = pointer(tcb, seq) if tcb.snd_up > seq else 0  # RFC 9293 §3.8.5 (:mod:`.urgent`)
+    if urg:
+        flags |= URG
     hlen = 20 + len(options) + (TS_OPT_LEN if ts is not None else 0)
     total = hlen + length
     room = tcb.room  # the frame is built here once: IP and the link write their headers in front
     buf = GsoFrame(room + total) if gso else bytearray(room + total)
-    write_tcp(buf, room, tcb.local_port, tcb.remote_port, seq, ack, flags, window, options, ts)
+    write_tcp(buf, room, tcb.local_port, tcb.remote_port, seq, ack, flags, window, options, ts, urg)
     if length:
         tcb.sbuf.copy_out(buf, room + hlen, seq + 1 if flags & SYN else seq, length)  # a SYN's data follows it
     stats = tcb.stats

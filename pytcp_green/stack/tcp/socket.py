@@ -41,7 +41,7 @@ from pytcp_green.stack.sockbase import (
     sockaddr,
     would_block,
 )
-from pytcp_green.stack.tcp import fastopen
+from pytcp_green.stack.tcp import fastopen, urgent
 from pytcp_green.stack.tcp.cc import FALLBACK, MODULES, switch
 from pytcp_green.stack.tcp.seq import MASK
 from pytcp_green.stack.tcp.state import (
@@ -130,6 +130,7 @@ class TcpSocket(CoreSocket):
         self.fastopen_qlen = 0  # TCP_FASTOPEN (RFC 7413, :mod:`.fastopen`) and its children in SYN-RECEIVED
         self.fastopen_pending: set[Tcb] = set()
         self._fastopen_connect = False  # TCP_FASTOPEN_CONNECT
+        self.oobinline = False  # SO_OOBINLINE: the urgent byte stays in the stream (:mod:`.urgent`)
 
     # -- options -------------------------------------------------------------------------------------
     @property
@@ -335,6 +336,7 @@ class TcpSocket(CoreSocket):
         child = TcpSocket(self.layer, self.family)
         child.nodelay = self.nodelay
         child.tos = self.tos  # Linux: an accepted socket inherits the listener's IP_TOS
+        child.oobinline = self.oobinline  # and its socket flags (SO_OOBINLINE)
         child.congestion = self.congestion  # and its congestion control (tcp_ca_openreq_child)
         child._keepalive = self._keepalive
         child.keepidle, child.keepintvl, child.keepcnt = self.keepidle, self.keepintvl, self.keepcnt
@@ -395,7 +397,7 @@ class TcpSocket(CoreSocket):
         free = self.send_limit(tcb) - queued
         return free > 0 and 2 * free >= queued
 
-    def send(self, data: bytes | bytearray | memoryview, now: float) -> int:
+    def send(self, data: bytes | bytearray | memoryview, now: float, *, oob: bool = False) -> int:
         self._check_open()
         tcb = self.tcb
         if tcb is None or self.listening:
@@ -414,7 +416,7 @@ class TcpSocket(CoreSocket):
             raise oserror(errno.EPIPE)
         if not data:
             return 0
-        sent = tcb.user_send(data, now)
+        sent = tcb.user_send(data, now, oob)
         if sent == 0:
             raise would_block()
         return sent
@@ -440,21 +442,33 @@ class TcpSocket(CoreSocket):
         if bufsize < 0:
             raise ValueError("negative buffersize in recv")
         if tcb.rbuf.size and bufsize:
-            if peek:
+            if tcb.urg.state:  # reads go around the urgent byte
+                out = urgent.read(tcb, bufsize, now, peek=peek, inline=self.oobinline)
+            elif peek:
                 return tcb.rbuf.peek(bufsize)
-            out = tcb.rbuf.read(bufsize)
-            tcb.after_read(now)
-            return out
+            else:
+                out = tcb.rbuf.read(bufsize)
+                tcb.after_read(now)
+            if out:
+                return out
         if not bufsize:
             return b""
         self._empty_read(tcb)
         return b""
+
+    def recv_oob(self, bufsize: int, now: float, *, peek: bool = False) -> bytes:
+        """recv(MSG_OOB) (:func:`.urgent.recv_oob`)."""
+        return urgent.recv_oob(self._readable_or_raise(), bufsize, peek=peek, inline=self.oobinline)
 
     def recv_into(self, buf: bytearray | memoryview, nbytes: int, now: float) -> int:
         tcb = self._readable_or_raise()
         with memoryview(buf) as view:
             if nbytes <= 0 or nbytes > len(view):
                 nbytes = len(view)
+            if tcb.urg.state and nbytes:
+                data = self.recv(nbytes, now)
+                view[:len(data)] = data
+                return len(data)
             if tcb.rbuf.size and nbytes:
                 count = tcb.rbuf.read_into(view, nbytes)
                 tcb.after_read(now)
@@ -518,7 +532,9 @@ class TcpSocket(CoreSocket):
         state = tcb.state
         if state in (SYN_SENT, SYN_RECEIVED):
             return mask | (POLLIN if tcb.rbuf.size else 0)  # a Fast Open child's SYN data is readable
-        if tcb.rbuf.size or tcb.fin_received or self.rd_shut:
+        if tcb.urg.state:
+            mask |= urgent.poll_bits(tcb, self.oobinline)  # POLLPRI; the urgent byte alone is not POLLIN
+        if (tcb.rbuf.size and not tcb.urg.state) or tcb.fin_received or self.rd_shut:
             mask |= POLLIN
         if tcb.fin_received:
             mask |= POLLRDHUP

@@ -33,6 +33,7 @@ from pytcp_green.stack.tcp.state import (
     window_scale_for,
 )
 from pytcp_green.stack.tcp.timer import LazyTimer
+from pytcp_green.stack.tcp.urgent import UrgentMark
 
 if TYPE_CHECKING:
     from pytcp_green.stack.tcp.layer import TcpLayer
@@ -79,6 +80,7 @@ class Tcb:
         self.sbuf = SendBuffer(self.iss + 1)
         self.fin_queued = False  # the user closed the sending side; our FIN follows the queued data
         self.snd_sml = self.iss  # end of the last partial segment sent (Nagle, Minshall variant)
+        self.snd_up = self.iss  # SND.UP: the end of the last MSG_OOB send; urgent mode while above SND.UNA
 
         # -- receive sequence space --
         self.irs = 0
@@ -87,6 +89,7 @@ class Tcb:
         self.rbuf = ReceiveBuffer()
         self.fin_received = False
         self.peer_fin: int | None = None  # a FIN that arrived beyond a gap
+        self.urg = UrgentMark()  # the peer's urgent mark and byte (RFC 9293 §3.8.5, :mod:`.urgent`)
 
         # -- options --
         self.ts_enabled = bool(sysctl.int("net.ipv4.tcp_timestamps"))

@@ -1,8 +1,8 @@
 """The user calls of RFC 9293 §3.10.1-3.10.6 as the socket makes them, and the end of a connection.
 
 * §3.10.1 active OPEN (the passive one starts in :mod:`.opening` when a SYN reaches a listener).
-* §3.10.2 SEND into the send buffer; §3.10.3 RECEIVE's window update after a read (RFC 1122
-  §4.2.3.3 with Linux's "at least doubled" test).
+* §3.10.2 SEND into the send buffer (with the urgent flag: §3.8.5, :mod:`.urgent`); §3.10.3
+  RECEIVE's window update after a read (RFC 1122 §4.2.3.3 with Linux's "at least doubled" test).
 * §3.10.4 CLOSE: the half-close (our FIN after the queued data), and the full close that leaves an
   orphan finishing its work (within ``tcp_max_orphans``, :mod:`.closing`), or resets when unread
   data would be lost (RFC 2525 §2.17, as Linux).
@@ -29,6 +29,7 @@ from pytcp_green.stack.tcp.state import (
     SYN_SENT,
     TIME_WAIT,
 )
+from pytcp_green.stack.tcp.urgent import mark_sent
 
 if TYPE_CHECKING:
     from pytcp_green.stack.tcp.tcb import Tcb
@@ -43,8 +44,9 @@ def connect(tcb: Tcb, now: float) -> None:
     send_syn(tcb, now)
 
 
-def user_send(tcb: Tcb, data: bytes | bytearray | memoryview, now: float) -> int:
-    """Queue as much of ``data`` as the send buffer holds and push it out; 0 means full."""
+def user_send(tcb: Tcb, data: bytes | bytearray | memoryview, now: float, oob: bool = False) -> int:
+    """Queue as much of ``data`` as the send buffer holds and push it out; 0 means full.  With ``oob``
+    (MSG_OOB) its last byte queued is urgent (:mod:`.urgent`)."""
     space = tcb.sock.send_limit(tcb) - len(tcb.sbuf.data)
     if space <= 0:
         tcb.write_blocked = True
@@ -56,6 +58,8 @@ def user_send(tcb: Tcb, data: bytes | bytearray | memoryview, now: float) -> int
         size = space
     else:
         tcb.sbuf.append(data)
+    if oob:
+        mark_sent(tcb)
     output(tcb, now)
     if not tcb.sock.writable():
         tcb.write_blocked = True

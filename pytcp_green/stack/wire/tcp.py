@@ -199,8 +199,9 @@ def sack_option(blocks: list[tuple[int, int]]) -> bytes:
 
 
 def write_tcp(buf: bytearray, offset: int, sport: int, dport: int, seq: int, ack: int, flags: int,
-              window: int, options: bytes, ts: tuple[int, int] | None) -> int:
-    """Write a header (+ aligned timestamps when ``ts`` is given, then ``options``) at ``offset``.
+              window: int, options: bytes, ts: tuple[int, int] | None, urg: int = 0) -> int:
+    """Write a header (+ aligned timestamps when ``ts`` is given, then ``options``) at ``offset``;
+    ``urg`` is the urgent pointer field (meaningful with URG in ``flags``).
 
     Returns the header length.  The checksum field is left zero: call :func:`fill_checksum` once the
     payload is in place after the header.
@@ -208,13 +209,13 @@ def write_tcp(buf: bytearray, offset: int, sport: int, dport: int, seq: int, ack
     if ts is not None:
         hlen = 32 + len(options)
         _HDR_TS.pack_into(buf, offset, sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, (hlen >> 2) << 4,
-                          flags, window, 0, 0, TS_PREFIX, ts[0] & 0xFFFFFFFF, ts[1] & 0xFFFFFFFF)
+                          flags, window, 0, urg, TS_PREFIX, ts[0] & 0xFFFFFFFF, ts[1] & 0xFFFFFFFF)
         if options:
             buf[offset + 32:offset + hlen] = options
     else:
         hlen = 20 + len(options)
         _HDR.pack_into(buf, offset, sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, (hlen >> 2) << 4,
-                       flags, window, 0, 0)
+                       flags, window, 0, urg)
         if options:
             buf[offset + 20:offset + hlen] = options
     return hlen
@@ -237,14 +238,15 @@ def fill_partial_checksum(buf: bytearray, offset: int, length: int, src: bytes, 
 
 
 def build_tcp(src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, flags: int, window: int,
-              *, options: bytes = b"", ts: tuple[int, int] | None = None, payload: Buffer = b"") -> bytearray:
+              *, options: bytes = b"", ts: tuple[int, int] | None = None, payload: Buffer = b"",
+              urg: int = 0) -> bytearray:
     """A complete segment with checksum, for control segments and tests (the data path builds in place)."""
     hlen = (32 if ts is not None else 20) + len(options)
     if hlen > 60 or len(options) % 4:
         raise ValueError("options must be padded to 4 bytes and fit in 40")
     total = hlen + len(payload)
     buf = bytearray(total)
-    write_tcp(buf, 0, sport, dport, seq, ack, flags, window, options, ts)
+    write_tcp(buf, 0, sport, dport, seq, ack, flags, window, options, ts, urg)
     buf[hlen:] = payload
     fill_checksum(buf, 0, total, src, dst)
     return buf

@@ -77,15 +77,17 @@ class Peer:
 
     # -- driving --------------------------------------------------------------------------------------
     def send(self, flags: int, seq: int | None = None, ack: int | None = None, data: bytes = b"",
-             window: int | None = None, options: bytes = b"", ts: tuple[int, int] | None = None) -> None:
+             window: int | None = None, options: bytes = b"", ts: tuple[int, int] | None = None,
+             urg: int = 0) -> None:
         """Deliver one segment from the peer; ``seq`` defaults to the peer's next sequence number,
-        ``ack`` to our SND.NXT (the highest sequence we sent)."""
+        ``ack`` to our SND.NXT (the highest sequence we sent); ``urg`` is the urgent pointer field."""
         if seq is None:
             seq = self.seq
         if ack is None:
             ack = self.snd_nxt() if self.tcb is not None else 0
         segment = build_tcp(REMOTE, LOCAL, PEER_PORT, PORT, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, flags,
-                            self.window if window is None else window, options=options, ts=ts, payload=data)
+                            self.window if window is None else window, options=options, ts=ts, payload=data,
+                            urg=urg)
         self.host.tcp.receive(REMOTE, LOCAL, memoryview(segment), self.now)
 
     def advance(self, seconds: float) -> None:
