@@ -135,12 +135,14 @@ def test_a_spurious_timeout_is_undone_by_frto(tmp_path: Path, frto: int, ts: int
             all_acked(kernel, tcb)
             before = parse(stack_info(sock))
             assert before["snd_ssthresh"] == INFINITE_SSTHRESH  # no loss so far
-            # The kernel's ACKs are held three RTOs (in order, none lost) until the timer has fired
-            # once; those held keep their delay, later ones pass at once.  Twice cwnd is written, so
-            # F-RTO has new data for its step 2b, as a bulk sender would.
-            fault = kernel.host.faults.add("latency", delay=f"{3 * tcb.rto.rto}s", direction="in", port=port)
+            # The kernel's ACKs are held two RTOs (in order, none lost: the timer fires once, halfway,
+            # and its backed-off successor would come after them) until the timeout's recovery is
+            # over (undone or completed); later ones pass at once.  Twice cwnd is written, so F-RTO
+            # has new data for its step 2b, as a bulk sender would.
+            fault = kernel.host.faults.add("latency", delay=f"{2 * tcb.rto.rto}s", direction="in", port=port)
             send(sock, sent, b"s" * (2 * tcb.cc.cwnd))
             assert kernel.host.runtime.wait_until(lambda: stack.stats["tcp.rto"] >= 1, WAIT)
+            assert kernel.host.runtime.wait_until(lambda: not tcb.frto.loss, WAIT)
             fault.remove()
             all_acked(kernel, tcb)
             after = parse(stack_info(sock))

@@ -11,13 +11,18 @@ timeouts restarts (Linux's tcp_try_undo_loss).
   step 1 is the timeout's usual retransmission of the first unacknowledged segment (cwnd is one
   segment).  Step 2: when an ACK first advances SND.UNA, below "recover" (SND.MAX at the timeout), up
   to two new segments are sent instead of more retransmissions (step 2b; with no new data to send,
-  or no window for it, the conventional recovery goes on).  Step 3: if the next ACKs acknowledge or
-  SACK data below "recover" that was never retransmitted, the originals got through: the timeout was
+  or no window for it, the conventional recovery goes on).  Step 3: if the next ACK advances SND.UNA
+  over data below "recover" that was never retransmitted, the originals got through: the timeout was
   spurious (step 3b, ``tcp.frto_spurious``, and ``tcp.frto_undo`` when the window was restored);
-  a duplicate ACK or a SACK of the new data only says the loss was real (step 3a): go-back-N resumes.
-  As Linux, originals acknowledged at any point of the timeout's recovery (also in step 2, and when
-  the ACK covers all of "recover", where §3.1 step 2a would just revert) prove the timeout spurious;
-  data the peer had SACKed before the timeout (RFC 2018 §8 made us forget it) proves nothing.
+  any other ACK (a duplicate, a SACK of the new data, an advance over resent data only, even a
+  window update) ends the wait (step 3a): the loss is taken as real and go-back-N resumes.  The
+  resending is held for that one ACK only, as Linux holds it (its lost segments wait for room in
+  cwnd, which the two new segments fill), never until a timer.
+  Only step 3's ACKs are evidence, as the RFC has it (Linux also takes step 2's): the ACK of the
+  retransmission may cover originals because that retransmission filled the one hole the receiver
+  held them behind, and SACK blocks after a timeout may be old news the timeout made us forget (a
+  receiver reports three or four of its ranges, not all), so neither proves them delayed.  Data the
+  peer had SACKed before the timeout (RFC 2018 §8) is not counted as delivered by the ACK.
 * RFC 3522 §3.2 (Eifel detection, as Linux's tcp_packet_delayed): with timestamps, an ACK advancing
   SND.UNA that echoes a TSval older than the first retransmission acknowledges an original
   (``tcp.eifel_undo``).
@@ -34,9 +39,9 @@ from typing import TYPE_CHECKING
 from pytcp_green.stack.tcp.output import window_output
 from pytcp_green.stack.tcp.sack import Scoreboard
 from pytcp_green.stack.tcp.send import ts_now
-from pytcp_green.stack.tcp.seq import ts_before, unwrap
+from pytcp_green.stack.tcp.seq import ts_before
 from pytcp_green.stack.tcp.undo import after_ack, all_dsacked, episode_begins, episode_over, restore
-from pytcp_green.stack.wire.tcp import FIN, TcpSegment
+from pytcp_green.stack.wire.tcp import TcpSegment
 
 if TYPE_CHECKING:
     from pytcp_green.stack.tcp.tcb import Tcb
@@ -90,14 +95,15 @@ def ack(tcb: Tcb, seg: TcpSegment, prior_una: int, now: float) -> None:
         if all_dsacked(undo):
             _undo(tcb, "tcp.dsack_undo")
             return
-        if st.step and _originals_delivered(tcb, seg, prior_una):
+        if st.step == STEP3 and _fresh(tcb, prior_una, una if una < st.high else st.high):
             tcb.stats["tcp.frto_spurious"] += 1  # RFC 5682 §3.1 step 3b
             _undo(tcb, "tcp.frto_undo")
             return
     if st.step == STEP3:
-        if not advanced and (seg.sack or _duplicate(tcb, seg)):
-            st.step = OFF  # step 3a: the loss was real; go-back-N resumes from SND.UNA
-            tcb.snd_nxt = una
+        # Step 3a: any other ACK (a duplicate, a SACK of the new data, an advance over data resent or
+        # SACKed before): the loss was real, and go-back-N, held for this one ACK, resumes.
+        st.step = OFF
+        tcb.snd_nxt = una
     elif st.step == STEP2 and advanced and una < st.high:
         st.high = tcb.snd_max
         if _send_new_data(tcb, now):
@@ -120,26 +126,6 @@ def _undo(tcb: Tcb, counter: str) -> None:
     tcb.retries = 0
     if restore(tcb):
         tcb.stats[counter] += 1
-
-
-def _duplicate(tcb: Tcb, seg: TcpSegment) -> bool:
-    """RFC 5681 §2: no data, no FIN, the same window."""
-    return not seg.payload and not seg.flags & FIN and (seg.window << tcb.snd_wscale) == tcb.snd_wnd
-
-
-def _originals_delivered(tcb: Tcb, seg: TcpSegment, prior_una: int) -> bool:
-    """RFC 5682 §3.1 step 3b: this ACK acknowledges, cumulatively or in a SACK block, data below
-    "recover" that was never retransmitted (and not SACKed before the timeout)."""
-    st = tcb.frto
-    una = tcb.snd_una
-    high = st.high
-    if _fresh(tcb, prior_una, una if una < high else high):
-        return True
-    for left, right in seg.sack or ():
-        start, end = unwrap(left, una), unwrap(right, una)
-        if _fresh(tcb, start if start > una else una, end if end < high else high):
-            return True
-    return False
 
 
 def _fresh(tcb: Tcb, lo: int, hi: int) -> bool:

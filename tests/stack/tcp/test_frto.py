@@ -73,15 +73,20 @@ def test_late_acks_after_a_timeout_are_found_spurious_and_the_window_restored() 
     assert stats["tcp.retransmit"] == 1
 
 
-def test_an_ack_covering_originals_at_once_is_spurious_without_new_data() -> None:
-    """As Linux: the first ACK after the timeout already acknowledges never-retransmitted segments."""
+def test_the_ack_of_the_retransmission_is_no_evidence_even_when_it_covers_originals() -> None:
+    """Segment 0 alone was lost and the receiver held 1-4 behind it: the retransmission fills the hole
+    and the ACK covers all five.  That says nothing about delay (RFC 5682 §3.1 step 2): new data goes
+    out, and only the next ACK decides."""
     peer, base, _ = _flight()
     tcb = peer.tcb
     assert tcb is not None
-    prior = _timeout(peer, base)
+    _timeout(peer, base)
     peer.send(ACK, ack=base + 5 * MSS)
-    assert peer.host.stats["tcp.frto_undo"] == 1 and tcb.cc.cwnd == prior
-    assert all(o >= 10 for o in _offsets(data_segments(peer.out()), base))
+    assert not peer.host.stats["tcp.frto_undo"]
+    assert _offsets(data_segments(peer.out()), base) == [10, 11]
+    peer.send(ACK, ack=base + 5 * MSS)  # the new data arrived above a second hole: the loss was real
+    assert _offsets(data_segments(peer.out()), base)[:1] == [5]
+    assert not peer.host.stats["tcp.frto_undo"] and tcb.cc.cwnd <= 3 * MSS
 
 
 def test_without_frto_the_same_late_acks_drive_go_back_n() -> None:
@@ -124,6 +129,24 @@ def test_sacks_known_before_the_timeout_prove_nothing() -> None:
     _timeout(peer, base)
     peer.send(ACK, ack=base, options=sack_option([(base + 5 * MSS, base + 6 * MSS)]))
     assert not peer.host.stats["tcp.frto_undo"] and tcb.cc.cwnd == MSS
+
+
+def test_an_advance_over_data_sacked_before_the_timeout_resumes_go_back_n_at_once() -> None:
+    """In step 3 an ACK that covers only what the peer had SACKed before the timeout proves nothing
+    delayed: the loss was real and resending goes on with that ACK, not a timer later."""
+    peer, base, _ = _flight()
+    tcb = peer.tcb
+    assert tcb is not None
+    # Segments 3-4 reported received above the holes at 0-2 and 5 (too few SACKs for recovery).
+    peer.send(ACK, ack=base, options=sack_option([(base + 3 * MSS, base + 5 * MSS)]))
+    peer.out()
+    _timeout(peer, base)
+    peer.send(ACK, ack=base + 3 * MSS)  # 0-2 arrive (the retransmission of 0 filled the first hole)
+    new = _offsets(data_segments(peer.out()), base)
+    assert len(new) == 2 and min(new) >= 10  # step 2b (limited transmit sent segment 10 already)
+    peer.send(ACK, ack=base + 5 * MSS)  # 3-4, known before: the hole at 5 is real
+    assert _offsets(data_segments(peer.out()), base)[:1] == [5]
+    assert not peer.host.stats["tcp.frto_undo"]
 
 
 def test_timestamps_echoing_an_original_undo_the_timeout() -> None:
