@@ -1,7 +1,7 @@
 """After a retransmission timeout: was it spurious?  F-RTO (RFC 5682 §3) and the timestamp test (RFC 3522).
 
 A timeout that fired because ACKs were late, not because data was lost, costs a whole window of
-needless retransmissions and the loss window.  Both tests below catch it and undo the reduction
+needless retransmissions and the loss window.  The tests below catch it and undo the reduction
 (:func:`~.undo.restore`: cwnd and ssthresh as before the episode, the recovery point too); the
 timeout's recovery is then left: go-back-N stops (SND.NXT returns to SND.MAX) and the count of
 timeouts restarts (Linux's tcp_try_undo_loss).
