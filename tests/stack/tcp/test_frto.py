@@ -1,5 +1,6 @@
 """Spurious timeouts and retransmissions undone: F-RTO (RFC 5682 §3.1), the timestamp test (RFC 3522
-§3.2) and D-SACK undo (RFC 3708 §3), segment by segment against a peer the test plays, in virtual time.
+§3.2) and D-SACK undo (RFC 3708 §3), segment by segment against a peer the test plays, and between two
+stacks in the simulator with a live fault holding the ACKs; all in virtual time.
 
 Each case is shown with its switch off too (``net.ipv4.tcp_frto=0``) or with a real loss, where
 nothing may be undone and the conventional recovery (go-back-N after a timeout) must go on.
@@ -7,11 +8,22 @@ nothing may be undone and the conventional recovery (go-back-N after a timeout) 
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
+from pytcp_green.faults.engine import FaultEngine
+from pytcp_green.faults.kinds import make
+from pytcp_green.faults.stage import FaultStage
+from pytcp_green.sim.network import Simulation
+from pytcp_green.stack.sockbase import AF_INET
+from pytcp_green.stack.stack import SOCK_STREAM
+from pytcp_green.stack.tcp import TcpSocket
+from pytcp_green.stack.tcp.cc.base import INITIAL_SSTHRESH
 from pytcp_green.stack.wire.tcp import ACK, TcpSegment, sack_option
 
 from .host import Peer
+from .scenario import IP_A, IP_B, PORT, make_host, payload
 from .test_behaviour import data_segments, establish
 
 M32 = 0xFFFFFFFF
@@ -228,3 +240,67 @@ def test_a_timeout_whose_retransmission_is_dsacked_is_undone_without_frto() -> N
     # The whole flight was there already: the one retransmission comes back as a D-SACK.
     peer.send(ACK, ack=base + 10 * MSS, options=sack_option([(base, base + MSS)]))
     assert peer.host.stats["tcp.dsack_undo"] == 1 and tcb.cc.cwnd == prior and tcb.snd_nxt == tcb.snd_max
+
+
+# -- two stacks in the simulator -------------------------------------------------------------------
+
+@pytest.mark.parametrize("frto", [2, 0], ids=["frto", "no-frto"])
+def test_a_stalled_ack_path_in_the_simulator_is_undone_by_frto(frto: int) -> None:
+    """Two stacks on a simulated cable; a live ``latency`` fault holds B's ACKs 0.4 s (twice the RTO:
+    the timer fires once, its backed-off successor would come after them) while A sends twice its
+    window.  A's timeout is spurious: F-RTO undoes it; without F-RTO ssthresh stays cut.  Timestamps
+    and D-SACK are off, so F-RTO is the only test at work."""
+    options = {"net.ipv4.tcp_sack": 1, "net.ipv4.tcp_timestamps": 0, "net.ipv4.tcp_dsack": 0,
+               "net.ipv4.tcp_frto": frto}
+    sim = Simulation(seed=40_001)
+    a, ia = make_host(sim, "a", "02000000000a", IP_A, options)
+    b, ib = make_host(sim, "b", "02000000000b", IP_B, options)
+    link = sim.connect(a, ia, b, ib, None, None, latency=0.005)
+    engine = FaultEngine(14, seed=1)
+    b_port = link.ba.src
+    b_port.impair_out = FaultStage(engine, "out", b_port.impair_out)  # B's frames, ACKs included
+    listener = b.socket(AF_INET, SOCK_STREAM)
+    client = a.socket(AF_INET, SOCK_STREAM)
+    assert isinstance(listener, TcpSocket) and isinstance(client, TcpSocket)
+    listener.bind(("", PORT))
+    listener.listen(1)
+    with contextlib.suppress(BlockingIOError):
+        client.connect((IP_B, PORT), sim.now)
+    assert sim.run_until(lambda: client.state == "ESTABLISHED" and bool(listener.accept_queue), 10)
+    server = listener.accept(sim.now)[0]
+    tcb = client.tcb
+    assert tcb is not None
+    sent = bytearray()
+    got = bytearray()
+
+    def write(data: bytes) -> None:
+        sent.extend(data)
+        view = memoryview(data)
+        while view:
+            with contextlib.suppress(BlockingIOError):
+                view = view[client.send(view, sim.now):]
+            if view:
+                sim.run_for(0.001)
+                drain()
+
+    def drain() -> bool:
+        with contextlib.suppress(BlockingIOError):
+            while chunk := server.recv(1 << 16, sim.now):
+                got.extend(chunk)
+        return tcb.snd_una == tcb.snd_max and len(got) == len(sent)
+
+    write(payload("warm-up", 100_000))
+    assert sim.run_until(drain, 10)
+    cwnd = tcb.cc.cwnd
+    fault = engine.add(make("latency", delay=0.4, direction="out"), sim.now)
+    write(payload("burst", 2 * cwnd))
+    assert sim.run_until(lambda: a.stats["tcp.rto"] >= 1, 10)
+    assert sim.run_until(lambda: not tcb.frto.loss, 10)
+    engine.remove(fault)
+    assert sim.run_until(drain, 30) and got == sent
+    assert a.stats["tcp.rto"] == 1
+    if frto:
+        assert a.stats["tcp.frto_spurious"] == a.stats["tcp.frto_undo"] == 1
+        assert tcb.cc.cwnd >= cwnd and tcb.cc.ssthresh == INITIAL_SSTHRESH
+    else:
+        assert not a.stats["tcp.frto_undo"] and tcb.cc.ssthresh < INITIAL_SSTHRESH
