@@ -121,9 +121,8 @@ def after_ack(tcb: Tcb) -> None:
         return
     if undo.close_at is not None and tcb.snd_una > undo.close_at:
         undo.open = False
-    elif all_dsacked(undo):
+    elif all_dsacked(undo) and restore(tcb):
         tcb.stats["tcp.dsack_undo"] += 1
-        restore(tcb)
     elif not tcb.recovery.active:
         episode_over(tcb)
 

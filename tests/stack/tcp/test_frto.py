@@ -304,3 +304,26 @@ def test_a_stalled_ack_path_in_the_simulator_is_undone_by_frto(frto: int) -> Non
         assert tcb.cc.cwnd >= cwnd and tcb.cc.ssthresh == INITIAL_SSTHRESH
     else:
         assert not a.stats["tcp.frto_undo"] and tcb.cc.ssthresh < INITIAL_SSTHRESH
+
+
+def test_an_ecn_reduction_during_the_episode_is_not_given_back() -> None:
+    """RFC 3168's reduction is no mistake: an episode with one in it ends without restoring the window."""
+    peer, base, _ = _flight()
+    tcb = peer.tcb
+    assert tcb is not None
+    prior = _fast_recovery(peer, base)[0]
+    tcb.ecn.high = tcb.snd_max  # what ecn.ece_received records when it reduces
+    peer.send(ACK, ack=tcb.recovery.recover)
+    peer.send(ACK, ack=tcb.recovery.recover, options=sack_option([(base, base + MSS)]))
+    assert not tcb.undo.open and not peer.host.stats["tcp.dsack_undo"]
+    assert tcb.cc.cwnd < prior and tcb.cc.ssthresh < prior
+
+
+def test_no_frto_on_the_first_timeout_of_a_fast_recovery() -> None:
+    """As Linux: that loss is already known, so the timeout's recovery is the conventional one."""
+    peer, base, _ = _flight()
+    tcb = peer.tcb
+    assert tcb is not None
+    _fast_recovery(peer, base)
+    peer.advance(tcb.rto.rto + 0.001)
+    assert peer.host.stats["tcp.rto"] == 1 and tcb.frto.loss and tcb.frto.step == 0
