@@ -92,6 +92,7 @@ DEFAULTS: dict[str, Value] = {
     "net.ipv4.tcp_available_congestion_control": "reno cubic",
     "net.ipv4.tcp_allowed_congestion_control": "reno cubic",
     "net.ipv4.tcp_recovery": 1,  # RFC 8985 RACK-TLP: lost-retransmission detection and tail loss probes
+    "net.ipv4.tcp_frto": 2,  # RFC 5682 F-RTO (SACK-enhanced, §3, on every connection as Linux): 0 off
     "net.ipv4.tcp_syn_retries": 6,
     "net.ipv4.tcp_synack_retries": 5,
     "net.ipv4.tcp_retries2": 15,  # timeouts of the same data, or unanswered window probes, before giving up

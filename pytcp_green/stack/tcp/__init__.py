@@ -33,6 +33,8 @@ module              implements
                     (RFC 8985 §7.3), persist / zero-window probes (§3.8.6.1, RFC 1122 §4.2.2.17),
                     delayed ACK, keep-alive (RFC 1122 §4.2.3.6), TIME-WAIT, FIN-WAIT-2, user timeout;
                     giving up after tcp_retries2 / tcp_orphan_retries, as Linux
+:mod:`.frto`        after a retransmission timeout: F-RTO (RFC 5682 §3.1, ``net.ipv4.tcp_frto``) and the
+                    timestamp test (RFC 3522 §3.2) find it spurious and undo it; go-back-N stops
 :mod:`.icmp`        ICMP errors for a connection (RFC 1122 §4.2.3.9, RFC 5927), PMTU (RFC 1191/8201)
 :mod:`.user`        OPEN, SEND, RECEIVE's window update, CLOSE and the half-close, ABORT
                     (§3.10.1-3.10.5; RFC 2525 §2.17)
@@ -62,11 +64,13 @@ module              implements
                     (RFC 5681 §3.1, RFC 3465), cubic (RFC 9438); IW10 (RFC 6928), RFC 7661's idea;
                     HyStart++ (RFC 9406) in the initial slow start of both
 :mod:`.rto`         the RTO estimator (RFC 6298 §2, §5.5, §5.7)
-:mod:`.sack`        the sender's SACK scoreboard (RFC 2018 §5, RFC 6675 §3-4)
 :mod:`.dsack`       D-SACK (RFC 2883): duplicates reported first; a D-SACK received widens RACK's
                     reordering window (RFC 8985 §6.2 reo_wnd_mult)
 :mod:`.urgent`      urgent data (RFC 9293 §3.8.5, RFC 6093) as Linux has it: MSG_OOB sends, the urgent
                     mark and its one out-of-band byte, SO_OOBINLINE, POLLPRI
+:mod:`.undo`        a loss episode's reduction given back when every retransmission was D-SACKed
+                    (RFC 2883 §5, RFC 3708 §3; Linux's tcp_undo_cwnd_reduction)
+:mod:`.sack`        the sender's SACK scoreboard (RFC 2018 §5, RFC 6675 §3-4)
 :mod:`.buffers`     send buffer, receive buffer with reassembly, SACK block choice (RFC 2018 §4)
 :mod:`.timer`       the re-armable lazy timer the connection's timers use (RFC 6298 §5.3's cost)
 :mod:`.seq`         sequence-number and timestamp arithmetic modulo 2**32 (RFC 9293 §3.4, RFC 7323)

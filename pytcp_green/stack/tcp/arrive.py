@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from pytcp_green.stack.tcp.closing import arm_orphan_timeout, destroy, drop, enter_time_wait, restart_time_wait
 from pytcp_green.stack.tcp.dsack import note_duplicate
 from pytcp_green.stack.tcp.ecn import ece_received
+from pytcp_green.stack.tcp.frto import ack as frto_ack
 from pytcp_green.stack.tcp.opening import established, syn_sent_input
 from pytcp_green.stack.tcp.output import output
 from pytcp_green.stack.tcp.receive import data_input, fin_input
@@ -280,6 +281,7 @@ def ack_input(tcb: Tcb, seg: TcpSegment, seq: int, ack: int, plen: int, now: flo
             new_sack if tcb.sack_ok else plen == 0 and not seg.flags & FIN and wnd == tcb.snd_wnd):
         # RFC 5681 §2 duplicate ACK; with SACK, RFC 6675 §2: one that SACKs new data.
         dupack(tcb, now)
+    frto_ack(tcb, seg, snd_una, now)  # a spurious timeout or retransmission undone (:mod:`.frto`)
     if seg.flags & ECE and tcb.ecn.ok:
         ece_received(tcb, now)  # RFC 3168 §6.1.2
     rec = tcb.recovery

@@ -9,8 +9,9 @@
   reordering window by a quarter of min_RTT (``mult``, bounded by SRTT where it is used), and
   16 loss recoveries without a D-SACK bring it back to one quarter.
 
-A D-SACK says a retransmission was not needed, or the network duplicated a segment; undoing the
-window reduction it implies (RFC 3708, Linux's tcp_try_undo_dsack) is not done here.
+A D-SACK says a retransmission was not needed, or the network duplicated a segment; :mod:`.undo`
+gives a reduction back once every retransmission of its episode was D-SACKed (RFC 3708, Linux's
+tcp_try_undo_dsack).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pytcp_green.stack.tcp.seq import unwrap
+from pytcp_green.stack.tcp.undo import dsack_received
 
 if TYPE_CHECKING:
     from pytcp_green.stack.tcp.tcb import Tcb
@@ -68,6 +70,7 @@ def received(tcb: Tcb, blocks: list[tuple[int, int]], ack: int) -> None:
     if end > ack and not (len(blocks) > 1 and _inside(start, end, blocks[1], ack)):
         return
     tcb.stats["tcp.dsack_recv"] += 1
+    dsack_received(tcb, start, end)  # a retransmission that was not needed (:mod:`.undo`)
     state = tcb.dsack
     state.persist = _PERSIST
     if state.round_end is None or tcb.snd_una >= state.round_end:

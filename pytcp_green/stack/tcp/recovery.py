@@ -28,6 +28,7 @@ from pytcp_green.stack.tcp.sack import DUP_THRESH, Scoreboard
 from pytcp_green.stack.tcp.send import emit, sack_option_for, ts_now, tso_burst
 from pytcp_green.stack.tcp.seq import HALF, MASK, ts_before, unwrap
 from pytcp_green.stack.tcp.state import SENDING
+from pytcp_green.stack.tcp.undo import episode_begins, retransmitted
 from pytcp_green.stack.wire.tcp import ACK, FIN, PSH, TcpSegment
 
 if TYPE_CHECKING:
@@ -270,6 +271,7 @@ def enter_recovery(tcb: Tcb, now: float) -> None:
     mss = tcb.eff_mss
     cc = tcb.cc
     rec = tcb.recovery
+    episode_begins(tcb, ts_now(tcb, now) if tcb.ts_ok else None)  # what an undo gives back (:mod:`.undo`)
     cc.on_loss(tcb.snd_max - tcb.snd_una, mss, now)
     rec.recover = tcb.snd_max
     rec.active = True
@@ -324,6 +326,7 @@ def retransmit(tcb: Tcb, seq: int, now: float, upto: int = 0) -> int:
 
 def emit_again(tcb: Tcb, seq: int, flags: int, length: int, room: int, options: bytes, now: float) -> None:
     """Send ``length`` bytes at ``seq`` again, as a super-segment of ``room``-byte segments when longer."""
+    retransmitted(tcb, seq, length + (1 if flags & FIN else 0))
     if length > room:
         emit(tcb, seq, flags, length, now, options, gso=room)
         count_retransmission(tcb, -(-length // room))

@@ -20,6 +20,7 @@ from pytcp_green.stack.tcp.buffers import ReceiveBuffer, SendBuffer
 from pytcp_green.stack.tcp.cc import create as create_cc
 from pytcp_green.stack.tcp.dsack import Dsack
 from pytcp_green.stack.tcp.ecn import EcnState
+from pytcp_green.stack.tcp.frto import Frto
 from pytcp_green.stack.tcp.info import InfoCounters
 from pytcp_green.stack.tcp.rcvbuf import INIT_SEGMENTS, RcvSpace
 from pytcp_green.stack.tcp.recovery import Recovery
@@ -34,6 +35,7 @@ from pytcp_green.stack.tcp.state import (
 )
 from pytcp_green.stack.tcp.timer import LazyTimer
 from pytcp_green.stack.tcp.urgent import UrgentMark
+from pytcp_green.stack.tcp.undo import Undo
 
 if TYPE_CHECKING:
     from pytcp_green.stack.tcp.layer import TcpLayer
@@ -121,6 +123,8 @@ class Tcb:
         # -- congestion control and loss recovery --
         self.cc = create_cc(sock.congestion, self.eff_mss)  # TCP_CONGESTION or the sysctl default
         self.recovery = Recovery(self.iss, bool(sysctl.int("net.ipv4.tcp_recovery")))
+        self.undo = Undo()  # a reduction given back when it proves unnecessary (:mod:`.undo`)
+        self.frto = Frto(bool(sysctl.int("net.ipv4.tcp_frto")))  # spurious timeouts (RFC 5682, :mod:`.frto`)
         self.rto = RtoEstimator(sysctl.float("net.ipv4.tcp_rto_initial"), sysctl.float("net.ipv4.tcp_rto_min"),
                                 sysctl.float("net.ipv4.tcp_rto_max"))
         self.retries = 0  # consecutive timeouts of the same data

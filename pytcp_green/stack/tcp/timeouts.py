@@ -31,6 +31,7 @@ import errno
 from typing import TYPE_CHECKING
 
 from pytcp_green.stack.tcp.closing import destroy, drop, orphan_retries
+from pytcp_green.stack.tcp.frto import timeout as frto_timeout
 from pytcp_green.stack.tcp.output import output, window_output
 from pytcp_green.stack.tcp.recovery import enter_recovery, reorder_pending, retransmit, schedule_tlp, tlp_allowed
 from pytcp_green.stack.tcp.send import emit, sack_option_for, send_ack, send_syn, ts_now
@@ -97,6 +98,7 @@ def retransmit_timeout(tcb: Tcb, now: float) -> None:
         give_up(tcb, now)
         return
     tcb.stats["tcp.rto"] += 1
+    frto_timeout(tcb, now)  # RFC 5682 step 1, before the window is cut (:mod:`.frto`)
     mss = tcb.eff_mss
     tcb.cc.on_timeout(tcb.snd_max - tcb.snd_una, mss, tcb.retries == 0, now)
     tcb.retries += 1

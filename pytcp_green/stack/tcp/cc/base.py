@@ -17,7 +17,8 @@ connection; a module only decides how fast the window grows and how far it falls
 * :meth:`CongestionControl.on_tx_start`: sending resumes after the line was idle (Linux's
   ``CA_EVENT_TX_START``).
 
-There is no undo hook yet: nothing in the connection detects a spurious reduction (no D-SACK, no F-RTO).
+There is no undo hook: when a reduction proves spurious (F-RTO, D-SACK: :mod:`..undo`), the connection
+restores cwnd and ssthresh itself, as Linux's reno and cubic do (both use tcp_reno_undo_cwnd).
 
 Shared here: the initial window of RFC 6928 (IW10) and "arbitrarily high" initial ssthresh (RFC 5681
 §3.1), HyStart++ (RFC 9406, :mod:`.hystart`) in the initial slow start of every module (a loss or a
