@@ -97,6 +97,9 @@ def retransmit_timeout(tcb: Tcb, now: float) -> None:
         give_up(tcb, now)
         return
     tcb.stats["tcp.rto"] += 1
+    # What this timeout cost in idle time (the RTO it waited, before backing off): the number to read
+    # beside tcp.rto when comparing with Linux's TCPTimeouts under loss.
+    tcb.stats["tcp.rto_wait_ms"] += round(tcb.rto.rto * 1000)
     mss = tcb.eff_mss
     tcb.cc.on_timeout(tcb.snd_max - tcb.snd_una, mss, tcb.retries == 0, now)
     tcb.retries += 1

@@ -45,3 +45,5 @@ def test_a_flight_acknowledged_at_once_keeps_its_window_through_heavy_loss() -> 
     assert outcome.completed and outcome.intact, outcome.describe()
     stats = outcome.stats_a
     assert stats["tcp.rto"] <= 4, outcome.describe()
+    # Each timeout waited at least tcp_rto_min (200 ms), and the wait is counted.
+    assert stats["tcp.rto_wait_ms"] >= 200 * stats["tcp.rto"], outcome.describe()
