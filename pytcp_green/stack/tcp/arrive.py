@@ -28,7 +28,7 @@ from pytcp_green.stack.tcp.ecn import ece_received
 from pytcp_green.stack.tcp.frto import ack as frto_ack
 from pytcp_green.stack.tcp.opening import established, syn_sent_input
 from pytcp_green.stack.tcp.output import output
-from pytcp_green.stack.tcp.receive import data_input, fin_input
+from pytcp_green.stack.tcp.receive import data_input, duplicate_received, fin_input
 from pytcp_green.stack.tcp.recovery import detect_lost_retransmissions, dupack, new_ack, sack_input
 from pytcp_green.stack.tcp.send import challenge_ack, send_ack, send_syn
 from pytcp_green.stack.tcp.seq import ts_before, unwrap
@@ -93,6 +93,7 @@ def segment_arrives(tcb: Tcb, seg: TcpSegment, now: float) -> None:
         else:
             if plen and seq + plen <= rcv_nxt and not flags & RST:
                 note_duplicate(tcb, seq, seq + plen)  # RFC 2883 §4: text we already have
+                duplicate_received(tcb)
             _unacceptable(tcb, state, flags, now)
             return
     elif seq < rcv_nxt or seq + plen > rcv_nxt + wnd:
@@ -182,6 +183,8 @@ def _trim(tcb: Tcb, seq: int, payload: memoryview, fin: int, rcv_nxt: int,
         if cut > plen:
             cut = plen  # only the SYN or FIN bit was old
         note_duplicate(tcb, seq, seq + cut)  # RFC 2883 §4: the part we already have
+        if plen:
+            duplicate_received(tcb)
         payload = payload[cut:]
         seq += cut
         plen -= cut

@@ -3,6 +3,10 @@
 * In-order text is appended at once (the fast path); out-of-order text goes to the reassembly
   queue of :mod:`.buffers` and is acknowledged immediately (RFC 5681 §4.2), as is the text of
   the first segments (quick-ACK, so the peer's slow start is not held back).
+* Text received again below RCV.NXT means the peer resent what we had acknowledged, so our ACK
+  was lost or late: the next segments are acknowledged at once again (:func:`duplicate_received`,
+  Linux's quickack mode on DelayedACKLost), so a sender recovering with a small window is not
+  held back by delayed ACKs.
 * Text received twice is reported with a D-SACK block (RFC 2883, :mod:`.dsack`).
 * A FIN beyond a gap waits until the gap fills; the FIN moves the state on (CLOSE-WAIT, CLOSING,
   TIME-WAIT) and (re)starts TIME-WAIT's timer (RFC 9293 §3.10.7.4 eighth; TIME-WAIT itself and its
@@ -27,6 +31,18 @@ from pytcp_green.stack.tcp.state import (
 
 if TYPE_CHECKING:
     from pytcp_green.stack.tcp.tcb import Tcb
+
+QUICKACKS = 16  # segments acknowledged at once (Linux's TCP_MAX_QUICKACKS): at the start, after a duplicate
+
+
+def duplicate_received(tcb: Tcb) -> None:
+    """The peer sent again text we already hold (RFC 5681 §4.2 lets the receiver ACK at once; Linux
+    enters quickack mode for TCP_MAX_QUICKACKS segments): it did not see our ACK in time, and while
+    it recovers, each ACK we delay stalls it for the delayed-ACK timeout."""
+    tcb.stats["tcp.delayed_ack_lost"] += 1  # Linux's DelayedACKLost
+    tcb.ack_now = True
+    if tcb.quickacks < QUICKACKS:
+        tcb.quickacks = QUICKACKS
 
 
 def data_input(tcb: Tcb, seq: int, payload: memoryview, now: float) -> None:

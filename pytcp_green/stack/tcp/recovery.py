@@ -41,9 +41,9 @@ TLP_DELACK = 0.2  # RFC 8985 §7.2 WCDelAckT: worst-case delayed ACK, added when
 class Recovery:
     """One connection's loss-detection and recovery state (RFC 5681, 6582, 6675, 8985)."""
 
-    __slots__ = ("active", "dupacks", "high_rxt", "last_advance", "partial_acked", "prr_delivered", "prr_mark",
-                 "prr_out", "rack", "recover", "recover_fs", "relost", "reo_armed", "rtx_log", "sb", "tlp_end",
-                 "tlp_rxt")
+    __slots__ = ("active", "dupacks", "high_rxt", "last_advance", "partial_acked", "prior_flight", "prr_delivered",
+                 "prr_mark", "prr_out", "rack", "recover", "recover_fs", "relost", "reo_armed", "rtx_log", "sb",
+                 "tlp_end", "tlp_rxt")
 
     def __init__(self, iss: int, rack: bool) -> None:
         self.dupacks = 0
@@ -52,6 +52,7 @@ class Recovery:
         self.high_rxt = 0  # RFC 6675 HighRxt
         self.partial_acked = False
         self.last_advance = 0  # bytes the previous cumulative ACK advanced (RFC 6582 §4.2 heuristic)
+        self.prior_flight = 0  # FlightSize before the latest cumulative ACK took its bytes out
         self.sb = Scoreboard()
         # RFC 8985 (SACK only): retransmissions of this recovery as (start, end, SND.MAX when sent), in
         # sending order; ranges found lost again, to resend first; the open tail-loss-probe episode.
@@ -182,6 +183,7 @@ def new_ack(tcb: Tcb, ack: int, seg: TcpSegment, now: float) -> None:
     tcb.progress_at = now
     rec = tcb.recovery
     rec.last_advance = acked
+    rec.prior_flight = flight_before
     if rec.sb:
         rec.sb.advance(ack)
     rearm = True
@@ -272,7 +274,11 @@ def enter_recovery(tcb: Tcb, now: float) -> None:
     cc = tcb.cc
     rec = tcb.recovery
     episode_begins(tcb, ts_now(tcb, now) if tcb.ts_ok else None)  # what an undo gives back (:mod:`.undo`)
-    cc.on_loss(tcb.snd_max - tcb.snd_una, mss, now)
+    # RFC 5681 §3.2 eq. 4's FlightSize is what was outstanding when the loss showed, before the ACK
+    # that revealed it took its bytes out (a receiver that acknowledges a whole flight at once would
+    # otherwise leave ssthresh at two segments; Linux uses cwnd, which such a flight filled).
+    cc.on_loss(max(tcb.snd_max - tcb.snd_una, rec.prior_flight), mss, now)
+    rec.prior_flight = 0
     rec.recover = tcb.snd_max
     rec.active = True
     rec.partial_acked = False

@@ -23,6 +23,7 @@ from pytcp_green.stack.tcp.ecn import EcnState
 from pytcp_green.stack.tcp.frto import Frto
 from pytcp_green.stack.tcp.info import InfoCounters
 from pytcp_green.stack.tcp.rcvbuf import INIT_SEGMENTS, RcvSpace
+from pytcp_green.stack.tcp.receive import QUICKACKS
 from pytcp_green.stack.tcp.recovery import Recovery
 from pytcp_green.stack.tcp.rto import RtoEstimator
 from pytcp_green.stack.tcp.state import (
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 # STATE_NAMES and TIME_WAIT are re-exported for the tests that inspect states through this module.
 __all__ = ["STATE_NAMES", "TIME_WAIT", "Tcb"]
 
-QUICKACKS = 16  # segments acknowledged at once at the start, so the peer's slow start is not held back
 
 
 class Tcb:

@@ -99,6 +99,9 @@ def retransmit_timeout(tcb: Tcb, now: float) -> None:
         return
     tcb.stats["tcp.rto"] += 1
     frto_timeout(tcb, now)  # RFC 5682 step 1, before the window is cut (:mod:`.frto`)
+    # What this timeout cost in idle time (the RTO it waited, before backing off): the number to read
+    # beside tcp.rto when comparing with Linux's TCPTimeouts under loss.
+    tcb.stats["tcp.rto_wait_ms"] += round(tcb.rto.rto * 1000)
     mss = tcb.eff_mss
     tcb.cc.on_timeout(tcb.snd_max - tcb.snd_una, mss, tcb.retries == 0, now)
     tcb.retries += 1
