@@ -45,6 +45,7 @@ __all__ = [
     "is_object_patched",
     "patch_all",
     "patch_dns",
+    "patch_os",
     "patch_select",
     "patch_socket",
     "patch_ssl",
@@ -218,6 +219,18 @@ def patch_select() -> None:
 
     _state.patch_module(stdselect, ours)
     _state.patch_module(stdselectors, ours_selectors)
+    patch_os()
+
+
+def patch_os() -> None:
+    """Make gevent's deferred ``os.close`` finish without waiting for other hub activity (see
+    :mod:`pytcp_green.patches.os`); part of :func:`patch_select`, whose readiness it concerns."""
+    import os as stdos
+
+    from pytcp_green.patches import _state
+    from pytcp_green.patches import os as ours
+
+    _state.patch_module(stdos, ours)
 
 
 def patch_ssl() -> None:
