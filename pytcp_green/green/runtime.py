@@ -93,6 +93,20 @@ class Runtime:
         if self.pcap is not None:
             self.pcap.flush()
 
+    def abandon(self) -> None:
+        """In a forked child: stop reading and timing, send nothing (the parent drives the devices).
+
+        Called inside fork(), so nothing here switches greenlets: the readers are killed from the hub
+        later and, should one wake first, find ``running`` false before they read."""
+        self.running = False
+        self.attachments = []  # kick() transmits nothing from here on
+        for reader in self._readers:
+            reader.kill(block=False)
+        self._readers.clear()
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+
     def now(self) -> float:
         return self.clock()
 
@@ -105,7 +119,7 @@ class Runtime:
         device = att.device
         watcher = self._hub.loop.io(device.fileno(), 1)
         try:
-            while True:
+            while self.running:  # false in a forked child (abandon): the frames are the parent's
                 try:
                     frames = device.read_batch(READ_BATCH)
                 except OSError as exc:
