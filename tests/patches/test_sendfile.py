@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+import textwrap
 
 from .helpers import run_patched
 
 BLOB = bytes(i * 13 % 256 for i in range(300_000))
+# Both ends of a stack TCP connection, and BLOB in a file at ``path``.
+SETUP = f"""
+import asyncio, errno, gevent, hashlib, io, os, socket, tempfile
+a, b = socket.socketpair(socket.AF_INET)
+b.settimeout(10)
+path = os.path.join(tempfile.mkdtemp(), "blob")
+with open(path, "wb") as f:
+    f.write(bytes(i * 13 % 256 for i in range({len(BLOB)})))
+"""
 
 
 def test_sendfile_helpers_send_the_files_bytes_and_move_its_position() -> None:
-    out = run_patched(f"""
-        import gevent, hashlib, io, os, socket, tempfile
-        a, b = socket.socketpair(socket.AF_INET)
-        b.settimeout(10)
-        path = os.path.join(tempfile.mkdtemp(), "blob")
-        with open(path, "wb") as f:
-            f.write(bytes(i * 13 % 256 for i in range({len(BLOB)})))
+    out = run_patched(SETUP + textwrap.dedent(f"""
         def reading(n):  # the peer reads while the file is sent (it exceeds the socket buffers)
             def read():
                 got = bytearray()
@@ -49,7 +53,7 @@ def test_sendfile_helpers_send_the_files_bytes_and_move_its_position() -> None:
             except ValueError as e:
                 res["nonblocking"] = str(e)
         report(res)
-    """)
+    """))
     full = hashlib.sha256(BLOB).hexdigest()
     assert out == {"sendfile": [len(BLOB), len(BLOB), full],
                    "descriptor": [5000, 6000, hashlib.sha256(BLOB[1000:6000]).hexdigest()],
@@ -81,13 +85,7 @@ def test_os_sendfile_into_a_stack_socket_sends_as_sendfile2_does() -> None:
     """os.sendfile() with a stack socket's descriptor (asyncio's native loop.sendfile path): the bytes go
     through the stack; an offset leaves the file position alone, None moves it; a non-blocking socket
     sends what its buffer takes, then EAGAIN."""
-    out = run_patched(f"""
-        import asyncio, errno, gevent, hashlib, os, socket, tempfile
-        a, b = socket.socketpair(socket.AF_INET)
-        b.settimeout(10)
-        path = os.path.join(tempfile.mkdtemp(), "blob")
-        with open(path, "wb") as f:
-            f.write(bytes(i * 13 % 256 for i in range({len(BLOB)})))
+    out = run_patched(SETUP + textwrap.dedent(f"""
         def drain(n):
             got = bytearray()
             while len(got) < n:
@@ -133,7 +131,7 @@ def test_os_sendfile_into_a_stack_socket_sends_as_sendfile2_does() -> None:
             server.close()
         asyncio.run(main())
         report(res)
-    """)
+    """))
     assert out == {"offset": [5000, 0, hashlib.sha256(BLOB[1000:6000]).hexdigest()],
                    "position": [300, 310, hashlib.sha256(BLOB[10:310]).hexdigest()],
                    "full": [True, True, True], "dgram": "errno 22",
