@@ -22,6 +22,12 @@ such closes finish, so that, as on Linux, a descriptor ``os.close`` returned for
 reports POLLNVAL, select() raises EBADF, the pipe's reader sees EOF.  A regular file or directory
 has no poll method in Linux (poll(2) answers POLLIN|POLLOUT at once, epoll_ctl refuses it with EPERM):
 libev fakes endless events for it, so no watcher is put on one; nothing about it can change.
+
+A zero timeout that finds nothing ready first lets the hub turn once and checks again: the kernel
+takes in packets beside the caller (its loopback even inside the sender's send), the stack only when
+the hub runs its device readers, so a program polling with a zero timeout while it has other work
+(asyncio's loop with callbacks ready) would otherwise never see the handshake's last ACK reach a
+listener, nor data arrive.
 """
 
 from __future__ import annotations
@@ -80,17 +86,23 @@ def _finish_deferred_closes() -> None:
     pending = getattr(gevent.os, "_closing_fd_to_event", None)  # gevent >= 25.8; absent before
     if not pending:
         return
-    hub = get_hub()
-    if gevent.getcurrent() is hub:  # the hub cannot wait on itself; such a caller sees the fd open
-        return
     for _turn in range(_CLOSE_TURNS):
-        with hub.loop.idle() as watcher:  # an idle watcher keeps the turn from blocking
-            hub.wait(watcher)
-        if not pending:
+        if not _hub_turn() or not pending:
             return
 
 
 _CLOSE_TURNS = 3  # the check watcher doing the close runs in the first turn; a bound, not a retry policy
+
+
+def _hub_turn() -> bool:
+    """Let the hub run its loop once without blocking (device readers, due timers, gevent's deferred
+    closes), then come back; False where the caller is the hub itself, which cannot wait on itself."""
+    hub = get_hub()
+    if gevent.getcurrent() is hub:
+        return False
+    with hub.loop.idle() as watcher:  # idle: it fires once nothing else is pending, and no turn blocks
+        hub.wait(watcher)
+    return True
 
 
 def _has_no_poll(fd: int) -> bool:
@@ -151,7 +163,10 @@ def _poll_until(seconds: float | None, check: Callable[[], list[tuple[int, int]]
             return ready
         remaining = None if deadline is None else deadline - _now()
         if remaining is not None and remaining <= 0:
-            return []
+            if waited or not _hub_turn():  # a zero timeout gets one hub turn first: see the module docstring
+                return []
+            waited = True
+            continue
         wait(remaining)
         waited = True
 
@@ -223,7 +238,10 @@ def select(rlist: Iterable[Any], wlist: Iterable[Any], xlist: Iterable[Any],
             return out_r, out_w, out_x
         remaining = None if deadline is None else deadline - _now()
         if remaining is not None and remaining <= 0:
-            return [], [], []
+            if waited or not _hub_turn():  # as _poll_until
+                return [], [], []
+            waited = True
+            continue
         kernel: dict[int, int] = {}
         for fd in kernel_r:
             kernel[fd] = kernel.get(fd, 0) | _EV_READ

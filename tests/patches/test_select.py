@@ -194,3 +194,29 @@ def test_kernel_fds_closed_by_os_close_and_regular_files_answer_as_linux() -> No
                    "epoll_closed": "errno 9", "poll_file": [[out["poll_file"][0][0], pollin_out]],
                    "poll_file_pri": [], "select_file": [1, 1], "epoll_file": "errno 1",
                    **{name: [True, 0, True, 0] for name in ("select", "gevent_select", "poll", "epoll")}}
+
+
+def test_zero_timeout_polls_let_the_stack_take_in_frames() -> None:
+    """Found by asyncio's test_unhandled_exceptions: a loop polling with a zero timeout (asyncio with callbacks
+    ready) never let the hub run the device readers, so a listener never saw the handshake's last ACK. The
+    kernel takes packets in beside the caller; here a zero-timeout poll that finds nothing turns the hub once."""
+    out = run_patched("""
+        import select, socket
+        res = {}
+        for name in ("select", "poll", "epoll"):
+            srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen()
+            c = socket.socket(); c.setblocking(False)
+            res[name] = [c.connect_ex(srv.getsockname())]
+            p = select.poll(); p.register(srv, select.POLLIN)
+            ep = select.epoll(); ep.register(srv, select.EPOLLIN)
+            ready = {"select": lambda: select.select([srv], [], [], 0)[0],
+                     "poll": lambda: p.poll(0), "epoll": lambda: ep.poll(0)}[name]
+            rounds = 0
+            while not ready() and rounds < 1000:  # no other greenlet runs, nothing else waits: only the polls
+                rounds += 1
+            res[name].append(rounds < 1000)
+            conn, _ = srv.accept()
+            conn.close(); c.close(); srv.close(); ep.close()
+        report(res)
+    """)
+    assert out == {name: [115, True] for name in ("select", "poll", "epoll")}
