@@ -147,7 +147,10 @@ def _forked_in_child() -> None:
 
     _stack_backend.forked_in_child()
     if _state.has_host():
-        _state.current_host().runtime.abandon()
+        host = _state.current_host()
+        host.runtime.abandon()
+        if host.control is not None:  # else the child's copy would answer `pytcp-green ctl` too
+            host.control.abandon()
 
 
 # -- warnings about what patching cannot reach --------------------------------------------------------

@@ -135,3 +135,31 @@ def test_fork_on_the_loopback_leaves_the_parent_working() -> None:
         report([status, hashlib.sha256(got).hexdigest() == hashlib.sha256(blob).hexdigest()])
     """)
     assert out == [10, True]
+
+
+def test_a_forked_child_does_not_answer_the_control_socket() -> None:
+    """The child's copy of the control server stops: every `ctl ss` is the parent's, which alone has the
+    listener opened after the fork."""
+    out = run_patched("""
+        import json, os, select, socket, gevent
+        import pytcp_green
+        path = pytcp_green.current_host().control.path
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(w)  # so that the parent's exit, whatever happens, ends the wait
+            select.select([r], [], [])  # the child's hub runs while it waits
+            os._exit(0)
+        srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen()
+        port = srv.getsockname()[1]
+        seen = []
+        for _ in range(20):
+            with socket.socket(socket.AF_UNIX) as c:
+                c.connect(path)
+                c.sendall(json.dumps({"words": ["ss"]}).encode() + b"\\n")
+                answer = json.loads(c.makefile("rb").readline())
+            seen.append(any(row["local"] == f"*:{port}" for row in answer["ok"]))
+        os.write(w, b"x")
+        report([all(seen), os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])])
+    """, patch="pytcp_green.patch_all(ctl='auto')")
+    assert out == [True, 0]
