@@ -83,6 +83,12 @@ class ControlServer:
         except RequestError as exc:
             return {"error": str(exc), "errno": exc.errno}
 
+    def abandon(self) -> None:
+        """In a forked child: stop accepting and serving, without closing or unlinking the socket (the
+        parent's); called inside fork(), so the greenlets are killed from the hub later, not here."""
+        for greenlet in (self._acceptor, *self._clients):
+            greenlet.kill(block=False)
+
     def close(self) -> None:
         gevent.killall([self._acceptor, *self._clients], block=True, timeout=2)
         self._listener.close()

@@ -99,6 +99,20 @@ class Runtime:
         if self.pcap is not None:
             self.pcap.flush()
 
+    def abandon(self) -> None:
+        """In a forked child: stop reading and timing, send nothing (the parent drives the devices).
+
+        Called inside fork(), so nothing here switches greenlets: the readers are killed from the hub
+        later and, should one wake first, find ``running`` false before they read."""
+        self.running = False
+        self.attachments = []  # kick() transmits nothing from here on
+        for reader in self._readers:
+            reader.kill(block=False)
+        self._readers.clear()
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+
     def now(self) -> float:
         return self.clock()
 
@@ -107,7 +121,7 @@ class Runtime:
         # The fd stays the same when live faults wrap the device: middleware polls the inner one.
         watcher = self._hub.loop.io(att.device.fileno(), 1)
         try:
-            while True:
+            while self.running:  # false in a forked child (abandon): the frames are the parent's
                 now = self.clock()
                 try:
                     got = att.read(now, READ_BATCH)

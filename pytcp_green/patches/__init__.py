@@ -24,6 +24,7 @@ from __future__ import annotations
 import atexit
 import importlib.abc
 import importlib.machinery
+import os as _os  # not "os": the package's attribute of that name is our patches/os.py once imported
 import sys
 import warnings
 from collections.abc import Sequence
@@ -45,6 +46,7 @@ __all__ = [
     "is_object_patched",
     "patch_all",
     "patch_dns",
+    "patch_os",
     "patch_select",
     "patch_socket",
     "patch_ssl",
@@ -98,18 +100,57 @@ def _start_host(options: Any, seed: int | None) -> Any:
     host = Host(options, seed=seed)
     _state.set_host(host)
     _common.reset_probe()
-    atexit.register(_close_host_at_exit, host)
+    atexit.register(_close_host_at_exit, host, _os.getpid())
+    _watch_forks()
     return host
 
 
-def _close_host_at_exit(host: Any) -> None:
+def _close_host_at_exit(host: Any, pid: int) -> None:
     from pytcp_green.patches import _state
 
+    if _os.getpid() != pid:  # a forked child: the devices, the lab and DHCP's lease are the parent's
+        return
     try:
         host.close()
     finally:
         if _state.has_host() and _state.current_host() is host:
             _state.set_host(None)
+
+
+_forks_watched = False
+
+
+def _watch_forks() -> None:
+    """fork() copies the stack; the child's copy must stay silent (see _stack_backend.FORK_ADVICE).
+
+    An at-fork hook, not a patched ``os.fork``, so that every fork is seen (``os.fork``, ``pty.fork``,
+    multiprocessing); ``subprocess`` forks in C and execs at once, so it runs none of this."""
+    global _forks_watched
+    if not _forks_watched:
+        _forks_watched = True
+        _os.register_at_fork(before=_before_fork, after_in_child=_forked_in_child)
+
+
+def _before_fork() -> None:
+    # A capture's buffered frames would be written twice: by the parent, and by the child's copy of
+    # the buffer when the child's interpreter exits.
+    from pytcp_green.patches import _state
+
+    pcap = _state.current_host().runtime.pcap if _state.has_host() else None
+    if pcap is not None:
+        pcap.flush()
+
+
+def _forked_in_child() -> None:
+    # Runs inside fork() in the child, before gevent reinitialises the hub: nothing here may switch.
+    from pytcp_green.patches import _stack_backend, _state
+
+    _stack_backend.forked_in_child()
+    if _state.has_host():
+        host = _state.current_host()
+        host.runtime.abandon()
+        if host.control is not None:  # else the child's copy would answer `pytcp-green ctl` too
+            host.control.abandon()
 
 
 # -- warnings about what patching cannot reach --------------------------------------------------------
@@ -218,6 +259,18 @@ def patch_select() -> None:
 
     _state.patch_module(stdselect, ours)
     _state.patch_module(stdselectors, ours_selectors)
+    patch_os()
+
+
+def patch_os() -> None:
+    """Make gevent's deferred ``os.close`` finish without waiting for other hub activity (see
+    :mod:`pytcp_green.patches.os`); part of :func:`patch_select`, whose readiness it concerns."""
+    import os as stdos
+
+    from pytcp_green.patches import _state
+    from pytcp_green.patches import os as ours
+
+    _state.patch_module(stdos, ours)
 
 
 def patch_ssl() -> None:

@@ -7,10 +7,17 @@ reach the connection; the "sendfile" path here does what the kernel's does short
 reads the descriptor with ``os.pread`` at an explicit offset (the file position is left alone until
 the end, as sendfile(2) leaves it) one block at a time, so a file of any size costs one block of
 memory, and hands each block to the socket's private sendall hook (TLS encrypts it there).
+
+``os.sendfile(out_fd, in_fd, offset, count)`` with a stack socket's descriptor as ``out_fd``
+(asyncio's ``loop.sendfile`` calls it on the transport's socket) is :func:`to_stack_socket`: the same
+pread(2) blocks, sent as sendfile(2) sends to a socket - what the send buffer takes now (a
+non-blocking socket with a full buffer: EAGAIN; a blocking one waits for the first block), the count
+of bytes sent returned, the file position moved only when ``offset`` is None.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import socket as _stdsocket
@@ -18,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pytcp_green.patches._common import SOCK_STREAM
+from pytcp_green.patches._stack_backend import Handle
 
 GiveupOnSendfile: type[Exception] = _stdsocket._GiveupOnSendfile  # type: ignore[attr-defined]
 
@@ -103,3 +111,33 @@ def by_reading(file: Any, offset: int, count: int | None, timeout: float | None,
     finally:
         if total > 0 and hasattr(file, "seek"):
             file.seek(offset + total)
+
+
+def to_stack_socket(handle: Handle, in_fd: int, offset: int | None, count: int) -> int:
+    """``os.sendfile`` into the stack socket ``handle`` (see the module's docstring)."""
+    if handle.closed:
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+    if handle.type != SOCK_STREAM:  # the kernel would send datagrams; no caller of ours wants that
+        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+    start = os.lseek(in_fd, 0, os.SEEK_CUR) if offset is None else offset
+    green = handle.green
+    total = 0
+    try:
+        while total < count:
+            block = os.pread(in_fd, min(BLOCK, count - total), start + total)
+            if not block:
+                break  # end of file
+            try:
+                # The first block waits as the socket's mode says; after it, only what fits now.
+                sent = green.send(block) if total == 0 else green.send(block, 0.0)
+            except BlockingIOError:
+                if total == 0:
+                    raise
+                break
+            total += sent
+            if sent < len(block):
+                break
+        return total
+    finally:
+        if offset is None and total:
+            os.lseek(in_fd, start + total, os.SEEK_SET)

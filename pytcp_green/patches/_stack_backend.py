@@ -39,7 +39,7 @@ from pytcp_green.patches._sockargs import as_bytes_like, c_int, recvmsg_checks, 
 from pytcp_green.patches._sockopts import Options, get_option, set_option
 from pytcp_green.stack.datagram.base import DatagramSocket
 from pytcp_green.stack.datagram.udp import UdpSocket
-from pytcp_green.stack.sockbase import POLLOUT, sockaddr
+from pytcp_green.stack.sockbase import POLLERR, POLLHUP, POLLOUT, sockaddr
 from pytcp_green.stack.tcp.socket import TcpSocket
 from pytcp_green.stack.wire.ip6 import V4MAPPED_PREFIX
 
@@ -57,6 +57,28 @@ def _ebadf() -> OSError:
     return OSError(errno.EBADF, _EBADF_MESSAGE)
 
 
+# fork().  The user-space stack is memory: a forked child gets a copy of it, frozen (the parent goes
+# on driving the devices and owns every connection; the child's copy stops: see patches/__init__'s
+# fork handler).  So the stack sockets a child inherited refuse every operation with EBADF and this
+# message, closing them there closes only the child's descriptors (no FIN, no RST on the wire), and
+# the child cannot open stack sockets (ENETDOWN).  Each handle is tagged with the fork generation
+# it was opened in; every fork makes the child's one more.
+FORK_ADVICE = ("pytcp_green: the user-space stack stays with the process that started it; a forked child has "
+               "a frozen copy. Open sockets after exec (subprocess) or in a new process "
+               "(multiprocessing's 'spawn' start method: multiprocessing.set_start_method('spawn'))")
+_generation = 0
+
+
+def forked_in_child() -> None:
+    """Called in the child after fork(): what the parent opened belongs to the parent."""
+    global _generation
+    _generation += 1
+
+
+def _forked_ebadf() -> OSError:
+    return OSError(errno.EBADF, f"{_EBADF_MESSAGE}: a stack socket inherited across fork(). {FORK_ADVICE}")
+
+
 # -- the stack side: one handle per core socket, shared by dup()s ------------------------------------
 class Handle:
     """One stack socket as the descriptor table sees it: the green socket, its identity, its fds.
@@ -65,10 +87,11 @@ class Handle:
     that no socket object has taken back yet; the core socket closes when it drops to zero.
     """
 
-    __slots__ = ("closed", "family", "fds", "green", "proto", "refs", "type")
+    __slots__ = ("closed", "family", "fds", "generation", "green", "proto", "refs", "type")
 
     def __init__(self, green: GreenSocket, family: int, type: int, proto: int) -> None:
         self.green = green
+        self.generation = _generation
         self.family = family
         self.type = type
         self.proto = proto
@@ -105,11 +128,14 @@ class Handle:
             self.closed = True
             for fd in list(self.fds):
                 self.drop_fd(fd)
-            self.green.close()
+            if self.generation == _generation:  # in a forked child the connection is the parent's
+                self.green.close()
 
     def poll_mask(self) -> int:
         if self.closed:
             return 0
+        if self.generation != _generation:
+            return POLLERR | POLLHUP  # a waiter in the forked child wakes, and its call gets the EBADF
         return self.green.poll_mask()
 
 
@@ -126,6 +152,8 @@ def _stack_supports(family: int) -> bool:
 
 
 def _new_green(family: int, type: int, proto: int = 0) -> GreenSocket:
+    if _generation:
+        raise OSError(errno.ENETDOWN, f"{os.strerror(errno.ENETDOWN)}: a stack socket in a forked child. {FORK_ADVICE}")
     host = _state.current_host()
     if proto == IPPROTO_ICMP and type == SOCK_DGRAM:
         # An ICMP echo ("ping") socket, as Linux gives socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP).
@@ -246,6 +274,8 @@ class StackBackend:
         handle = self.handle
         if self.released or handle.closed:
             raise _ebadf()
+        if handle.generation != _generation:
+            raise _forked_ebadf()
         return handle.green
 
     def fileno(self) -> int:

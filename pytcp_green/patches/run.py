@@ -65,7 +65,6 @@ def run_program(options: Any, *, target: str | None, module: str | None, args: S
                 peer: str | None = None, wait_port: int | None = None, dns: Sequence[str] | None = None) -> int:
     """Patch, start the peer, run the program; returns its exit status."""
     import pytcp_green
-    from pytcp_green.patches import _state
 
     if (target is None) == (module is None):
         raise RunError("give a script or -m MODULE")
@@ -77,18 +76,28 @@ def run_program(options: Any, *, target: str | None, module: str | None, args: S
     host = pytcp_green.patch_all(dns=list(dns) if dns else True, **stack_options)
     os.environ.update(host.env())
     proc: subprocess.Popen[Any] | None = None
+    parent = os.getpid()
     try:
         if peer:
             proc = start_peer(host, peer, wait_port)
         return run_target(target, module, args)
     finally:
-        if proc is not None:
-            from pytcp_green.lab.daemon import stop_process
+        # Not in a forked child whose sys.exit() unwinds through here: the peer, the lab and the stack
+        # are the parent's.
+        if os.getpid() == parent:
+            _tear_down(proc, host)
 
-            stop_process(proc)
-        if _state.has_host() and _state.current_host() is host:
-            _state.set_host(None)
-            host.close()
+
+def _tear_down(proc: subprocess.Popen[Any] | None, host: Any) -> None:
+    from pytcp_green.patches import _state
+
+    if proc is not None:
+        from pytcp_green.lab.daemon import stop_process
+
+        stop_process(proc)
+    if _state.has_host() and _state.current_host() is host:
+        _state.set_host(None)
+        host.close()
 
 
 def start_peer(host: Any, peer: str, wait_port: int | None = None, **popen: Any) -> subprocess.Popen[Any]:

@@ -14,6 +14,20 @@ the core's wake-ups: a stack socket reports again when it becomes ready again (r
 more data), not, as Linux's do, for more data onto unread data - which no correct ET reader waits for.
 ``kqueue``, ``kevent`` and ``devpoll`` are removed, as gevent does; ``selectors.DefaultSelector`` is
 the poll-based selector on this ``poll``.
+
+Two kinds of kernel fd need care.  gevent's ``os.close`` defers the close(2) to the hub's next loop
+turn (so that watchers on the fd see it go); until then the fd is still open, a pipe's other end
+sees no EOF, and with nothing else to wake the hub the turn never comes.  Every call here first lets
+such closes finish, so that, as on Linux, a descriptor ``os.close`` returned for is closed: poll()
+reports POLLNVAL, select() raises EBADF, the pipe's reader sees EOF.  A regular file or directory
+has no poll method in Linux (poll(2) answers POLLIN|POLLOUT at once, epoll_ctl refuses it with EPERM):
+libev fakes endless events for it, so no watcher is put on one; nothing about it can change.
+
+A zero timeout that finds nothing ready first lets the hub turn once and checks again: the kernel
+takes in packets beside the caller (its loopback even inside the sender's send), the stack only when
+the hub runs its device readers, so a program polling with a zero timeout while it has other work
+(asyncio's loop with callbacks ready) would otherwise never see the handshake's last ACK reach a
+listener, nor data arrive.
 """
 
 from __future__ import annotations
@@ -22,10 +36,13 @@ import errno
 import math
 import operator
 import os
+import stat
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import gevent
+import gevent.os
 from gevent.event import Event
 from gevent.hub import get_hub
 from gevent.select import select as _gevent_select  # imported now, while select.select is the original
@@ -63,6 +80,40 @@ def _fileno_of(obj: Any) -> int:
     return fd
 
 
+def _finish_deferred_closes() -> None:
+    """Let the hub run the close(2)s gevent's ``os.close`` deferred (gevent waits the same way when a
+    number is closed twice), so that readiness is asked of the descriptors the caller believes open."""
+    pending = getattr(gevent.os, "_closing_fd_to_event", None)  # gevent >= 25.8; absent before
+    if not pending:
+        return
+    for _turn in range(_CLOSE_TURNS):
+        if not _hub_turn() or not pending:
+            return
+
+
+_CLOSE_TURNS = 3  # the check watcher doing the close runs in the first turn; a bound, not a retry policy
+
+
+def _hub_turn() -> bool:
+    """Let the hub run its loop once without blocking (device readers, due timers, gevent's deferred
+    closes), then come back; False where the caller is the hub itself, which cannot wait on itself."""
+    hub = get_hub()
+    if gevent.getcurrent() is hub:
+        return False
+    with hub.loop.idle() as watcher:  # idle: it fires once nothing else is pending, and no turn blocks
+        hub.wait(watcher)
+    return True
+
+
+def _has_no_poll(fd: int) -> bool:
+    """True for a regular file or directory (always ready to the kernel's poll, refused by epoll)."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    return stat.S_ISREG(mode) or stat.S_ISDIR(mode)
+
+
 def _wait(handles: Iterable[Handle], kernel: dict[int, int], timeout: float | None) -> None:
     """Sleep until a stack socket's readiness may have changed, a kernel fd polls ready, or timeout."""
     event = Event()
@@ -76,7 +127,7 @@ def _wait(handles: Iterable[Handle], kernel: dict[int, int], timeout: float | No
                 handle.green.add_observer(wake)
                 observed.append(handle)
         for fd, events in kernel.items():
-            if events:
+            if events and not _has_no_poll(fd):
                 watcher = loop.io(fd, events)
                 watcher.start(wake)
                 watchers.append(watcher)
@@ -112,7 +163,10 @@ def _poll_until(seconds: float | None, check: Callable[[], list[tuple[int, int]]
             return ready
         remaining = None if deadline is None else deadline - _now()
         if remaining is not None and remaining <= 0:
-            return []
+            if waited or not _hub_turn():  # a zero timeout gets one hub turn first: see the module docstring
+                return []
+            waited = True
+            continue
         wait(remaining)
         waited = True
 
@@ -146,6 +200,7 @@ def select(rlist: Iterable[Any], wlist: Iterable[Any], xlist: Iterable[Any],
             raise TypeError("timeout must be a float or None") from None
         if timeout < 0:
             raise ValueError("timeout must be non-negative")
+    _finish_deferred_closes()
     classified: list[list[tuple[Any, int, Handle | None]]] = []
     any_stack = False
     for items in (rlist, wlist, xlist):
@@ -185,7 +240,10 @@ def select(rlist: Iterable[Any], wlist: Iterable[Any], xlist: Iterable[Any],
             return out_r, out_w, out_x
         remaining = None if deadline is None else deadline - _now()
         if remaining is not None and remaining <= 0:
-            return [], [], []
+            if waited or not _hub_turn():  # as _poll_until
+                return [], [], []
+            waited = True
+            continue
         kernel: dict[int, int] = {}
         for fd in kernel_r:
             kernel[fd] = kernel.get(fd, 0) | _EV_READ
@@ -274,6 +332,7 @@ class PollObject:
         original_poll = _original("poll")
         self._running = True
         try:
+            _finish_deferred_closes()
             return _poll_until(seconds, lambda: self._check(original_poll), self._wait_round)
         finally:
             self._running = False
@@ -350,27 +409,46 @@ class _Watched:
         return revents
 
 
+class _StackSet(dict[int, _Watched]):
+    """The stack sockets of one epoll set, shared by the objects on its kernel epoll fd (``fromfd``)."""
+
+
+# kernel epoll fd -> the stack part of its set, while an object of ours holds it
+_stack_sets: weakref.WeakValueDictionary[int, _StackSet] = weakref.WeakValueDictionary()
+
+
 class epoll:  # the stdlib's name, lower case
     """Like ``select.epoll``: stack sockets and real fds in one set; ``poll(timeout)`` takes seconds.
 
     A stack socket closed while registered leaves the set, as a closed file leaves Linux's.
+    ``fromfd(fd)`` wraps the same kernel epoll, as CPython's does, and shares the stack sockets
+    registered through any object of ours on that fd (they are the set's, not one object's).
     """
 
     def __init__(self, sizehint: int = -1, flags: int = 0) -> None:
         # The kernel's epoll checks the arguments as CPython does and holds the real fds.
-        self._kernel = _original("epoll")(sizehint, flags)
-        self._stack: dict[int, _Watched] = {}
+        self._adopt(_original("epoll")(sizehint, flags), _StackSet())
+
+    def _adopt(self, kernel: Any, stack: _StackSet) -> None:
+        self._kernel = kernel
+        self._stack = stack
+        _stack_sets[int(kernel.fileno())] = stack
 
     @classmethod
     def fromfd(cls, fd: int) -> epoll:
-        raise OSError(errno.EOPNOTSUPP, "epoll.fromfd() is not supported under pytcp_green: the stack sockets of "
-                      "an epoll set live in its Python object, not in the kernel's epoll file")
+        kernel = _original("epoll").fromfd(fd)
+        self = cls.__new__(cls)
+        shared = _stack_sets.get(fd)
+        self._adopt(kernel, _StackSet() if shared is None else shared)
+        return self
 
     @property
     def closed(self) -> bool:
         return bool(self._kernel.closed)
 
     def close(self) -> None:
+        if not self.closed and _stack_sets.get(self.fileno()) is self._stack:
+            del _stack_sets[self.fileno()]  # the number may be reused by another epoll
         for fd in list(self._stack):
             self._forget(fd)
         self._kernel.close()
@@ -406,6 +484,7 @@ class epoll:  # the stdlib's name, lower case
         number = _fileno_of(fd)
         handle = stack_readiness(number)
         if handle is None:
+            _finish_deferred_closes()  # a number os.close() returned for is EBADF, as in Linux
             self._kernel.register(number, eventmask)
             return
         if self._live_entry(number) is not None:
@@ -464,6 +543,7 @@ class epoll:  # the stdlib's name, lower case
             maxevents = _FD_SETSIZE - 1
         elif maxevents < 1:
             raise ValueError(f"maxevents must be greater than 0, got {maxevents}")
+        _finish_deferred_closes()
         return _poll_until(seconds, lambda: self._ready(maxevents), self._wait_round)
 
     def _wait_round(self, remaining: float | None) -> None:

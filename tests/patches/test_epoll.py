@@ -110,12 +110,36 @@ def test_epoll_mixing_a_stack_socket_and_a_pipe_answers_as_the_kernel() -> None:
     assert stack["twice"] == "errno 17" and stack["closed_poll"] == "I/O operation on closed epoll object"
 
 
-def test_epoll_fromfd_is_refused_clearly() -> None:
-    out = run_patched("""
-        import select
-        try:
-            select.epoll.fromfd(0)
-        except OSError as e:
-            report([e.errno, str(e)])
-    """)
-    assert out[0] == 95 and "not supported under pytcp_green" in out[1]
+FROMFD = """
+import errno, os, select, socket
+a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(("127.0.0.1", 0))
+b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+r, w = os.pipe()
+t = {a.fileno(): "udp", r: "pipe"}
+res = {}
+ep = select.epoll()
+ep2 = select.epoll.fromfd(ep.fileno())  # the same kernel epoll: one set, two objects
+res["same_fd"] = ep2.fileno() == ep.fileno()
+ep2.register(a, select.EPOLLIN)
+ep2.register(r, select.EPOLLIN)
+res["twice_other_object"] = attempt(lambda: ep.register(a, select.EPOLLIN))
+b.sendto(b"x", a.getsockname()); os.write(w, b"y")
+seen = {}
+while len(seen) < 2:  # level-triggered: each poll reports whatever is ready by then
+    seen.update((t[fd], ev) for fd, ev in ep.poll(5))
+res["seen_by_the_first"] = sorted([name, ev] for name, ev in seen.items())
+ep.unregister(a)
+res["unregistered_in_both"] = attempt(lambda: ep2.unregister(a))
+ep.close()
+res["other_after_close"] = attempt(lambda: ep2.poll(0))
+report(res)
+"""
+
+
+def test_epoll_fromfd_shares_the_set_as_the_kernel() -> None:
+    """Found by CPython's test_epoll.test_fromfd: an object from fromfd(fd) is the same epoll set."""
+    stack = run_patched(FROMFD)
+    assert stack == run_patched(FROMFD, patch="")
+    assert stack == {"same_fd": True, "twice_other_object": "errno 17",
+                     "seen_by_the_first": [["pipe", 1], ["udp", 1]], "unregistered_in_both": "errno 2",
+                     "other_after_close": "errno 9"}

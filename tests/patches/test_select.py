@@ -147,3 +147,76 @@ def test_select_and_poll_let_other_greenlets_run_when_ready_at_once() -> None:
         report(res)
     """)
     assert out == {"select": ["select"], "poll": ["poll"], "selector": ["selector"]}
+
+
+def test_kernel_fds_closed_by_os_close_and_regular_files_answer_as_linux() -> None:
+    """Found by CPython's test_poll and asyncio's test_read_pipe: gevent's os.close defers the close(2) to the
+    hub's next turn, so a poll() right after it saw the fd open and a pipe's reader never saw EOF; a regular
+    file has no poll method in Linux (always POLLIN|POLLOUT; epoll refuses it with EPERM)."""
+    out = run_patched("""
+        import socket, select, os, gevent, errno, tempfile
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a stack socket: our own wait, not gevent's
+        s.fileno()  # its stand-in fd is made on first use: before the pipe's numbers are free again
+        res = {}
+        ep = select.epoll()  # made first, as s's fd: not on the pipe's freed number
+        r, w = os.pipe(); os.close(r); os.close(w)
+        p = select.poll(); p.register(r)
+        res["poll_closed"] = p.poll(10_000)
+        res["select_closed"] = attempt(lambda: select.select([r, s], [], [], 10))
+        res["epoll_closed"] = attempt(lambda: ep.register(r))
+        with tempfile.TemporaryFile() as f:
+            p = select.poll(); p.register(f)
+            res["poll_file"] = p.poll(10_000)
+            p.modify(f, select.POLLPRI)
+            res["poll_file_pri"] = p.poll(50)
+            got = select.select([f, s], [f], [], 10)
+            res["select_file"] = [len(got[0]), len(got[1])]
+            res["epoll_file"] = attempt(lambda: ep.register(f))
+        for name, wait in (("select", lambda r: select.select([r, s], [], [], 10)[0]),
+                           ("gevent_select", lambda r: select.select([r], [], [], 10)[0]),
+                           ("poll", lambda r: [fd for fd, _ in p.poll(10_000)]),
+                           ("epoll", lambda r: [fd for fd, _ in ep.poll(10)])):
+            r, w = os.pipe()
+            p = select.poll(); p.register(r, select.POLLIN); ep.register(r, select.EPOLLIN)
+            os.close(w)  # this greenlet: the wait starts before the hub turned
+            res[name] = [wait(r) == [r], len(os.read(r, 1))]
+            os.close(r)
+            r, w = os.pipe()
+            p = select.poll(); p.register(r, select.POLLIN); ep.register(r, select.EPOLLIN)
+            gevent.spawn(os.close, w)  # another greenlet, while this one waits
+            res[name] += [wait(r) == [r], len(os.read(r, 1))]  # 0: EOF
+            os.close(r)
+        s.close()
+        report(res)
+    """)
+    pollin_out = 0x001 | 0x004
+    assert out == {"poll_closed": [[out["poll_closed"][0][0], 0x020]], "select_closed": "errno 9",
+                   "epoll_closed": "errno 9", "poll_file": [[out["poll_file"][0][0], pollin_out]],
+                   "poll_file_pri": [], "select_file": [1, 1], "epoll_file": "errno 1",
+                   **{name: [True, 0, True, 0] for name in ("select", "gevent_select", "poll", "epoll")}}
+
+
+def test_zero_timeout_polls_let_the_stack_take_in_frames() -> None:
+    """Found by asyncio's test_unhandled_exceptions: a loop polling with a zero timeout (asyncio with callbacks
+    ready) never let the hub run the device readers, so a listener never saw the handshake's last ACK. The
+    kernel takes packets in beside the caller; here a zero-timeout poll that finds nothing turns the hub once."""
+    out = run_patched("""
+        import select, socket
+        res = {}
+        for name in ("select", "poll", "epoll"):
+            srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen()
+            c = socket.socket(); c.setblocking(False)
+            res[name] = [c.connect_ex(srv.getsockname())]
+            p = select.poll(); p.register(srv, select.POLLIN)
+            ep = select.epoll(); ep.register(srv, select.EPOLLIN)
+            ready = {"select": lambda: select.select([srv], [], [], 0)[0],
+                     "poll": lambda: p.poll(0), "epoll": lambda: ep.poll(0)}[name]
+            rounds = 0
+            while not ready() and rounds < 1000:  # no other greenlet runs, nothing else waits: only the polls
+                rounds += 1
+            res[name].append(rounds < 1000)
+            conn, _ = srv.accept()
+            conn.close(); c.close(); srv.close(); ep.close()
+        report(res)
+    """)
+    assert out == {name: [115, True] for name in ("select", "poll", "epoll")}

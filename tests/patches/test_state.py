@@ -36,7 +36,7 @@ def test_patch_all_records_in_gevents_tables_and_ours() -> None:
         "gevent_original_is_stdlib": True,
         "ours_original_is_stdlib": True,
         "original_getaddrinfo_is_stdlib": True,
-        "is_module_patched": [True, True, True, False],
+        "is_module_patched": [True, True, True, True],  # os: our close over gevent's deferred one (patches/os.py)
         "is_object_patched": True,
         "epoll_is_ours": True,
         "epoll_selector_on_ours": True,

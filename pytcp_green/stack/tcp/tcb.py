@@ -35,8 +35,8 @@ from pytcp_green.stack.tcp.state import (
     window_scale_for,
 )
 from pytcp_green.stack.tcp.timer import LazyTimer
-from pytcp_green.stack.tcp.urgent import UrgentMark
 from pytcp_green.stack.tcp.undo import Undo
+from pytcp_green.stack.tcp.urgent import UrgentMark
 
 if TYPE_CHECKING:
     from pytcp_green.stack.tcp.layer import TcpLayer
