@@ -346,6 +346,15 @@ class socket:  # the stdlib's name
         self._closed = True
         return fd
 
+    def _hand_over(self) -> StackBackend:
+        """Give this stack socket (its ref and descriptor) to a new object and close this one, as
+        ``detach()`` does for the stdlib's ssl: its wrap_socket takes a socket over this way, also
+        through an object that only delegates to the socket (asyncio's tests wrap theirs so)."""
+        impl = self._impl
+        assert isinstance(impl, StackBackend)  # ssl checks it first (patches.ssl._is_stack_socket)
+        self._closed = True
+        return impl.hand_over()
+
     def dup(self) -> socket:
         return _wrap(self._impl.dup())
 

@@ -129,6 +129,7 @@ class TcpSocket(CoreSocket):
         self.fastopen_qlen = 0  # TCP_FASTOPEN (RFC 7413, :mod:`.fastopen`) and its children in SYN-RECEIVED
         self.fastopen_pending: set[Tcb] = set()
         self._fastopen_connect = False  # TCP_FASTOPEN_CONNECT
+        self.linger_abort = False  # SO_LINGER on with a zero timeout: close() resets (Linux's tcp_close)
 
     # -- options -------------------------------------------------------------------------------------
     @property
@@ -324,6 +325,7 @@ class TcpSocket(CoreSocket):
         child._keepalive = self._keepalive
         child.keepidle, child.keepintvl, child.keepcnt = self.keepidle, self.keepintvl, self.keepcnt
         child.user_timeout = self.user_timeout
+        child.linger_abort = self.linger_abort  # socket flags are copied to the child (sk_clone_lock)
         child.rcvbuf = self.rcvbuf
         child._sndbuf = self._sndbuf
         child.local_port = self.local_port
@@ -483,7 +485,11 @@ class TcpSocket(CoreSocket):
             self.layer.abort_children(self, now)
         tcb = self.tcb
         if tcb is not None and tcb.state != CLOSED:
-            tcb.close(now)
+            if self.linger_abort:
+                self.layer.stack.stats["tcp.abort_on_data"] += 1  # Linux's name (TCPAbortOnData) for this reset
+                tcb.abort(now)
+            else:
+                tcb.close(now)
         if tcb is None or tcb.state == CLOSED:
             self._release()
         self.wake()
@@ -515,6 +521,10 @@ class TcpSocket(CoreSocket):
                 mask |= POLLHUP
         elif self.writable():
             mask |= POLLOUT
+        else:
+            # As tcp_poll sets SOCK_NOSPACE: a poller saw no room, so the ACK that frees room must wake it,
+            # also when send() never met a full buffer (the limit shrank under queued data).
+            tcb.write_blocked = True
         return mask
 
     def segment_for_listener(self, seg: TcpSegment, src: bytes, dst: bytes, now: float) -> None:
