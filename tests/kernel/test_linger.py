@@ -1,8 +1,10 @@
-"""SO_LINGER with a zero timeout (socket(7)) against the Linux kernel, both ways: close() resets the
-connection instead of closing it with a FIN, and the side that receives such a reset with bytes still
-unread reads those bytes first, then ECONNRESET, while getpeername() already says ENOTCONN (what the
-stdlib's ssl checks before a handshake, gh-108310; patches/ssl.py does the same).  Each case is first
-run kernel to kernel, and the stack must answer what Linux answered."""
+"""Resets and what a reader then sees, against the Linux kernel.  SO_LINGER with a zero timeout
+(socket(7)), both ways: close() resets the connection instead of closing it with a FIN, and the side
+that receives such a reset with bytes still unread reads those bytes first, then ECONNRESET, while
+getpeername() already says ENOTCONN (what the stdlib's ssl checks before a handshake, gh-108310;
+patches/ssl.py does the same).  A reset that comes after the peer's FIN (drawn by writing into a peer
+that closed) still reads as EOF, as Linux's tcp_recvmsg checks the FIN before the error.  Each case is
+first run kernel to kernel, and the stack must answer what Linux answered."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from lab.helpers import KernelPeer
 
 from kernel.test_tcp import finish, kernel_program, read_line, tcp_socket
 from pytcp_green.patches._sockopts import set_option
-from pytcp_green.stack.sockbase import POLLHUP
+from pytcp_green.stack.sockbase import POLLERR, POLLHUP
 from pytcp_green.stack.stack import SOCK_STREAM
 
 pytestmark = pytest.mark.lab
@@ -66,6 +68,55 @@ c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 c.close()
 print("sent", flush=True)
 """
+
+
+# The peer closes (FIN); we write, which its kernel answers with a RST; then report recv and SO_ERROR.
+# argv[1] "self": both ends here (Linux's answer); else connect to argv[1]:argv[2] and close at once.
+FIN_THEN_RST = r"""
+import select, socket, sys
+if sys.argv[1] == "self":
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    c = socket.create_connection(srv.getsockname())
+    conn, _ = srv.accept()
+    c.close()
+    p = select.poll()
+    p.register(conn, select.POLLRDHUP)
+    p.poll(30000)
+    conn.send(b"x")
+    p.register(conn, select.POLLERR)
+    p.poll(30000)  # the reset is in
+    print(len(conn.recv(100)), conn.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR), flush=True)
+else:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30).close()
+    print("closed", flush=True)
+"""
+
+
+def test_a_reset_after_the_peers_fin_reads_as_eof_as_on_linux(kernel: KernelPeer) -> None:
+    linux = kernel.python(FIN_THEN_RST, "self")
+    assert linux.returncode == 0, linux.stderr
+    assert linux.stdout.split() == ["0", str(errno.EPIPE)]  # EOF, and the reset's error left for SO_ERROR
+    listener = tcp_socket(kernel, timeout=30)
+    listener.bind((kernel.stack_ip, 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    try:
+        with kernel_program(kernel, FIN_THEN_RST, kernel.stack_ip, str(port)) as proc:
+            conn, _ = listener.accept()
+            assert read_line(proc) == "closed"
+            finish(proc)
+        try:
+            assert conn.recv(100) == b""  # the FIN
+            conn.send(b"x")
+            assert conn.wait_for(POLLERR, timeout=30) & POLLERR  # the kernel's reset for it
+            got = [str(len(conn.recv(100))), str(conn.take_error())]
+        finally:
+            conn.close()
+    finally:
+        listener.close()
+    assert got == linux.stdout.split()
 
 
 def _linux_answer(kernel: KernelPeer) -> list[str]:

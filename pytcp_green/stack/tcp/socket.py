@@ -414,11 +414,15 @@ class TcpSocket(CoreSocket):
         return tcb
 
     def _empty_read(self, tcb: Tcb) -> None:
-        """Nothing buffered: raise the pending error or EAGAIN, or return for EOF."""
+        """Nothing buffered: EOF once the peer's FIN is in (Linux's tcp_recvmsg checks SOCK_DONE before
+        sk_err: a reset after the FIN, as a write into a closed peer draws, still reads as EOF), else
+        the pending error, else EOF or EAGAIN."""
+        if tcb.fin_received:
+            return
         code = self.take_error()
         if code:
             raise oserror(code)
-        if self.rd_shut or tcb.fin_received or tcb.state == CLOSED:
+        if self.rd_shut or tcb.state == CLOSED:
             return
         raise would_block()
 
