@@ -8,14 +8,17 @@ first run kernel to kernel, and the stack must answer what Linux answered."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
 import struct
+from collections.abc import Iterator
 
 import pytest
 from lab.helpers import KernelPeer
 
 from kernel.test_tcp import finish, kernel_program, read_line, tcp_socket
+from pytcp_green.green.sockets import GreenSocket
 from pytcp_green.patches._sockopts import set_option
 from pytcp_green.stack.sockbase import POLLERR, POLLHUP
 from pytcp_green.stack.stack import SOCK_STREAM
@@ -94,28 +97,35 @@ else:
 """
 
 
-def test_a_reset_after_the_peers_fin_reads_as_eof_as_on_linux(kernel: KernelPeer) -> None:
-    linux = kernel.python(FIN_THEN_RST, "self")
-    assert linux.returncode == 0, linux.stderr
-    assert linux.stdout.split() == ["0", str(errno.EPIPE)]  # EOF, and the reset's error left for SO_ERROR
+@contextlib.contextmanager
+def _accepted_from(kernel: KernelPeer, program: str, done: str) -> Iterator[GreenSocket]:
+    """The stack connection a kernel ``program`` (given the stack's address and a listener's port) made
+    and finished with, once it printed ``done``; closed after, with the listener."""
     listener = tcp_socket(kernel, timeout=30)
     listener.bind((kernel.stack_ip, 0))
     listener.listen(1)
-    port = listener.getsockname()[1]
     try:
-        with kernel_program(kernel, FIN_THEN_RST, kernel.stack_ip, str(port)) as proc:
+        with kernel_program(kernel, program, kernel.stack_ip, str(listener.getsockname()[1])) as proc:
             conn, _ = listener.accept()
-            assert read_line(proc) == "closed"
+            assert read_line(proc) == done
             finish(proc)
         try:
-            assert conn.recv(100) == b""  # the FIN
-            conn.send(b"x")
-            assert conn.wait_for(POLLERR, timeout=30) & POLLERR  # the kernel's reset for it
-            got = [str(len(conn.recv(100))), str(conn.take_error())]
+            yield conn
         finally:
             conn.close()
     finally:
         listener.close()
+
+
+def test_a_reset_after_the_peers_fin_reads_as_eof_as_on_linux(kernel: KernelPeer) -> None:
+    linux = kernel.python(FIN_THEN_RST, "self")
+    assert linux.returncode == 0, linux.stderr
+    assert linux.stdout.split() == ["0", str(errno.EPIPE)]  # EOF, and the reset's error left for SO_ERROR
+    with _accepted_from(kernel, FIN_THEN_RST, "closed") as conn:
+        assert conn.recv(100) == b""  # the FIN
+        conn.send(b"x")
+        assert conn.wait_for(POLLERR, timeout=30) & POLLERR  # the kernel's reset for it
+        got = [str(len(conn.recv(100))), str(conn.take_error())]
     assert got == linux.stdout.split()
 
 
@@ -145,24 +155,11 @@ def test_a_linger_zero_close_on_the_stack_resets_and_the_kernel_reads_the_bytes_
 
 def test_a_kernel_reset_behind_data_reads_as_linux_reads_it(kernel: KernelPeer) -> None:
     linux = _linux_answer(kernel)
-    listener = tcp_socket(kernel, timeout=30)
-    listener.bind((kernel.stack_ip, 0))
-    listener.listen(1)
-    port = listener.getsockname()[1]
-    try:
-        with kernel_program(kernel, RESET_SENDER, kernel.stack_ip, str(port)) as proc:
-            conn, _ = listener.accept()
-            assert read_line(proc) == "sent"
-            finish(proc)
-        try:
-            assert conn.wait_for(POLLHUP, timeout=30)  # POLLHUP and POLLERR come with the reset only
-            with pytest.raises(OSError) as peer:
-                conn.getpeername()
-            data = conn.recv(100)
-            with pytest.raises(OSError) as second:
-                conn.recv(100)
-        finally:
-            conn.close()
-    finally:
-        listener.close()
+    with _accepted_from(kernel, RESET_SENDER, "sent") as conn:
+        assert conn.wait_for(POLLHUP, timeout=30)  # POLLHUP and POLLERR come with the reset only
+        with pytest.raises(OSError) as peer:
+            conn.getpeername()
+        data = conn.recv(100)
+        with pytest.raises(OSError) as second:
+            conn.recv(100)
     assert [str(peer.value.errno), data.hex(), str(second.value.errno)] == linux

@@ -130,6 +130,7 @@ class TcpSocket(CoreSocket):
         self.fastopen_pending: set[Tcb] = set()
         self._fastopen_connect = False  # TCP_FASTOPEN_CONNECT
         self.linger_abort = False  # SO_LINGER on with a zero timeout: close() resets (Linux's tcp_close)
+        self.connecting = False  # connect() said EINPROGRESS and no later connect() has reported the outcome
 
     # -- options -------------------------------------------------------------------------------------
     @property
@@ -254,8 +255,19 @@ class TcpSocket(CoreSocket):
         if tcb is not None:
             if tcb.state in (SYN_SENT, SYN_RECEIVED):
                 raise oserror(errno.EALREADY)
+            if self.connecting and tcb.state != CLOSED:
+                self.connecting = False  # Linux: the first connect() after the handshake completed says 0
+                return
             if tcb.state != CLOSED or tcb.fin_received:
                 raise oserror(errno.EISCONN)
+            if tcb.snd_una == tcb.iss:
+                # The handshake failed (refused, timed out, an ICMP error): as Linux's __inet_stream_connect,
+                # this call reports it (the error not yet taken, else ECONNABORTED) and disconnects the
+                # socket, so that the next connect() starts afresh (from the same port).
+                code = self.take_error() or errno.ECONNABORTED
+                self.tcb = None
+                self.connecting = False
+                raise oserror(code)
             code = self.take_error()
             if code:
                 raise oserror(code)
@@ -264,6 +276,7 @@ class TcpSocket(CoreSocket):
         if self._fastopen_connect and fastopen.defer(tcb):
             return  # TCP_FASTOPEN_CONNECT with a cookie: the first send makes the SYN
         tcb.connect(now)
+        self.connecting = True
         raise BlockingIOError(errno.EINPROGRESS, os.strerror(errno.EINPROGRESS))
 
     def sendto_fastopen(self, data: bytes | bytearray | memoryview, addr: Address, now: float) -> int:
