@@ -7,6 +7,8 @@
   faults: a :class:`~pytcp_green.link.device.Timed` device).
 * After every entry into the core (a batch received, a timer fired, a socket call) the
   transmit queues are drained to the devices and the timer is re-armed: :meth:`Runtime.kick`.
+  Frames sent to the loopback are received there and then, as Linux's loopback delivers within the
+  sending call (:meth:`Runtime._loop_back`).
 
 What happens to frames and timers at each of those moments is :mod:`pytcp_green.link.drive`,
 which the simulator runs too; this module only adds the waiting and the monotonic clock.
@@ -28,6 +30,7 @@ from pytcp_green.link.device import Device
 from pytcp_green.link.drive import Port, earliest, run_timers
 from pytcp_green.link.impair import Impairment, ImpairSpec
 from pytcp_green.link.impaired import ImpairedDevice
+from pytcp_green.link.loopback import LoopbackDevice
 from pytcp_green.link.pcap import PcapDevice, PcapWriter, linktype_for
 from pytcp_green.stack.interface import Interface
 from pytcp_green.stack.stack import Stack
@@ -35,6 +38,7 @@ from pytcp_green.stack.stack import Stack
 log = logging.getLogger(__name__)
 
 READ_BATCH = 256
+_LOOPBACK_ROUNDS = 64  # exchanges (a frame, its answer...) _loop_back runs inside one core entry at most
 
 # A device (with its middleware: impairment, live faults, capture) bound to one of the stack's
 # interfaces; what attach() returns.
@@ -58,6 +62,8 @@ class Runtime:
         # Set after every core entry while someone waits in wait_until (and only then: kick is hot).
         self._progress = Event()
         self._watchers = 0
+        self._loopbacks: list[Attachment] = []  # see _loop_back
+        self._looping = False
 
     def attach(self, iface: Interface, device: Device, *, impair: ImpairSpec | None = None) -> Attachment:
         """Connect ``device`` to ``iface``; ``impair`` applies the same spec both ways (seeds differ).
@@ -73,6 +79,8 @@ class Runtime:
             device = ImpairedDevice(device, *Impairment.pair(impair))
         att = Attachment(self.stack, iface, device)
         self.attachments.append(att)
+        if isinstance(device, LoopbackDevice):
+            self._loopbacks.append(att)
         if self.running:
             self._readers.append(gevent.spawn(self._reader, att))
         return att
@@ -144,12 +152,36 @@ class Runtime:
         """Drain transmit queues to devices and re-arm the timer for the next deadline."""
         if now is None:
             now = self.clock()
-        for att in self.attachments:
-            if att.iface.tx or att.timed is not None:  # kick is hot: an idle port costs no call
-                att.transmit(now)
+        self._transmit(now)
+        if self._loopbacks and not self._looping:
+            self._loop_back(now)
         self._arm()
         if self._watchers:
             self._progress.set()
+
+    def _transmit(self, now: float) -> None:
+        for att in self.attachments:
+            if att.iface.tx or att.timed is not None:  # kick is hot: an idle port costs no call
+                att.transmit(now)
+
+    def _loop_back(self, now: float) -> None:
+        """Feed the stack what it just sent to a loopback device (one with no stage between), and what
+        that makes it send, before the core entry that sent it returns: Linux's loopback_xmit hands a
+        packet to the receive path within the sending system call, so a peer on this host has its
+        connection accepted, its data or its reset in, by the time the sender's call returns.  Bounded
+        (a flood of frames finishes in the reader greenlet, which wakes on the device's fd as before)."""
+        self._looping = True
+        try:
+            for _ in range(_LOOPBACK_ROUNDS):
+                moved = False
+                for att in self._loopbacks:
+                    if isinstance(att.device, LoopbackDevice) and att.read(now, READ_BATCH):  # not wrapped
+                        moved = True
+                if not moved:
+                    return
+                self._transmit(now)
+        finally:
+            self._looping = False
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """Block this greenlet until ``predicate()`` holds; False once ``timeout`` seconds pass.

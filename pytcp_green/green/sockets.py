@@ -31,7 +31,7 @@ from gevent.event import Event
 from gevent.monkey import get_original
 
 from pytcp_green.green.runtime import Runtime
-from pytcp_green.stack.sockbase import POLLERR, POLLHUP, POLLIN, POLLOUT, Address, CoreSocket, oserror
+from pytcp_green.stack.sockbase import POLLERR, POLLHUP, POLLIN, POLLOUT, Address, CoreSocket
 
 T = TypeVar("T")
 
@@ -159,14 +159,15 @@ class GreenSocket:
             try:
                 result = op(now)
             except BlockingIOError:
-                runtime.kick(now)
                 if nonblocking:
+                    runtime.kick(now)
                     raise
-                # No greenlet switch happens between op() failing and the Event existing, so a
-                # readiness change cannot slip in unseen (everything runs in the hub's thread).
+                # The Event exists before kick(), which can change readiness (the loopback delivers
+                # within it) and so wake this socket; no greenlet switch happens in between.
                 event = self._event
                 if event is None:
                     event = self._event = Event()
+                runtime.kick(now)
                 if deadline is None:
                     event.wait()
                 else:
@@ -219,9 +220,9 @@ class GreenSocket:
                 self.wait_for(POLLOUT, limit)
             except TimeoutError:
                 raise TimeoutError("timed out") from None
-            code = self.core.take_error()
-            if code:
-                raise oserror(code) from None
+            # As Linux's connect after its wait: 0 once connected, else the error (and the socket is
+            # disconnected, ready for another connect).
+            self.core.connect(addr, self.runtime.now())
             return
         finally:
             if self._efd >= 0:

@@ -39,6 +39,8 @@ _CA_NAME_MAX = 16
 # TCP_INFO answers Linux's struct tcp_info, cut to the caller's buffer (stack/tcp/info.py).
 _TCP_INFO = (IPPROTO_TCP, getattr(_socket, "TCP_INFO", 11))
 _LINUX_LISTEN, _LINUX_CLOSE = 10, 7
+_SO_LINGER = (SOL_SOCKET, _socket.SO_LINGER)
+_LINGER = struct.Struct("ii")  # struct linger: l_onoff, l_linger (seconds)
 
 _CORE_OPTIONS: dict[tuple[int, int], str] = {
     (SOL_SOCKET, _socket.SO_REUSEADDR): "reuseaddr",
@@ -80,9 +82,10 @@ for _name, _attr in (("TCP_KEEPIDLE", "keepidle"), ("TCP_KEEPINTVL", "keepintvl"
 # TCP Fast Open's client switch (RFC 7413; Linux 4.11), which CPython may not name.
 _CORE_OPTIONS[(IPPROTO_TCP, getattr(_socket, "TCP_FASTOPEN_CONNECT", 30))] = "fastopen_connect"
 
-# Options accepted and remembered (getsockopt returns what was set) but with no effect on the stack.
+# Options accepted and remembered (getsockopt returns what was set) but with no effect on the stack
+# (SO_LINGER's zero-time case aside: _set_linger).
 _REMEMBERED: dict[tuple[int, int], int | bytes] = {
-    (SOL_SOCKET, _socket.SO_LINGER): struct.pack("ii", 0, 0),
+    _SO_LINGER: _LINGER.pack(0, 0),
     (SOL_SOCKET, _socket.SO_OOBINLINE): 0,
     (SOL_SOCKET, _socket.SO_RCVLOWAT): 1,
     (SOL_SOCKET, _socket.SO_SNDLOWAT): 1,
@@ -118,6 +121,24 @@ def _int_value(value: Any) -> int:
     raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
 
 
+def _set_linger(core: Any, options: Options, value: Any) -> None:
+    """SO_LINGER takes a struct linger (on/off, seconds); on with zero seconds makes close() reset the
+    connection (the core's ``linger_abort``). A non-zero time is kept but close() does not wait on it.
+    As Linux, turning it off keeps the time, and getsockopt answers on/off as 0 or 1."""
+    if isinstance(value, int):
+        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+    raw = bytes(memoryview(value))
+    if len(raw) < _LINGER.size:
+        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+    onoff, seconds = _LINGER.unpack_from(raw)
+    if not onoff:
+        previous = options.get(_SO_LINGER)
+        seconds = _LINGER.unpack(previous)[1] if isinstance(previous, bytes) else 0
+    options[_SO_LINGER] = _LINGER.pack(int(bool(onoff)), seconds)
+    if hasattr(core, "linger_abort"):
+        core.linger_abort = bool(onoff) and seconds == 0
+
+
 def set_option(green: GreenSocket, sock_type: int, options: Options, level: int, optname: int,
                value: Any) -> None:
     """``setsockopt(level, optname, value)`` on a stack socket of ``sock_type``; ``options`` remembers."""
@@ -146,6 +167,9 @@ def set_option(green: GreenSocket, sock_type: int, options: Options, level: int,
     if key == _TCP_CONGESTION and hasattr(core, "set_congestion"):
         raw = b"" if isinstance(value, int) else bytes(memoryview(value))
         core.set_congestion(raw[:_CA_NAME_MAX - 1].split(b"\0", 1)[0].decode("latin-1"))
+        return
+    if key == _SO_LINGER:
+        _set_linger(core, options, value)
         return
     attr = _CORE_OPTIONS.get(key)
     if key in _HDRINCL and not hasattr(core, "hdrincl"):

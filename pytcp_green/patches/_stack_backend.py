@@ -198,6 +198,15 @@ def park_duplicate(handle: Handle, fd: int) -> int:
     return new
 
 
+def close_descriptor(handle: Handle, fd: int) -> None:
+    """close(2) of one of ``handle``'s descriptors (the module's ``socket.close(fd)``): an object using it
+    then fails with EBADF, and a descriptor that detach() handed out gives up its ref."""
+    handle.drop_fd(fd)
+    if fd in _parked:
+        _parked.discard(fd)
+        handle.release()
+
+
 class StackBackend:
     """One socket object's view of a :class:`Handle`; the caller counts it in ``handle.refs``."""
 
@@ -272,11 +281,16 @@ class StackBackend:
         # Not the object's ``_closed``: a socket closed while makefile() files are open still works
         # for them, as in CPython, until the last one closes (``released``).
         handle = self.handle
-        if self.released or handle.closed:
+        if self.released or handle.closed or self._fd_closed():
             raise _ebadf()
         if handle.generation != _generation:
             raise _forked_ebadf()
         return handle.green
+
+    def _fd_closed(self) -> bool:
+        """This view's descriptor was closed under it (by another object on the same number, or the
+        module's close(fd)): as on Linux, the object now fails with EBADF."""
+        return self.fd >= 0 and self.fd not in self.handle.fds
 
     def fileno(self) -> int:
         if self.released or self.handle.closed:
@@ -579,12 +593,15 @@ class StackBackend:
         green.shutdown(how)
 
     def close(self) -> None:
+        closed_under = self._fd_closed()
         fd, self.fd = self.fd, -1
         if fd >= 0:
             self.handle.drop_fd(fd)
         if not self.released:
             self.released = True
             self.handle.release()
+        if closed_under:
+            raise _ebadf()  # close(2) of a descriptor already closed
 
     def detach(self, closed: bool) -> int:
         """Give up this view without closing the stack socket; returns its descriptor (-1 if the object

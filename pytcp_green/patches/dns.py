@@ -476,8 +476,26 @@ def gethostbyaddr(ip_address: Any) -> tuple[str, list[str], list[str]]:
     return (names[0].rstrip("."), [n.rstrip(".") for n in names[1:]], [address])
 
 
+def _with_scope(address: str, sockaddr: tuple[Any, ...]) -> str:
+    """A numeric IPv6 host with its scope as glibc's getnameinfo writes it: ``%`` and the kernel
+    interface's name for a link-local (unicast or multicast) address, else the number."""
+    scope_id = int(sockaddr[3]) if len(sockaddr) > 3 else 0
+    if not scope_id:
+        return address
+    ip = ipaddress.IPv6Address(address)
+    if ip.is_link_local or (ip.is_multicast and ip.packed[1] & 0x0F == 2):
+        try:
+            return f"{address}%{_socket.if_indextoname(scope_id)}"
+        except OSError:
+            pass
+    return f"{address}%{scope_id}"
+
+
 def getnameinfo(sockaddr: Any, flags: int) -> tuple[str, str]:
     if not isinstance(sockaddr, tuple) or not 2 <= len(sockaddr) <= 4:
+        # The C function keeps no reference to its argument: neither may this frame, which the
+        # exception's traceback keeps alive.
+        del sockaddr
         raise TypeError("getnameinfo() argument 1 must be a tuple")
     host, port = sockaddr[0], sockaddr[1]
     if not isinstance(port, int):
@@ -490,8 +508,9 @@ def getnameinfo(sockaddr: Any, flags: int) -> tuple[str, str]:
         raise OSError("IPv4 sockaddr must be 2 tuple")
     if len(sockaddr) > 2 and not 0 <= int(sockaddr[2]) <= 0xFFFFF:
         raise OverflowError("getnameinfo(): flowinfo must be 0-1048575.")
+    numeric_host = _with_scope(address, sockaddr) if family == AF_INET6 else address
     if flags & _socket.NI_NUMERICHOST:
-        name = address
+        name = numeric_host
     else:
         try:
             name = gethostbyaddr(address)[0]
@@ -500,7 +519,7 @@ def getnameinfo(sockaddr: Any, flags: int) -> tuple[str, str]:
         except (herror, gaierror):
             if flags & _socket.NI_NAMEREQD:
                 raise _gai(_socket.EAI_NONAME) from None
-            name = address
+            name = numeric_host
     if flags & _socket.NI_NUMERICSERV:
         service = str(port)
     else:

@@ -24,6 +24,7 @@ import _socket
 import contextlib
 import errno
 import io
+import operator
 import os
 import socket as _stdsocket
 import warnings
@@ -47,13 +48,13 @@ from pytcp_green.patches._common import (
     kind_enum,
 )
 from pytcp_green.patches._kernel_backend import KernelBackend, kernel_socketpair
-from pytcp_green.patches._stack_backend import Handle, StackBackend, handle_for_fd, park_duplicate
+from pytcp_green.patches._stack_backend import Handle, StackBackend, close_descriptor, handle_for_fd, park_duplicate
 
 # What this module replaces in ``socket`` (see :func:`pytcp_green.patches._state.patch_module`); the
 # resolver functions are :mod:`pytcp_green.patches.dns`'s.
 __implements__ = ["socket", "SocketType", "create_connection", "create_server", "has_dualstack_ipv6",
-                  "socketpair", "fromfd"]
-__all__ = ["Handle", "SocketType", "create_connection", "create_server", "fromfd", "handle_for_fd",
+                  "socketpair", "fromfd", "close"]
+__all__ = ["Handle", "SocketType", "close", "create_connection", "create_server", "fromfd", "handle_for_fd",
            "has_dualstack_ipv6", "socket", "socketpair", "stack_readiness"]
 
 _GLOBAL_DEFAULT_TIMEOUT: object = _stdsocket._GLOBAL_DEFAULT_TIMEOUT  # type: ignore[attr-defined]
@@ -98,6 +99,9 @@ class socket:  # the stdlib's name
     """``socket.socket`` after :func:`pytcp_green.patch_all`; see the module docstring."""
 
     _impl: Backend
+    # family, type, proto that socket(..., fileno=) was given (-1: not given): CPython reports those as
+    # they are, without checking them against the descriptor, and asks the socket only for the others.
+    _given: tuple[int, int, int] = (-1, -1, -1)
 
     # ``timeout`` is a read-only property, as on the stdlib class.
     def __init__(self, family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None) -> None:
@@ -107,6 +111,8 @@ class socket:  # the stdlib's name
             handle = handle_for_fd(fileno)
             if handle is not None and not handle.closed:
                 self._impl = StackBackend.adopt(handle, fileno)
+                if (family, type, proto) != (-1, -1, -1):
+                    self._given = (family, type if type == -1 else type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC), proto)
             else:
                 self._impl = KernelBackend.open(family, type, proto, fileno)
             return
@@ -135,15 +141,18 @@ class socket:  # the stdlib's name
     # -- identity ------------------------------------------------------------------------------------
     @property
     def family(self) -> Any:
-        return family_enum(self._impl.family)
+        given = self._given[0]
+        return family_enum(self._impl.family if given == -1 else given)
 
     @property
     def type(self) -> Any:
-        return kind_enum(self._impl.type)
+        given = self._given[1]
+        return kind_enum(self._impl.type if given == -1 else given)
 
     @property
     def proto(self) -> int:
-        return self._impl.proto
+        given = self._given[2]
+        return self._impl.proto if given == -1 else given
 
     @property
     def timeout(self) -> float | None:
@@ -346,6 +355,15 @@ class socket:  # the stdlib's name
         self._closed = True
         return fd
 
+    def _hand_over(self) -> StackBackend:
+        """Give this stack socket (its ref and descriptor) to a new object and close this one, as
+        ``detach()`` does for the stdlib's ssl: its wrap_socket takes a socket over this way, also
+        through an object that only delegates to the socket (asyncio's tests wrap theirs so)."""
+        impl = self._impl
+        assert isinstance(impl, StackBackend)  # ssl checks it first (patches.ssl._is_stack_socket)
+        self._closed = True
+        return impl.hand_over()
+
     def dup(self) -> socket:
         return _wrap(self._impl.dup())
 
@@ -413,6 +431,17 @@ def socketpair(family: int | None = None, type: int = SOCK_STREAM, proto: int = 
         return a, b
     ka, kb = kernel_socketpair(family, type, proto)
     return _wrap(ka), _wrap(kb)
+
+
+def close(fd: int) -> None:
+    """``socket.close(fd)``: a stack socket's descriptor is closed as Linux closes a socket's, so the
+    object that used it fails with EBADF afterwards (and a detached one's stack socket closes)."""
+    number = operator.index(fd)
+    handle = handle_for_fd(number)
+    if handle is None:
+        _socket.close(number)
+        return
+    close_descriptor(handle, number)
 
 
 def fromfd(fd: int, family: int, type: int, proto: int = 0) -> socket:

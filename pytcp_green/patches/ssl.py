@@ -72,11 +72,8 @@ class SSLSocket(socket):
             raise ValueError("check_hostname requires server_hostname")
         self = cls.__new__(cls)
         timeout = sock.gettimeout()
-        impl = sock._impl
-        assert isinstance(impl, StackBackend)
         # Take the stack socket over as the stdlib does with detach(): the old object is closed.
-        self._init(impl.hand_over())
-        sock._closed = True
+        self._init(sock._hand_over())
         self._green().timeout = timeout
         self._context = context
         self.server_side = server_side
@@ -97,6 +94,7 @@ class SSLSocket(socket):
             if exc.errno != errno.ENOTCONN:
                 raise
             connected = False
+            self._refuse_data_before_handshake(exc.errno)
         self._connected = connected
         if connected:
             self._sslobj = self._new_sslobj(server_side, session)
@@ -110,6 +108,27 @@ class SSLSocket(socket):
                     raise
         return self
 
+    def _refuse_data_before_handshake(self, code: int) -> None:
+        """A socket that is not connected but still holds received bytes (the peer sent them, then reset
+        the connection) is closed with an SSLError, as the stdlib's since 3.11.5 (gh-108310): those bytes
+        never went through TLS and must not reach a caller who would take them for the peer's."""
+        green = self._green()
+        try:
+            data = bytes(green.core.recv(1, green.runtime.now()))
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTCONN, errno.EINVAL):
+                raise
+            return
+        if not data:
+            return
+        reason = "Closed before TLS handshake with data in recv buffer."
+        error = _stdssl.SSLError(code, reason)
+        error.reason = reason  # the attributes _ssl.c sets on the errors it raises
+        error.library = None  # type: ignore[assignment]  # typeshed has it as str; the stdlib sets None here
+        with contextlib.suppress(OSError):
+            self.close()
+        raise error
+
     # -- the pump ------------------------------------------------------------------------------------
     def _new_sslobj(self, server_side: bool, session: Any) -> Any:
         sslobj = self._context.wrap_bio(self._incoming, self._outgoing, server_side=server_side,
@@ -117,6 +136,11 @@ class SSLSocket(socket):
         # OpenSSL's callbacks (sni_callback, _msg_callback) get the C object's owner: make that this
         # socket, as the stdlib's SSLSocket does, rather than the SSLObject.
         sslobj._sslobj.owner = self
+        # The stdlib's SSLSocket._sslobj is that C object, which has the certificate chain getters
+        # (3.10+) the SSLObject of 3.11 does not offer yet: code reaching for them finds them here too.
+        for name in ("get_verified_chain", "get_unverified_chain"):
+            if not hasattr(sslobj, name):
+                setattr(sslobj, name, getattr(sslobj._sslobj, name))
         return sslobj
 
     def _green(self) -> GreenSocket:
@@ -432,7 +456,9 @@ class SSLSocket(socket):
 
 
 def _is_stack_socket(sock: Any) -> bool:
-    return isinstance(sock, socket) and isinstance(sock._impl, StackBackend)
+    """Our socket over a stack socket, or an object delegating to one (the stdlib's wrap_socket only
+    reads attributes of what it is given, so a wrapper works there too)."""
+    return isinstance(getattr(sock, "_impl", None), StackBackend)
 
 
 class SSLContext(_BaseContext):  # type: ignore[misc]

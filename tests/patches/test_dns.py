@@ -209,3 +209,27 @@ def test_hosts_file_is_read_again_when_it_changes(tmp_path: Path) -> None:
     assert [e.address for e in hosts.table().by_name("a.test")] == ["198.18.0.22"]
     path.unlink()
     assert hosts.table().by_name("a.test") == []
+
+
+def test_getnameinfo_writes_scope_ids_as_libc_does_and_keeps_no_reference_on_error() -> None:
+    """Found by CPython's test_socket (test_getnameinfo_ipv6_scopeid_symbolic, testRefCountGetNameInfo): a
+    link-local address's scope is the kernel interface's name (``%lo``), any other scope its number; a
+    TypeError's traceback must not hold the argument (sys.getrefcount is unchanged inside ``except``)."""
+    flags = socket.NI_NUMERICHOST | socket.NI_NUMERICSERV
+    cases = [("fe80::1", 80, 0, 1), ("ff02::1:2", 80, 0, 1), ("2001:db8::1", 80, 0, 1),
+             ("fe80::1", 80, 0, 999999), ("ff05::1", 80, 0, 1), ("fe80::1", 80, 0, 0)]
+    libc = [list(socket.getnameinfo(case, flags)) for case in cases]  # this process is not patched
+    out = run_patched(NO_LIBC + textwrap.dedent(f"""
+        import socket, sys
+        res = {{"got": [list(socket.getnameinfo(case, {flags})) for case in {cases!r}]}}
+        arg = "not a tuple" + str(len(sys.argv))
+        before = sys.getrefcount(arg)
+        try:
+            socket.getnameinfo(arg, 0)
+        except TypeError:
+            res["refs"] = sys.getrefcount(arg) - before
+        res["calls"] = calls
+        report(res)
+    """))
+    assert out == {"got": libc, "refs": 0, "calls": []}
+    assert libc[0] == ["fe80::1%lo", "80"]  # the loopback is ifindex 1 here: the case that names an interface

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import shutil
 import subprocess
@@ -307,3 +308,63 @@ def test_connect_ex_blocking_and_non_blocking(cert: tuple[str, str]) -> None:
         report(res)
     """)
     assert out == {"rc": 0, "one": "ONE", "nb_rc": True, "two": "TWO"}
+
+
+def test_sslobj_offers_the_certificate_chain_getters(cert: tuple[str, str]) -> None:
+    """Found by CPython's test_ssl (test_internal_chain_client/_server): the stdlib's ``_sslobj`` is the C
+    object, which has get_verified_chain/get_unverified_chain; ours must answer the same certificates."""
+    crt, key = cert
+    out = run_patched(f"""
+        import ssl, socket, gevent
+        sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); sctx.load_cert_chain({crt!r}, {key!r})
+        listener = socket.create_server(("127.0.0.1", 0))
+        def serve():
+            conn, _ = listener.accept()
+            with sctx.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(1)
+        server = gevent.spawn(serve)
+        cctx = ssl.create_default_context(cafile={crt!r})
+        with cctx.wrap_socket(socket.create_connection(listener.getsockname()), server_hostname="localhost") as c:
+            der = c.getpeercert(True)
+            verified = c._sslobj.get_verified_chain()
+            unverified = c._sslobj.get_unverified_chain()
+            res = {{"verified": [x.public_bytes(ssl._ssl.ENCODING_DER) == der for x in verified],
+                    "unverified": [x.public_bytes(ssl._ssl.ENCODING_DER) == der for x in unverified]}}
+            c.sendall(b"x")
+        server.join(timeout=10); listener.close()
+        report(res)
+    """)
+    assert out == {"verified": [True], "unverified": [True]}  # a self-signed certificate: a chain of one
+
+
+def test_bytes_left_by_a_peer_that_reset_before_the_handshake_are_refused(cert: tuple[str, str]) -> None:
+    """Found by CPython's test_ssl (test_preauth_data_to_tls_server): as the stdlib's since 3.11.5 (gh-108310),
+    wrapping a socket that is no longer connected but still holds received bytes raises SSLError rather than
+    letting plain bytes pass for the peer's TLS data; an unconnected socket without bytes wraps as before."""
+    crt, key = cert
+    out = run_patched(f"""
+        import errno, ssl, socket, struct
+        sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); sctx.load_cert_chain({crt!r}, {key!r})
+        listener = socket.create_server(("127.0.0.1", 0))
+        client = socket.create_connection(listener.getsockname())
+        conn, _ = listener.accept()
+        client.sendall(b"DELETE /data HTTP/1.0\\r\\n\\r\\n")
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()  # a RST behind the bytes
+        # The loopback delivers in order: once a later connection is accepted, the bytes and the RST are in.
+        later = socket.create_connection(listener.getsockname())
+        listener.accept()[0].close(); later.close()
+        res = {{"peer": attempt(conn.getpeername)}}
+        try:
+            sctx.wrap_socket(conn, server_side=True)
+        except ssl.SSLError as e:
+            res["error"] = [e.args[0] == errno.ENOTCONN, e.args[1], e.reason, e.library]
+        res["closed"] = conn.fileno()
+        fresh = sctx.wrap_socket(socket.socket(), server_side=True)  # not connected, nothing received: fine
+        res["fresh"] = type(fresh).__name__
+        fresh.close(); listener.close()
+        report(res)
+    """)
+    reason = "Closed before TLS handshake with data in recv buffer."
+    assert out == {"peer": f"errno {errno.ENOTCONN}", "error": [True, reason, reason, None], "closed": -1,
+                   "fresh": "SSLSocket"}

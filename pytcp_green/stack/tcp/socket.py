@@ -131,6 +131,8 @@ class TcpSocket(CoreSocket):
         self.fastopen_pending: set[Tcb] = set()
         self._fastopen_connect = False  # TCP_FASTOPEN_CONNECT
         self.oobinline = False  # SO_OOBINLINE: the urgent byte stays in the stream (:mod:`.urgent`)
+        self.linger_abort = False  # SO_LINGER on with a zero timeout: close() resets (Linux's tcp_close)
+        self.connecting = False  # connect() said EINPROGRESS and no later connect() has reported the outcome
 
     # -- options -------------------------------------------------------------------------------------
     @property
@@ -269,8 +271,19 @@ class TcpSocket(CoreSocket):
         if tcb is not None:
             if tcb.state in (SYN_SENT, SYN_RECEIVED):
                 raise oserror(errno.EALREADY)
+            if self.connecting and tcb.state != CLOSED:
+                self.connecting = False  # Linux: the first connect() after the handshake completed says 0
+                return
             if tcb.state != CLOSED or tcb.fin_received:
                 raise oserror(errno.EISCONN)
+            if tcb.snd_una == tcb.iss:
+                # The handshake failed (refused, timed out, an ICMP error): as Linux's __inet_stream_connect,
+                # this call reports it (the error not yet taken, else ECONNABORTED) and disconnects the
+                # socket, so that the next connect() starts afresh (from the same port).
+                code = self.take_error() or errno.ECONNABORTED
+                self.tcb = None
+                self.connecting = False
+                raise oserror(code)
             code = self.take_error()
             if code:
                 raise oserror(code)
@@ -279,6 +292,7 @@ class TcpSocket(CoreSocket):
         if self._fastopen_connect and fastopen.defer(tcb):
             return  # TCP_FASTOPEN_CONNECT with a cookie: the first send makes the SYN
         tcb.connect(now)
+        self.connecting = True
         raise BlockingIOError(errno.EINPROGRESS, os.strerror(errno.EINPROGRESS))
 
     def sendto_fastopen(self, data: bytes | bytearray | memoryview, addr: Address, now: float) -> int:
@@ -341,6 +355,7 @@ class TcpSocket(CoreSocket):
         child._keepalive = self._keepalive
         child.keepidle, child.keepintvl, child.keepcnt = self.keepidle, self.keepintvl, self.keepcnt
         child.user_timeout = self.user_timeout
+        child.linger_abort = self.linger_abort  # socket flags are copied to the child (sk_clone_lock)
         child._rcvbuf, child.rcvbuf_locked = self._rcvbuf, self.rcvbuf_locked
         child._sndbuf = self._sndbuf
         child.local_port = self.local_port
@@ -429,11 +444,15 @@ class TcpSocket(CoreSocket):
         return tcb
 
     def _empty_read(self, tcb: Tcb) -> None:
-        """Nothing buffered: raise the pending error or EAGAIN, or return for EOF."""
+        """Nothing buffered: EOF once the peer's FIN is in (Linux's tcp_recvmsg checks SOCK_DONE before
+        sk_err: a reset after the FIN, as a write into a closed peer draws, still reads as EOF), else
+        the pending error, else EOF or EAGAIN."""
+        if tcb.fin_received:
+            return
         code = self.take_error()
         if code:
             raise oserror(code)
-        if self.rd_shut or tcb.fin_received or tcb.state == CLOSED:
+        if self.rd_shut or tcb.state == CLOSED:
             return
         raise would_block()
 
@@ -512,7 +531,11 @@ class TcpSocket(CoreSocket):
             self.layer.abort_children(self, now)
         tcb = self.tcb
         if tcb is not None and tcb.state != CLOSED:
-            tcb.close(now)
+            if self.linger_abort:
+                self.layer.stack.stats["tcp.abort_on_data"] += 1  # Linux's name (TCPAbortOnData) for this reset
+                tcb.abort(now)
+            else:
+                tcb.close(now)
         if tcb is None or tcb.state == CLOSED:
             self._release()
         self.wake()
@@ -546,6 +569,10 @@ class TcpSocket(CoreSocket):
                 mask |= POLLHUP
         elif self.writable():
             mask |= POLLOUT
+        else:
+            # As tcp_poll sets SOCK_NOSPACE: a poller saw no room, so the ACK that frees room must wake it,
+            # also when send() never met a full buffer (the limit shrank under queued data).
+            tcb.write_blocked = True
         return mask
 
     def segment_for_listener(self, seg: TcpSegment, src: bytes, dst: bytes, now: float) -> None:
