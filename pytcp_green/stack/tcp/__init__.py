@@ -18,6 +18,7 @@ module              implements
                     matched to a connection (RFC 5927 §4.1)
 :mod:`.gro`         receive coalescing within a batch (Linux's GRO rules; no RFC): a connection's in-order
                     data segments reach SEGMENT ARRIVES as one
+:mod:`.rcvbuf`      receive buffer auto-tuning (Linux's tcp_moderate_rcvbuf, dynamic right-sizing)
 :mod:`.socket`      the BSD socket over the user calls (RFC 9293 §3.10), LISTEN and its queues
                     (§3.10.7.2), SYN cookies when the SYN queue is full, Linux's errno and poll(2)
                     conventions

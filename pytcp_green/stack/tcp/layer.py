@@ -31,6 +31,7 @@ from pytcp_green.stack.tcp.ecn import arrives as ecn_arrives
 from pytcp_green.stack.tcp.fastopen import FastOpen
 from pytcp_green.stack.tcp.gro import Coalescer
 from pytcp_green.stack.tcp.info import count_in
+from pytcp_green.stack.tcp.listen import segment_for_listener
 from pytcp_green.stack.tcp.seq import MASK
 from pytcp_green.stack.tcp.socket import TcpSocket
 from pytcp_green.stack.tcp.syncookies import SynCookies
@@ -192,7 +193,7 @@ class TcpLayer:
             return
         listener = self._listener(dst, seg.dport)
         if listener is not None:
-            listener.segment_for_listener(seg, src, dst, now)
+            segment_for_listener(listener, seg, src, dst, now)
             return
         self.stack.stats["tcp.drop.no_socket"] += 1
         flags = seg.flags
