@@ -15,6 +15,7 @@ import pytest
 from pytcp_green.faults.engine import FaultEngine
 from pytcp_green.faults.kinds import make
 from pytcp_green.faults.stage import FaultStage
+from pytcp_green.link.impaired import ImpairedDevice
 from pytcp_green.sim.network import Simulation
 from pytcp_green.stack.sockbase import AF_INET
 from pytcp_green.stack.stack import SOCK_STREAM
@@ -258,7 +259,12 @@ def test_a_stalled_ack_path_in_the_simulator_is_undone_by_frto(frto: int) -> Non
     link = sim.connect(a, ia, b, ib, None, None, latency=0.005)
     engine = FaultEngine(14, seed=1)
     b_port = link.ba.src
-    b_port.impair_out = FaultStage(engine, "out", b_port.impair_out)  # B's frames, ACKs included
+    device = b_port.device
+    if not isinstance(device, ImpairedDevice):
+        device = ImpairedDevice(device)
+        device.now = sim.now
+        b_port.device = device
+    device.outbound = FaultStage(engine, "out", device.outbound)  # B's frames, ACKs included
     listener = b.socket(AF_INET, SOCK_STREAM)
     client = a.socket(AF_INET, SOCK_STREAM)
     assert isinstance(listener, TcpSocket) and isinstance(client, TcpSocket)
