@@ -13,6 +13,7 @@ from __future__ import annotations
 import array
 import json
 import struct
+import subprocess
 
 import pytest
 from lab.helpers import KernelPeer
@@ -62,6 +63,15 @@ print(json.dumps({"data": data.hex(), "items": [[l, t, d.hex()] for l, t, d in i
 """
 
 ALL_ON = {key: 1 for key in anc.RECV_OPTIONS}
+
+
+def receiving_port(prog: subprocess.Popen[str]) -> int:
+    """KERNEL's port, once it is told to send nothing and only receive (a 0 on its stdin)."""
+    port = int(read_line(prog))
+    assert prog.stdin is not None
+    prog.stdin.write("0\n")
+    prog.stdin.flush()
+    return port
 
 
 def _stack_udp(peer: KernelPeer, family: int) -> GreenSocket:
@@ -130,10 +140,7 @@ def test_kernel_reads_the_items_the_stack_sent(kernel: KernelPeer, family: int) 
                  (41, anc.IPV6_PKTINFO, src + struct.pack("i", 0))]
     try:
         with kernel_program(peer, KERNEL, peer.kernel_ip, peer.stack_ip) as prog:
-            port = int(read_line(prog))
-            assert prog.stdin is not None
-            prog.stdin.write("0\n")
-            prog.stdin.flush()
+            port = receiving_port(prog)
             extra = anc.to_send(family, cmsgs)
             core = sock.core
             assert isinstance(core, UdpSocket)

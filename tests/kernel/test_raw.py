@@ -15,8 +15,8 @@ import struct
 import pytest
 from lab.helpers import KernelPeer
 
-from kernel.test_ancillary import KERNEL, _peer
-from kernel.test_tcp import finish, kernel_program, read_line
+from kernel.test_ancillary import KERNEL, _peer, receiving_port
+from kernel.test_tcp import finish, kernel_program
 from pytcp_green.green.sockets import GreenSocket
 from pytcp_green.patches import _ancillary as anc
 from pytcp_green.stack.sockbase import AF_INET, AF_INET6, pack_host
@@ -79,10 +79,7 @@ def test_ipproto_raw_datagram_reaches_a_kernel_socket(kernel: KernelPeer, family
     body = b"a header of our own"
     try:
         with kernel_program(peer, KERNEL, peer.kernel_ip, peer.stack_ip) as prog:
-            port = int(read_line(prog))
-            assert prog.stdin is not None
-            prog.stdin.write("0\n")
-            prog.stdin.flush()
+            port = receiving_port(prog)
             packet = _own_packet(family, pack_host(family, peer.stack_ip), pack_host(family, peer.kernel_ip),
                                  port, body)
             assert sock.sendto(packet, (peer.kernel_ip, 0)) == len(packet)
