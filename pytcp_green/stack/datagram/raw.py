@@ -67,27 +67,26 @@ class RawSocket(DatagramSocket):
         if len(data) > MAX_PAYLOAD:
             raise oserror(errno.EMSGSIZE)
         net = self.layer.net
-        if self.hdrincl:
-            err = net.ip_output_packet(data, dst, now)
-            if err:
-                raise oserror(err)
-            self.layer.svc.stats["raw.tx"] += 1
-            return len(data)
+        err = net.ip_output_packet(data, dst, now) if self.hdrincl else self._send_payload(data, dst, now)
+        if err:
+            raise oserror(err)
+        self.layer.svc.stats["raw.tx"] += 1
+        return len(data)
+
+    def _send_payload(self, data: bytes | bytearray | memoryview, dst: bytes, now: float) -> int:
+        """Send ``data`` behind an IP header of the stack's (no IP_HDRINCL); 0 or an errno."""
+        net = self.layer.net
         src = self.local_addr
         if src == self.wildcard:
             chosen = net.select_source(dst)
             if chosen is None:
-                raise oserror(errno.ENETUNREACH)
+                return errno.ENETUNREACH
             src = chosen
         buf = bytearray(data)
         if self.family != AF_INET and self.protocol == PROTO_ICMP6 and len(buf) >= 4:
             buf[2:4] = b"\0\0"
             buf[2:4] = checksum(buf, pseudo_sum(src, dst, PROTO_ICMP6, len(buf))).to_bytes(2, "big")
-        err = net.ip_output(src, dst, self.protocol, buf, now, tos=self.tos, hops=self.ttl)
-        if err:
-            raise oserror(err)
-        self.layer.svc.stats["raw.tx"] += 1
-        return len(data)
+        return net.ip_output(src, dst, self.protocol, buf, now, tos=self.tos, hops=self.ttl)
 
     def close(self, now: float | None = None) -> None:
         if self.closed:

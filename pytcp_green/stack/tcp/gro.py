@@ -44,7 +44,7 @@ CE = 3  # the IP header's ECN field: Congestion Experienced (RFC 3168 §5)
 class Coalescer:
     """The run being built in the current batch: at most one, for one connection."""
 
-    __slots__ = ("first", "next_seq", "parts", "size", "stats", "tcb")
+    __slots__ = ("first", "next_seq", "parts", "stats", "tcb")
 
     def __init__(self, stats: Stats) -> None:
         self.stats = stats
@@ -52,7 +52,6 @@ class Coalescer:
         self.first: TcpSegment | None = None
         self.parts: list[memoryview] = []
         self.next_seq = 0
-        self.size = 0
 
     def offer(self, tcb: Tcb, seg: TcpSegment, ecn: int, now: float) -> bool:
         """Hold ``seg`` in a run (True), or deliver any run it cannot join and leave ``seg`` to the
@@ -66,9 +65,8 @@ class Coalescer:
             if (eligible and tcb is self.tcb and seg.seq == self.next_seq and seg.ack == first.ack
                     and seg.window == first.window and seg.ts_val == first.ts_val
                     and seg.ts_ecr == first.ts_ecr and length <= len(first.payload)
-                    and self.size + length <= GRO_MAX):
+                    and ((self.next_seq - first.seq) & MASK) + length <= GRO_MAX):
                 self.parts.append(payload)
-                self.size += length
                 self.next_seq = (self.next_seq + length) & MASK
                 self.stats["tcp.gro_merged"] += 1
                 if seg.flags & PSH or length < len(first.payload):
@@ -80,7 +78,7 @@ class Coalescer:
         if not eligible or seg.flags & PSH or seg.seq != tcb.rcv_nxt & MASK:
             return False
         self.tcb, self.first, self.parts = tcb, seg, [payload]
-        self.next_seq, self.size = (seg.seq + length) & MASK, length
+        self.next_seq = (seg.seq + length) & MASK
         return True
 
     def flush(self, now: float) -> None:
