@@ -84,6 +84,8 @@ def sockaddr(family: int, addr: bytes, port: int) -> Address:
 class CoreSocket:
     """Base of the core's socket objects: the wake-up hook and the pending error (SO_ERROR)."""
 
+    __slots__ = ("_error", "family", "waker")
+
     family: int
     waker: Callable[[], None] | None
     _error: int

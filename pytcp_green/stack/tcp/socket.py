@@ -83,6 +83,13 @@ def api_addr(family: int, addr: bytes, port: int) -> Address:
 class TcpSocket(CoreSocket):
     """One TCP endpoint: unconnected, listening, or the user's handle on a :class:`Tcb`."""
 
+    __slots__ = ("_fastopen_connect", "_keepalive", "_rcvbuf", "_sndbuf", "_wmem_default", "_wmem_max",
+                 "accept_queue", "backlog", "binding", "closed", "congestion", "connecting", "cookie_sent_at",
+                 "fastopen_pending", "fastopen_qlen", "keepcnt", "keepidle", "keepintvl", "layer",
+                 "linger_abort", "listening", "local_addr", "local_port", "nodelay", "oobinline",
+                 "rcvbuf_locked", "rd_shut", "reuseaddr", "reuseport", "syn_queue", "tcb", "tos",
+                 "user_timeout", "v6only", "wr_shut")
+
     def __init__(self, layer: TcpLayer, family: int) -> None:
         if family not in (AF_INET, AF_INET6):
             raise oserror(errno.EAFNOSUPPORT)

@@ -12,7 +12,6 @@ Sequence numbers are unwrapped ints (:mod:`.seq`).
 
 from __future__ import annotations
 
-from functools import partial
 from typing import TYPE_CHECKING
 
 from pytcp_green.stack.tcp import arrive, closing, icmp, opening, send, timeouts, user
@@ -46,10 +45,24 @@ if TYPE_CHECKING:
 __all__ = ["STATE_NAMES", "TIME_WAIT", "Tcb"]
 
 
-
 class Tcb:
     """One connection.  Created by :class:`~pytcp_green.stack.tcp.socket.TcpSocket` (active open) or by a
     listener (passive open); registered in the layer's demultiplexing table until :meth:`destroy`."""
+
+    # Slots, not an instance dict: a Tcb has more attributes than CPython's shared-key dicts hold, so
+    # each one carried its own 3 KB dict (10,000 idle connections cost 32 MB for it).
+    __slots__ = ("ack_due", "ack_now", "adv_mss", "cc", "csum_free", "dack_timer", "dead", "delack", "dsack", "ecn",
+                 "eff_mss", "fin_queued", "fin_received", "frto", "info", "ip_overhead", "irs", "iss",
+                 "ka_probes", "key", "last_ack_sent", "last_rx", "layer", "listener", "local_addr",
+                 "local_port", "max_sndwnd", "misc_timer", "orphan", "our_wscale", "passive", "peer_fin",
+                 "persist_backoff", "probe_start", "probes_out", "progress_at", "quickacks", "rbuf", "rcv_adv",
+                 "rcv_mss", "rcv_nxt", "rcv_space", "rcv_wscale", "recovery", "remote_addr", "remote_port",
+                 "retries", "room", "rto", "rtt_seq", "rtt_time", "rtx_timer", "rtx_tsval", "sack_enabled",
+                 "sack_ok", "sbuf", "snd_max", "snd_mss", "snd_nxt", "snd_sml", "snd_una", "snd_up", "snd_wl1",
+                 "snd_wl2", "snd_wnd", "snd_wscale", "sock", "soft_error", "stack", "state", "stats",
+                 "sws_override", "syn_data", "syn_sent_at", "tfo", "tfo_deferred", "tfo_option", "tlp_timer",
+                 "ts_enabled", "ts_offset", "ts_ok", "ts_recent", "tso_max", "undo", "urg", "user_closed",
+                 "write_blocked", "ws_enabled")
 
     def __init__(self, layer: TcpLayer, sock: TcpSocket, local_addr: bytes, local_port: int,
                  remote_addr: bytes, remote_port: int, now: float, listener: TcpSocket | None = None,
@@ -155,10 +168,10 @@ class Tcb:
         self.info = InfoCounters(now)  # TCP_INFO's per-connection counts (:mod:`.info`)
 
         timers = stack.timers
-        self.rtx_timer = LazyTimer(timers, partial(timeouts.on_rtx_timer, self))
-        self.dack_timer = LazyTimer(timers, partial(timeouts.on_dack_timer, self))
-        self.misc_timer = LazyTimer(timers, partial(timeouts.on_misc_timer, self))
-        self.tlp_timer = LazyTimer(timers, partial(timeouts.on_tlp_timer, self))
+        self.rtx_timer = LazyTimer(timers, timeouts.on_rtx_timer, self)
+        self.dack_timer = LazyTimer(timers, timeouts.on_dack_timer, self)
+        self.misc_timer = LazyTimer(timers, timeouts.on_misc_timer, self)
+        self.tlp_timer = LazyTimer(timers, timeouts.on_tlp_timer, self)
 
         # -- TCP Fast Open (RFC 7413, :mod:`.fastopen`) --
         self.tfo = False  # a Fast Open SYN was sent (client) or a valid cookie made this child (server)
