@@ -152,8 +152,15 @@ class Runtime:
         """Drain transmit queues to devices and re-arm the timer for the next deadline."""
         if now is None:
             now = self.clock()
-        self._transmit(now)
+        # Only frames this entry queued toward a loopback need looping back now; any left over from an
+        # earlier, bounded round are the reader greenlet's (the device's eventfd polls readable).
+        loop = False
         if self._loopbacks and not self._looping:
+            for att in self._loopbacks:
+                if att.iface.tx:
+                    loop = True
+        self._transmit(now)
+        if loop:
             self._loop_back(now)
         self._arm()
         if self._watchers:
