@@ -158,7 +158,7 @@ class Runtime:
         if now is None:
             now = self.clock()
         # Only frames this entry queued toward a loopback need looping back now; any left over from an
-        # earlier, bounded round are the reader greenlet's (the device's eventfd polls readable).
+        # earlier, bounded round are the device's watcher's (its eventfd polls readable).
         loop = False
         if self._loopbacks and not self._looping:
             for att in self._loopbacks:
@@ -181,7 +181,7 @@ class Runtime:
         that makes it send, before the core entry that sent it returns: Linux's loopback_xmit hands a
         packet to the receive path within the sending system call, so a peer on this host has its
         connection accepted, its data or its reset in, by the time the sender's call returns.  Bounded
-        (a flood of frames finishes in the reader greenlet, which wakes on the device's fd as before)."""
+        (a flood of frames finishes in the device's readable watcher, as any other device's frames do)."""
         self._looping = True
         try:
             for _ in range(_LOOPBACK_ROUNDS):
