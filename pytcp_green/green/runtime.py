@@ -1,8 +1,13 @@
 """Run a sans-I/O :class:`~pytcp_green.stack.stack.Stack` on the gevent hub.
 
-* One reader greenlet per device: it reads frames until the device has none (EAGAIN), feeds
-  the whole batch to the core, and only then waits for readability on the hub — waiting
-  before every frame costs about five times the frame rate (DESIGN.md, measured facts).
+* One readable watcher per device, run by the hub itself: each time the device's fd polls
+  readable it reads what waits (up to a batch), feeds the whole batch to the core and returns
+  to the loop — waiting before every frame costs about five times the frame rate (DESIGN.md,
+  measured facts).  No reader greenlet: a frame that wakes a socket reaches its greenlet in one
+  switch from the hub, as a kernel socket's readiness does under gevent, where a reader greenlet
+  cost two more per frame (hub -> reader -> hub -> waiter).  The watcher is level-triggered, so a
+  device with more than a batch waiting is read again on the next loop turn, after the greenlets
+  the last batch woke have run.
 * One hub timer tracks the earliest of the core's deadline and the middleware's (impairment,
   faults: a :class:`~pytcp_green.link.device.Timed` device).
 * After every entry into the core (a batch received, a timer fired, a socket call) the
@@ -22,7 +27,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import gevent
 from gevent.event import Event
 from gevent.hub import get_hub
 
@@ -57,7 +61,7 @@ class Runtime:
         self._hub = get_hub()
         self._timer: Any = None
         self._armed_for: float | None = None
-        self._readers: list[gevent.Greenlet] = []
+        self._readers: list[Any] = []  # the devices' readable watchers (see _start_reader)
         self.running = False
         # Set after every core entry while someone waits in wait_until (and only then: kick is hot).
         self._progress = Event()
@@ -82,7 +86,7 @@ class Runtime:
         if isinstance(device, LoopbackDevice):
             self._loopbacks.append(att)
         if self.running:
-            self._readers.append(gevent.spawn(self._reader, att))
+            self._start_reader(att)
         return att
 
     def start(self) -> None:
@@ -90,7 +94,7 @@ class Runtime:
             return
         self.running = True
         for att in self.attachments:
-            self._readers.append(gevent.spawn(self._reader, att))
+            self._start_reader(att)
         self.kick()
 
     def stop(self) -> None:
@@ -99,8 +103,7 @@ class Runtime:
             return
         self.kick()
         self.running = False
-        gevent.killall(self._readers, block=True, timeout=2)
-        self._readers.clear()
+        self._stop_readers()
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
@@ -110,13 +113,10 @@ class Runtime:
     def abandon(self) -> None:
         """In a forked child: stop reading and timing, send nothing (the parent drives the devices).
 
-        Called inside fork(), so nothing here switches greenlets: the readers are killed from the hub
-        later and, should one wake first, find ``running`` false before they read."""
+        Called inside fork(), so nothing here switches greenlets: stopping a watcher does not."""
         self.running = False
         self.attachments = []  # kick() transmits nothing from here on
-        for reader in self._readers:
-            reader.kill(block=False)
-        self._readers.clear()
+        self._stop_readers()
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
@@ -124,36 +124,48 @@ class Runtime:
     def now(self) -> float:
         return self.clock()
 
-    # -- the reader ----------------------------------------------------------------------------------
-    def _reader(self, att: Attachment) -> None:
+    # -- the readers ---------------------------------------------------------------------------------
+    def _start_reader(self, att: Attachment) -> None:
         # The fd stays the same when live faults wrap the device: middleware polls the inner one.
         watcher = self._hub.loop.io(att.device.fileno(), 1)
-        try:
-            while self.running:  # false in a forked child (abandon): the frames are the parent's
-                now = self.clock()
-                try:
-                    got = att.read(now, READ_BATCH)
-                except OSError as exc:
-                    log.error("%s: read failed: %s; reader stops", att.device.name, exc)
-                    return
-                if got or att.timed is not None:  # a timed device may have taken frames to hold
-                    self.kick(now)
-                if got >= READ_BATCH:
-                    gevent.sleep(0)  # a busy device must not starve the application's greenlets
-                else:
-                    # A short batch ended on EAGAIN: the device is drained, so wait for it to poll
-                    # readable again (the watcher is level-triggered) rather than read once more.
-                    self._hub.wait(watcher)
-        finally:
+        watcher.start(self._on_readable, att, watcher)
+        self._readers.append(watcher)
+
+    def _stop_readers(self) -> None:
+        for watcher in self._readers:
+            watcher.stop()
             watcher.close()
+        self._readers.clear()
+
+    def _on_readable(self, att: Attachment, watcher: Any) -> None:
+        """The hub's callback when ``att``'s device polls readable: one batch into the core."""
+        if not self.running:  # a forked child (abandon): the frames are the parent's
+            watcher.stop()
+            return
+        now = self.clock()
+        try:
+            got = att.read(now, READ_BATCH)
+        except OSError as exc:
+            log.error("%s: read failed: %s; reader stops", att.device.name, exc)
+            watcher.stop()
+            return
+        if got or att.timed is not None:  # a timed device may have taken frames to hold
+            self.kick(now)
 
     # -- after every core entry ----------------------------------------------------------------------
     def kick(self, now: float | None = None) -> None:
         """Drain transmit queues to devices and re-arm the timer for the next deadline."""
         if now is None:
             now = self.clock()
-        self._transmit(now)
+        # Only frames this entry queued toward a loopback need looping back now; any left over from an
+        # earlier, bounded round are the device's watcher's (its eventfd polls readable).
+        loop = False
         if self._loopbacks and not self._looping:
+            for att in self._loopbacks:
+                if att.iface.tx:
+                    loop = True
+        self._transmit(now)
+        if loop:
             self._loop_back(now)
         self._arm()
         if self._watchers:
@@ -169,7 +181,7 @@ class Runtime:
         that makes it send, before the core entry that sent it returns: Linux's loopback_xmit hands a
         packet to the receive path within the sending system call, so a peer on this host has its
         connection accepted, its data or its reset in, by the time the sender's call returns.  Bounded
-        (a flood of frames finishes in the reader greenlet, which wakes on the device's fd as before)."""
+        (a flood of frames finishes in the device's readable watcher, as any other device's frames do)."""
         self._looping = True
         try:
             for _ in range(_LOOPBACK_ROUNDS):

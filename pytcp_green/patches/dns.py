@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import _socket
 import errno
+import functools
 import ipaddress
 import os
 import re
@@ -221,6 +222,7 @@ _EAI_OF = {Failure.NO_NAME: _socket.EAI_NONAME, Failure.NO_DATA: EAI_NODATA, Fai
 _IPV4_LEGACY = re.compile(r"^(0[xX][0-9a-fA-F]+|[0-9]+)(\.(0[xX][0-9a-fA-F]+|[0-9]+)){0,3}$")
 
 
+@functools.lru_cache(maxsize=1024)  # a pure function of the string, asked twice per create_connection()
 def numeric_address(host: str) -> tuple[int, str] | None:
     """(family, canonical string) when ``host`` is a numeric address (inet_aton forms included)."""
     try:

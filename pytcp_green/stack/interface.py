@@ -67,6 +67,9 @@ class GsoFrame(bytearray):
     l4: int
 
 
+_SOURCES_CACHED = 256  # destinations whose IPv4 source an interface remembers (ip4_source_for)
+
+
 class Interface:
     """One interface of the stack; created by :meth:`pytcp_green.stack.stack.Stack.add_interface`."""
 
@@ -87,6 +90,9 @@ class Interface:
         self.csum_free = csum_free
         self.tx: deque[bytes | bytearray] = deque()
         self.ip4: list[ipaddress.IPv4Interface] = []
+        # ip4_source_for's answers, valid while ``ip4`` equals the snapshot they were made from.
+        self._sources4: dict[bytes, bytes] = {}
+        self._sources4_of: list[ipaddress.IPv4Interface] = []
         self.arp: ArpCache | None = None  # set by the Stack for Ethernet interfaces
         self.index = 0  # the interface index (if_nametoindex), set by the Stack
 
@@ -96,13 +102,21 @@ class Interface:
 
     def ip4_source_for(self, dst: bytes) -> bytes | None:
         """The address of this interface on ``dst``'s subnet, else the primary address (RFC 1122 §3.3.4.3)."""
-        if not self.ip4:
+        ip4 = self.ip4
+        if not ip4:
             return None
-        target = ipaddress.IPv4Address(dst)
-        for addr in self.ip4:
-            if target in addr.network:
-                return addr.ip.packed
-        return self.ip4[0].ip.packed
+        # An unconnected UDP socket asks on every send.  The list compares item by item, identity
+        # first, so an unchanged address list costs one comparison per address.
+        if self._sources4_of != ip4:
+            self._sources4_of = list(ip4)
+            self._sources4.clear()
+        source = self._sources4.get(dst)
+        if source is None:
+            target = ipaddress.IPv4Address(dst)
+            source = next((a.ip.packed for a in ip4 if target in a.network), ip4[0].ip.packed)
+            if len(self._sources4) < _SOURCES_CACHED:
+                self._sources4[dst] = source
+        return source
 
     def __repr__(self) -> str:
         addrs = ",".join(str(a) for a in self.ip4)

@@ -137,6 +137,9 @@ class Sysctl(MutableMapping[str, Value]):
 
     def __init__(self, overrides: Mapping[str, Value] | None = None) -> None:
         self._values: dict[str, Value] = dict(DEFAULTS)
+        # ints()' parsed vectors: a connection reads tcp_rmem/tcp_wmem several times as it is made,
+        # and splitting the string each time was a tenth of an accepted connection's CPU.
+        self._vectors: dict[str, tuple[builtins.int, ...]] = {}
         for name, value in (overrides or {}).items():
             self[name] = value
 
@@ -147,6 +150,7 @@ class Sysctl(MutableMapping[str, Value]):
         if name not in self._values:
             raise KeyError(f"unknown sysctl {name!r}")
         current = self._values[name]
+        self._vectors.pop(name, None)
         if isinstance(current, str):
             self._values[name] = str(value)
         elif isinstance(current, float):
@@ -173,4 +177,7 @@ class Sysctl(MutableMapping[str, Value]):
 
     def ints(self, name: str) -> tuple[builtins.int, ...]:
         """A space-separated vector such as ``tcp_rmem`` as ints."""
-        return tuple(builtins.int(x) for x in str(self._values[name]).split())
+        vector = self._vectors.get(name)
+        if vector is None:
+            vector = self._vectors[name] = tuple(builtins.int(x) for x in str(self._values[name]).split())
+        return vector

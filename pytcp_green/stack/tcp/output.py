@@ -37,7 +37,12 @@ def output(tcb: Tcb, now: float) -> None:
     if tcb.recovery.active and tcb.sack_ok:
         sack_recovery_output(tcb, now)
     else:
-        window_output(tcb, now)
+        nxt = tcb.snd_nxt
+        end = tcb.sbuf.end
+        # Most calls come from an arriving segment with nothing queued behind it (a request's
+        # answer, a bare ACK): window_output would only find that out the long way.
+        if nxt < snd_max or end > nxt or (tcb.fin_queued and nxt == end):
+            window_output(tcb, now)
     # Outstanding data needs the retransmission timer; data blocked by the peer's window needs
     # the persist timer.  One timer serves both: its handler tells which case holds when it fires.
     if tcb.rtx_timer.when is None and (
