@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
+from pytcp_green.stack.tcp.receive import QUICKACKS
 from pytcp_green.stack.wire.tcp import ACK, PSH
 
 from .host import Peer
@@ -34,6 +35,24 @@ def test_a_batch_of_in_order_segments_is_one_arrival_and_one_ack() -> None:
     (ack,) = peer.out()
     assert ack.ack == (peer.seq + 10_000) & 0xFFFFFFFF and not ack.payload
     assert hashlib.sha256(_read_all(peer)).digest() == hashlib.sha256(b"".join(chunks)).digest()
+
+
+def test_each_run_of_a_batch_is_acknowledged_like_a_gro_packet() -> None:
+    """Linux ACKs every GRO packet of two full segments or more (RFC 5681 §4.2); a kernel sender ends
+    its bursts with PSH, which ends a run.  A batch holding a small window's whole flight under one
+    ACK would stall that sender (until its probe timeout and our delayed ACK) whenever the ACK is lost."""
+    peer = Peer()
+    establish(peer)
+    for n in range(QUICKACKS):  # the quick ACKs of the connection's start, one segment each
+        peer.send(ACK | PSH, seq=peer.seq + n * 1000, data=bytes([n]) * 1000)
+    peer.seq += QUICKACKS * 1000
+    peer.out()
+    _read_all(peer)
+    bursts = [(n * 1000, bytes([n]) * 1000, ACK | (PSH if n % 3 == 2 else 0), None) for n in range(6)]
+    _batch(peer, bursts)
+    assert peer.host.stats["tcp.gro_merged"] == 4  # two runs of three
+    assert [(s.ack - peer.seq) & 0xFFFFFFFF for s in peer.out()] == [3000, 6000]
+    assert _read_all(peer) == b"".join(data for _, data, _, _ in bursts)
 
 
 def _acks_for_a_hole(batched: bool) -> list[tuple[int, list[tuple[int, int]] | None]]:
