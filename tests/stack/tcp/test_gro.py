@@ -55,6 +55,25 @@ def test_each_run_of_a_batch_is_acknowledged_like_a_gro_packet() -> None:
     assert _read_all(peer) == b"".join(data for _, data, _, _ in bursts)
 
 
+def test_two_timestamped_segments_after_a_run_draw_an_ack() -> None:
+    """A run longer than the MSS raises the segment-size estimate to the MSS; two full segments of
+    MSS less the timestamps option (the size a Linux sender sends) must still be acknowledged at
+    once, as Linux does (more than one full segment since the last ACK), not after the delayed-ACK
+    timeout: a sender whose last ACK of a flight was lost probes with such segments."""
+    peer = Peer({"net.ipv4.tcp_timestamps": 1})
+    establish(peer, ts=True)
+    size = 1460 - 12
+    for n in range(QUICKACKS):
+        peer.send(ACK, seq=peer.seq + n * size, data=bytes([n]) * size, ts=(7000, 0))
+    peer.seq += QUICKACKS * size
+    _batch(peer, [(n * size, bytes([n]) * size, ACK | (PSH if n == 3 else 0), (7001, 0)) for n in range(4)])
+    peer.seq += 4 * size
+    peer.out()
+    for n in range(2):
+        peer.send(ACK, seq=peer.seq + n * size, data=bytes([n]) * size, ts=(7002, 0))
+    assert [(s.ack - peer.seq) & 0xFFFFFFFF for s in peer.out()] == [2 * size]
+
+
 def _acks_for_a_hole(batched: bool) -> list[tuple[int, list[tuple[int, int]] | None]]:
     peer = Peer({"net.ipv4.tcp_sack": 1})
     establish(peer, sack=True)
