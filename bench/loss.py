@@ -61,7 +61,7 @@ SPECS = ("loss=0%", "loss=1%", "loss=2%", "loss=5%", "loss=10%", "loss=20%", "lo
 
 @dataclass
 class Outcome:
-    """One transfer: its time, or why there is none ("stall", ">CAP", "reset", "corrupt", "error")."""
+    """One transfer: its time, or why there is none ("stall", ">CAP", "reset", "timedout", "corrupt", "error")."""
 
     seconds: float | None = None
     failure: str = ""
@@ -180,8 +180,8 @@ def kernel_transfer(src: Lab, dst: Lab, dst_ip: str, nbytes: int, watch: Watch, 
         sink.kill()
         sink.wait()
     follower.join()
-    if source.returncode != 0:
-        return Outcome(failure="reset" if "Reset" in err else "error")
+    if source.returncode != 0:  # the kernel gave up (tcp_syn_retries, tcp_retries2) or was reset
+        return Outcome(failure="timedout" if "timed out" in err else "reset" if "Reset" in err else "error")
     return _sink_result("".join(report), nbytes) or Outcome(float(out))
 
 
@@ -202,7 +202,7 @@ def _stack_up(host: Host, nbytes: int, progress: Progress) -> Outcome:
     kernel_ip = str(host.lab.kernel_ip4.ip)
     sink, follower, report = in_thread(_sink, host.lab, kernel_ip, progress)
     try:
-        seconds, _ = stack_send(host, (kernel_ip, PORT), nbytes)
+        seconds, _ = stack_send(host, (kernel_ip, PORT), nbytes, timeout=None)  # the watch decides
         in_thread(sink.wait, timeout=30)
         in_thread(follower.join)
     finally:  # a stall kills this greenlet: the SINK goes with it
@@ -214,7 +214,7 @@ def _stack_up(host: Host, nbytes: int, progress: Progress) -> Outcome:
 
 def _stack_down(host: Host, nbytes: int, progress: Progress, cc: str) -> Outcome:
     assert host.lab is not None and host.stack_ip4 is not None
-    listener = GreenSocket(host.runtime, host.stack.socket(AF_INET, SOCK_STREAM), timeout=60)
+    listener = GreenSocket(host.runtime, host.stack.socket(AF_INET, SOCK_STREAM), timeout=None)
     listener.bind(("", PORT))
     listener.listen(1)
     source = host.lab.popen(source_argv(str(host.stack_ip4.ip), nbytes, cc), stdout=subprocess.PIPE, text=True)
@@ -246,8 +246,8 @@ def _watched(run: Callable[[Host, int, Progress], Outcome], host: Host, nbytes: 
     try:
         outcome: Outcome = task.get()
         return outcome
-    except TimeoutError:  # a socket operation made no progress for its whole timeout
-        return Outcome(failure="stall")
+    except TimeoutError:  # the stack gave up on the connection (ETIMEDOUT: SYN or data retries)
+        return Outcome(failure="timedout")
     except ConnectionResetError:
         return Outcome(failure="reset")
     except (OSError, subprocess.TimeoutExpired, ValueError):

@@ -104,10 +104,10 @@ def kernel_to_kernel(nbytes: int) -> float:
         return mbit(nbytes, float(seconds))
 
 
-def stack_send(host: Host, dst: tuple[str, int], nbytes: int) -> tuple[float, str]:
+def stack_send(host: Host, dst: tuple[str, int], nbytes: int, timeout: float | None = 60) -> tuple[float, str]:
     """Send the pattern from a stack socket; returns (seconds, sha256 of what was sent)."""
     block, digest = pattern(nbytes)
-    sock = GreenSocket(host.runtime, host.stack.socket(AF_INET, SOCK_STREAM), timeout=60)
+    sock = GreenSocket(host.runtime, host.stack.socket(AF_INET, SOCK_STREAM), timeout=timeout)
     sock.connect(dst)
     view = memoryview(block)
     t0 = time.perf_counter()
