@@ -1,6 +1,7 @@
 """Loss recovery beside Linux's: the same bulk transfers through the same seeded impairment.
 
-    .venv/bin/python bench/loss.py [--mbytes N] [--timeout S] [--seed N] [--kernel-cc CC] [--only SPEC ...]
+    .venv/bin/python bench/loss.py [--mbytes N] [--stall S] [--cap S] [--every S] [--seed N]
+                                      [--kernel-cc CC] [--only SPEC ...]
 
 For every impairment (0, 1, 2, 5, 10, 20 and 30% loss each way, and 20 ms delay each way with 1%
 loss) it moves N MB (default 10) each way twice:
@@ -11,8 +12,12 @@ loss) it moves N MB (default 10) each way twice:
 
 "up" is the stack's side sending (the app namespace's kernel in the kernel run), "down" the lab
 kernel sending to it.  Each time runs from the sender's connect to the receiver's EOF, and the
-receiver's SHA-256 must equal the sender's.  A transfer that does not finish within ``--timeout``
-is reported as ``stall``, one the peer resets as ``reset``; neither hangs the run.  Needs root.
+receiver's SHA-256 must equal the sender's.  Every transfer is watched by the bytes its receiver
+has: one that gains nothing for ``--stall`` seconds is reported as ``stall`` (stuck: an RTO backed
+off to its maximum, retries running out, a window that never reopens), one still moving at the
+overall ``--cap`` as ``>CAP`` (slow, not stuck), one the peer resets as ``reset``; none hangs the
+run.  A transfer running longer than ``--every`` seconds prints a progress line now and then
+(bytes so far, idle seconds).  Needs root.
 
 Every kernel sender uses ``--kernel-cc`` (TCP_CONGESTION on its socket; default ``cubic``, the
 stack's default), whatever the machine's ``net.ipv4.tcp_congestion_control`` says: a lab kernel
@@ -25,11 +30,13 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
+from typing import IO
 
 import gevent
 
@@ -54,13 +61,52 @@ SPECS = ("loss=0%", "loss=1%", "loss=2%", "loss=5%", "loss=10%", "loss=20%", "lo
 
 @dataclass
 class Outcome:
-    """One transfer: its time, or why there is none ("stall", "reset", "corrupt", "error")."""
+    """One transfer: its time, or why there is none ("stall", ">CAP", "reset", "timedout", "corrupt", "error")."""
 
     seconds: float | None = None
     failure: str = ""
 
     def __str__(self) -> str:
         return f"{self.seconds:8.2f}s" if self.seconds is not None else f"{self.failure:>9s}"
+
+
+@dataclass
+class Watch:
+    """How long a transfer may go without progress (``stall``) and in all (``cap``), and how often a
+    long one reports; ``label`` names it in those reports."""
+
+    stall: float
+    cap: float
+    every: float
+    label: str = ""
+
+
+class Progress:
+    """The receiver's byte count as a transfer runs, and when it last grew."""
+
+    def __init__(self, watch: Watch) -> None:
+        self.watch = watch
+        self.bytes = 0
+        self.started = self.changed = self.shown = time.monotonic()
+
+    def update(self, nbytes: int) -> None:
+        if nbytes != self.bytes:
+            self.bytes = nbytes
+            self.changed = time.monotonic()
+
+    def verdict(self) -> str:
+        """Called about once a second: "stall" or ">CAP" to give up, "" to go on (with a progress
+        line every ``watch.every`` seconds)."""
+        now, watch = time.monotonic(), self.watch
+        if now - self.changed >= watch.stall:
+            return "stall"
+        if now - self.started >= watch.cap:
+            return f">{watch.cap:g}s"
+        if now - self.shown >= watch.every:
+            self.shown = now
+            print(f"    ... {watch.label}: {self.bytes / 1e6:.1f} MB after {now - self.started:.0f} s, "
+                  f"idle {now - self.changed:.0f} s", flush=True)
+        return ""
 
 
 def _sink_result(out: str, nbytes: int) -> Outcome | None:
@@ -71,6 +117,26 @@ def _sink_result(out: str, nbytes: int) -> Outcome | None:
     if int(words[0]) != nbytes or words[1] != pattern(nbytes)[1]:
         return Outcome(failure="corrupt")
     return None
+
+
+def _follow_sink(stdout: IO[str], progress: Progress, report: list[str]) -> None:
+    """Read the kernel SINK's "+ N" lines into ``progress`` (a thread) and keep its final report."""
+    for line in stdout:
+        if line.startswith("+ "):
+            progress.update(int(line[2:]))
+        else:
+            report.append(line)
+
+
+def _sink(lab: Lab, ip: str, progress: Progress) -> tuple[subprocess.Popen[str], threading.Thread, list[str]]:
+    """A kernel SINK in ``lab``, listening, its progress followed into ``progress``."""
+    sink = lab.popen([sys.executable, "-c", SINK, ip, str(PORT), "progress"], stdout=subprocess.PIPE, text=True)
+    assert sink.stdout is not None
+    sink.stdout.readline()
+    report: list[str] = []
+    follower = threading.Thread(target=_follow_sink, args=(sink.stdout, progress, report), daemon=True)
+    follower.start()
+    return sink, follower, report
 
 
 # Run before the kernel SOURCE: its connection gets the congestion control named in argv[4].
@@ -90,87 +156,112 @@ def source_argv(dst_ip: str, nbytes: int, cc: str) -> list[str]:
     return [sys.executable, "-c", _CC_PRELUDE + SOURCE, dst_ip, str(PORT), str(nbytes), cc]
 
 
-def kernel_transfer(src: Lab, dst: Lab, dst_ip: str, nbytes: int, timeout: float, cc: str) -> Outcome:
+def kernel_transfer(src: Lab, dst: Lab, dst_ip: str, nbytes: int, watch: Watch, cc: str) -> Outcome:
     """The kernel SOURCE in ``src`` to the kernel SINK in ``dst``: the SOURCE's time, SINK-checked."""
-    sink = dst.popen([sys.executable, "-c", SINK, dst_ip, str(PORT)], stdout=subprocess.PIPE, text=True)
-    assert sink.stdout is not None
-    sink.stdout.readline()
+    progress = Progress(watch)
+    sink, follower, report = _sink(dst, dst_ip, progress)
     source = src.popen(source_argv(dst_ip, nbytes, cc),
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while True:
+        try:
+            out, err = source.communicate(timeout=1)
+            break
+        except subprocess.TimeoutExpired:
+            failure = progress.verdict()
+            if failure:
+                for proc in (source, sink):
+                    proc.kill()
+                source.communicate()
+                sink.wait()
+                return Outcome(failure=failure)
     try:
-        out, err = source.communicate(timeout=timeout)
-        sunk, _ = sink.communicate(timeout=30)
+        sink.wait(timeout=30)
     except subprocess.TimeoutExpired:
-        for proc in (source, sink):
-            proc.kill()
-            proc.communicate()
-        return Outcome(failure="stall")
-    if source.returncode != 0:
-        return Outcome(failure="reset" if "Reset" in err else "error")
-    return _sink_result(sunk, nbytes) or Outcome(float(out))
+        sink.kill()
+        sink.wait()
+    follower.join()
+    if source.returncode != 0:  # the kernel gave up (tcp_syn_retries, tcp_retries2) or was reset
+        return Outcome(failure="timedout" if "timed out" in err else "reset" if "Reset" in err else "error")
+    return _sink_result("".join(report), nbytes) or Outcome(float(out))
 
 
-def kernel_pair(spec: ImpairSpec, nbytes: int, timeout: float, cc: str) -> tuple[Outcome, Outcome]:
+def kernel_pair(spec: ImpairSpec, nbytes: int, watch: Watch, cc: str) -> tuple[Outcome, Outcome]:
     """Up and down between two kernels relayed through ``spec`` (a->b: the app side's outbound way)."""
     with Lab(kernel_ip4=f"{PEER_IP4}/{PREFIX}", stack_ip4=f"{APP_IP4}/{PREFIX}") as peer, \
             Lab(kernel_ip4=f"{APP_IP4}/{PREFIX}", stack_ip4=f"{PEER_IP4}/{PREFIX}") as app, \
             Relay(app.device, peer.device, impair=spec) as relay:
-        up = kernel_transfer(app, peer, PEER_IP4, nbytes, timeout, cc)
-        down = kernel_transfer(peer, app, APP_IP4, nbytes, timeout, cc)
+        up = kernel_transfer(app, peer, PEER_IP4, nbytes, replace(watch, label=f"{watch.label} kernel up"), cc)
+        down = kernel_transfer(peer, app, APP_IP4, nbytes, replace(watch, label=f"{watch.label} kernel dn"), cc)
         if relay.error is not None:
             raise OSError(f"the relay failed: {relay.error}")
     return up, down
 
 
-def _stack_up(host: Host, nbytes: int) -> Outcome:
+def _stack_up(host: Host, nbytes: int, progress: Progress) -> Outcome:
     assert host.lab is not None
     kernel_ip = str(host.lab.kernel_ip4.ip)
-    sink = host.lab.popen([sys.executable, "-c", SINK, kernel_ip, str(PORT)], stdout=subprocess.PIPE, text=True)
-    assert sink.stdout is not None
-    in_thread(sink.stdout.readline)
-    seconds, _ = stack_send(host, (kernel_ip, PORT), nbytes)
-    out, _ = in_thread(sink.communicate, timeout=30)
-    return _sink_result(out, nbytes) or Outcome(seconds)
+    sink, follower, report = in_thread(_sink, host.lab, kernel_ip, progress)
+    try:
+        seconds, _ = stack_send(host, (kernel_ip, PORT), nbytes, timeout=None)  # the watch decides
+        in_thread(sink.wait, timeout=30)
+        in_thread(follower.join)
+    finally:  # a stall kills this greenlet: the SINK goes with it
+        if sink.poll() is None:
+            sink.kill()
+            sink.wait()
+    return _sink_result("".join(report), nbytes) or Outcome(seconds)
 
 
-def _stack_down(host: Host, nbytes: int, cc: str) -> Outcome:
+def _stack_down(host: Host, nbytes: int, progress: Progress, cc: str) -> Outcome:
     assert host.lab is not None and host.stack_ip4 is not None
-    listener = GreenSocket(host.runtime, host.stack.socket(AF_INET, SOCK_STREAM), timeout=60)
+    listener = GreenSocket(host.runtime, host.stack.socket(AF_INET, SOCK_STREAM), timeout=None)
     listener.bind(("", PORT))
     listener.listen(1)
     source = host.lab.popen(source_argv(str(host.stack_ip4.ip), nbytes, cc), stdout=subprocess.PIPE, text=True)
-    conn, _ = listener.accept()
-    n, digest, _ = stack_receive(conn)
-    listener.close()
-    out, _ = in_thread(source.communicate, timeout=30)
+    try:
+        conn, _ = listener.accept()
+        conn.timeout = None  # the watch decides when no progress is a stall
+        n, digest, _ = stack_receive(conn, progress.update)
+        listener.close()
+        out, _ = in_thread(source.communicate, timeout=30)
+    finally:  # a stall kills this greenlet: the SOURCE goes with it
+        if source.poll() is None:
+            source.kill()
+            source.wait()
     if n != nbytes or digest != pattern(nbytes)[1]:
         return Outcome(failure="corrupt")
     return Outcome(float(out))
 
 
-def _bounded(run: Callable[[Host, int], Outcome], host: Host, nbytes: int, timeout: float) -> Outcome:
-    """One stack transfer under an overall deadline; a stall or reset is an outcome, not an error."""
+def _watched(run: Callable[[Host, int, Progress], Outcome], host: Host, nbytes: int, watch: Watch) -> Outcome:
+    """One stack transfer under ``watch``; a stall or reset is an outcome, not an error."""
+    progress = Progress(watch)
+    task = gevent.spawn(run, host, nbytes, progress)
+    while not task.ready():
+        task.join(timeout=1)
+        failure = "" if task.ready() else progress.verdict()
+        if failure:
+            task.kill()
+            return Outcome(failure=failure)
     try:
-        with gevent.Timeout(timeout):
-            return run(host, nbytes)
-    except gevent.Timeout:
-        return Outcome(failure="stall")
-    except TimeoutError:  # a socket operation made no progress for its whole timeout
-        return Outcome(failure="stall")
+        outcome: Outcome = task.get()
+        return outcome
+    except TimeoutError:  # the stack gave up on the connection (ETIMEDOUT: SYN or data retries)
+        return Outcome(failure="timedout")
     except ConnectionResetError:
         return Outcome(failure="reset")
     except (OSError, subprocess.TimeoutExpired, ValueError):
         return Outcome(failure="error")
 
 
-def stack_pair(spec: ImpairSpec, nbytes: int, timeout: float, cc: str) -> tuple[Outcome, Outcome]:
+def stack_pair(spec: ImpairSpec, nbytes: int, watch: Watch, cc: str) -> tuple[Outcome, Outcome]:
     """Up and down between the stack and the lab kernel, the stack's link impaired by ``spec``."""
     results: list[Outcome] = []
-    for run in (_stack_up, partial(_stack_down, cc=cc)):
+    for name, run in (("up", _stack_up), ("dn", partial(_stack_down, cc=cc))):
         # A fresh host per direction: each transfer meets the spec's decision streams from the start,
         # as the kernel pair's first transfer does (and a stall cannot leave a connection behind).
         with Host(StackOptions(lab=True, impair=str(spec))) as host:
-            results.append(_bounded(run, host, nbytes, timeout))
+            results.append(_watched(run, host, nbytes, replace(watch, label=f"{watch.label} stack {name}")))
     return results[0], results[1]
 
 
@@ -183,21 +274,31 @@ def _ratio(ours: Outcome, kernel: Outcome) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mbytes", type=float, default=10, help="megabytes per transfer (default 10)")
-    parser.add_argument("--timeout", type=float, default=300, help="seconds before a transfer is a stall")
+    # Longer than tcp_rto_max (120 s): a sender whose retransmission timer has backed off to its
+    # maximum still makes progress now and then; only one silent for longer is stuck.
+    parser.add_argument("--stall", type=float, default=130,
+                        help="seconds without a received byte before a transfer is a stall (default 130)")
+    parser.add_argument("--cap", type=float, default=900,
+                        help="seconds a transfer may take in all; one still moving then is reported slow (default 900)")
+    parser.add_argument("--every", type=float, default=30,
+                        help="seconds between progress lines of a long transfer (default 30)")
     parser.add_argument("--seed", type=int, default=1, help="impairment seed (default 1)")
     parser.add_argument("--kernel-cc", default="cubic", help="kernel senders' congestion control (default cubic)")
-    parser.add_argument("--only", nargs="+", metavar="SPEC", help=f"impairments to run (default: {' '.join(SPECS)})")
+    parser.add_argument("--only", nargs="+", metavar="SPEC",
+                        help=f"impairments to run (default: {' '.join(SPECS)})".replace("%", "%%"))
     args = parser.parse_args()
     nbytes = int(args.mbytes * 1_000_000)
     print(f"Loss recovery, {args.mbytes:g} MB each way, seed {args.seed}, SHA-256 checked, "
-          f"stall after {args.timeout:g} s, kernel senders {args.kernel_cc}; ratio = stack / kernel time", flush=True)
+          f"stall after {args.stall:g} s without progress, cap {args.cap:g} s, kernel senders {args.kernel_cc}; "
+          "ratio = stack / kernel time", flush=True)
     print(f"  {'impairment':20s} {'kernel up':>9s} {'stack up':>9s} {'ratio':>6s}   "
           f"{'kernel dn':>9s} {'stack dn':>9s} {'ratio':>6s}", flush=True)
     started = time.monotonic()
     for text in args.only or SPECS:
         spec = ImpairSpec.parse(f"{text},seed={args.seed}")
-        k_up, k_down = kernel_pair(spec, nbytes, args.timeout, args.kernel_cc)
-        s_up, s_down = stack_pair(spec, nbytes, args.timeout, args.kernel_cc)
+        watch = Watch(args.stall, args.cap, args.every, text)
+        k_up, k_down = kernel_pair(spec, nbytes, watch, args.kernel_cc)
+        s_up, s_down = stack_pair(spec, nbytes, watch, args.kernel_cc)
         print(f"  {text:20s} {k_up!s:>9s} {s_up!s:>9s} {_ratio(s_up, k_up):>6s}   "
               f"{k_down!s:>9s} {s_down!s:>9s} {_ratio(s_down, k_down):>6s}", flush=True)
     print(f"  ({time.monotonic() - started:.0f} s in all)", flush=True)

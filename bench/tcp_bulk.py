@@ -16,7 +16,7 @@ import hashlib
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,13 +35,16 @@ from pytcp_green.stack.stack import SOCK_STREAM
 PORT = 5201
 CHUNK = 256 * 1024
 
+# argv[3] "progress": a "+ N" line (bytes so far) at most twice a second, for bench/loss.py's watch.
 SINK = LISTENER + """
 import hashlib, time
+progress = sys.argv[3:] == ["progress"]
 print("ready", flush=True)
 conn, _ = srv.accept()
 h, n = hashlib.sha256(), 0
 buf = bytearray(1 << 20)
 t0 = None
+shown = 0.0
 while True:
     k = conn.recv_into(buf)
     if not k:
@@ -50,6 +53,9 @@ while True:
         t0 = time.perf_counter()
     n += k
     h.update(memoryview(buf)[:k])
+    if progress and time.perf_counter() - shown >= 0.5:
+        shown = time.perf_counter()
+        print("+", n, flush=True)
 print(n, h.hexdigest(), time.perf_counter() - t0, flush=True)
 """
 
@@ -98,10 +104,10 @@ def kernel_to_kernel(nbytes: int) -> float:
         return mbit(nbytes, float(seconds))
 
 
-def stack_send(host: Host, dst: tuple[str, int], nbytes: int) -> tuple[float, str]:
+def stack_send(host: Host, dst: tuple[str, int], nbytes: int, timeout: float | None = 60) -> tuple[float, str]:
     """Send the pattern from a stack socket; returns (seconds, sha256 of what was sent)."""
     block, digest = pattern(nbytes)
-    sock = GreenSocket(host.runtime, host.stack.socket(AF_INET, SOCK_STREAM), timeout=60)
+    sock = GreenSocket(host.runtime, host.stack.socket(AF_INET, SOCK_STREAM), timeout=timeout)
     sock.connect(dst)
     view = memoryview(block)
     t0 = time.perf_counter()
@@ -117,7 +123,8 @@ def stack_send(host: Host, dst: tuple[str, int], nbytes: int) -> tuple[float, st
     return seconds, digest
 
 
-def stack_receive(sock: GreenSocket) -> tuple[int, str, float]:
+def stack_receive(sock: GreenSocket, progress: Callable[[int], None] | None = None) -> tuple[int, str, float]:
+    """Read to EOF: (bytes, sha256, seconds from the first byte); ``progress`` gets the count so far."""
     h, n = hashlib.sha256(), 0
     t0 = None
     while data := sock.recv(CHUNK):
@@ -125,6 +132,8 @@ def stack_receive(sock: GreenSocket) -> tuple[int, str, float]:
             t0 = time.perf_counter()
         n += len(data)
         h.update(data)
+        if progress is not None:
+            progress(n)
     seconds = time.perf_counter() - (t0 or time.perf_counter())
     sock.close()
     return n, h.hexdigest(), seconds

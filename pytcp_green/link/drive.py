@@ -5,8 +5,8 @@ Whoever owns the clock, a stack is driven by three moves, all at a time ``now`` 
 * :meth:`Port.transmit`: drain an interface's transmit queue into its device; super-segments are
   cut into wire segments for a device without TSO (software GSO, :data:`SOFTWARE_GSO_MAX`);
 * :meth:`Port.read`: hand the frames of one device read to the stack between ``begin_batch``
-  and ``end_batch``, so TCP sends one cumulative ACK per connection per read (RFC 5681 §4.2; see
-  ``TcpLayer.begin_batch``);
+  and ``end_batch``, so TCP coalesces the in-order segments among them and sends one ACK per
+  run (RFC 5681 §4.2; see ``TcpLayer.begin_batch``);
 * :func:`run_timers`: fire the stack's timers that are due.
 
 A port has one path, to its device and back.  Middleware (an impairment, live faults, a capture)

@@ -178,8 +178,8 @@ class Stack:
             stats["eth.drop.unknown_ethertype"] += 1
 
     def begin_batch(self) -> None:
-        """Frames read together follow until :meth:`end_batch`: TCP then sends one regular ACK per
-        connection for the whole batch instead of one per two segments (see TcpLayer.begin_batch)."""
+        """Frames read together follow until :meth:`end_batch`: TCP coalesces each connection's
+        in-order segments among them and acknowledges each run (see TcpLayer.begin_batch)."""
         self.tcp.begin_batch()
 
     def end_batch(self, now: float) -> None:

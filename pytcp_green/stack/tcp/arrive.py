@@ -350,13 +350,11 @@ def _respond(tcb: Tcb, now: float) -> None:
         return
     if tcb.ack_now:
         send_ack(tcb, now)
-    elif tcb.ack_due >= 2 * tcb.rcv_mss:
-        # RFC 5681 §4.2: at least every second full-sized segment; within a receive batch, once
-        # at its end (TcpLayer.begin_batch).
-        batch = tcb.layer.batch
-        if batch is None:
-            send_ack(tcb, now)
-        elif not batch or batch[-1] is not tcb:
-            batch.append(tcb)
+    elif tcb.ack_due > tcb.rcv_mss:
+        # RFC 5681 §4.2: at least every second full-sized segment, or a coalesced run of them
+        # (TcpLayer.begin_batch).  "More than one full segment" as Linux counts it (rcv_nxt -
+        # rcv_wup > rcv_mss): a run longer than the MSS makes rcv_mss the MSS itself, which two
+        # segments of MSS less the timestamps option no longer reach twice.
+        send_ack(tcb, now)
     elif tcb.ack_due and tcb.dack_timer.when is None:
         tcb.dack_timer.arm(now + tcb.delack)

@@ -80,9 +80,9 @@ class TcpLayer:
         self.fastopen = FastOpen(hashlib.blake2b(b"fastopen", key=self._isn_key).digest())  # RFC 7413
         self._challenge_second = -1
         self._challenge_count = 0
-        # Connections owing a regular ACK while the runtime feeds a batch of frames (None: no batch),
-        # and the run of in-order segments being coalesced in it (tcp/gro.py).
-        self.batch: list[Tcb] | None = None
+        # Whether the runtime is feeding a batch of frames, and the run of in-order segments being
+        # coalesced in it (tcp/gro.py).
+        self.batching = False
         self.gro = Coalescer(stack.stats)
         # Connections whose socket is closed (tcp_max_orphans) and in TIME-WAIT (tcp_max_tw_buckets);
         # tcp/closing.py keeps both counts.
@@ -97,19 +97,17 @@ class TcpLayer:
     def begin_batch(self) -> None:
         """The runtime is about to feed every frame one read returned.
 
-        Until :meth:`end_batch`, the "every second full segment" ACK of RFC 5681 §4.2 is deferred to
-        the end of the batch: one cumulative ACK per connection per batch, as a receiver with GRO
-        sends.  Quick ACKs, ACKs for out-of-order data and everything else still leave at once.
-        In-order data segments of a connection are coalesced (tcp/gro.py) until the batch ends.
+        Until :meth:`end_batch`, in-order data segments of a connection are coalesced (tcp/gro.py):
+        the connection sees each run as one segment and acknowledges it as Linux acknowledges a GRO
+        packet, at once when it holds two full segments or more (RFC 5681 §4.2).  One ACK per run,
+        not one per batch: a kernel sender ends its bursts with PSH, which ends a run, and a batch
+        holding a small window's whole flight under one ACK stalls that sender when the ACK is lost.
         """
-        self.batch = []
+        self.batching = True
 
     def end_batch(self, now: float) -> None:
         self.gro.flush(now)
-        batch, self.batch = self.batch, None
-        for tcb in batch or ():
-            if tcb.ack_due and tcb.layer.conns.get(tcb.key) is tcb:  # still a live connection
-                tcb.send_ack(now)
+        self.batching = False
 
     # -- bookkeeping used by sockets and connections ---------------------------------------------------
     def isn(self, laddr: bytes, lport: int, raddr: bytes, rport: int, now: float) -> int:
@@ -179,7 +177,7 @@ class TcpLayer:
             count_in(tcb, len(seg.payload), now)
             if tcb.ecn.ok:
                 ecn_arrives(tcb, seg.flags, ecn)  # RFC 3168 §6.1.3, with the IP header's ECN bits
-            if self.batch is not None and self.gro.offer(tcb, seg, ecn, now):
+            if self.batching and self.gro.offer(tcb, seg, ecn, now):
                 return
             tcb.segment_arrives(seg, now)
             return

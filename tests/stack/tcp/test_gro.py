@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
+from pytcp_green.stack.tcp.receive import QUICKACKS
 from pytcp_green.stack.wire.tcp import ACK, PSH
 
 from .host import Peer
@@ -34,6 +35,43 @@ def test_a_batch_of_in_order_segments_is_one_arrival_and_one_ack() -> None:
     (ack,) = peer.out()
     assert ack.ack == (peer.seq + 10_000) & 0xFFFFFFFF and not ack.payload
     assert hashlib.sha256(_read_all(peer)).digest() == hashlib.sha256(b"".join(chunks)).digest()
+
+
+def test_each_run_of_a_batch_is_acknowledged_like_a_gro_packet() -> None:
+    """Linux ACKs every GRO packet of two full segments or more (RFC 5681 §4.2); a kernel sender ends
+    its bursts with PSH, which ends a run.  A batch holding a small window's whole flight under one
+    ACK would stall that sender (until its probe timeout and our delayed ACK) whenever the ACK is lost."""
+    peer = Peer()
+    establish(peer)
+    for n in range(QUICKACKS):  # the quick ACKs of the connection's start, one segment each
+        peer.send(ACK | PSH, seq=peer.seq + n * 1000, data=bytes([n]) * 1000)
+    peer.seq += QUICKACKS * 1000
+    peer.out()
+    _read_all(peer)
+    bursts = [(n * 1000, bytes([n]) * 1000, ACK | (PSH if n % 3 == 2 else 0), None) for n in range(6)]
+    _batch(peer, bursts)
+    assert peer.host.stats["tcp.gro_merged"] == 4  # two runs of three
+    assert [(s.ack - peer.seq) & 0xFFFFFFFF for s in peer.out()] == [3000, 6000]
+    assert _read_all(peer) == b"".join(data for _, data, _, _ in bursts)
+
+
+def test_two_timestamped_segments_after_a_run_draw_an_ack() -> None:
+    """A run longer than the MSS raises the segment-size estimate to the MSS; two full segments of
+    MSS less the timestamps option (the size a Linux sender sends) must still be acknowledged at
+    once, as Linux does (more than one full segment since the last ACK), not after the delayed-ACK
+    timeout: a sender whose last ACK of a flight was lost probes with such segments."""
+    peer = Peer({"net.ipv4.tcp_timestamps": 1})
+    establish(peer, ts=True)
+    size = 1460 - 12
+    for n in range(QUICKACKS):
+        peer.send(ACK, seq=peer.seq + n * size, data=bytes([n]) * size, ts=(7000, 0))
+    peer.seq += QUICKACKS * size
+    _batch(peer, [(n * size, bytes([n]) * size, ACK | (PSH if n == 3 else 0), (7001, 0)) for n in range(4)])
+    peer.seq += 4 * size
+    peer.out()
+    for n in range(2):
+        peer.send(ACK, seq=peer.seq + n * size, data=bytes([n]) * size, ts=(7002, 0))
+    assert [(s.ack - peer.seq) & 0xFFFFFFFF for s in peer.out()] == [2 * size]
 
 
 def _acks_for_a_hole(batched: bool) -> list[tuple[int, list[tuple[int, int]] | None]]:
