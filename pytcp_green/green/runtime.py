@@ -164,6 +164,7 @@ class Runtime:
             for att in self._loopbacks:
                 if att.iface.tx:
                     loop = True
+                    break
         self._transmit(now)
         if loop:
             self._loop_back(now)

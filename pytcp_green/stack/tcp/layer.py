@@ -99,7 +99,7 @@ class TcpLayer:
 
         Until :meth:`end_batch`, in-order data segments of a connection are coalesced (tcp/gro.py):
         the connection sees each run as one segment and acknowledges it as Linux acknowledges a GRO
-        packet, at once when it holds two full segments or more (RFC 5681 §4.2).  One ACK per run,
+        packet, at once when it holds more than one full segment (RFC 5681 §4.2).  One ACK per run,
         not one per batch: a kernel sender ends its bursts with PSH, which ends a run, and a batch
         holding a small window's whole flight under one ACK stalls that sender when the ACK is lost.
         """

@@ -37,12 +37,7 @@ def output(tcb: Tcb, now: float) -> None:
     if tcb.recovery.active and tcb.sack_ok:
         sack_recovery_output(tcb, now)
     else:
-        nxt = tcb.snd_nxt
-        end = tcb.sbuf.end
-        # Most calls come from an arriving segment with nothing queued behind it (a request's
-        # answer, a bare ACK): window_output would only find that out the long way.
-        if nxt < snd_max or end > nxt or (tcb.fin_queued and nxt == end):
-            window_output(tcb, now)
+        window_output(tcb, now)
     # Outstanding data needs the retransmission timer; data blocked by the peer's window needs
     # the persist timer.  One timer serves both: its handler tells which case holds when it fires.
     if tcb.rtx_timer.when is None and (
@@ -55,9 +50,14 @@ def output(tcb: Tcb, now: float) -> None:
 
 def window_output(tcb: Tcb, now: float) -> None:
     """Send from SND.NXT while SND.UNA + min(SND.WND, cwnd) allows, Nagle and SWS avoidance permitting."""
-    mss = tcb.eff_mss
     end = tcb.sbuf.end
     fin = tcb.fin_queued
+    nxt = tcb.snd_nxt
+    # Most calls come from an arriving segment with nothing queued behind it (a request's answer, a
+    # bare ACK): nothing to resend, no new data, no FIN to send, so the windows need no working out.
+    if nxt >= tcb.snd_max and end <= nxt and not (fin and nxt == end):
+        return
+    mss = tcb.eff_mss
     una = tcb.snd_una
     cwnd = tcb.cc.cwnd
     dupacks = tcb.recovery.dupacks

@@ -38,7 +38,7 @@ def test_a_batch_of_in_order_segments_is_one_arrival_and_one_ack() -> None:
 
 
 def test_each_run_of_a_batch_is_acknowledged_like_a_gro_packet() -> None:
-    """Linux ACKs every GRO packet of two full segments or more (RFC 5681 §4.2); a kernel sender ends
+    """Linux ACKs every GRO packet of more than one full segment (RFC 5681 §4.2); a kernel sender ends
     its bursts with PSH, which ends a run.  A batch holding a small window's whole flight under one
     ACK would stall that sender (until its probe timeout and our delayed ACK) whenever the ACK is lost."""
     peer = Peer()
